@@ -1,0 +1,86 @@
+"""Signed callbacks: an external system resumes a waiting step with its bookmark token.
+
+Signature (SPEC §4): `Waymark-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw
+body>">` with the tenant's secret; rejected when the timestamp is more than five minutes
+off or the MAC differs (constant-time compare). A rejected callback changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+from application.instances import InstanceService
+from application.ports import Clock, ReadModelQueries
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+
+class SignatureError(Exception):
+    """Missing, malformed, stale or wrong signature."""
+
+
+class CallbackNotFoundError(Exception):
+    def __init__(self) -> None:
+        super().__init__("no bookmark has this callback token")
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The header value a sender puts in `Waymark-Signature`."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify(secret: str, body: bytes, header: str | None, now: float) -> None:
+    if not header:
+        raise SignatureError("the Waymark-Signature header is missing")
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        timestamp = int(parts["t"])
+        given = parts["v1"]
+    except (KeyError, ValueError):
+        raise SignatureError("the Waymark-Signature header is malformed") from None
+    if abs(now - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
+        raise SignatureError("the signature timestamp is more than 5 minutes off")
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    if not hmac.compare_digest(expected, given):
+        raise SignatureError("the signature does not match")
+
+
+class CallbackService:
+    """Verifies and applies callbacks."""
+
+    def __init__(
+        self,
+        instances: InstanceService,
+        queries: ReadModelQueries,
+        secret_for: Callable[[str], str | None],
+        clock: Clock,
+    ):
+        self.instances = instances
+        self.queries = queries
+        self.secret_for = secret_for
+        self.clock = clock
+
+    def callback(
+        self, token: str, body: bytes, signature: str | None, idempotency_key: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        bookmark = self.queries.bookmark_by_token(token)
+        if bookmark is None:
+            raise CallbackNotFoundError()
+        secret = self.secret_for(bookmark.tenant)
+        if not secret:
+            raise SignatureError("no callback secret is configured for this tenant")
+        verify(secret, body, signature, self.clock.now().timestamp())
+        payload = json.loads(body) if body.strip() else None
+        return self.instances.resume(
+            bookmark.tenant,
+            bookmark.instance_id,
+            bookmark.id,
+            payload,
+            idempotency_key=idempotency_key,
+            source="callback",
+        )

@@ -1,0 +1,112 @@
+"""Use cases for workflow definitions: validate, publish, fetch, enable/disable."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from application.ports import DefinitionStore, PublishedDefinition, SchemaValidator
+from application.read_models import Page
+from domain.validation import Problem, validate_document
+
+
+class DefinitionNotFoundError(Exception):
+    def __init__(self, name: str, version: int | None = None):
+        shown = f"{name} version {version}" if version else name
+        super().__init__(f"definition {shown} not found")
+        self.name = name
+        self.version = version
+
+
+class DefinitionDisabledError(Exception):
+    def __init__(self, name: str):
+        super().__init__(f"definition {name} is disabled and starts no new instances")
+        self.name = name
+
+
+class InvalidDefinitionError(Exception):
+    """The document has problems; all of them are listed."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__(f"definition has {len(problems)} problem(s)")
+        self.problems = problems
+
+
+class DefinitionCache:
+    """Published versions are immutable, so (tenant, name, version) can be cached forever."""
+
+    def __init__(self, store: DefinitionStore, size: int = 1024):
+        self.store = store
+        self.size = size
+        self._items: OrderedDict[tuple[str, str, int], PublishedDefinition] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, tenant: str, name: str, version: int | None = None) -> PublishedDefinition:
+        if version is not None:
+            with self._lock:
+                cached = self._items.get((tenant, name, version))
+                if cached is not None:
+                    self._items.move_to_end((tenant, name, version))
+                    return cached
+        published = self.store.get(tenant, name, version)
+        if published is None:
+            raise DefinitionNotFoundError(name, version)
+        self._put(published)
+        return published
+
+    def _put(self, published: PublishedDefinition) -> None:
+        # Only the document is immutable; `enabled` is re-read by `latest_enabled`.
+        with self._lock:
+            self._items[(published.tenant, published.name, published.version)] = published
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class DefinitionService:
+    """Publishing and reading definitions."""
+
+    def __init__(self, store: DefinitionStore, schemas: SchemaValidator):
+        self.store = store
+        self.schemas = schemas
+
+    def validate(self, document: Any) -> list[Problem]:
+        problems = validate_document(document)
+        if isinstance(document, dict):
+            problems.extend(self._schema_problems(document))
+        return problems
+
+    def publish(self, tenant: str, document: Any) -> PublishedDefinition:
+        problems = self.validate(document)
+        if problems:
+            raise InvalidDefinitionError(problems)
+        return self.store.publish(tenant, document["name"], document)
+
+    def get(self, tenant: str, name: str, version: int | None = None) -> PublishedDefinition:
+        published = self.store.get(tenant, name, version)
+        if published is None:
+            raise DefinitionNotFoundError(name, version)
+        return published
+
+    def list(self, tenant: str, limit: int, cursor: str | None) -> Page:
+        return self.store.list(tenant, limit, cursor)
+
+    def set_enabled(self, tenant: str, name: str, enabled: bool) -> PublishedDefinition:
+        if not self.store.set_enabled(tenant, name, enabled):
+            raise DefinitionNotFoundError(name)
+        return self.get(tenant, name)
+
+    def _schema_problems(self, document: dict[str, Any]) -> list[Problem]:
+        """JSON Schemas inside the document (input_schema, forms) must be valid schemas."""
+        found: list[tuple[str, Any]] = []
+        if isinstance(document.get("input_schema"), dict):
+            found.append(("$.input_schema", document["input_schema"]))
+        nodes = document.get("nodes")
+        for i, node in enumerate(nodes if isinstance(nodes, list) else []):
+            if isinstance(node, dict) and isinstance(node.get("form"), dict):
+                found.append((f"$.nodes[{i}].form", node["form"]))
+        return [
+            Problem(path, "invalid_schema", message)
+            for path, schema in found
+            for message in self.schemas.check_schema(schema)
+        ]

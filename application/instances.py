@@ -1,0 +1,261 @@
+"""Use cases for instances: start, read, cancel, resume by bookmark, callback or event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from application.definitions import DefinitionCache, DefinitionDisabledError
+from application.ports import (
+    DefinitionStore,
+    DuplicateIdempotencyKeyError,
+    HistoryEntry,
+    InstanceStore,
+    ReadModelQueries,
+    SchemaValidator,
+)
+from application.read_models import Page
+from application.session import CommandRunner, InstanceNotFoundError, Session
+from application.views import instance_row_view, instance_view
+from domain import engine
+from domain.errors import BookmarkNotOpenError
+from domain.instance import WorkflowInstance
+
+# Instances started with an idempotency key get a deterministic id, so a concurrent second
+# start with the same key collides on the aggregate's first version instead of creating two.
+_KEYED_IDS = uuid.UUID("6f0d3c1e-9a57-4bb4-8d2e-0c1b5e7a9f42")
+
+
+class InvalidDataError(Exception):
+    """Data (instance input, task form data) violates its JSON Schema."""
+
+    def __init__(self, what: str, errors: list[tuple[str, str]]):
+        super().__init__(f"{what} is invalid: " + "; ".join(f"{p}: {m}" for p, m in errors))
+        self.what = what
+        self.errors = errors
+
+
+def keyed_instance_id(tenant: str, scope: str, key: str) -> UUID:
+    return uuid.uuid5(_KEYED_IDS, f"{tenant}\x00{scope}\x00{key}")
+
+
+class InstanceService:
+    """Starting, reading and steering instances."""
+
+    def __init__(
+        self,
+        runner: CommandRunner,
+        store: InstanceStore,
+        definitions: DefinitionCache,
+        definition_store: DefinitionStore,
+        queries: ReadModelQueries,
+        schemas: SchemaValidator,
+    ):
+        self.runner = runner
+        self.store = store
+        self.definitions = definitions
+        self.definition_store = definition_store
+        self.queries = queries
+        self.schemas = schemas
+
+    # --- start ---------------------------------------------------------------------------
+
+    def start(
+        self,
+        tenant: str,
+        definition: str,
+        *,
+        version: int | None = None,
+        input: dict[str, Any] | None = None,  # noqa: A002
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Start an instance; (view, created). The same idempotency key gives the same one."""
+        data = input or {}
+        instance_id = (
+            keyed_instance_id(tenant, "start", idempotency_key) if idempotency_key else uuid.uuid4()
+        )
+        if idempotency_key:
+            existing = self.store.get(instance_id)
+            if existing is not None:
+                return instance_view(existing), False
+        published = self.definitions.get(tenant, definition, version)
+        if not published.enabled:
+            raise DefinitionDisabledError(definition)
+        model = published.definition
+        if model.input_schema:
+            errors = self.schemas.validate(model.input_schema, data)
+            if errors:
+                raise InvalidDataError("input", errors)
+
+        def command(session: Session) -> tuple[WorkflowInstance, bool]:
+            if idempotency_key:
+                found = session.store.get(instance_id)
+                if found is not None:  # a concurrent start with the same key won the race
+                    return found, False
+            started = session.start(
+                instance_id=instance_id,
+                tenant=tenant,
+                definition=model,
+                input=data,
+                correlation_id=correlation_id,
+                idempotency_key=idempotency_key,
+            )
+            return started, True
+
+        instance, created = self.runner.run(command)
+        return instance_view(instance), created
+
+    # --- read ----------------------------------------------------------------------------
+
+    def get(self, tenant: str, instance_id: UUID) -> dict[str, Any]:
+        instance = self.store.get(instance_id)
+        if instance is None or instance.tenant != tenant:
+            raise InstanceNotFoundError(instance_id)
+        return instance_view(instance)
+
+    def list(
+        self,
+        tenant: str,
+        *,
+        status: str | None = None,
+        definition: str | None = None,
+        correlation_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        page = self.queries.list_instances(
+            tenant,
+            status=status,
+            definition=definition,
+            correlation_id=correlation_id,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            cursor=cursor,
+        )
+        return Page([instance_row_view(row) for row in page.items], page.next_cursor)
+
+    def history(self, tenant: str, instance_id: UUID) -> list[HistoryEntry]:
+        if self.queries.instance(tenant, instance_id) is None:
+            raise InstanceNotFoundError(instance_id)
+        return self.store.history(instance_id)
+
+    # --- steer ---------------------------------------------------------------------------
+
+    def cancel(self, tenant: str, instance_id: UUID, reason: str) -> dict[str, Any]:
+        def command(session: Session) -> WorkflowInstance:
+            instance = session.load(instance_id, tenant)
+            engine.cancel(instance, reason, session.env)
+            return instance
+
+        return instance_view(self.runner.run(command))
+
+    def resume(
+        self,
+        tenant: str,
+        instance_id: UUID,
+        bookmark_id: str,
+        payload: Any,
+        *,
+        idempotency_key: str | None = None,
+        source: str = "api",
+    ) -> tuple[dict[str, Any], bool]:
+        """Resume one bookmark; (result, replayed). A repeated key replays the first result."""
+        scope = "resume"
+        if idempotency_key:
+            prior = self.queries.idempotent_result(tenant, scope, idempotency_key)
+            if prior is not None:
+                return prior, True
+
+        def command(session: Session) -> dict[str, Any]:
+            instance = session.load(instance_id, tenant)
+            definition = session.definition_of(instance)
+            engine.resume(
+                instance, definition, bookmark_id, payload=payload, source=source, env=session.env
+            )
+            result = _resume_result(instance, bookmark_id)
+            session.remember(tenant, scope, idempotency_key, result)
+            return result
+
+        return self._run_keyed(command, tenant, scope, idempotency_key)
+
+    def publish_event(
+        self,
+        tenant: str,
+        event_type: str,
+        *,
+        correlation: str | None,
+        payload: Any,
+        idempotency_key: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Resume every matching `wait` and start every definition triggered by the event."""
+        scope = "event"
+        if idempotency_key:
+            prior = self.queries.idempotent_result(tenant, scope, idempotency_key)
+            if prior is not None:
+                return prior, True
+        waiting = self.queries.waiting_bookmarks(tenant, event_type, correlation)
+        triggered = self.definition_store.event_triggered(tenant, event_type)
+
+        def command(session: Session) -> dict[str, Any]:
+            resumed = []
+            for row in waiting:
+                instance = session.load(row.instance_id, tenant)
+                try:
+                    engine.resume(
+                        instance,
+                        session.definition_of(instance),
+                        row.id,
+                        payload=payload,
+                        source=f"event:{event_type}",
+                        env=session.env,
+                    )
+                except BookmarkNotOpenError:
+                    continue  # resumed by someone else between the lookup and now
+                resumed.append({"instance_id": str(instance.id), "bookmark_id": row.id})
+            started = []
+            for published in triggered:
+                instance = session.start(
+                    instance_id=(
+                        keyed_instance_id(tenant, f"event:{published.name}", idempotency_key)
+                        if idempotency_key
+                        else uuid.uuid4()
+                    ),
+                    tenant=tenant,
+                    definition=published.definition,
+                    input=payload if isinstance(payload, dict) else {"payload": payload},
+                    correlation_id=correlation,
+                    idempotency_key=None,
+                )
+                started.append(str(instance.id))
+            result = {"type": event_type, "resumed": resumed, "started": started}
+            session.remember(tenant, scope, idempotency_key, result)
+            return result
+
+        return self._run_keyed(command, tenant, scope, idempotency_key)
+
+    def _run_keyed(
+        self, command: Any, tenant: str, scope: str, key: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        try:
+            return self.runner.run(command), False
+        except DuplicateIdempotencyKeyError:
+            # A concurrent delivery with the same key committed first: answer as it did.
+            prior = self.queries.idempotent_result(tenant, scope, key or "")
+            if prior is None:
+                raise
+            return prior, True
+
+
+def _resume_result(instance: WorkflowInstance, bookmark_id: str) -> dict[str, Any]:
+    return {
+        "instance_id": str(instance.id),
+        "bookmark_id": bookmark_id,
+        "status": instance.status,
+        "resumed": True,
+    }

@@ -1,0 +1,161 @@
+"""Ports: what the use cases need from the outside world. The infrastructure implements them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from application.read_models import (
+    ActivityRow,
+    BookmarkRow,
+    InstanceRow,
+    Page,
+    Projection,
+    TaskRow,
+)
+from domain.definition import Definition
+from domain.instance import WorkflowInstance
+
+
+class ConcurrencyConflictError(Exception):
+    """Another command changed one of the instances first (optimistic concurrency)."""
+
+    def __init__(self, instance_ids: Sequence[UUID] = ()):
+        super().__init__(f"concurrent update of instance(s) {', '.join(map(str, instance_ids))}")
+        self.instance_ids = list(instance_ids)
+
+
+class DuplicateIdempotencyKeyError(Exception):
+    """Another command with the same (tenant, scope, key) committed first."""
+
+
+@dataclass(frozen=True)
+class PublishedDefinition:
+    tenant: str
+    name: str
+    version: int
+    document: dict[str, Any]
+    enabled: bool
+    created_at: datetime
+
+    @property
+    def definition(self) -> Definition:
+        return Definition.from_document(self.document, version=self.version)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    position: int | None  # global position (notification id)
+    version: int  # aggregate version
+    type: str
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+class DefinitionStore(Protocol):
+    def publish(self, tenant: str, name: str, document: dict[str, Any]) -> PublishedDefinition:
+        """Store the next version of `name` atomically (concurrent publishes get 1, 2, ...)."""
+
+    def get(self, tenant: str, name: str, version: int | None = None) -> PublishedDefinition | None:
+        """The given version, or the latest when `version` is None."""
+
+    def list(self, tenant: str, limit: int, cursor: str | None) -> Page:
+        """Latest version of each definition, ordered by name."""
+
+    def set_enabled(self, tenant: str, name: str, enabled: bool) -> bool:
+        """Enable/disable every version of `name`; False when it does not exist."""
+
+    def event_triggered(self, tenant: str, event_type: str) -> list[PublishedDefinition]:
+        """Latest enabled version of each definition with an `event` trigger on the type."""
+
+
+class InstanceStore(Protocol):
+    def get(self, instance_id: UUID) -> WorkflowInstance | None:
+        """Rebuild the instance from its events; None when it has none."""
+
+    def save(self, instances: Sequence[WorkflowInstance], projection: Projection) -> None:
+        """Commit the instances' pending events and the projection in ONE transaction.
+
+        Raises ConcurrencyConflictError when an instance's version moved on (after checking
+        that the conflicting events are not our own, committed by an earlier try whose reply
+        was lost), DuplicateIdempotencyKeyError when an idempotency record already exists.
+        """
+
+    def history(self, instance_id: UUID) -> list[HistoryEntry]:
+        """The instance's events in order."""
+
+
+class ReadModelQueries(Protocol):
+    def instance(self, tenant: str, instance_id: UUID) -> InstanceRow | None: ...
+
+    def list_instances(
+        self,
+        tenant: str,
+        *,
+        status: str | None,
+        definition: str | None,
+        correlation_id: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page: ...
+
+    def bookmark_by_token(self, token: str) -> BookmarkRow | None: ...
+
+    def waiting_bookmarks(self, tenant: str, event_type: str, correlation: str | None) -> list[BookmarkRow]:
+        """Open `wait` bookmarks for the event type (and correlation, when given)."""
+
+    def task(self, tenant: str, task_id: str) -> TaskRow | None: ...
+
+    def list_tasks(
+        self,
+        tenant: str,
+        *,
+        assignee: str | None,
+        role: str | None,
+        status: str | None,
+        urgency: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page: ...
+
+    def idempotent_result(self, tenant: str, scope: str, key: str) -> dict[str, Any] | None: ...
+
+    def instance_id_for_key(self, tenant: str, idempotency_key: str) -> UUID | None: ...
+
+
+class ActivityQueue(Protocol):
+    def claim(self, worker_id: str, limit: int, lease_seconds: float, now: datetime) -> list[ActivityRow]:
+        """Lease due `scheduled` activities (SKIP LOCKED) so replicas never share one."""
+
+    def release(self, activity_id: str, attempt: int) -> None:
+        """Give a leased activity back (graceful shutdown)."""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    output: Any = None
+    error: str | None = None
+    retryable: bool = True
+
+
+class ActionRunner(Protocol):
+    def run(self, action: dict[str, Any], *, idempotency_key: str, timeout: float) -> ActionResult:
+        """Perform the side effect. Never raises: failures come back as ActionResult(ok=False)."""
+
+
+class SchemaValidator(Protocol):
+    def check_schema(self, schema: dict[str, Any]) -> list[str]:
+        """Problems with the schema itself (empty when it is a valid JSON Schema)."""
+
+    def validate(self, schema: dict[str, Any], data: Any) -> list[tuple[str, str]]:
+        """(json path, message) for every violation of `schema` by `data`."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

@@ -1,0 +1,113 @@
+"""Read-model rows: what the instance list, bookmark/token lookup, task queue and activity
+queue tables hold. They are projected from an instance's state by `application.projection`
+and written by the infrastructure in the same transaction as the instance's events, so a
+callback or task completion sent right after a command's response always finds its row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    id: UUID
+    tenant: str
+    definition: str
+    version: int
+    status: str
+    correlation_id: str | None
+    idempotency_key: str | None
+    parent_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    aggregate_version: int
+
+
+@dataclass(frozen=True)
+class BookmarkRow:
+    id: str
+    tenant: str
+    instance_id: UUID
+    node_id: str
+    kind: str  # task | wait | timer | child | retry
+    status: str  # open | consumed | cancelled
+    token: str | None
+    event_type: str | None
+    correlation: str | None
+    due_at: datetime | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: str  # the task's bookmark id
+    tenant: str
+    instance_id: UUID
+    definition: str
+    node_id: str
+    name: str
+    kind: str  # approval | user_task
+    status: str  # open | claimed | completed | cancelled
+    assignee: str | None
+    role: str | None
+    claimed_by: str | None
+    due_at: datetime | None
+    urgency: str
+    form: dict[str, Any] | None
+    outcome: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ActivityRow:
+    id: str
+    tenant: str
+    instance_id: UUID
+    node_id: str
+    attempt: int
+    status: str  # scheduled | completed | failed | cancelled
+    run_after: datetime
+    action: dict[str, Any]
+    timeout_seconds: float
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """The first result of a command carrying an idempotency key (resume, callback, event)."""
+
+    tenant: str
+    scope: str
+    key: str
+    result: dict[str, Any]
+
+
+@dataclass
+class Projection:
+    """Rows to upsert in the command's transaction."""
+
+    instances: list[InstanceRow] = field(default_factory=list)
+    bookmarks: list[BookmarkRow] = field(default_factory=list)
+    tasks: list[TaskRow] = field(default_factory=list)
+    activities: list[ActivityRow] = field(default_factory=list)
+    idempotency: list[IdempotencyRecord] = field(default_factory=list)
+
+    def extend(self, other: Projection) -> None:
+        self.instances.extend(other.instances)
+        self.bookmarks.extend(other.bookmarks)
+        self.tasks.extend(other.tasks)
+        self.activities.extend(other.activities)
+        self.idempotency.extend(other.idempotency)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None

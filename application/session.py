@@ -1,0 +1,232 @@
+"""The command path: load instances, decide, settle parent/child effects, commit once.
+
+A command is a function of a `Session`. The session keeps every instance it loaded or
+created (an identity map), then `settle()` starts the children that `sub_workflow` nodes
+asked for and resumes the parents of children that ended — all in the same unit of work, so
+the command's events for every instance commit in ONE transaction with their read-model
+rows. Losing the optimistic-concurrency race is not a transient error: the whole command is
+re-decided on fresh state a bounded number of times, then reported as a conflict.
+
+The split between deciding (`Session`) and committing (`InstanceStore.save`) is the seam for
+group commit: sessions for different instances can later be saved together in one
+transaction without changing what each command means.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from application.definitions import DefinitionCache, DefinitionNotFoundError
+from application.ports import Clock, ConcurrencyConflictError, InstanceStore
+from application.projection import project
+from application.read_models import IdempotencyRecord, Projection
+from domain import engine
+from domain.definition import Definition
+from domain.engine import Env
+from domain.instance import WorkflowInstance, parent_ref
+
+T = TypeVar("T")
+
+# Children started by children ... in one command: a guard against runaway recursion.
+MAX_SETTLE_ROUNDS = 20
+
+
+class InstanceNotFoundError(Exception):
+    def __init__(self, instance_id: Any):
+        super().__init__(f"instance {instance_id} not found")
+        self.instance_id = instance_id
+
+
+class CommandConflictError(Exception):
+    """The command lost the concurrency race on every attempt."""
+
+    def __init__(self, instance_ids: list[UUID]):
+        super().__init__(f"instance(s) {', '.join(map(str, instance_ids))} kept changing")
+        self.instance_ids = instance_ids
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_token() -> str:
+    # Callback tokens are bearer capabilities: 256 bits from the OS CSPRNG.
+    return secrets.token_urlsafe(32)
+
+
+class Session:
+    """One attempt at one command."""
+
+    def __init__(self, store: InstanceStore, definitions: DefinitionCache, clock: Clock):
+        self.store = store
+        self.definitions = definitions
+        self.env = Env(now=clock.now(), new_id=new_id, new_token=new_token)
+        self.instances: dict[UUID, WorkflowInstance] = {}
+        self.idempotency: list[IdempotencyRecord] = []
+
+    def load(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance:
+        """The instance (from this session if already loaded); tenant-checked when given."""
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            instance = self.store.get(instance_id)
+            if instance is None or (tenant is not None and instance.tenant != tenant):
+                raise InstanceNotFoundError(instance_id)
+            self.instances[instance_id] = instance
+        elif tenant is not None and instance.tenant != tenant:
+            raise InstanceNotFoundError(instance_id)
+        return instance
+
+    def definition_of(self, instance: WorkflowInstance) -> Definition:
+        return self.definitions.get(
+            instance.tenant, instance.definition, instance.definition_version
+        ).definition
+
+    def start(
+        self,
+        *,
+        instance_id: UUID,
+        tenant: str,
+        definition: Definition,
+        input: dict[str, Any],  # noqa: A002
+        correlation_id: str | None,
+        idempotency_key: str | None,
+        parent: dict[str, Any] | None = None,
+    ) -> WorkflowInstance:
+        instance = WorkflowInstance(
+            id=instance_id,
+            tenant=tenant,
+            definition=definition.name,
+            definition_version=definition.version,
+            input=input,
+            correlation_id=correlation_id,
+            idempotency_key=idempotency_key,
+            parent=parent,
+        )
+        self.instances[instance.id] = instance
+        engine.start(instance, definition, self.env)
+        return instance
+
+    def remember(self, tenant: str, scope: str, key: str | None, result: dict[str, Any]) -> None:
+        """Store the command's result under its idempotency key, in the same transaction."""
+        if key:
+            self.idempotency.append(IdempotencyRecord(tenant, scope, key, result))
+
+    def settle(self) -> None:
+        """Start requested children; hand ended children's results to their parents."""
+        handled: set[tuple[UUID, str]] = set()
+        for _ in range(MAX_SETTLE_ROUNDS):
+            work = [
+                (instance, e)
+                for instance in list(self.instances.values())
+                for e in instance.pending_events
+                if (instance.id, _event_key(e)) not in handled and _needs_settling(e)
+            ]
+            if not work:
+                return
+            for instance, e in work:
+                handled.add((instance.id, _event_key(e)))
+                self._settle_event(instance, e)
+        raise RuntimeError("sub-workflow nesting too deep to settle in one command")
+
+    def _settle_event(self, instance: WorkflowInstance, e: Any) -> None:
+        if type(e).__name__ == "BookmarkCreated":
+            self._start_child(instance, e.bookmark)
+        elif type(e).__name__ == "BookmarkCancelled":
+            child_id = instance.bookmarks[e.bookmark_id].get("child_id")
+            if child_id:
+                child = self.load(UUID(child_id))
+                if not child.is_ended:
+                    engine.cancel(child, f"parent {instance.id} ended", self.env)
+        elif instance.parent:  # the instance ended
+            parent = self.load(UUID(instance.parent["instance_id"]))
+            bookmark_id = instance.parent["bookmark_id"]
+            if parent.bookmarks.get(bookmark_id, {}).get("status") != "open":
+                return  # the parent moved on already (cancelled, or ended elsewhere)
+            engine.child_finished(
+                parent,
+                self.definition_of(parent),
+                bookmark_id,
+                status=instance.status,
+                output=instance.output,
+                error=instance.error,
+                env=self.env,
+            )
+
+    def _start_child(self, parent: WorkflowInstance, bookmark: dict[str, Any]) -> None:
+        try:
+            published = self.definitions.get(
+                parent.tenant, bookmark["child_definition"], bookmark.get("child_version")
+            )
+        except DefinitionNotFoundError as e:
+            engine.child_finished(
+                parent,
+                self.definition_of(parent),
+                bookmark["id"],
+                status="failed",
+                output=None,
+                error={"message": str(e)},
+                env=self.env,
+            )
+            return
+        self.start(
+            instance_id=UUID(bookmark["child_id"]),
+            tenant=parent.tenant,
+            definition=published.definition,
+            input=bookmark.get("child_input") or {},
+            correlation_id=parent.correlation_id,
+            idempotency_key=None,
+            parent=parent_ref(parent.id, bookmark["id"]),
+        )
+
+    def commit(self) -> None:
+        self.settle()
+        changed = [i for i in self.instances.values() if i.pending_events]
+        projection = Projection(idempotency=list(self.idempotency))
+        for instance in changed:
+            projection.extend(project(instance))
+        if changed or self.idempotency:
+            self.store.save(changed, projection)
+
+
+def _needs_settling(e: Any) -> bool:
+    name = type(e).__name__
+    if name == "BookmarkCreated":
+        return e.bookmark.get("kind") == "child"
+    return name in ("BookmarkCancelled", "Completed", "Failed", "Cancelled")
+
+
+def _event_key(e: Any) -> str:
+    return f"{e.originator_version}"
+
+
+class CommandRunner:
+    """Runs commands with bounded re-decision on concurrency conflicts."""
+
+    def __init__(
+        self,
+        store: InstanceStore,
+        definitions: DefinitionCache,
+        clock: Clock,
+        max_attempts: int = 5,
+    ):
+        self.store = store
+        self.definitions = definitions
+        self.clock = clock
+        self.max_attempts = max_attempts
+
+    def run(self, command: Callable[[Session], T]) -> T:
+        conflict: ConcurrencyConflictError | None = None
+        for _ in range(self.max_attempts):
+            session = Session(self.store, self.definitions, self.clock)
+            result = command(session)
+            try:
+                session.commit()
+            except ConcurrencyConflictError as e:
+                conflict = e
+                continue
+            return result
+        raise CommandConflictError(conflict.instance_ids if conflict else [])

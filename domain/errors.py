@@ -1,0 +1,49 @@
+"""Domain errors. They carry ids and never know about HTTP; the API maps them to problems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WorkflowError(Exception):
+    """Base class of every domain error."""
+
+
+class InstanceNotActiveError(WorkflowError):
+    def __init__(self, instance_id: Any, status: str):
+        super().__init__(f"instance {instance_id} is {status}")
+        self.instance_id = instance_id
+        self.status = status
+
+
+class BookmarkNotFoundError(WorkflowError):
+    def __init__(self, instance_id: Any, bookmark_id: str):
+        super().__init__(f"instance {instance_id} has no bookmark {bookmark_id}")
+        self.instance_id = instance_id
+        self.bookmark_id = bookmark_id
+
+
+class BookmarkNotOpenError(WorkflowError):
+    """The bookmark was already consumed or cancelled; `bookmark` is its current state."""
+
+    def __init__(self, bookmark: dict[str, Any]):
+        super().__init__(f"bookmark {bookmark['id']} is {bookmark['status']}")
+        self.bookmark = bookmark
+        self.bookmark_id = bookmark["id"]
+
+
+class WrongBookmarkKindError(WorkflowError):
+    def __init__(self, bookmark_id: str, kind: str, expected: str):
+        super().__init__(f"bookmark {bookmark_id} is a {kind} bookmark, not a {expected}")
+        self.bookmark_id = bookmark_id
+        self.kind = kind
+
+
+class InvalidOutcomeError(WorkflowError):
+    def __init__(self, bookmark_id: str, outcome: Any, allowed: list[str]):
+        super().__init__(
+            f"outcome {outcome!r} is not allowed for task {bookmark_id}; expected one of {allowed}"
+        )
+        self.bookmark_id = bookmark_id
+        self.outcome = outcome
+        self.allowed = allowed

@@ -1,0 +1,97 @@
+"""Dispatch of service-task actions by their `type` to built-in and plug-in handlers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from application.ports import ActionResult
+from infrastructure.actions.http import HttpAction
+from infrastructure.actions.noop import noop_action
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "waymark.actions"
+
+# handler(action, idempotency_key, timeout_seconds) -> ActionResult
+ActionHandler = Callable[[dict[str, Any], str, float], ActionResult]
+
+
+class ActionRegistry:
+    """ActionRunner dispatching on `action["type"]`: http, noop, registered and plug-in types."""
+
+    def __init__(
+        self, *, http: HttpAction | None = None, entry_point_group: str = ENTRY_POINT_GROUP
+    ):
+        self._http = http or HttpAction()
+        self._handlers: dict[str, ActionHandler] = {"http": self._http, "noop": noop_action}
+        self._group = entry_point_group
+        self._lock = threading.Lock()
+
+    def register(self, type_name: str, handler: ActionHandler) -> None:
+        """Add (or replace) the handler of an action type."""
+        with self._lock:
+            self._handlers[type_name] = handler
+
+    def run(self, action: dict[str, Any], *, idempotency_key: str, timeout: float) -> ActionResult:
+        type_name = action.get("type") if isinstance(action, dict) else None
+        try:
+            handler = self._handler(type_name)
+        except Exception as exc:
+            # A broken plug-in will not mend itself between retries.
+            logger.exception("cannot load action type %r", type_name)
+            return _failure(f"cannot load action type {type_name!r}: {_describe(exc)}", False)
+        if handler is None:
+            return _failure(f"unknown action type {type_name!r}", False)
+        try:
+            result = handler(action, idempotency_key, timeout)
+        except Exception as exc:
+            # The contract is "never raises": the worker records the failure and the node's
+            # retry policy decides what happens next.
+            logger.exception("action %r raised", type_name)
+            return _failure(f"action {type_name!r} raised {_describe(exc)}", True)
+        if not isinstance(result, ActionResult):
+            return _failure(
+                f"action {type_name!r} returned {type(result).__name__}, not an ActionResult",
+                False,
+            )
+        return result
+
+    def close(self) -> None:
+        """Close the shared HTTP client (and any handler that has a `close`)."""
+        with self._lock:
+            handlers = list(dict.fromkeys(self._handlers.values()))
+        for handler in handlers:
+            close = None if isinstance(handler, type) else getattr(handler, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    logger.exception("closing action handler %r failed", handler)
+
+    def _handler(self, type_name: Any) -> ActionHandler | None:
+        if not isinstance(type_name, str):
+            return None
+        with self._lock:
+            handler = self._handlers.get(type_name)
+        if handler is not None:
+            return handler
+        # Plug-ins are imported on first use, so a process only pays for the ones it runs.
+        # Misses are not cached: a package installed later is found without a restart.
+        for entry_point in entry_points(group=self._group, name=type_name):
+            loaded = entry_point.load()
+            with self._lock:
+                return self._handlers.setdefault(type_name, loaded)
+        return None
+
+
+def _failure(message: str, retryable: bool) -> ActionResult:
+    return ActionResult(ok=False, error=message, retryable=retryable)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,42 @@
+"""The composition root's product: every service a process needs, built once from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from application.callbacks import CallbackService
+from application.definitions import DefinitionService
+from application.instances import InstanceService
+from application.ports import ActionRunner, ActivityQueue, Clock
+from application.tasks import ActivityService, TaskService
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: resolved from the API key."""
+
+    key_name: str
+    tenant: str
+    roles: frozenset[str]
+
+
+@dataclass
+class Container:
+    settings: object  # infrastructure.settings.Settings
+    clock: Clock
+    definitions: DefinitionService
+    instances: InstanceService
+    tasks: TaskService
+    callbacks: CallbackService
+    activities: ActivityService
+    activity_queue: ActivityQueue
+    actions: ActionRunner
+    api_keys: dict[str, Principal]
+    database_url: str
+    check_database: Callable[[], None]
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()

@@ -1,0 +1,65 @@
+"""The process's one connection pool: an eventsourcing `PostgresDatastore` built from a URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.conninfo import conninfo_to_dict
+
+# Parameters PostgresDatastore takes as arguments; any other libpq parameter in the URL
+# (sslmode, application_name, ...) is handed to the pool's connect kwargs as it is.
+_DATASTORE_PARAMS = ("dbname", "host", "port", "user", "password")
+
+
+def normalise_url(database_url: str) -> str:
+    """Accept SQLAlchemy-style `postgresql+psycopg://` (and `postgres://`) for libpq."""
+    scheme, sep, rest = database_url.partition("://")
+    if sep and scheme in {"postgresql+psycopg", "postgresql+psycopg2", "postgres"}:
+        return "postgresql://" + rest
+    return database_url
+
+
+def build_datastore(
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 0,
+    connect_timeout: float = 30.0,
+    idle_in_transaction_session_timeout: float = 30.0,
+    datastore_class: type[PostgresDatastore] = PostgresDatastore,
+) -> PostgresDatastore:
+    """A datastore (pool not yet opened) for the URL; the caller closes it on shutdown.
+
+    Understands `postgresql://user:pw@host:port/db?sslmode=...`, the unix-socket form
+    `postgresql://user@/db?host=/run/postgresql` and libpq `key=value` strings.
+    """
+    params: dict[str, Any] = conninfo_to_dict(normalise_url(database_url))
+    if not params.get("dbname"):
+        raise ValueError("the database URL names no database")
+    datastore = datastore_class(
+        dbname=str(params["dbname"]),
+        host=str(params.get("host", "")),
+        port=str(params.get("port", "5432")),
+        user=str(params.get("user", "")),
+        password=str(params.get("password", "")),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        connect_timeout=connect_timeout,
+        idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
+        # A connection killed by a failover or an idle timeout is replaced on checkout
+        # instead of failing the command that drew it.
+        pre_ping=True,
+        originator_id_type="uuid",
+    )
+    pool_kwargs = datastore.pool.kwargs
+    assert pool_kwargs is not None
+    for name in ("host", "port", "user", "password"):
+        # Absent means "libpq default" (local socket, 5432, OS user, .pgpass/PGPASSWORD):
+        # an empty string would override those defaults instead.
+        if name not in params:
+            pool_kwargs.pop(name, None)
+    for name, value in params.items():
+        if name not in _DATASTORE_PARAMS:
+            pool_kwargs[name] = value
+    return datastore

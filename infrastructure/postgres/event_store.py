@@ -1,0 +1,86 @@
+"""The eventsourcing `Application` that stores instances' events in `waymark_events`."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import BaseInfrastructureFactory, Environment
+from eventsourcing.postgres import (
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
+
+from infrastructure.postgres.recorder import EVENTS_TABLE, WaymarkRecorder
+
+
+class WaymarkFactory(PostgresFactory):
+    """A PostgresFactory over a datastore built by the composition root.
+
+    The library's factory builds its own pool from `POSTGRES_*` variables; Waymark has one
+    pool per process shared by the event store, the read models and the workers, so this
+    factory takes that pool instead, and leaves closing it to whoever built it.
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        datastore: PostgresDatastore,
+        recorder_class: type[PostgresApplicationRecorder] = WaymarkRecorder,
+    ) -> None:
+        BaseInfrastructureFactory.__init__(self, env)  # skips the env-built pool
+        self.datastore = datastore
+        self.recorder_class = recorder_class
+
+    def application_recorder(self) -> PostgresApplicationRecorder:
+        # The alembic migrations own the schema: never create_table() from here.
+        return self.recorder_class(datastore=self.datastore, events_table_name=EVENTS_TABLE)
+
+    def env_create_table(self) -> bool:
+        return False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class WaymarkApplication(Application[UUID]):
+    """Repository and event store of workflow instances (events table `waymark_events`).
+
+    Run the migrations before building it: the recorder loads the `stored_event_uuid`
+    composite type from the database when it is constructed.
+    """
+
+    name = "waymark"
+
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        *,
+        recorder_class: type[PostgresApplicationRecorder] = WaymarkRecorder,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self._datastore = datastore
+        self._recorder_class = recorder_class
+        super().__init__(env)
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        # Configuration comes from Settings, not from whatever the process environment
+        # holds (the library would otherwise read e.g. COMPRESSOR_TOPIC or cache settings).
+        return Environment(name, {**type(self).env, **(env or {})})
+
+    def construct_factory(self, env: Environment) -> WaymarkFactory:
+        return WaymarkFactory(env, self._datastore, self._recorder_class)

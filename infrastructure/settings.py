@@ -1,0 +1,98 @@
+"""Process configuration read from the environment (one `Settings` per process, built in main)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Waymark's knobs. Every field is `WAYMARK_<FIELD>` except the two well-known URLs.
+
+    - `DATABASE_URL`: production PostgreSQL (`postgresql://user:pw@host:5432/db`, or the
+      unix-socket form `postgresql://user@/db?host=/run/postgresql`). Unset means development
+      mode: an embedded PostgreSQL under `data_dir`.
+    - `KAFKA_BOOTSTRAP_SERVERS`: unset turns the outbox publisher off.
+    - `WAYMARK_API_KEYS`: comma-separated `key=tenant:role1|role2` entries, e.g.
+      `k1=acme:admin,k2=globex:operator|viewer`.
+    - `WAYMARK_TENANT_SECRETS`: comma-separated `tenant=secret` entries, the per-tenant HMAC
+      secrets that sign callbacks and webhooks, e.g. `acme=s3cret,globex=0th3r`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="WAYMARK_",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+    )
+    data_dir: Path = Path(".waymark")
+    api_keys: str = ""
+    tenant_secrets: str = ""
+    db_pool_size: int = Field(default=10, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    task_worker_concurrency: int = Field(default=4, ge=1)
+    task_poll_interval: float = Field(default=1.0, gt=0)
+    task_lease_seconds: float = Field(default=300, gt=0)
+    task_batch_size: int = Field(default=10, ge=1)
+    run_workers_in_process: bool = True
+    log_level: str = "INFO"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def dev_mode(self) -> bool:
+        """No DATABASE_URL: run against the embedded PostgreSQL in `data_dir`."""
+        return self.database_url is None
+
+    def parsed_api_keys(self) -> dict[str, tuple[str, frozenset[str]]]:
+        """`{api_key: (tenant, roles)}` from `api_keys`."""
+        parsed: dict[str, tuple[str, frozenset[str]]] = {}
+        for position, entry in _entries(self.api_keys):
+            key, sep, grant = entry.partition("=")
+            tenant, colon, roles_text = grant.partition(":")
+            key, tenant = key.strip(), tenant.strip()
+            roles = frozenset(r.strip() for r in roles_text.split("|") if r.strip())
+            if not sep or not colon or not key or not tenant or not roles:
+                raise ValueError(
+                    f"WAYMARK_API_KEYS entry {position} is malformed: expected "
+                    "'key=tenant:role1|role2' (at least one role)"
+                )
+            if key in parsed:
+                raise ValueError(f"WAYMARK_API_KEYS entry {position} repeats an API key")
+            parsed[key] = (tenant, roles)
+        return parsed
+
+    def parsed_tenant_secrets(self) -> dict[str, str]:
+        """`{tenant: hmac_secret}` from `tenant_secrets`."""
+        parsed: dict[str, str] = {}
+        for position, entry in _entries(self.tenant_secrets):
+            tenant, sep, secret = entry.partition("=")
+            tenant, secret = tenant.strip(), secret.strip()
+            if not sep or not tenant or not secret:
+                raise ValueError(
+                    f"WAYMARK_TENANT_SECRETS entry {position} is malformed: expected "
+                    "'tenant=secret'"
+                )
+            if tenant in parsed:
+                raise ValueError(
+                    f"WAYMARK_TENANT_SECRETS entry {position} repeats tenant {tenant!r}"
+                )
+            parsed[tenant] = secret
+        return parsed
+
+
+def _entries(text: str) -> list[tuple[int, str]]:
+    # Error messages cite the entry's position, never its text: entries hold secrets.
+    return [
+        (position, entry.strip())
+        for position, entry in enumerate(text.split(","), start=1)
+        if entry.strip()
+    ]

@@ -1,0 +1,82 @@
+"""In-memory helpers for driving the domain engine in unit tests (no I/O)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from domain import engine
+from domain.definition import Definition
+from domain.engine import Env
+from domain.instance import WorkflowInstance
+from domain.validation import validate_document
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class FakeEnv:
+    """Deterministic ids and a clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+        self._ids = itertools.count(1)
+
+    def env(self) -> Env:
+        return Env(
+            now=self.now,
+            new_id=lambda: f"id-{next(self._ids)}",
+            new_token=lambda: f"tok-{next(self._ids)}",
+        )
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def definition(nodes: list[dict[str, Any]], routes: list[dict[str, Any]], **extra: Any) -> Definition:
+    document = {"name": extra.pop("name", "test-flow"), "nodes": nodes, "routes": routes, **extra}
+    problems = validate_document(document)
+    assert problems == [], problems
+    return Definition.from_document(document, version=1)
+
+
+def start(
+    d: Definition, fake: FakeEnv | None = None, input: dict[str, Any] | None = None  # noqa: A002
+) -> WorkflowInstance:
+    fake = fake or FakeEnv()
+    instance = WorkflowInstance(
+        id=uuid4(),
+        tenant="t1",
+        definition=d.name,
+        definition_version=d.version,
+        input=input or {},
+        correlation_id=None,
+        idempotency_key=None,
+        parent=None,
+    )
+    engine.start(instance, d, fake.env())
+    return instance
+
+
+def only_open(instance: WorkflowInstance, kind: str | None = None) -> dict[str, Any]:
+    found = [b for b in instance.open_bookmarks() if kind is None or b["kind"] == kind]
+    assert len(found) == 1, instance.open_bookmarks()
+    return found[0]
+
+
+def event_names(instance: WorkflowInstance) -> list[str]:
+    return [type(e).__name__ for e in instance.pending_events]
+
+
+def replay(instance: WorkflowInstance) -> WorkflowInstance:
+    """Rebuild an aggregate from the instance's (pending) events."""
+    rebuilt = None
+    for e in instance.pending_events:
+        rebuilt = e.mutate(rebuilt)
+    assert rebuilt is not None
+    return rebuilt
+
+
+def state(instance: WorkflowInstance) -> dict[str, Any]:
+    return {k: v for k, v in vars(instance).items() if k != "_pending_events"}

@@ -1,0 +1,387 @@
+"""Semantics of every node type, driven in memory through the domain engine."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from domain import engine
+from domain.errors import (
+    BookmarkNotFoundError,
+    BookmarkNotOpenError,
+    InstanceNotActiveError,
+    InvalidOutcomeError,
+    WrongBookmarkKindError,
+)
+from tests.unit.engine_support import (
+    T0,
+    FakeEnv,
+    definition,
+    event_names,
+    only_open,
+    replay,
+    start,
+    state,
+)
+
+END = {"id": "done", "type": "end"}
+
+
+def approval_flow():
+    return definition(
+        [
+            {"id": "manager", "type": "approval", "approver_role": "manager", "sla_hours": 24},
+            {"id": "check", "type": "gateway"},
+            {"id": "cfo", "type": "approval", "approver_role": "cfo"},
+            {"id": "rejected", "type": "end", "status": "failed", "error": "rejected"},
+            {"id": "done", "type": "end", "output": {"approved": "true", "amount": "input.amount"}},
+        ],
+        [
+            {"from": "manager", "to": "check", "outcome": "approved"},
+            {"from": "manager", "to": "rejected", "outcome": "rejected"},
+            {"from": "check", "to": "cfo", "condition": "input.amount > 10000"},
+            {"from": "check", "to": "done", "default": True},
+            {"from": "cfo", "to": "done", "outcome": "approved"},
+            {"from": "cfo", "to": "rejected", "outcome": "rejected"},
+        ],
+    )
+
+
+def complete(instance, d, fake, outcome, data=None):
+    task = only_open(instance, "task")
+    engine.complete_task(
+        instance, d, task["id"], outcome=outcome, data=data, comment=None,
+        completed_by="u1", env=fake.env(),
+    )
+    return task
+
+
+def test_approval_creates_task_with_role_and_sla():
+    fake = FakeEnv()
+    instance = start(approval_flow(), fake, {"amount": 15000})
+    task = only_open(instance, "task")
+    assert (task["node_id"], task["role"], task["task_kind"]) == ("manager", "manager", "approval")
+    assert task["due_at"] == T0 + timedelta(hours=24)
+    assert instance.status == "suspended"
+
+
+def test_gateway_takes_first_true_condition_then_default():
+    d, fake = approval_flow(), FakeEnv()
+    big = start(d, fake, {"amount": 15000})
+    complete(big, d, fake, "approved")
+    assert only_open(big, "task")["node_id"] == "cfo"
+    small = start(d, fake, {"amount": 50})
+    complete(small, d, fake, "approved")
+    assert small.status == "completed"
+    assert small.output == {"approved": True, "amount": 50}
+
+
+def test_rejection_ends_failed_with_error_message():
+    d, fake = approval_flow(), FakeEnv()
+    instance = start(d, fake, {"amount": 1})
+    complete(instance, d, fake, "rejected")
+    assert instance.status == "failed"
+    assert instance.error["message"] == "rejected"
+
+
+def test_approval_refuses_unknown_outcome_and_keeps_task_open():
+    d, fake = approval_flow(), FakeEnv()
+    instance = start(d, fake, {"amount": 1})
+    with pytest.raises(InvalidOutcomeError):
+        complete(instance, d, fake, "maybe")
+    assert only_open(instance, "task")["node_id"] == "manager"
+
+
+def test_consumed_bookmark_cannot_be_resumed_again():
+    d, fake = approval_flow(), FakeEnv()
+    instance = start(d, fake, {"amount": 1})
+    task = complete(instance, d, fake, "approved")
+    with pytest.raises(BookmarkNotOpenError) as error:
+        engine.complete_task(
+            instance, d, task["id"], outcome="approved", data=None, comment=None,
+            completed_by=None, env=fake.env(),
+        )
+    assert error.value.bookmark["status"] == "consumed"
+
+
+def test_unknown_bookmark_is_reported():
+    d, fake = approval_flow(), FakeEnv()
+    instance = start(d, fake)
+    with pytest.raises(BookmarkNotFoundError):
+        engine.resume(instance, d, "nope", payload={}, source="t", env=fake.env())
+
+
+def test_gateway_without_match_fails_the_instance_with_the_error_recorded():
+    d = definition(
+        [
+            {"id": "g", "type": "gateway"},
+            {"id": "a", "type": "end"},
+            {"id": "b", "type": "end"},
+        ],
+        [
+            {"from": "g", "to": "a", "condition": "input.x == 1"},
+            {"from": "g", "to": "b", "condition": "true"},
+        ],
+    )
+    ok = start(d, input={"x": 1})
+    assert ok.status == "completed"
+    broken = start(d, input={})  # input.x is missing: the condition cannot be evaluated
+    assert broken.status == "failed"
+    assert broken.error["node_id"] == "g"
+    assert "has no field 'x'" in broken.error["message"]
+
+
+def test_set_assigns_variables_from_expressions():
+    d = definition(
+        [
+            {"id": "s", "type": "set", "variables": {"total": "input.a * 2", "tag": "'x'"}},
+            {"id": "done", "type": "end", "output": {"total": "vars.total"}},
+        ],
+        [{"from": "s", "to": "done"}],
+    )
+    instance = start(d, input={"a": 21})
+    assert instance.variables == {"total": 42, "tag": "x"}
+    assert instance.output == {"total": 42}
+
+
+def parallel_flow():
+    return definition(
+        [
+            {"id": "fork", "type": "parallel"},
+            {"id": "left", "type": "approval", "assignee": "{{ input.who }}"},
+            {"id": "right", "type": "set", "variables": {"r": "1"}},
+            {"id": "join", "type": "join"},
+            END,
+        ],
+        [
+            {"from": "fork", "to": "left"},
+            {"from": "fork", "to": "right"},
+            {"from": "left", "to": "join"},
+            {"from": "right", "to": "join"},
+            {"from": "join", "to": "done"},
+        ],
+    )
+
+
+def test_parallel_join_waits_for_every_branch():
+    d, fake = parallel_flow(), FakeEnv()
+    instance = start(d, fake, {"who": "ann"})
+    assert instance.join_arrivals == {"join": [3]}  # the `right` branch arrived
+    task = only_open(instance, "task")
+    assert task["assignee"] == "ann"
+    assert instance.status == "suspended"
+    complete(instance, d, fake, "approved")
+    assert instance.status == "completed"
+    assert event_names(instance).count("JoinCompleted") == 1
+
+
+def test_user_task_outcomes_and_result_var():
+    d, fake = definition(
+        [
+            {"id": "form", "type": "user_task", "role": "clerk", "result_var": "review",
+             "outcomes": ["accept", "reject"], "form": {"type": "object"}},
+            {"id": "no", "type": "end", "status": "failed"},
+            END,
+        ],
+        [
+            {"from": "form", "to": "done", "outcome": "accept"},
+            {"from": "form", "to": "no", "outcome": "reject"},
+        ],
+    ), FakeEnv()
+    instance = start(d, fake)
+    assert only_open(instance)["form"] == {"type": "object"}
+    with pytest.raises(InvalidOutcomeError):
+        complete(instance, d, fake, "approved")
+    complete(instance, d, fake, "accept", {"note": "fine"})
+    assert instance.status == "completed"
+    assert instance.variables["review"]["data"] == {"note": "fine"}
+
+
+def wait_flow(**wait):
+    return definition(
+        [
+            {"id": "w", "type": "wait", "event": "payment.settled", "result_var": "payment", **wait},
+            {"id": "late", "type": "end", "status": "failed"},
+            END,
+        ],
+        [
+            {"from": "w", "to": "done"},
+            {"from": "w", "to": "late", "outcome": "timeout"},
+        ],
+    )
+
+
+def test_wait_resumes_with_payload_and_correlation():
+    d, fake = wait_flow(correlation="input.order", timeout="PT1H"), FakeEnv()
+    instance = start(d, fake, {"order": 7})
+    bookmark = only_open(instance, "wait")
+    assert (bookmark["event_type"], bookmark["correlation"]) == ("payment.settled", "7")
+    assert bookmark["token"].startswith("tok-")
+    assert bookmark["due_at"] == T0 + timedelta(hours=1)
+    engine.resume(instance, d, bookmark["id"], payload={"paid": 1}, source="t", env=fake.env())
+    assert instance.status == "completed"
+    assert instance.variables["payment"] == {"paid": 1}
+
+
+def test_wait_timeout_follows_the_timeout_route():
+    d, fake = wait_flow(timeout="PT1H"), FakeEnv()
+    instance = start(d, fake)
+    fake.advance(hours=1)
+    engine.fire_timer(instance, d, only_open(instance)["id"], fake.env())
+    assert instance.status == "failed"
+    assert instance.ended_at == T0 + timedelta(hours=1)
+
+
+def test_timer_waits_for_duration_or_until():
+    d, fake = definition(
+        [{"id": "t", "type": "timer", "duration": "PT30M"}, END], [{"from": "t", "to": "done"}]
+    ), FakeEnv()
+    instance = start(d, fake)
+    assert only_open(instance, "timer")["due_at"] == T0 + timedelta(minutes=30)
+    with pytest.raises(WrongBookmarkKindError):
+        engine.claim_task(instance, only_open(instance)["id"], "u")
+    engine.fire_timer(instance, d, only_open(instance)["id"], fake.env())
+    assert instance.status == "completed"
+    until = definition(
+        [{"id": "t", "type": "timer", "until": "input.at"}, END], [{"from": "t", "to": "done"}]
+    )
+    later = start(until, fake, {"at": "2027-01-01T00:00:00+00:00"})
+    assert only_open(later)["due_at"].year == 2027
+
+
+def test_sub_workflow_opens_child_bookmark_and_resumes_with_output():
+    d, fake = definition(
+        [
+            {"id": "child", "type": "sub_workflow", "definition": "kyc",
+             "input": {"who": "input.name"}, "result_var": "kyc"},
+            {"id": "bad", "type": "end", "status": "failed"},
+            END,
+        ],
+        [{"from": "child", "to": "done"}, {"from": "child", "to": "bad", "outcome": "error"}],
+    ), FakeEnv()
+    instance = start(d, fake, {"name": "ann"})
+    bookmark = only_open(instance, "child")
+    assert (bookmark["child_definition"], bookmark["child_input"]) == ("kyc", {"who": "ann"})
+    engine.child_finished(
+        instance, d, bookmark["id"], status="completed", output={"ok": 1}, error=None,
+        env=fake.env(),
+    )
+    assert instance.status == "completed" and instance.variables["kyc"] == {"ok": 1}
+    failing = start(d, fake, {"name": "bob"})
+    engine.child_finished(
+        failing, d, only_open(failing)["id"], status="failed", output=None,
+        error={"message": "boom"}, env=fake.env(),
+    )
+    assert failing.status == "failed"
+    assert failing.error["node_id"] == "bad"  # it followed the error route to `bad`
+
+
+def service_flow(**node):
+    return definition(
+        [
+            {"id": "call", "type": "service_task", "result_var": "reply",
+             "action": {"type": "http", "url": "http://x/{{ input.id }}"}, **node},
+            END,
+        ],
+        [{"from": "call", "to": "done"}],
+    )
+
+
+def test_service_task_is_scheduled_then_result_recorded():
+    d, fake = service_flow(), FakeEnv()
+    instance = start(d, fake, {"id": "A1"})
+    (activity,) = instance.scheduled_activities()
+    assert activity["action"]["url"] == "http://x/A1"
+    assert activity["idempotency_key"] == f"{instance.id}:call:1"
+    assert instance.status == "running"
+    assert engine.record_activity_result(
+        instance, d, activity["id"], attempt=1, ok=True, output={"status": 200},
+        error=None, retryable=True, env=fake.env(),
+    )
+    assert instance.status == "completed" and instance.variables["reply"] == {"status": 200}
+    # A second delivery of the same result is stale and changes nothing.
+    assert not engine.record_activity_result(
+        instance, d, activity["id"], attempt=1, ok=True, output=None, error=None,
+        retryable=True, env=fake.env(),
+    )
+
+
+def test_service_task_retries_with_backoff_then_fails():
+    d, fake = service_flow(
+        retry={"max_attempts": 3, "initial_interval": "PT1S", "backoff": 2.0}
+    ), FakeEnv()
+    instance = start(d, fake, {"id": "A1"})
+    activity_id = instance.scheduled_activities()[0]["id"]
+    for attempt, delay in [(1, 1), (2, 2)]:
+        engine.record_activity_result(
+            instance, d, activity_id, attempt=attempt, ok=False, output=None,
+            error="HTTP 500", retryable=True, env=fake.env(),
+        )
+        activity = instance.activities[activity_id]
+        assert activity["attempt"] == attempt + 1
+        assert activity["run_after"] == fake.now + timedelta(seconds=delay)
+        assert activity["idempotency_key"].endswith(f":call:{attempt + 1}")
+    engine.record_activity_result(
+        instance, d, activity_id, attempt=3, ok=False, output=None, error="HTTP 500",
+        retryable=True, env=fake.env(),
+    )
+    assert instance.status == "failed"
+    assert "HTTP 500 (after 3 attempt(s))" in instance.error["message"]
+
+
+def test_non_retryable_failure_follows_error_route():
+    d = definition(
+        [
+            {"id": "call", "type": "service_task", "action": {"type": "noop"}},
+            {"id": "fallback", "type": "set", "variables": {"fallback": "true"}},
+            END,
+        ],
+        [
+            {"from": "call", "to": "done"},
+            {"from": "call", "to": "fallback", "outcome": "error"},
+            {"from": "fallback", "to": "done"},
+        ],
+    )
+    fake = FakeEnv()
+    instance = start(d, fake)
+    engine.record_activity_result(
+        instance, d, instance.scheduled_activities()[0]["id"], attempt=1, ok=False,
+        output=None, error="HTTP 404", retryable=False, env=fake.env(),
+    )
+    assert instance.status == "completed" and instance.variables == {"fallback": True}
+
+
+def test_cancel_closes_open_work_and_blocks_further_commands():
+    d, fake = parallel_flow(), FakeEnv()
+    instance = start(d, fake, {"who": "ann"})
+    engine.cancel(instance, "not needed", fake.env())
+    assert instance.status == "cancelled" and instance.open_bookmarks() == []
+    with pytest.raises(InstanceNotActiveError):
+        engine.cancel(instance, "again", fake.env())
+
+
+def test_loop_without_wait_hits_the_step_limit():
+    d = definition(
+        [
+            {"id": "inc", "type": "set", "variables": {"i": "get(vars, 'i', 0) + 1"}},
+            {"id": "g", "type": "gateway"},
+            END,
+        ],
+        [
+            {"from": "inc", "to": "g"},
+            {"from": "g", "to": "done", "condition": "vars.i > 100000"},
+            {"from": "g", "to": "inc", "default": True},
+        ],
+    )
+    instance = start(d)
+    assert instance.status == "failed"
+    assert "step limit" in instance.error["message"]
+
+
+def test_replaying_events_rebuilds_the_same_state():
+    d, fake = approval_flow(), FakeEnv()
+    instance = start(d, fake, {"amount": 15000})
+    complete(instance, d, fake, "approved")
+    complete(instance, d, fake, "approved")
+    assert state(replay(instance)) == state(instance)

@@ -1,0 +1,137 @@
+"""Property: random valid graphs either complete or suspend, never crash the engine, and
+replaying an instance's events rebuilds exactly the same state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain import engine
+from domain.definition import Definition
+from domain.validation import validate_document
+from tests.unit.engine_support import FakeEnv, replay, start, state
+
+BLOCKS = ("set", "gateway", "approval", "wait", "timer", "service", "parallel", "user_task")
+
+
+def build_document(blocks: list[str]) -> dict[str, Any]:
+    """A chain of blocks ending at `done`; each block's exits lead to the next block."""
+    nodes: list[dict[str, Any]] = []
+    routes: list[dict[str, Any]] = []
+    entries: list[str] = []
+    for i, block in enumerate(blocks):
+        entries.append(_add_block(i, block, nodes, routes))
+    entries.append("done")
+    # Wire each block's exits (routes with "to": None) to the next block's entry.
+    for route in routes:
+        if route["to"] is None:
+            route["to"] = entries[route.pop("_block") + 1]
+        else:
+            route.pop("_block", None)
+    nodes.append({"id": "done", "type": "end", "output": {"x": "input.x"}})
+    nodes.append({"id": "failed", "type": "end", "status": "failed"})
+    routes.append({"from": entries[0], "to": "failed", "condition": "false"})
+    return {"name": "random-flow", "nodes": nodes, "routes": routes}
+
+
+def _add_block(i: int, block: str, nodes: list, routes: list) -> str:
+    n = f"b{i}"
+
+    def exit_from(source: str, **extra: Any) -> None:
+        routes.append({"from": source, "to": None, "_block": i, **extra})
+
+    if block == "set":
+        nodes.append({"id": n, "type": "set", "variables": {f"v{i}": "input.x + 1"}})
+        exit_from(n)
+    elif block == "gateway":
+        nodes.append({"id": n, "type": "gateway"})
+        exit_from(n, condition="input.x > 5")
+        exit_from(n, default=True)
+    elif block in ("approval", "user_task"):
+        extra = {"approver_role": "r"} if block == "approval" else {"role": "r"}
+        nodes.append({"id": n, "type": block, **extra})
+        if block == "approval":
+            exit_from(n, outcome="approved")
+            routes.append({"from": n, "to": "failed", "outcome": "rejected", "_block": i})
+        else:
+            exit_from(n)
+    elif block == "wait":
+        nodes.append({"id": n, "type": "wait", "event": "e", "timeout": "PT1M"})
+        exit_from(n)
+        exit_from(n, outcome="timeout")
+    elif block == "timer":
+        nodes.append({"id": n, "type": "timer", "duration": "PT5M"})
+        exit_from(n)
+    elif block == "service":
+        nodes.append({"id": n, "type": "service_task", "action": {"type": "noop"},
+                      "retry": {"max_attempts": 2, "initial_interval": "PT1S"}})
+        exit_from(n)
+        routes.append({"from": n, "to": "failed", "outcome": "error", "_block": i})
+    else:  # parallel block: fork -> two branches -> join
+        nodes.append({"id": n, "type": "parallel"})
+        nodes.append({"id": f"{n}l", "type": "timer", "duration": "PT1M"})
+        nodes.append({"id": f"{n}r", "type": "set", "variables": {f"p{i}": "1"}})
+        nodes.append({"id": f"{n}j", "type": "join"})
+        routes.extend(
+            [
+                {"from": n, "to": f"{n}l"},
+                {"from": n, "to": f"{n}r"},
+                {"from": f"{n}l", "to": f"{n}j"},
+                {"from": f"{n}r", "to": f"{n}j"},
+            ]
+        )
+        exit_from(f"{n}j")
+    return n
+
+
+def act(instance, d: Definition, fake: FakeEnv, data: st.DataObject) -> None:
+    """Resolve one randomly chosen open bookmark or scheduled activity."""
+    choices = [("b", b) for b in instance.open_bookmarks()]
+    choices += [("a", a) for a in instance.scheduled_activities()]
+    what, item = data.draw(st.sampled_from(choices))
+    env = fake.env()
+    if what == "a":
+        ok = data.draw(st.booleans())
+        engine.record_activity_result(
+            instance, d, item["id"], attempt=item["attempt"], ok=ok, output={"n": 1},
+            error=None if ok else "boom", retryable=True, env=env,
+        )
+    elif item["kind"] == "task":
+        outcome = data.draw(st.sampled_from(["approved", "rejected"])) if (
+            item["task_kind"] == "approval"
+        ) else None
+        engine.complete_task(
+            instance, d, item["id"], outcome=outcome, data={}, comment=None,
+            completed_by="u", env=env,
+        )
+    elif item["kind"] == "wait" and data.draw(st.booleans()):
+        engine.resume(instance, d, item["id"], payload={"k": 1}, source="t", env=env)
+    else:
+        engine.fire_timer(instance, d, item["id"], env)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    blocks=st.lists(st.sampled_from(BLOCKS), min_size=1, max_size=6),
+    x=st.integers(min_value=0, max_value=10),
+    data=st.data(),
+)
+def test_random_graphs_complete_or_suspend_and_replay_identically(blocks, x, data):
+    document = build_document(blocks)
+    assert validate_document(document) == []
+    d = Definition.from_document(document, version=1)
+    fake = FakeEnv()
+    instance = start(d, fake, {"x": x})
+    for _ in range(40):
+        assert instance.status in ("running", "suspended", "completed", "failed")
+        if instance.is_ended:
+            break
+        assert instance.open_bookmarks() or instance.scheduled_activities()
+        fake.advance(minutes=1)
+        act(instance, d, fake, data)
+    assert instance.is_ended, "every block resolves, so 40 steps always end the instance"
+    if instance.status == "completed":
+        assert instance.output == {"x": x}
+    assert state(replay(instance)) == state(instance)

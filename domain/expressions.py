@@ -237,7 +237,7 @@ def _weight(value: Any, limit: int) -> int:
 
 
 def _precheck(op: type, left: Any, right: Any) -> None:
-    """Refuse a binary operation whose result would exceed the limits, before computing it."""
+    """Refuse arithmetic whose result would exceed the limits, before computing it."""
     ints = isinstance(left, int) and isinstance(right, int)
     if op is ast.Pow and ints and right > 0:
         # (bit_length - 1) * exponent is a lower bound on the result's bits; _checked catches
@@ -247,15 +247,6 @@ def _precheck(op: type, left: Any, right: Any) -> None:
     elif op is ast.Mult and ints:
         if left.bit_length() + right.bit_length() - 1 > MAX_INT_BITS:
             raise ExpressionError(f"integer result of '*' would exceed {MAX_INT_BITS} bits")
-    elif op is ast.Mult and (isinstance(left, int) or isinstance(right, int)):
-        seq, times = (right, left) if isinstance(left, int) else (left, right)
-        # Nested weight, not len: [[1]*1000]*1000 is short but a million elements to print.
-        if (
-            isinstance(seq, (str, list, tuple))
-            and times > 0
-            and _weight(seq, MAX_LENGTH // times) * times > MAX_LENGTH
-        ):
-            raise ExpressionError(f"repetition would exceed {MAX_LENGTH} elements")
     elif op is ast.Add and isinstance(left, (str, list, tuple)) and type(left) is type(right):
         if len(left) + len(right) > MAX_LENGTH:
             raise ExpressionError(f"concatenation would exceed {MAX_LENGTH} elements")
@@ -310,6 +301,7 @@ class _Interpreter:
     def __init__(self, context: Mapping[str, Any]):
         self.context = context
         self.steps = 0
+        self.repeated = 0  # elements produced by `*` repetition so far
 
     def visit(self, node: ast.AST) -> Any:
         self.steps += 1
@@ -356,12 +348,25 @@ class _Interpreter:
         if isinstance(node, ast.BinOp):
             left, right = self.visit(node.left), self.visit(node.right)
             _precheck(type(node.op), left, right)
+            if isinstance(node.op, ast.Mult):
+                self.charge_repetition(left, right)
             return _checked(_apply(*_OPERATORS[type(node.op)], left, right))
         if isinstance(node, ast.IfExp):
             return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
         if isinstance(node, ast.Call):
             return self.call(node)
         raise ExpressionError(f"syntax '{type(node).__name__}' is not allowed")
+
+    def charge_repetition(self, left: Any, right: Any) -> None:
+        # Repetition is the one way to build a big value from a short expression, and it nests
+        # ([[0]*1000]*1000 is a million elements to print), so one budget of nested elements
+        # covers all repetitions in an evaluation.
+        seq, times = (right, left) if isinstance(left, int) else (left, right)
+        if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and times > 0:
+            remaining = MAX_LENGTH - self.repeated
+            self.repeated += _weight(seq, remaining // times) * times
+            if self.repeated > MAX_LENGTH:
+                raise ExpressionError(f"repetition would exceed {MAX_LENGTH} elements")
 
     def field(self, node: ast.Attribute) -> Any:
         obj, path = self.visit(node.value), _describe(node.value)

@@ -142,8 +142,9 @@ def _allowed_outcomes(node: GraphNode) -> tuple[str, ...] | None:
     """Outcomes a route from `node` may name; None means the node does not restrict them."""
     if node.type == "approval":
         return (*APPROVAL_OUTCOMES, TIMEOUT_OUTCOME, ERROR_OUTCOME)
-    declared = node.raw.get("outcomes")
-    if node.type == "user_task" and isinstance(declared, list):
+    if node.type == "user_task":  # the engine's default when none are declared: "completed"
+        declared = node.raw.get("outcomes")
+        declared = declared if isinstance(declared, list) and declared else ["completed"]
         return (*(o for o in declared if isinstance(o, str)), TIMEOUT_OUTCOME, ERROR_OUTCOME)
     return None
 

@@ -173,8 +173,7 @@ def _is(value: Any, expected: str) -> bool:
 def _expect(report: _Report, parts: Path, value: Any, expected: str) -> bool:
     if _is(value, expected):
         return True
-    report.about(parts, "invalid_type", f"expected {expected}, got {_type_name(value)}",
-    )
+    report.about(parts, "invalid_type", f"expected {expected}, got {_type_name(value)}")
     return False
 
 
@@ -199,7 +198,8 @@ def _number(
         low_ok = value > minimum if exclusive else value >= minimum
         finite = isinstance(value, int) or math.isfinite(value)
         if not (finite and low_ok and (maximum is None or value <= maximum)):
-            report.about(parts, "invalid_value", f"must be {article} {kind} {bound}, got {_short(value)}",
+            report.about(
+                parts, "invalid_value", f"must be {article} {kind} {bound}, got {_short(value)}"
             )
 
     return check
@@ -208,7 +208,8 @@ def _number(
 def _enum(*choices: str) -> Checker:
     def check(report: _Report, parts: Path, value: Any) -> None:
         if _expect(report, parts, value, "string") and value not in choices:
-            report.about(parts, "invalid_value", f"must be one of {', '.join(choices)}, got {_short(value)}",
+            report.about(
+                parts, "invalid_value", f"must be one of {', '.join(choices)}, got {_short(value)}"
             )
 
     return check
@@ -217,8 +218,7 @@ def _enum(*choices: str) -> Checker:
 def _pattern(regex: re.Pattern[str], what: str) -> Checker:
     def check(report: _Report, parts: Path, value: Any) -> None:
         if _expect(report, parts, value, "string") and not regex.fullmatch(value):
-            report.about(parts, "invalid_value", f"must be {what}, got {_short(value)}"
-            )
+            report.about(parts, "invalid_value", f"must be {what}, got {_short(value)}")
 
     return check
 
@@ -276,7 +276,7 @@ def _duration(report: _Report, parts: Path, value: Any) -> None:
     try:
         parse_duration(value)
     except ValueError as exc:
-        report.about(parts, "invalid_duration", f"{exc}")
+        report.about(parts, "invalid_duration", str(exc))
 
 
 def _compiles(report: _Report, parts: Path, source: str) -> bool:
@@ -288,8 +288,7 @@ def _compiles(report: _Report, parts: Path, source: str) -> bool:
         message = str(exc) or type(exc).__name__
     else:
         return True
-    report.about(parts, "invalid_expression", f"invalid expression {_short(source)}: {message}",
-    )
+    report.about(parts, "invalid_expression", f"invalid expression {_short(source)}: {message}")
     return False
 
 
@@ -314,8 +313,7 @@ def _template(report: _Report, parts: Path, text: str) -> None:
     try:
         sources = template_expressions(text)
     except ExpressionError as exc:
-        report.about(parts, "invalid_expression", f"invalid template {_short(text)}: {exc.message}",
-        )
+        report.about(parts, "invalid_expression", f"invalid template {_short(text)}: {exc.message}")
         return
     for source in sources:
         if not _compiles(report, parts, source):
@@ -350,11 +348,7 @@ def _string_list(report: _Report, parts: Path, value: Any) -> None:
 
 def _form(report: _Report, parts: Path, value: Any) -> None:
     if _expect(report, parts, value, "object") and value.get("type", "object") != "object":
-        report.add(
-            parts + ("type",),
-            "invalid_value",
-            f"{report.where(parts)} must be a JSON Schema of type 'object'",
-        )
+        report.about(parts + ("type",), "invalid_value", "a form must be an 'object' schema")
 
 
 def _cron(report: _Report, parts: Path, value: Any) -> None:
@@ -362,7 +356,10 @@ def _cron(report: _Report, parts: Path, value: Any) -> None:
         return
     fields = value.split()
     if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
-        report.about(parts, "invalid_value", f"must have 5 space-separated "
+        report.about(
+            parts,
+            "invalid_value",
+            f"must have 5 space-separated "
             f"fields (minute hour day month weekday), got {_short(value)}",
         )
 
@@ -389,7 +386,7 @@ def _action(report: _Report, parts: Path, value: Any) -> None:
         return
     kind = value.get("type")
     if "type" not in value:
-        report.add(parts + ("type",), "missing_field", f"{report.where(parts)} has no 'type'")
+        report.about(parts + ("type",), "missing_field", "an action needs a 'type'")
     elif _expect(report, parts + ("type",), kind, "string") and kind == "http":
         _check_fields(report, parts, value, _HTTP_FIELDS, required=("url",))
     _templates_within(report, parts, value)
@@ -410,16 +407,13 @@ def _triggers(report: _Report, parts: Path, value: Any) -> None:
         if not _expect(report, where, trigger, "object"):
             continue
         if "type" not in trigger:
-            report.add(where + ("type",), "missing_field", f"{report.where(where)} has no 'type'")
+            report.about(where + ("type",), "missing_field", "a trigger needs a 'type'")
         elif _expect(report, where + ("type",), trigger["type"], "string"):
             spec = _TRIGGERS.get(trigger["type"])
             if spec is None:
-                report.add(
-                    where + ("type",),
-                    "invalid_value",
-                    f"unknown trigger type {_short(trigger['type'])}; "
-                    f"expected one of {', '.join(_TRIGGERS)}",
-                )
+                kinds = ", ".join(_TRIGGERS)
+                text = f"unknown trigger type {_short(trigger['type'])}; expected one of {kinds}"
+                report.about(where + ("type",), "invalid_value", text)
             else:
                 _check_fields(report, where, trigger, spec[0], spec[1])
 
@@ -444,8 +438,10 @@ _TOP_FIELDS: dict[str, Checker] = {
 
 def _node_type(report: _Report, parts: Path, value: Any) -> None:
     if _expect(report, parts, value, "string") and value not in NODE_TYPES:
-        report.about(parts, "unknown_node_type", f"has unknown type "
-            f"{_short(value)}; expected one of {', '.join(NODE_TYPES)}",
+        report.about(
+            parts,
+            "unknown_node_type",
+            f"unknown node type {_short(value)}; expected one of {', '.join(NODE_TYPES)}",
         )
 
 
@@ -462,6 +458,7 @@ _TASK_FIELDS: dict[str, Checker] = {
     "escalate_to_role": _string,
     "urgency": _enum(*URGENCIES),
     "form": _form,
+    "result_var": _identifier,
 }
 _NODE_FIELDS: dict[str, dict[str, Checker]] = {
     "service_task": {
@@ -507,8 +504,7 @@ def _one_of(*keys: str, exclusive: bool) -> Callable[[_Report, Path, dict[str, A
         if not present:
             report.about(parts, "missing_field", f"needs {wanted}")
         elif exclusive and len(present) > 1:
-            report.about(parts, "invalid_value", f"must have exactly one of {wanted}"
-            )
+            report.about(parts, "invalid_value", f"must have exactly one of {wanted}")
 
     return rule
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
@@ -79,7 +78,9 @@ class WorkerRunner:
                 delay = self.backoff(self.consecutive_failures)
                 logger.exception(
                     "%s: tick failed (%d in a row), retrying in %g s",
-                    self.name, self.consecutive_failures, delay,
+                    self.name,
+                    self.consecutive_failures,
+                    delay,
                 )
                 # Only stop() ends a backoff: wake-ups would just hammer a broken dependency.
                 self._stop.wait(delay)
@@ -121,13 +122,3 @@ class WorkerRunner:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
-    """Poll `condition` until true or `timeout` passes (shutdown deadlines, tests)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-    return True

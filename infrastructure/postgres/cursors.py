@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+from application.read_models import Page
 
 MAX_LIMIT = 500
 
@@ -31,14 +34,14 @@ def encode_cursor(kind: str, *key: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def decode_cursor(kind: str, cursor: str) -> list[Any]:
-    """The key values of `cursor` (datetimes and UUIDs as strings, for SQL casts)."""
+def decode_cursor(kind: str, cursor: str, *, size: int) -> list[Any]:
+    """The `size` key values of `cursor` (datetimes and UUIDs still as strings)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         decoded = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError) as error:
         raise InvalidCursorError(cursor) from error
-    if not isinstance(decoded, list) or not decoded or decoded[0] != kind:
+    if not isinstance(decoded, list) or len(decoded) != size + 1 or decoded[0] != kind:
         raise InvalidCursorError(cursor)
     return decoded[1:]
 
@@ -65,3 +68,11 @@ def parse_uuid(cursor: str, value: Any) -> UUID:
         return UUID(str(value))
     except ValueError as error:
         raise InvalidCursorError(cursor) from error
+
+
+def page_of(rows: list[Any], limit: int, cursor_of: Callable[[Any], str]) -> Page:
+    """A page of `limit` rows; the one extra row fetched tells whether another page exists."""
+    if len(rows) > limit:
+        items = rows[:limit]
+        return Page(items=items, next_cursor=cursor_of(items[-1]))
+    return Page(items=rows, next_cursor=None)

@@ -30,15 +30,18 @@ if TYPE_CHECKING:
     from domain.instance import WorkflowInstance
 
 EVENTS_PRIMARY_KEY = f"{EVENTS_TABLE}_pkey"
-_EVENT_FIELDS_NOT_IN_DATA = frozenset({"originator_id", "originator_version", "timestamp"})
+# Envelope fields: reported as the entry's version/timestamp, or internal to the library.
+_EVENT_FIELDS_NOT_IN_DATA = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic"}
+)
 
 _SELECT_HISTORY = (
     "SELECT originator_id, originator_version, topic, state, notification_id "
-    f"FROM {EVENTS_TABLE} WHERE originator_id = %s ORDER BY originator_version"
+    "FROM waymark_events WHERE originator_id = %s ORDER BY originator_version"
 )
 _SELECT_AT_VERSIONS = (
     "SELECT e.originator_id, e.originator_version, e.topic, e.state "
-    f"FROM {EVENTS_TABLE} e "
+    "FROM waymark_events e "
     "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(originator_id, originator_version) "
     "USING (originator_id, originator_version)"
 )

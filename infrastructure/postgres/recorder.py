@@ -8,7 +8,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg import Cursor
+from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
@@ -27,15 +27,22 @@ IDEMPOTENCY_CONSTRAINTS = frozenset(
 )
 
 
-def _upsert(table: str, row_type: type, key: str = "id", extra_updates: str = "") -> str:
+def _upsert(table: str, row_type: type, extra_updates: str = "") -> sql.Composed:
+    """INSERT ... ON CONFLICT (id) DO UPDATE of every column of the row dataclass."""
     columns = [f.name for f in fields(row_type)]
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
+    updates = [
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c != "id"
+    ]
     if extra_updates:
-        updates += ", " + extra_updates
-    placeholders = ", ".join(["%s"] * len(columns))
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "
-        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        updates.append(sql.SQL(extra_updates))  # type: ignore[arg-type]
+    return sql.SQL(
+        "INSERT INTO {table} ({columns}) VALUES ({values}) "
+        "ON CONFLICT (id) DO UPDATE SET {updates}"
+    ).format(
+        table=sql.Identifier(table),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+        updates=sql.SQL(", ").join(updates),
     )
 
 

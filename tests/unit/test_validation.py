@@ -505,6 +505,15 @@ def test_user_task_route_outcome_must_be_declared():
     assert_only(doc, "invalid_value", "$.routes[2].outcome")
 
 
+def test_user_task_without_declared_outcomes_only_completes():
+    doc = with_node(
+        {"id": "u", "type": "user_task"},
+        {"from": "u", "to": "done", "outcome": "completed"},
+        {"from": "u", "to": "done", "outcome": "approved"},
+    )
+    assert_only(doc, "invalid_value", "$.routes[2].outcome")
+
+
 def test_user_task_form_must_be_an_object_schema():
     doc = with_node({"id": "u", "type": "user_task", "form": {"type": "string"}})
     assert_only(doc, "invalid_value", "$.nodes[1].form.type")

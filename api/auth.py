@@ -1,0 +1,73 @@
+"""Bearer API keys: who is calling (tenant, roles) and whether they may do this.
+
+The tenant always comes from the key, never from a request body. Roles: `admin` and
+`operator` may do everything, `viewer` may only read (GET/HEAD).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+
+from fastapi import Depends, Request
+
+from api.problems import ProblemError
+from infrastructure.container import Container, Principal
+
+WRITE_ROLES = frozenset({"admin", "operator"})
+READ_ROLES = WRITE_ROLES | {"viewer"}
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CHALLENGE = 'Bearer realm="waymark"'
+
+
+def get_container(request: Request) -> Container:
+    """The process's container, built in the app's lifespan."""
+    return request.app.state.container  # type: ignore[no-any-return]
+
+
+def bearer_key(header: str | None) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header; None when absent or another scheme."""
+    scheme, _, key = (header or "").strip().partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return None
+    return key
+
+
+def find_principal(api_keys: Mapping[str, Principal], key: str) -> Principal | None:
+    # Compare against every key in constant time: no early exit reveals a matching prefix.
+    found = None
+    for known, principal in api_keys.items():
+        if hmac.compare_digest(known.encode(), key.encode()):
+            found = principal
+    return found
+
+
+def may(principal: Principal, method: str) -> bool:
+    allowed = READ_ROLES if method.upper() in READ_METHODS else WRITE_ROLES
+    return bool(principal.roles & allowed)
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(
+        401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": CHALLENGE}
+    )
+
+
+def authorize(request: Request, container: Container = Depends(get_container)) -> Principal:
+    """FastAPI dependency: the caller's Principal, or a 401/403 problem."""
+    key = bearer_key(request.headers.get("authorization"))
+    if key is None:
+        raise _unauthorized("an 'Authorization: Bearer <api key>' header is required")
+    principal = find_principal(container.api_keys, key)
+    if principal is None:
+        raise _unauthorized("the API key is not valid")
+    if not may(principal, request.method):
+        raise ProblemError(
+            403,
+            "forbidden",
+            "Forbidden",
+            f"the key's roles ({', '.join(sorted(principal.roles)) or 'none'}) "
+            f"do not allow {request.method} requests",
+        )
+    return principal

@@ -1,0 +1,306 @@
+"""RFC 9457 problem details: the one place where errors become HTTP responses.
+
+Every error leaving the API is `application/problem+json` with a stable `type` URI
+(`https://waymark.dev/problems/<slug>`), a `title`, the `status`, a human `detail` and the
+request path as `instance`, plus per-type extras (`errors`, `allowed`, `bookmark`, ...).
+Domain and application errors never know about HTTP: they are mapped here, by class.
+An unexpected exception is logged with its traceback and answered with a bare 500: the
+client never sees a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from application.callbacks import CallbackNotFoundError, SignatureError
+from application.definitions import (
+    DefinitionDisabledError,
+    DefinitionNotFoundError,
+    InvalidDefinitionError,
+)
+from application.instances import InvalidDataError
+from application.session import CommandConflictError, InstanceNotFoundError
+from application.tasks import TaskNotFoundError
+from application.views import bookmark_view, jsonable
+from domain.errors import (
+    BookmarkNotFoundError,
+    BookmarkNotOpenError,
+    InstanceNotActiveError,
+    InvalidOutcomeError,
+    WrongBookmarkKindError,
+)
+from infrastructure.postgres.cursors import InvalidCursorError
+
+logger = logging.getLogger(__name__)
+
+TYPE_BASE = "https://waymark.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+class ProblemError(HTTPException):
+    """A problem raised by the API layer itself (authentication, limits, malformed ids).
+
+    It is an HTTPException so that FastAPI re-raises it untouched when it happens while the
+    request body is being read (the body-size limit).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extras: Any,
+    ):
+        super().__init__(status_code=status, detail=detail, headers=dict(headers or {}))
+        self.slug = slug
+        self.title = title
+        self.extras = extras
+
+
+def problem_body(
+    status: int, slug: str, title: str, detail: str, instance: str, **extras: Any
+) -> dict[str, Any]:
+    body = {
+        "type": TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    body.update(jsonable(extras))
+    return body
+
+
+def problem_response(
+    request_path: str,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extras: Any,
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, slug, title, detail, request_path, **extras),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type=MEDIA_TYPE,
+    )
+
+
+# --- application and domain errors ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Kind:
+    status: int
+    slug: str
+    title: str
+    extras: Callable[[Any], dict[str, Any]] = lambda exc: {}
+
+
+_NOT_FOUND = _Kind(404, "not-found", "Not found")
+
+# Looked up along the exception's MRO, so subclasses map like their parents.
+KINDS: dict[type[Exception], _Kind] = {
+    InvalidDefinitionError: _Kind(
+        422,
+        "invalid-definition",
+        "Invalid definition",
+        lambda exc: {"errors": [p.as_dict() for p in exc.problems]},
+    ),
+    DefinitionNotFoundError: _NOT_FOUND,
+    InstanceNotFoundError: _NOT_FOUND,
+    TaskNotFoundError: _NOT_FOUND,
+    BookmarkNotFoundError: _NOT_FOUND,
+    CallbackNotFoundError: _NOT_FOUND,
+    DefinitionDisabledError: _Kind(
+        409, "definition-disabled", "Definition disabled", lambda exc: {"definition": exc.name}
+    ),
+    InvalidDataError: _Kind(
+        422,
+        "invalid-data",
+        "Invalid data",
+        lambda exc: {"errors": [{"path": p, "message": m} for p, m in exc.errors]},
+    ),
+    BookmarkNotOpenError: _Kind(
+        409,
+        "bookmark-not-open",
+        "Bookmark not open",
+        lambda exc: {"bookmark": bookmark_view(exc.bookmark)},
+    ),
+    InstanceNotActiveError: _Kind(
+        409,
+        "instance-not-active",
+        "Instance not active",
+        lambda exc: {"instance_id": str(exc.instance_id), "instance_status": exc.status},
+    ),
+    WrongBookmarkKindError: _Kind(
+        409,
+        "wrong-bookmark-kind",
+        "Wrong bookmark kind",
+        lambda exc: {"bookmark_id": exc.bookmark_id, "kind": exc.kind},
+    ),
+    InvalidOutcomeError: _Kind(
+        422, "invalid-outcome", "Invalid outcome", lambda exc: {"allowed": list(exc.allowed)}
+    ),
+    CommandConflictError: _Kind(
+        409,
+        "concurrency-conflict",
+        "Concurrency conflict",
+        lambda exc: {"instance_ids": [str(i) for i in exc.instance_ids]},
+    ),
+    SignatureError: _Kind(401, "invalid-signature", "Invalid signature"),
+    InvalidCursorError: _Kind(400, "invalid-cursor", "Invalid cursor"),
+    json.JSONDecodeError: _Kind(400, "invalid-json", "Invalid JSON"),
+}
+
+
+def kind_of(exc: BaseException) -> _Kind | None:
+    for cls in type(exc).__mro__:
+        kind = KINDS.get(cls)
+        if kind is not None:
+            return kind
+    return None
+
+
+async def _known_error(request: Request, exc: Exception) -> Response:
+    kind = kind_of(exc)
+    if kind is None:  # registered by class, so unreachable; never leak details regardless
+        return _internal_error(request, exc)
+    return problem_response(
+        request.url.path, kind.status, kind.slug, kind.title, str(exc), **kind.extras(exc)
+    )
+
+
+# --- framework errors -----------------------------------------------------------------------
+
+
+def json_path(loc: Iterable[str | int]) -> str:
+    """`("body", "input", "amount")` -> `$.input.amount`; other locations keep their name."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        out, parts = "$", parts[1:]
+    elif parts:
+        out, parts = str(parts[0]), parts[1:]
+    else:
+        return "$"
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(str(part)):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(str(part))}]"
+    return out
+
+
+def validation_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {"path": json_path(e.get("loc", ())), "code": str(e.get("type", "")), "message": e["msg"]}
+        for e in errors
+    ]
+
+
+async def _request_validation_error(request: Request, exc: RequestValidationError) -> Response:
+    errors = list(exc.errors())
+    broken = [e for e in errors if e.get("type") == "json_invalid"]
+    if broken:
+        reason = (broken[0].get("ctx") or {}).get("error", "malformed JSON")
+        return problem_response(
+            request.url.path, 400, "invalid-json", "Invalid JSON",
+            f"the request body is not valid JSON: {reason}",
+        )
+    return problem_response(
+        request.url.path,
+        422,
+        "invalid-request",
+        "Invalid request",
+        f"the request has {len(errors)} problem(s)",
+        errors=validation_errors(errors),
+    )
+
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    headers = exc.headers or {}
+    if isinstance(exc, ProblemError):
+        return problem_response(
+            request.url.path, exc.status_code, exc.slug, exc.title, str(exc.detail),
+            headers=headers, **exc.extras,
+        )
+    slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+    detail = str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no resource at {request.url.path}"
+    return problem_response(
+        request.url.path, exc.status_code, slug, title, detail, headers=headers
+    )
+
+
+def _internal_error(request: Request | None, exc: BaseException) -> Response:
+    path = request.url.path if request is not None else ""
+    logger.error("unhandled error on %s", path, exc_info=exc)
+    return problem_response(
+        path, 500, "internal-error", "Internal error", "an unexpected error occurred"
+    )
+
+
+class UnhandledErrors:
+    """Pure ASGI middleware: any exception no handler took becomes a logged 500 problem."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for a problem response: let the server close it
+                raise
+            await _internal_error(Request(scope), exc)(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    """Register every mapping on `app` (the middleware is added by `create_app`)."""
+    for cls in KINDS:
+        app.add_exception_handler(cls, _known_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

@@ -1,0 +1,145 @@
+"""`/v1/instances`: start, list, read, history, cancel, resume a bookmark."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi.responses import JSONResponse
+
+from api.auth import authorize, get_container
+from api.schemas import CancelRequest, ResumeRequest, StartInstanceRequest
+from application.session import InstanceNotFoundError
+from application.views import jsonable
+from infrastructure.container import Container, Principal
+
+router = APIRouter(prefix="/v1/instances", tags=["instances"])
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def parse_instance_id(raw: str) -> UUID:
+    """A malformed id names no instance: 404, like an unknown one."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise InstanceNotFoundError(raw) from None
+
+
+def replayable(result: dict[str, Any], replayed: bool) -> JSONResponse:
+    """The result of an idempotent command, flagged when it is a repeat of the first one."""
+    headers = {REPLAYED_HEADER: "true"} if replayed else {}
+    return JSONResponse(jsonable(result), headers=headers)
+
+
+@router.post("", status_code=201, responses={200: {"description": "same idempotency key"}})
+def start_instance(
+    body: StartInstanceRequest,
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> JSONResponse:
+    """Start an instance: 201, or 200 with the same instance when the key was seen before."""
+    view, created = container.instances.start(
+        principal.tenant,
+        body.definition,
+        version=body.version,
+        input=body.input,
+        idempotency_key=body.idempotency_key,
+        correlation_id=body.correlation_id,
+    )
+    return JSONResponse(
+        view,
+        status_code=201 if created else 200,
+        headers={"Location": f"/v1/instances/{view['id']}"},
+    )
+
+
+@router.get("")
+def list_instances(
+    status: str | None = None,
+    definition: str | None = None,
+    correlation_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> dict[str, Any]:
+    page = container.instances.list(
+        principal.tenant,
+        status=status,
+        definition=definition,
+        correlation_id=correlation_id,
+        created_after=created_after,
+        created_before=created_before,
+        limit=limit,
+        cursor=cursor,
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get("/{instance_id}")
+def get_instance(
+    instance_id: str,
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> dict[str, Any]:
+    """State, variables, open bookmarks, output and error."""
+    return container.instances.get(principal.tenant, parse_instance_id(instance_id))
+
+
+@router.get("/{instance_id}/history")
+def get_history(
+    instance_id: str,
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> dict[str, Any]:
+    """The instance's events in order: the immutable audit trail."""
+    entries = container.instances.history(principal.tenant, parse_instance_id(instance_id))
+    items = [
+        {
+            "position": e.position,
+            "version": e.version,
+            "type": e.type,
+            "timestamp": e.timestamp,
+            "data": e.data,
+        }
+        for e in entries
+    ]
+    return {"items": jsonable(items), "next_cursor": None}
+
+
+@router.post("/{instance_id}/cancel")
+def cancel_instance(
+    instance_id: str,
+    body: CancelRequest | None = Body(None),
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> dict[str, Any]:
+    reason = (body.reason if body else None) or f"cancelled by {principal.key_name}"
+    return container.instances.cancel(principal.tenant, parse_instance_id(instance_id), reason)
+
+
+@router.post("/{instance_id}/bookmarks/{bookmark_id}/resume")
+def resume_bookmark(
+    instance_id: str,
+    bookmark_id: str,
+    body: ResumeRequest | None = Body(None),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> JSONResponse:
+    """Resume a waiting step with a payload; a repeated idempotency key replays the result."""
+    body = body or ResumeRequest()
+    result, replayed = container.instances.resume(
+        principal.tenant,
+        parse_instance_id(instance_id),
+        bookmark_id,
+        body.payload,
+        idempotency_key=body.idempotency_key or idempotency_key,
+        source=f"api:{principal.key_name}",
+    )
+    return replayable(result, replayed)

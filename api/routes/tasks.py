@@ -1,0 +1,87 @@
+"""`/v1/tasks`: the task queue (approvals and user tasks) — list, read, claim, delegate,
+complete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+
+from api.auth import authorize, get_container
+from api.schemas import ClaimRequest, CompleteTaskRequest, DelegateRequest
+from infrastructure.container import Container, Principal
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+
+
+@router.get("")
+def list_tasks(
+    assignee: str | None = None,
+    role: str | None = None,
+    status: str | None = None,
+    urgency: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> dict[str, Any]:
+    """Tasks sorted by due time."""
+    page = container.tasks.list(
+        principal.tenant,
+        assignee=assignee,
+        role=role,
+        status=status,
+        urgency=urgency,
+        limit=limit,
+        cursor=cursor,
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get("/{task_id}")
+def get_task(
+    task_id: str,
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> dict[str, Any]:
+    return container.tasks.get(principal.tenant, task_id)
+
+
+@router.post("/{task_id}/claim")
+def claim_task(
+    task_id: str,
+    body: ClaimRequest | None = Body(None),
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> dict[str, Any]:
+    """Claim for `user` (the caller's key by default); returns the instance."""
+    user = (body.user if body else None) or principal.key_name
+    return container.tasks.claim(principal.tenant, task_id, user)
+
+
+@router.post("/{task_id}/delegate")
+def delegate_task(
+    task_id: str,
+    body: DelegateRequest,
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> dict[str, Any]:
+    return container.tasks.delegate(principal.tenant, task_id, body.assignee, principal.key_name)
+
+
+@router.post("/{task_id}/complete")
+def complete_task(
+    task_id: str,
+    body: CompleteTaskRequest,
+    principal: Principal = Depends(authorize),
+    container: Container = Depends(get_container),
+) -> dict[str, Any]:
+    """Decide an approval (`approved`/`rejected`) or submit a user task's form data."""
+    return container.tasks.complete(
+        principal.tenant,
+        task_id,
+        outcome=body.outcome,
+        data=body.data,
+        comment=body.comment,
+        user=principal.key_name,
+    )

@@ -1,0 +1,53 @@
+"""Request bodies of the HTTP API (SPEC §4). Unknown fields are refused, not ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartInstanceRequest(Strict):
+    """Start an instance of a definition (the latest version unless `version` is given)."""
+
+    definition: str = Field(min_length=1, max_length=100)
+    version: int | None = Field(default=None, ge=1)
+    input: dict[str, Any] | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    correlation_id: str | None = Field(default=None, max_length=200)
+
+
+class CancelRequest(Strict):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class ResumeRequest(Strict):
+    payload: Any = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class EventRequest(Strict):
+    """An event: resumes matching `wait` nodes and starts event-triggered definitions."""
+
+    type: str = Field(min_length=1, max_length=200)
+    correlation: str | None = Field(default=None, max_length=200)
+    payload: Any = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ClaimRequest(Strict):
+    user: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class DelegateRequest(Strict):
+    assignee: str = Field(min_length=1, max_length=200)
+
+
+class CompleteTaskRequest(Strict):
+    outcome: str | None = Field(default=None, max_length=100)
+    data: dict[str, Any] | None = None
+    comment: str | None = Field(default=None, max_length=4000)

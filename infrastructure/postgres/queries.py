@@ -1,0 +1,176 @@
+"""ReadModelQueries on PostgreSQL: the read-model tables, tenant-scoped, keyset-paginated."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import sql
+
+from application.read_models import BookmarkRow, InstanceRow, Page, TaskRow
+from infrastructure.postgres.cursors import (
+    clamp_limit,
+    decode_cursor,
+    encode_cursor,
+    page_of,
+    parse_datetime,
+    parse_uuid,
+)
+
+Row = TypeVar("Row")
+
+
+def to_row(row_type: type[Row], record: dict[str, Any]) -> Row:
+    """The dataclass for a table row, ignoring columns the dataclass does not have."""
+    return row_type(**{f.name: record[f.name] for f in fields(row_type)})  # type: ignore[arg-type]
+
+
+class PostgresReadModelQueries:
+    """Reads what WaymarkRecorder projected; every query is scoped to one tenant."""
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self.datastore = datastore
+
+    def _fetch(self, query: sql.Composable | str, params: Any = ()) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(query, params)
+            return curs.fetchall()
+
+    def instance(self, tenant: str, instance_id: UUID) -> InstanceRow | None:
+        rows = self._fetch(
+            "SELECT * FROM instances WHERE tenant = %s AND id = %s", (tenant, instance_id)
+        )
+        return to_row(InstanceRow, rows[0]) if rows else None
+
+    def list_instances(
+        self,
+        tenant: str,
+        *,
+        status: str | None,
+        definition: str | None,
+        correlation_id: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        """Newest first: (created_at, id) descending, which the tenant indexes serve."""
+        where = _Where("tenant = %s", tenant)
+        where.add_if(status, "status = %s")
+        where.add_if(definition, "definition = %s")
+        where.add_if(correlation_id, "correlation_id = %s")
+        where.add_if(created_after, "created_at >= %s")
+        where.add_if(created_before, "created_at < %s")
+        if cursor is not None:
+            created_at, last_id = decode_cursor("instances", cursor, size=2)
+            where.add(
+                "(created_at, id) < (%s, %s)",
+                parse_datetime(cursor, created_at),
+                parse_uuid(cursor, last_id),
+            )
+        limit = clamp_limit(limit)
+        query = sql.SQL(
+            "SELECT * FROM instances WHERE {} ORDER BY created_at DESC, id DESC LIMIT %s"
+        ).format(where.sql())
+        rows = [to_row(InstanceRow, r) for r in self._fetch(query, [*where.params, limit + 1])]
+        return page_of(
+            rows, limit, lambda last: encode_cursor("instances", last.created_at, last.id)
+        )
+
+    def bookmark_by_token(self, token: str) -> BookmarkRow | None:
+        # No tenant filter: the token is an unguessable capability; the row names its tenant.
+        rows = self._fetch("SELECT * FROM bookmarks WHERE token = %s", (token,))
+        return to_row(BookmarkRow, rows[0]) if rows else None
+
+    def waiting_bookmarks(
+        self, tenant: str, event_type: str, correlation: str | None
+    ) -> list[BookmarkRow]:
+        where = _Where("tenant = %s", tenant)
+        where.add("event_type = %s", event_type)
+        where.add("status = 'open' AND kind = 'wait'")
+        where.add_if(correlation, "correlation = %s")
+        query = sql.SQL("SELECT * FROM bookmarks WHERE {} ORDER BY created_at, id").format(
+            where.sql()
+        )
+        return [to_row(BookmarkRow, r) for r in self._fetch(query, where.params)]
+
+    def task(self, tenant: str, task_id: str) -> TaskRow | None:
+        rows = self._fetch("SELECT * FROM tasks WHERE tenant = %s AND id = %s", (tenant, task_id))
+        return to_row(TaskRow, rows[0]) if rows else None
+
+    def list_tasks(
+        self,
+        tenant: str,
+        *,
+        assignee: str | None,
+        role: str | None,
+        status: str | None,
+        urgency: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        """Most urgent first: due_at (tasks without a due time last), created_at, id."""
+        where = _Where("tenant = %s", tenant)
+        where.add_if(assignee, "assignee = %s")
+        where.add_if(role, "role = %s")
+        where.add_if(status, "status = %s")
+        where.add_if(urgency, "urgency = %s")
+        if cursor is not None:
+            due_at, created_at, last_id = decode_cursor("tasks", cursor, size=3)
+            due, created = parse_datetime(cursor, due_at), parse_datetime(cursor, created_at)
+            if due is None:
+                # Past the dated tasks: only undated ones remain, in (created_at, id) order.
+                where.add("due_at IS NULL AND (created_at, id) > (%s, %s)", created, last_id)
+            else:
+                where.add(
+                    "(due_at IS NULL OR (due_at, created_at, id) > (%s, %s, %s))",
+                    due,
+                    created,
+                    last_id,
+                )
+        limit = clamp_limit(limit)
+        query = sql.SQL(
+            "SELECT * FROM tasks WHERE {} "
+            "ORDER BY due_at ASC NULLS LAST, created_at, id LIMIT %s"
+        ).format(where.sql())
+        rows = [to_row(TaskRow, r) for r in self._fetch(query, [*where.params, limit + 1])]
+        return page_of(
+            rows, limit, lambda last: encode_cursor("tasks", last.due_at, last.created_at, last.id)
+        )
+
+    def idempotent_result(self, tenant: str, scope: str, key: str) -> dict[str, Any] | None:
+        rows = self._fetch(
+            "SELECT result FROM idempotency_records WHERE tenant = %s AND scope = %s AND key = %s",
+            (tenant, scope, key),
+        )
+        return rows[0]["result"] if rows else None
+
+    def instance_id_for_key(self, tenant: str, idempotency_key: str) -> UUID | None:
+        rows = self._fetch(
+            "SELECT id FROM instances WHERE tenant = %s AND idempotency_key = %s",
+            (tenant, idempotency_key),
+        )
+        return rows[0]["id"] if rows else None
+
+
+class _Where:
+    """AND-ed conditions with their parameters, built from constant SQL fragments only."""
+
+    def __init__(self, condition: str, *params: Any) -> None:
+        self.conditions: list[str] = []
+        self.params: list[Any] = []
+        self.add(condition, *params)
+
+    def add(self, condition: str, *params: Any) -> None:
+        self.conditions.append(condition)
+        self.params.extend(params)
+
+    def add_if(self, value: Any, condition: str) -> None:
+        if value is not None:
+            self.add(condition, value)
+
+    def sql(self) -> sql.Composable:
+        return sql.SQL(" AND ").join(sql.SQL(c) for c in self.conditions)  # type: ignore[arg-type]

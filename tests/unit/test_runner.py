@@ -1,0 +1,170 @@
+"""WorkerRunner: the loop every worker shares."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from workers.runner import WorkerRunner
+
+DEADLINE = 5.0  # generous upper bound; every wait below ends as soon as its condition holds
+
+
+def _wait_for(condition, timeout=DEADLINE):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@pytest.fixture
+def runners():
+    started = []
+    yield started
+    for runner in started:
+        assert runner.stop(DEADLINE), "runner did not stop"
+
+
+def _start(runners, tick, poll_interval=60.0, **kwargs):
+    runner = WorkerRunner(tick, name="test", poll_interval=poll_interval, **kwargs)
+    runners.append(runner)
+    runner.start_in_thread()
+    return runner
+
+
+def test_calls_tick_until_idle_then_waits_and_records_a_heartbeat(runners):
+    calls = []
+    work = [3, 2, 0]  # items handled per tick: busy twice, then idle
+
+    def tick():
+        calls.append(1)
+        return work.pop(0) if work else 0
+
+    runner = _start(runners, tick)
+
+    assert _wait_for(lambda: len(calls) >= 3)
+    assert _wait_for(lambda: runner.last_tick_at is not None)
+    # Idle now with a 60 s poll interval: no more ticks until woken.
+    assert not _wait_for(lambda: len(calls) > 3, timeout=0.2)
+    assert runner.seconds_since_tick() < DEADLINE
+
+
+def test_stop_ends_an_idle_loop_promptly(runners):
+    ticked = threading.Event()
+
+    def tick():
+        ticked.set()
+        return 0
+
+    runner = _start(runners, tick, poll_interval=60.0)
+    assert ticked.wait(DEADLINE)
+
+    started = time.monotonic()
+    assert runner.stop(DEADLINE)
+    assert time.monotonic() - started < 1.0
+    assert runner.stopping
+
+
+def test_stop_waits_for_the_running_tick_to_finish(runners):
+    inside, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def tick():
+        inside.set()
+        release.wait(DEADLINE)
+        finished.set()
+        return 1
+
+    runner = _start(runners, tick)
+    assert inside.wait(DEADLINE)
+    assert not runner.stop(timeout=0.05)  # still inside the tick
+    release.set()
+    assert runner.stop(DEADLINE)
+    assert finished.is_set()
+
+
+def test_survives_a_failing_tick_with_backoff(runners):
+    calls = []
+
+    def tick():
+        calls.append(1)
+        if len(calls) <= 2:
+            raise RuntimeError("database down")
+        return 0
+
+    runner = _start(runners, tick, poll_interval=0.01)
+
+    assert _wait_for(lambda: len(calls) >= 3)
+    assert _wait_for(lambda: runner.consecutive_failures == 0 and runner.last_tick_at is not None)
+
+
+def test_a_failing_tick_is_logged(runners, caplog):
+    failed = threading.Event()
+
+    def tick():
+        failed.set()
+        raise RuntimeError("database down")
+
+    runner = _start(runners, tick, poll_interval=60.0)
+
+    assert failed.wait(DEADLINE)
+    assert _wait_for(lambda: any("tick failed" in r.message for r in caplog.records))
+    assert runner.last_tick_at is None
+    started = time.monotonic()
+    assert runner.stop(DEADLINE)  # stop interrupts the backoff too
+    assert time.monotonic() - started < 1.0
+
+
+def test_backoff_doubles_up_to_the_cap():
+    runner = WorkerRunner(lambda: 0, poll_interval=1.0, max_backoff=30.0)
+
+    assert [runner.backoff(n) for n in (1, 2, 3, 5, 6, 20)] == [1, 2, 4, 16, 30, 30]
+
+
+def test_wake_makes_it_tick_before_the_poll_interval(runners):
+    calls = []
+
+    def tick():
+        calls.append(1)
+        return 0
+
+    runner = _start(runners, tick, poll_interval=60.0)
+    assert _wait_for(lambda: len(calls) == 1)
+
+    runner.wake()
+
+    assert _wait_for(lambda: len(calls) == 2, timeout=2.0)
+
+
+def test_a_wake_during_a_tick_is_not_lost(runners):
+    calls = []
+    inside, release = threading.Event(), threading.Event()
+
+    def tick():
+        calls.append(1)
+        if len(calls) == 1:
+            inside.set()
+            release.wait(DEADLINE)
+        return 0
+
+    runner = _start(runners, tick, poll_interval=60.0)
+    assert inside.wait(DEADLINE)
+    runner.wake()  # arrives while the first tick is still running
+    release.set()
+
+    assert _wait_for(lambda: len(calls) == 2, timeout=2.0)
+
+
+def test_run_forever_in_the_calling_thread_returns_after_stop():
+    runner = WorkerRunner(lambda: 0, poll_interval=60.0)
+    thread = threading.Thread(target=runner.run_forever, daemon=True)
+    thread.start()
+    assert _wait_for(lambda: runner.last_tick_at is not None)
+
+    runner.stop()
+    thread.join(DEADLINE)
+
+    assert not thread.is_alive()

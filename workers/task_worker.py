@@ -1,0 +1,124 @@
+"""The task worker: runs scheduled service-task actions and records their results.
+
+Delivery is at-least-once. An activity is leased (`claim`), its action runs, then the result
+is recorded in a command of its own. If the process dies or the database is unreachable in
+between, the lease expires and another worker runs the same attempt again with the same
+idempotency key (`instance:node:attempt`), which the receiving system uses to deduplicate.
+Recording is itself idempotent: a second result for an attempt is rejected as stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from application.ports import ActionResult
+from application.read_models import ActivityRow
+from infrastructure.container import Container
+from workers.runner import WorkerRunner
+
+logger = logging.getLogger(__name__)
+
+
+class TaskWorker:
+    """Claims due activities in batches and runs their actions on a bounded thread pool."""
+
+    def __init__(self, container: Container, *, worker_id: str | None = None):
+        settings = container.settings
+        self.queue = container.activity_queue
+        self.actions = container.actions
+        self.activities = container.activities
+        self.clock = container.clock
+        self.concurrency = int(getattr(settings, "task_worker_concurrency", 4))
+        self.batch_size = int(getattr(settings, "task_batch_size", 10))
+        self.lease_seconds = float(getattr(settings, "task_lease_seconds", 300))
+        poll_interval = float(getattr(settings, "task_poll_interval", 1.0))
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.runner = WorkerRunner(self.tick, name="task-worker", poll_interval=poll_interval)
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="waymark-task")
+
+    def tick(self) -> int:
+        """Claim up to one batch, run it, record the results; the number of activities claimed."""
+        now = self.clock.now()
+        rows = self.queue.claim(self.worker_id, self.batch_size, self.lease_seconds, now)
+        if not rows:
+            return 0
+        claimed_at = time.monotonic()
+        # Waiting for the whole batch keeps the number of leases held bounded by batch_size.
+        for future in [self._pool.submit(self._execute, row, claimed_at) for row in rows]:
+            future.result()
+        return len(rows)
+
+    def wake(self) -> None:
+        """Nudge the worker (an activity was just scheduled in this process)."""
+        self.runner.wake()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    def _execute(self, row: ActivityRow, claimed_at: float) -> None:
+        if self.runner.stopping or self._lease_too_short(row, claimed_at):
+            # Not started yet: hand it back so another worker (or this one, later) takes it
+            # with a fresh lease rather than running it when our lease may already be gone.
+            self._release(row)
+            return
+        try:
+            result = self.actions.run(
+                row.action, idempotency_key=row.idempotency_key, timeout=row.timeout_seconds
+            )
+        except Exception as exc:  # ActionRunner promises not to raise; do not trust that blindly
+            logger.exception("activity %s: action runner raised", row.id)
+            result = ActionResult(ok=False, error=f"{type(exc).__name__}: {exc}", retryable=True)
+        try:
+            recorded = self.activities.record(row, result)
+        except Exception:
+            # Left leased: when the lease expires the activity is claimed and run again with
+            # the same idempotency key (at-least-once), so nothing is lost.
+            logger.exception(
+                "activity %s attempt %d: cannot record the result; it will run again after "
+                "its lease expires",
+                row.id,
+                row.attempt,
+            )
+            return
+        if not recorded:
+            logger.info("activity %s attempt %d: result was stale, dropped", row.id, row.attempt)
+        else:
+            logger.debug("activity %s attempt %d: ok=%s", row.id, row.attempt, result.ok)
+
+    def _lease_too_short(self, row: ActivityRow, claimed_at: float) -> bool:
+        """True when a row that queued behind others could outlive its lease if started now.
+
+        A row that starts right after the claim always runs, so a timeout longer than the
+        lease (a misconfiguration) delays nothing forever.
+        """
+        waited = time.monotonic() - claimed_at
+        return waited > 1.0 and waited + row.timeout_seconds > self.lease_seconds
+
+    def _release(self, row: ActivityRow) -> None:
+        try:
+            self.queue.release(row.id, row.attempt)
+        except Exception:
+            logger.exception("activity %s: release failed; its lease will expire", row.id)
+
+
+def main(container: Container) -> None:
+    """`waymark worker tasks`: run until SIGTERM/SIGINT, then finish the batch and exit."""
+    worker = TaskWorker(container)
+    worker.runner.install_signal_handlers()
+    logger.info(
+        "task worker %s: concurrency %d, batch %d, lease %g s",
+        worker.worker_id,
+        worker.concurrency,
+        worker.batch_size,
+        worker.lease_seconds,
+    )
+    try:
+        worker.runner.run_forever()
+    finally:
+        worker.close()
+        container.close()

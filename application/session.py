@@ -67,6 +67,7 @@ class Session:
         self.env = Env(now=clock.now(), new_id=new_id, new_token=new_token)
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
+        self.scheduled_activities = False
 
     def load(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance:
         """The instance (from this session if already loaded); tenant-checked when given."""
@@ -185,6 +186,9 @@ class Session:
     def commit(self) -> None:
         self.settle()
         changed = [i for i in self.instances.values() if i.pending_events]
+        self.scheduled_activities = any(
+            type(e).__name__ == "ActivityScheduled" for i in changed for e in i.pending_events
+        )
         projection = Projection(idempotency=list(self.idempotency))
         for instance in changed:
             projection.extend(project(instance))
@@ -217,6 +221,8 @@ class CommandRunner:
         self.definitions = definitions
         self.clock = clock
         self.max_attempts = max_attempts
+        # Called after a commit that scheduled service tasks (wakes an in-process worker).
+        self.on_activities_scheduled: list[Callable[[], None]] = []
 
     def run(self, command: Callable[[Session], T]) -> T:
         conflict: ConcurrencyConflictError | None = None
@@ -228,5 +234,8 @@ class CommandRunner:
             except ConcurrencyConflictError as e:
                 conflict = e
                 continue
+            if session.scheduled_activities:
+                for listener in self.on_activities_scheduled:
+                    listener()
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])

@@ -77,6 +77,7 @@ def bootstrap(settings: Settings) -> Container:
         activity_queue=PostgresActivityQueue(datastore),
         actions=actions,
         api_keys=_api_keys(settings),
+        runner=runner,
         database_url=database_url,
         check_database=check_database,
         _closers=closers,

@@ -9,6 +9,7 @@ from application.callbacks import CallbackService
 from application.definitions import DefinitionService
 from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock
+from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
 
 
@@ -33,6 +34,7 @@ class Container:
     activity_queue: ActivityQueue
     actions: ActionRunner
     api_keys: dict[str, Principal]
+    runner: CommandRunner
     database_url: str
     check_database: Callable[[], None]
     _closers: list[Callable[[], None]] = field(default_factory=list)

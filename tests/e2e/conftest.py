@@ -38,13 +38,6 @@ STARTUP_SECONDS = 60.0
 SHUTDOWN_SECONDS = 20.0
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.e2e)
-
-
 def unique(prefix: str) -> str:
     """A name no other test uses (definitions, correlation ids, keys, target paths)."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -315,3 +308,42 @@ def is_problem(response: httpx.Response, status: int, slug: str) -> dict[str, An
     assert body["title"] and body["detail"]
     assert body["instance"] == response.request.url.path
     return body
+
+
+def purchase_approval(name: str, target_url: str) -> dict[str, Any]:
+    """The SPEC §2 example, its ERP call pointed at the local target."""
+    return {
+        "name": name,
+        "description": "Multi-level PO approval",
+        "category": "approval",
+        "sla_hours": 72,
+        "input_schema": {
+            "type": "object",
+            "required": ["amount"],
+            "properties": {"amount": {"type": "number"}},
+        },
+        "nodes": [
+            {"id": "manager_approval", "type": "approval", "name": "Manager Approval",
+             "approver_role": "manager", "sla_hours": 24, "escalate_to_role": "director"},
+            {"id": "amount_check", "type": "gateway", "name": "Check Amount"},
+            {"id": "cfo_approval", "type": "approval", "approver_role": "cfo", "sla_hours": 48},
+            {"id": "notify", "type": "service_task",
+             "action": {"type": "http", "method": "POST",
+                        "url": target_url + "/po/{{ input.po_id }}/approved"},
+             "retry": {"max_attempts": 5, "initial_interval": "PT1S", "backoff": 2.0,
+                       "max_interval": "PT30S"},
+             "timeout": "PT30S"},
+            {"id": "rejected", "type": "end", "status": "failed"},
+            {"id": "done", "type": "end"},
+        ],
+        "routes": [
+            {"from": "manager_approval", "to": "amount_check", "outcome": "approved"},
+            {"from": "manager_approval", "to": "rejected", "outcome": "rejected"},
+            {"from": "amount_check", "to": "cfo_approval", "condition": "input.amount > 10000"},
+            {"from": "amount_check", "to": "notify", "default": True},
+            {"from": "cfo_approval", "to": "notify", "outcome": "approved"},
+            {"from": "cfo_approval", "to": "rejected", "outcome": "rejected"},
+            {"from": "notify", "to": "done"},
+        ],
+        "triggers": [{"type": "event", "event": "po.created"}],
+    }

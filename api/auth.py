@@ -49,9 +49,7 @@ def may(principal: Principal, method: str) -> bool:
 
 
 def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(
-        401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": CHALLENGE}
-    )
+    return ProblemError(401, "unauthorized", detail, headers={"WWW-Authenticate": CHALLENGE})
 
 
 def authorize(request: Request, container: Container = Depends(get_container)) -> Principal:
@@ -66,7 +64,6 @@ def authorize(request: Request, container: Container = Depends(get_container)) -
         raise ProblemError(
             403,
             "forbidden",
-            "Forbidden",
             f"the key's roles ({', '.join(sorted(principal.roles)) or 'none'}) "
             f"do not allow {request.method} requests",
         )

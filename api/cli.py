@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 WORKERS = ("outbox", "timers", "tasks", "cleanup", "commands")
 AVAILABLE_WORKERS = frozenset({"tasks"})
+# After SIGTERM, open requests get this long before uvicorn closes their connections.
+GRACEFUL_SHUTDOWN_SECONDS = 20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +49,13 @@ def serve(host: str, port: int) -> int:
     settings = Settings()
     app = create_app(lambda: bootstrap(settings))
     # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan's exit.
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
     return 0
 
 
@@ -70,8 +78,10 @@ def migrate() -> int:
 
 def worker(name: str) -> int:
     if name not in AVAILABLE_WORKERS:
-        print(f"waymark worker {name}: not available yet: arrives with a later release",
-              file=sys.stderr)
+        print(
+            f"waymark worker {name}: not available yet: arrives with a later release",
+            file=sys.stderr,
+        )
         return 2
     from api.app import configure_logging
     from infrastructure.bootstrap import bootstrap

@@ -20,7 +20,6 @@ class PayloadTooLargeError(ProblemError):
         super().__init__(
             413,
             "payload-too-large",
-            "Payload too large",
             f"the request body is larger than {limit} bytes",
             max_body_bytes=limit,
         )
@@ -87,7 +86,6 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
         scope.get("path", ""),
         error.status_code,
         error.slug,
-        error.title,
         str(error.detail),
         # The rest of the body is not read: the client must not reuse the connection.
         headers={"Connection": "close"},

@@ -47,6 +47,11 @@ logger = logging.getLogger(__name__)
 TYPE_BASE = "https://waymark.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_TITLES = {"invalid-json": "Invalid JSON"}  # otherwise the slug, capitalised
+
+
+def title_of(slug: str) -> str:
+    return _TITLES.get(slug) or slug.replace("-", " ").capitalize()
 
 
 class ProblemError(HTTPException):
@@ -60,7 +65,6 @@ class ProblemError(HTTPException):
         self,
         status: int,
         slug: str,
-        title: str,
         detail: str,
         *,
         headers: Mapping[str, str] | None = None,
@@ -68,39 +72,29 @@ class ProblemError(HTTPException):
     ):
         super().__init__(status_code=status, detail=detail, headers=dict(headers or {}))
         self.slug = slug
-        self.title = title
         self.extras = extras
 
 
-def problem_body(
-    status: int, slug: str, title: str, detail: str, instance: str, **extras: Any
-) -> dict[str, Any]:
-    body = {
-        "type": TYPE_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-    }
-    body.update(jsonable(extras))
-    return body
-
-
 def problem_response(
-    request_path: str,
+    path: str,
     status: int,
     slug: str,
-    title: str,
     detail: str,
     *,
     headers: Mapping[str, str] | None = None,
     **extras: Any,
 ) -> JSONResponse:
+    """The problem+json response; `path` (the request's) becomes the `instance` member."""
+    body = {
+        "type": TYPE_BASE + slug,
+        "title": title_of(slug),
+        "status": status,
+        "detail": detail,
+        "instance": path,
+        **jsonable(extras),
+    }
     return JSONResponse(
-        problem_body(status, slug, title, detail, request_path, **extras),
-        status_code=status,
-        headers=dict(headers or {}),
-        media_type=MEDIA_TYPE,
+        body, status_code=status, headers=dict(headers or {}), media_type=MEDIA_TYPE
     )
 
 
@@ -111,64 +105,43 @@ def problem_response(
 class _Kind:
     status: int
     slug: str
-    title: str
     extras: Callable[[Any], dict[str, Any]] = lambda exc: {}
 
 
-_NOT_FOUND = _Kind(404, "not-found", "Not found")
+_NOT_FOUND = _Kind(404, "not-found")
 
 # Looked up along the exception's MRO, so subclasses map like their parents.
 KINDS: dict[type[Exception], _Kind] = {
     InvalidDefinitionError: _Kind(
-        422,
-        "invalid-definition",
-        "Invalid definition",
-        lambda exc: {"errors": [p.as_dict() for p in exc.problems]},
+        422, "invalid-definition", lambda exc: {"errors": [p.as_dict() for p in exc.problems]}
     ),
     DefinitionNotFoundError: _NOT_FOUND,
     InstanceNotFoundError: _NOT_FOUND,
     TaskNotFoundError: _NOT_FOUND,
     BookmarkNotFoundError: _NOT_FOUND,
     CallbackNotFoundError: _NOT_FOUND,
-    DefinitionDisabledError: _Kind(
-        409, "definition-disabled", "Definition disabled", lambda exc: {"definition": exc.name}
-    ),
+    DefinitionDisabledError: _Kind(409, "definition-disabled", lambda e: {"definition": e.name}),
     InvalidDataError: _Kind(
-        422,
-        "invalid-data",
-        "Invalid data",
-        lambda exc: {"errors": [{"path": p, "message": m} for p, m in exc.errors]},
+        422, "invalid-data", lambda e: {"errors": [{"path": p, "message": m} for p, m in e.errors]}
     ),
     BookmarkNotOpenError: _Kind(
-        409,
-        "bookmark-not-open",
-        "Bookmark not open",
-        lambda exc: {"bookmark": bookmark_view(exc.bookmark)},
+        409, "bookmark-not-open", lambda e: {"bookmark": bookmark_view(e.bookmark)}
     ),
     InstanceNotActiveError: _Kind(
         409,
         "instance-not-active",
-        "Instance not active",
-        lambda exc: {"instance_id": str(exc.instance_id), "instance_status": exc.status},
+        lambda e: {"instance_id": str(e.instance_id), "instance_status": e.status},
     ),
     WrongBookmarkKindError: _Kind(
-        409,
-        "wrong-bookmark-kind",
-        "Wrong bookmark kind",
-        lambda exc: {"bookmark_id": exc.bookmark_id, "kind": exc.kind},
+        409, "wrong-bookmark-kind", lambda e: {"bookmark_id": e.bookmark_id, "kind": e.kind}
     ),
-    InvalidOutcomeError: _Kind(
-        422, "invalid-outcome", "Invalid outcome", lambda exc: {"allowed": list(exc.allowed)}
-    ),
+    InvalidOutcomeError: _Kind(422, "invalid-outcome", lambda e: {"allowed": list(e.allowed)}),
     CommandConflictError: _Kind(
-        409,
-        "concurrency-conflict",
-        "Concurrency conflict",
-        lambda exc: {"instance_ids": [str(i) for i in exc.instance_ids]},
+        409, "concurrency-conflict", lambda e: {"instance_ids": [str(i) for i in e.instance_ids]}
     ),
-    SignatureError: _Kind(401, "invalid-signature", "Invalid signature"),
-    InvalidCursorError: _Kind(400, "invalid-cursor", "Invalid cursor"),
-    json.JSONDecodeError: _Kind(400, "invalid-json", "Invalid JSON"),
+    SignatureError: _Kind(401, "invalid-signature"),
+    InvalidCursorError: _Kind(400, "invalid-cursor"),
+    json.JSONDecodeError: _Kind(400, "invalid-json"),
 }
 
 
@@ -183,10 +156,8 @@ def kind_of(exc: BaseException) -> _Kind | None:
 async def _known_error(request: Request, exc: Exception) -> Response:
     kind = kind_of(exc)
     if kind is None:  # registered by class, so unreachable; never leak details regardless
-        return _internal_error(request, exc)
-    return problem_response(
-        request.url.path, kind.status, kind.slug, kind.title, str(exc), **kind.extras(exc)
-    )
+        return _internal_error(request.url.path, exc)
+    return problem_response(request.url.path, kind.status, kind.slug, str(exc), **kind.extras(exc))
 
 
 # --- framework errors -----------------------------------------------------------------------
@@ -195,13 +166,10 @@ async def _known_error(request: Request, exc: Exception) -> Response:
 def json_path(loc: Iterable[str | int]) -> str:
     """`("body", "input", "amount")` -> `$.input.amount`; other locations keep their name."""
     parts = list(loc)
-    if parts and parts[0] == "body":
-        out, parts = "$", parts[1:]
-    elif parts:
-        out, parts = str(parts[0]), parts[1:]
-    else:
+    if not parts:
         return "$"
-    for part in parts:
+    out = "$" if parts[0] == "body" else str(parts[0])
+    for part in parts[1:]:
         if isinstance(part, int):
             out += f"[{part}]"
         elif _PLAIN_KEY.fullmatch(str(part)):
@@ -223,53 +191,44 @@ async def _request_validation_error(request: Request, exc: RequestValidationErro
     broken = [e for e in errors if e.get("type") == "json_invalid"]
     if broken:
         reason = (broken[0].get("ctx") or {}).get("error", "malformed JSON")
-        return problem_response(
-            request.url.path, 400, "invalid-json", "Invalid JSON",
-            f"the request body is not valid JSON: {reason}",
-        )
+        detail = f"the request body is not valid JSON: {reason}"
+        return problem_response(request.url.path, 400, "invalid-json", detail)
     return problem_response(
         request.url.path,
         422,
         "invalid-request",
-        "Invalid request",
         f"the request has {len(errors)} problem(s)",
         errors=validation_errors(errors),
     )
 
 
 _HTTP_SLUGS = {
-    400: ("bad-request", "Bad request"),
-    401: ("unauthorized", "Unauthorized"),
-    403: ("forbidden", "Forbidden"),
-    404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"),
-    413: ("payload-too-large", "Payload too large"),
-    415: ("unsupported-media-type", "Unsupported media type"),
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
 }
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
-    headers = exc.headers or {}
+    path, headers = request.url.path, exc.headers or {}
     if isinstance(exc, ProblemError):
         return problem_response(
-            request.url.path, exc.status_code, exc.slug, exc.title, str(exc.detail),
-            headers=headers, **exc.extras,
+            path, exc.status_code, exc.slug, str(exc.detail), headers=headers, **exc.extras
         )
-    slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+    slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
     detail = str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
-        detail = f"no resource at {request.url.path}"
-    return problem_response(
-        request.url.path, exc.status_code, slug, title, detail, headers=headers
-    )
+        detail = f"no resource at {path}"
+    return problem_response(path, exc.status_code, slug, detail, headers=headers)
 
 
-def _internal_error(request: Request | None, exc: BaseException) -> Response:
-    path = request.url.path if request is not None else ""
+def _internal_error(path: str, exc: BaseException) -> Response:
     logger.error("unhandled error on %s", path, exc_info=exc)
-    return problem_response(
-        path, 500, "internal-error", "Internal error", "an unexpected error occurred"
-    )
+    return problem_response(path, 500, "internal-error", "an unexpected error occurred")
 
 
 class UnhandledErrors:
@@ -295,7 +254,7 @@ class UnhandledErrors:
         except Exception as exc:
             if started:  # too late for a problem response: let the server close it
                 raise
-            await _internal_error(Request(scope), exc)(scope, receive, send)
+            await _internal_error(scope.get("path", ""), exc)(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

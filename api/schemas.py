@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# Filter values of the list endpoints (SPEC §3, §4): a typo is a 422, not an empty list.
+InstanceStatus = Literal["running", "suspended", "completed", "failed", "cancelled"]
+TaskStatus = Literal["open", "claimed", "completed", "cancelled"]
+Urgency = Literal["low", "normal", "high", "critical"]
 
 
 class Strict(BaseModel):

@@ -7,7 +7,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.definitions import DefinitionCache, DefinitionDisabledError
+from application.definitions import (
+    DefinitionCache,
+    DefinitionDisabledError,
+    DefinitionNotFoundError,
+)
 from application.ports import (
     DefinitionStore,
     DuplicateIdempotencyKeyError,
@@ -81,7 +85,10 @@ class InstanceService:
             existing = self.store.get(instance_id)
             if existing is not None:
                 return instance_view(existing), False
-        published = self.definitions.get(tenant, definition, version)
+        # Read from the store, not the cache: `enabled` changes, versions do not.
+        published = self.definition_store.get(tenant, definition, version)
+        if published is None:
+            raise DefinitionNotFoundError(definition, version)
         if not published.enabled:
             raise DefinitionDisabledError(definition)
         model = published.definition
@@ -244,9 +251,10 @@ class InstanceService:
     ) -> tuple[dict[str, Any], bool]:
         try:
             return self.runner.run(command), False
-        except DuplicateIdempotencyKeyError:
-            # A concurrent delivery with the same key committed first: answer as it did.
-            prior = self.queries.idempotent_result(tenant, scope, key or "")
+        except (DuplicateIdempotencyKeyError, BookmarkNotOpenError):
+            # A concurrent delivery with the same key committed first (we either collided
+            # on its record or found its bookmark consumed): answer as it did.
+            prior = self.queries.idempotent_result(tenant, scope, key) if key else None
             if prior is None:
                 raise
             return prior, True

@@ -106,8 +106,10 @@ class ReadModelQueries(Protocol):
 
     def bookmark_by_token(self, token: str) -> BookmarkRow | None: ...
 
-    def waiting_bookmarks(self, tenant: str, event_type: str, correlation: str | None) -> list[BookmarkRow]:
-        """Open `wait` bookmarks for the event type (and correlation, when given)."""
+    def waiting_bookmarks(
+        self, tenant: str, event_type: str, correlation: str | None
+    ) -> list[BookmarkRow]:
+        """Open `wait` bookmarks for the type whose correlation is the event's, or unset."""
 
     def task(self, tenant: str, task_id: str) -> TaskRow | None: ...
 
@@ -129,7 +131,9 @@ class ReadModelQueries(Protocol):
 
 
 class ActivityQueue(Protocol):
-    def claim(self, worker_id: str, limit: int, lease_seconds: float, now: datetime) -> list[ActivityRow]:
+    def claim(
+        self, worker_id: str, limit: int, lease_seconds: float, now: datetime
+    ) -> list[ActivityRow]:
         """Lease due `scheduled` activities (SKIP LOCKED) so replicas never share one."""
 
     def release(self, activity_id: str, attempt: int) -> None:

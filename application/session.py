@@ -158,20 +158,15 @@ class Session:
             )
 
     def _start_child(self, parent: WorkflowInstance, bookmark: dict[str, Any]) -> None:
+        if self._depth(parent) >= MAX_SETTLE_ROUNDS - 1:
+            self._child_failed(parent, bookmark, "sub-workflows nest too deep in one command")
+            return
         try:
             published = self.definitions.get(
                 parent.tenant, bookmark["child_definition"], bookmark.get("child_version")
             )
         except DefinitionNotFoundError as e:
-            engine.child_finished(
-                parent,
-                self.definition_of(parent),
-                bookmark["id"],
-                status="failed",
-                output=None,
-                error={"message": str(e)},
-                env=self.env,
-            )
+            self._child_failed(parent, bookmark, str(e))
             return
         self.start(
             instance_id=UUID(bookmark["child_id"]),
@@ -182,6 +177,28 @@ class Session:
             idempotency_key=None,
             parent=parent_ref(parent.id, bookmark["id"]),
         )
+
+    def _child_failed(self, parent: WorkflowInstance, bookmark: dict[str, Any], why: str) -> None:
+        engine.child_finished(
+            parent,
+            self.definition_of(parent),
+            bookmark["id"],
+            status="failed",
+            output=None,
+            error={"message": why},
+            env=self.env,
+        )
+
+    def _depth(self, instance: WorkflowInstance) -> int:
+        """How many ancestors of `instance` this session started (a self-calling workflow)."""
+        depth = 0
+        while instance.parent:
+            parent_id = UUID(instance.parent["instance_id"])
+            instance = self.instances.get(parent_id)  # type: ignore[assignment]
+            if instance is None:
+                break
+            depth += 1
+        return depth
 
     def commit(self) -> None:
         self.settle()

@@ -38,7 +38,7 @@ class RetryPolicy:
 
     max_attempts: int = 3
     initial_interval: float = 1.0
-    backoff: float = 2.0
+    backoff: float = 1.5
     max_interval: float = 30.0
 
     def delay_before(self, attempt: int) -> float:

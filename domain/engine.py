@@ -92,21 +92,9 @@ def resume(
     source: str,
     env: Env,
 ) -> None:
-    """Resume a waiting step with a payload (bookmark id, callback token or event)."""
-    bookmark = open_bookmark(instance, bookmark_id, kinds=("wait", "timer", "task"))
-    if bookmark["kind"] == "task":
-        body = payload if isinstance(payload, dict) else {}
-        complete_task(
-            instance,
-            definition,
-            bookmark_id,
-            outcome=body.get("outcome"),
-            data=body.get("data"),
-            comment=body.get("comment"),
-            completed_by=source,
-            env=env,
-        )
-        return
+    """Resume a wait or timer with a payload (bookmark id, callback token or event)."""
+    # Tasks are completed through the task queue, where their form data is validated.
+    bookmark = open_bookmark(instance, bookmark_id, kinds=("wait", "timer"))
     node = definition.nodes[bookmark["node_id"]]
     instance._bookmark_resumed(bookmark_id, source, payload, env.now)
     instance._node_completed(node.id, None, payload, node.get("result_var"))
@@ -266,12 +254,8 @@ def _enter(
         values = _eval(node, lambda: evaluate_mapping(node.get("variables", {}), ctx))
         instance._variables_set(node.id, values)
         return _next(definition, node, None, instance.context(env.now))
-    if kind == "parallel":
-        return [
-            (r.target, r.index)
-            for r in definition.outgoing(node.id)
-            if not r.condition or _truthy(node, r, ctx)
-        ]
+    if kind == "parallel":  # the validator admits no conditions here: every branch runs
+        return [(r.target, r.index) for r in definition.outgoing(node.id)]
     if kind == "join":
         return _arrive_at_join(instance, definition, node, via, ctx)
     if kind == "end":
@@ -306,7 +290,9 @@ def _end(instance: WorkflowInstance, node: Node, ctx: dict[str, Any], env: Env) 
     _close_open_work(instance, f"instance ended at {node.id}", env)
     if node.get("status", "completed") == "failed":
         message = node.get("error") or f"ended at failed end node {node.id}"
-        instance._failed(node.id, {"message": message, "node_id": node.id, "output": output}, env.now)
+        instance._failed(
+            node.id, {"message": message, "node_id": node.id, "output": output}, env.now
+        )
     else:
         instance._completed(node.id, output, env.now)
 
@@ -396,7 +382,9 @@ def select_route(
             continue
         return route
     for route in routes:
-        if route.default and route.outcome in (None, outcome):
+        if route.default and (
+            route.outcome == outcome or (route.outcome is None and outcome not in _EXPLICIT)
+        ):
             return route
     return None
 

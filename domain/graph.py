@@ -198,6 +198,25 @@ def _parallel_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> 
             "invalid_value",
             f"{node.label} needs at least 2 outgoing routes, has {len(outgoing)}",
         )
+    for edge in outgoing:
+        # A fork takes every route: a branch skipped by a condition would leave its join
+        # waiting forever, so conditions belong on a gateway after the fork.
+        if edge.raw.get("condition") is not None or edge.raw.get("outcome") is not None:
+            report.add(
+                f"$.routes[{edge.index}]",
+                "invalid_value",
+                f"route #{edge.index} leaves {node.label}, which takes every route: "
+                "put conditions on a gateway inside the branch",
+            )
+
+
+def _wait_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> None:
+    if node.raw.get("timeout") and not any(e.raw.get("outcome") == "timeout" for e in outgoing):
+        report.add(
+            f"{node.path}.timeout",
+            "missing_field",
+            f"{node.label} has a timeout but no route with outcome 'timeout'",
+        )
 
 
 def _approval_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> None:
@@ -215,6 +234,7 @@ _OUTGOING_RULES: dict[str, Callable[[Reporter, GraphNode, list[_Edge]], None]] =
     "gateway": _gateway_rule,
     "parallel": _parallel_rule,
     "approval": _approval_rule,
+    "wait": _wait_rule,
 }
 
 

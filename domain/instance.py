@@ -111,9 +111,7 @@ class WorkflowInstance(Aggregate):
         self.bookmarks[bookmark["id"]] = dict(bookmark, status="open", resolved_at=None)
 
     @event("BookmarkResumed")
-    def _bookmark_resumed(
-        self, bookmark_id: str, source: str, payload: Any, at: datetime
-    ) -> None:
+    def _bookmark_resumed(self, bookmark_id: str, source: str, payload: Any, at: datetime) -> None:
         self.bookmarks[bookmark_id].update(status="consumed", resolved_at=at, resumed_by=source)
 
     @event("TaskCompleted")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import create_engine, pool, text
@@ -13,6 +14,11 @@ from infrastructure.postgres.migrate import sqlalchemy_url
 # Any fixed 64-bit number: the lock that serialises concurrent `waymark migrate` runs
 # (several replicas starting at once) so each sees the version the previous one committed.
 MIGRATION_LOCK_ID = 0x5741594D41524B  # "WAYMARK"
+
+
+if context.config.config_file_name and "database_url" not in context.config.attributes:
+    # The alembic command line: log as its ini file says. `migrate()` leaves logging alone.
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 
 def _database_url() -> URL:

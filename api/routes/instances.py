@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
 from api.auth import authorize, get_container
-from api.schemas import CancelRequest, ResumeRequest, StartInstanceRequest
+from api.schemas import CancelRequest, InstanceStatus, ResumeRequest, StartInstanceRequest
 from application.session import InstanceNotFoundError
 from application.views import jsonable
 from infrastructure.container import Container, Principal
@@ -58,7 +58,7 @@ def start_instance(
 
 @router.get("")
 def list_instances(
-    status: str | None = None,
+    status: InstanceStatus | None = None,
     definition: str | None = None,
     correlation_id: str | None = None,
     created_after: datetime | None = None,

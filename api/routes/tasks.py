@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query
 
 from api.auth import authorize, get_container
-from api.schemas import ClaimRequest, CompleteTaskRequest, DelegateRequest
+from api.schemas import ClaimRequest, CompleteTaskRequest, DelegateRequest, TaskStatus, Urgency
 from infrastructure.container import Container, Principal
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 def list_tasks(
     assignee: str | None = None,
     role: str | None = None,
-    status: str | None = None,
-    urgency: str | None = None,
+    status: TaskStatus | None = None,
+    urgency: Urgency | None = None,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
     principal: Principal = Depends(authorize),

@@ -38,6 +38,19 @@ _SELECT_LATEST = """
     LIMIT %s
 """
 
+# The trigger must be on the latest version: a trigger removed by a newer version no longer
+# starts anything, even though the older version still has it. (A GIN index on
+# document->'triggers' would serve this; the per-tenant definitions list is small.)
+_SELECT_EVENT_TRIGGERED = """
+    SELECT * FROM (
+        SELECT DISTINCT ON (name) * FROM definitions
+        WHERE tenant = %s
+        ORDER BY name, version DESC
+    ) AS latest
+    WHERE enabled AND document -> 'triggers' @> %s
+    ORDER BY name
+"""
+
 
 def _published(row: dict[str, Any]) -> PublishedDefinition:
     return PublishedDefinition(
@@ -90,6 +103,12 @@ class PostgresDefinitionStore:
             curs.execute(_SELECT_LATEST, (tenant, after, limit + 1))
             rows = [_published(row) for row in curs.fetchall()]
         return page_of(rows, limit, lambda last: encode_cursor("definitions", last.name))
+
+    def event_triggered(self, tenant: str, event_type: str) -> list[PublishedDefinition]:
+        trigger = Jsonb([{"type": "event", "event": event_type}])
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(_SELECT_EVENT_TRIGGERED, (tenant, trigger))
+            return [_published(row) for row in curs.fetchall()]
 
     def set_enabled(self, tenant: str, name: str, enabled: bool) -> bool:
         with self.datastore.transaction(commit=True) as curs:

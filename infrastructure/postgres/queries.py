@@ -91,7 +91,12 @@ class PostgresReadModelQueries:
         where = _Where("tenant = %s", tenant)
         where.add("event_type = %s", event_type)
         where.add("status = 'open' AND kind = 'wait'")
-        where.add_if(correlation, "correlation = %s")
+        # A wait with a correlation only accepts events carrying that value; a wait without
+        # one accepts any event of its type.
+        if correlation is None:
+            where.add("correlation IS NULL")
+        else:
+            where.add("(correlation IS NULL OR correlation = %s)", correlation)
         query = sql.SQL("SELECT * FROM bookmarks WHERE {} ORDER BY created_at, id").format(
             where.sql()
         )
@@ -133,8 +138,7 @@ class PostgresReadModelQueries:
                 )
         limit = clamp_limit(limit)
         query = sql.SQL(
-            "SELECT * FROM tasks WHERE {} "
-            "ORDER BY due_at ASC NULLS LAST, created_at, id LIMIT %s"
+            "SELECT * FROM tasks WHERE {} ORDER BY due_at ASC NULLS LAST, created_at, id LIMIT %s"
         ).format(where.sql())
         rows = [to_row(TaskRow, r) for r in self._fetch(query, [*where.params, limit + 1])]
         return page_of(

@@ -36,8 +36,7 @@ def _upsert(table: str, row_type: type, extra_updates: str = "") -> sql.Composed
     if extra_updates:
         updates.append(sql.SQL(extra_updates))  # type: ignore[arg-type]
     return sql.SQL(
-        "INSERT INTO {table} ({columns}) VALUES ({values}) "
-        "ON CONFLICT (id) DO UPDATE SET {updates}"
+        "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET {updates}"
     ).format(
         table=sql.Identifier(table),
         columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
@@ -105,6 +104,15 @@ class WaymarkRecorder(PostgresApplicationRecorder):
     conflict on either rolls back both.
     """
 
+    def construct_pg_stored_event(
+        self, originator_id: Any, originator_version: int, topic: str, state: bytes
+    ) -> Any:
+        # The composite type is looked up when the recorder is built; a process started
+        # while another one was still migrating finds it on first use instead.
+        if self.stored_event_type_name not in self.datastore.psycopg_python_types:
+            self.datastore.register_type_adapters()
+        return super().construct_pg_stored_event(originator_id, originator_version, topic, state)
+
     def _insert_events(
         self,
         curs: Cursor[DictRow],
@@ -116,4 +124,3 @@ class WaymarkRecorder(PostgresApplicationRecorder):
         if projection is not None:
             write_projection(curs, projection)
         super()._insert_events(curs, stored_events, **kwargs)
-

@@ -115,8 +115,7 @@ READ_MODELS = [
         CONSTRAINT bookmarks_token_key UNIQUE (token)
     )
     """,
-    "CREATE INDEX bookmarks_tenant_event_type_status_idx "
-    "ON bookmarks (tenant, event_type, status)",
+    "CREATE INDEX bookmarks_tenant_event_type_status_idx ON bookmarks (tenant, event_type, status)",
     "CREATE INDEX bookmarks_instance_id_idx ON bookmarks (instance_id)",
     # The timer service scans open bookmarks by due time.
     "CREATE INDEX bookmarks_open_due_at_idx ON bookmarks (due_at) "
@@ -144,8 +143,7 @@ READ_MODELS = [
     )
     """,
     # Task queue order: due_at (NULLS LAST is the ASC default), created_at, id.
-    "CREATE INDEX tasks_tenant_status_due_at_idx "
-    "ON tasks (tenant, status, due_at, created_at, id)",
+    "CREATE INDEX tasks_tenant_status_due_at_idx ON tasks (tenant, status, due_at, created_at, id)",
     "CREATE INDEX tasks_tenant_due_at_idx ON tasks (tenant, due_at, created_at, id)",
     "CREATE INDEX tasks_instance_id_idx ON tasks (instance_id)",
     # locked_by/locked_until are the task workers' lease, never part of the projection.

@@ -8,6 +8,7 @@ Tests share the module's server and database, so each one uses its own random na
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -15,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -62,6 +62,8 @@ def wait_for(
 
 @dataclass
 class Recorded:
+    """One request the target received (header names in lower case)."""
+
     method: str
     path: str
     headers: dict[str, str]
@@ -103,7 +105,8 @@ def _handler_for(target: Target) -> type[http.server.BaseHTTPRequestHandler]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            target.record(Recorded(self.command, self.path, dict(self.headers.items()), body))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            target.record(Recorded(self.command, self.path, headers, body))
             status = target.status_for(self.path)
             payload = json.dumps({"ok": status < 400, "path": self.path}).encode()
             self.send_response(status)
@@ -151,6 +154,16 @@ def module_database_url(postgres_admin_url: str, migrated_template: str) -> Iter
         _drop_database(postgres_admin_url, name)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test's report carries the tail of the server's log (500s are logged there)."""
+    outcome = yield
+    report = outcome.get_result()
+    running = getattr(item, "funcargs", {}).get("server")
+    if report.failed and isinstance(running, Server):
+        report.sections.append(("waymark serve log (tail)", _log_tail(running.log)))
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -172,35 +185,57 @@ class Server:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30.0)
 
 
-@pytest.fixture(scope="module")
-def server(module_database_url: str) -> Iterator[Server]:
-    """`waymark serve` on a free port, ready (its database answers); SIGTERM at the end."""
-    port = _free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="waymark-e2e-"))
-    log = workdir / "server.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": module_database_url,
-        "WAYMARK_API_KEYS": API_KEYS,
-        "WAYMARK_TENANT_SECRETS": ",".join(f"{t}={s}" for t, s in TENANT_SECRETS.items()),
-        "WAYMARK_TASK_POLL_INTERVAL": "0.2",
-        "WAYMARK_MAX_BODY_BYTES": "65536",
-        "WAYMARK_DATA_DIR": str(workdir / "data"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603
-            command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+def server_env(database_url: str | None, workdir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test server: our keys and secrets, fast polling, small bodies."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(
+        {
+            "WAYMARK_API_KEYS": API_KEYS,
+            "WAYMARK_TENANT_SECRETS": ",".join(f"{t}={s}" for t, s in TENANT_SECRETS.items()),
+            "WAYMARK_TASK_POLL_INTERVAL": "0.2",
+            "WAYMARK_MAX_BODY_BYTES": "65536",
+            "WAYMARK_DATA_DIR": str(workdir / "data"),
+            "PYTHONUNBUFFERED": "1",
+            **({"DATABASE_URL": database_url} if database_url else {}),
+            **extra,
+        }
+    )
+    return env
+
+
+def waymark(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Run the `waymark` command (as `python -m api.cli`, installed or not)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "api.cli", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
-    running = Server(f"http://127.0.0.1:{port}", log)
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], workdir: Path) -> Iterator[Server]:
+    """`waymark serve` on a free port until ready (its database answers); SIGTERM after."""
+    port = _free_port()
+    running = Server(f"http://127.0.0.1:{port}", workdir / "server.log")
+    process = waymark("serve", "--port", str(port), env=env, log=running.log)
     try:
         _wait_until_ready(process, running)
         yield running
     finally:
-        _terminate(process)
+        terminate(process)
         if os.environ.get("WAYMARK_E2E_KEEP_LOGS"):
-            print(f"server log: {log}")
+            print(f"server log: {running.log}")
+
+
+@pytest.fixture(scope="module")
+def server(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The module's server (task worker in-process), on the module's database."""
+    workdir = tmp_path_factory.mktemp("waymark-e2e")
+    with serving(server_env(module_database_url, workdir), workdir) as running:
+        yield running
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], server: Server) -> None:
@@ -216,19 +251,21 @@ def _wait_until_ready(process: subprocess.Popen[bytes], server: Server) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    _terminate(process)
+    terminate(process)
     raise RuntimeError(f"waymark serve not ready in {STARTUP_SECONDS} s:\n{_log_tail(server.log)}")
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
+def terminate(process: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM, wait, then kill; the exit code (None if it had to be killed)."""
     if process.poll() is not None:
-        return
+        return process.returncode
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(SHUTDOWN_SECONDS)
+        return process.wait(SHUTDOWN_SECONDS)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+        return None
 
 
 @pytest.fixture
@@ -310,40 +347,41 @@ def is_problem(response: httpx.Response, status: int, slug: str) -> dict[str, An
     return body
 
 
+# SPEC §2's example as published in the customer's guide.
+_PURCHASE_APPROVAL = """
+{"name": "purchase-approval", "description": "Multi-level PO approval", "category": "approval",
+ "sla_hours": 72,
+ "input_schema": {"type": "object", "required": ["amount"],
+                  "properties": {"amount": {"type": "number"}}},
+ "nodes": [
+   {"id": "manager_approval", "type": "approval", "name": "Manager Approval",
+    "approver_role": "manager", "sla_hours": 24, "escalate_to_role": "director"},
+   {"id": "amount_check", "type": "gateway", "name": "Check Amount"},
+   {"id": "cfo_approval", "type": "approval", "approver_role": "cfo", "sla_hours": 48},
+   {"id": "notify", "type": "service_task",
+    "action": {"type": "http", "method": "POST",
+               "url": "https://erp.example/po/{{ input.po_id }}/approved"},
+    "retry": {"max_attempts": 5, "initial_interval": "PT1S", "backoff": 2.0,
+              "max_interval": "PT30S"},
+    "timeout": "PT30S"},
+   {"id": "rejected", "type": "end", "status": "failed"},
+   {"id": "done", "type": "end"}],
+ "routes": [
+   {"from": "manager_approval", "to": "amount_check", "outcome": "approved"},
+   {"from": "manager_approval", "to": "rejected", "outcome": "rejected"},
+   {"from": "amount_check", "to": "cfo_approval", "condition": "input.amount > 10000"},
+   {"from": "amount_check", "to": "notify", "default": true},
+   {"from": "cfo_approval", "to": "notify", "outcome": "approved"},
+   {"from": "cfo_approval", "to": "rejected", "outcome": "rejected"},
+   {"from": "notify", "to": "done"}],
+ "triggers": [{"type": "event", "event": "po.created"}]}
+"""
+
+
 def purchase_approval(name: str, target_url: str) -> dict[str, Any]:
-    """The SPEC §2 example, its ERP call pointed at the local target."""
-    return {
-        "name": name,
-        "description": "Multi-level PO approval",
-        "category": "approval",
-        "sla_hours": 72,
-        "input_schema": {
-            "type": "object",
-            "required": ["amount"],
-            "properties": {"amount": {"type": "number"}},
-        },
-        "nodes": [
-            {"id": "manager_approval", "type": "approval", "name": "Manager Approval",
-             "approver_role": "manager", "sla_hours": 24, "escalate_to_role": "director"},
-            {"id": "amount_check", "type": "gateway", "name": "Check Amount"},
-            {"id": "cfo_approval", "type": "approval", "approver_role": "cfo", "sla_hours": 48},
-            {"id": "notify", "type": "service_task",
-             "action": {"type": "http", "method": "POST",
-                        "url": target_url + "/po/{{ input.po_id }}/approved"},
-             "retry": {"max_attempts": 5, "initial_interval": "PT1S", "backoff": 2.0,
-                       "max_interval": "PT30S"},
-             "timeout": "PT30S"},
-            {"id": "rejected", "type": "end", "status": "failed"},
-            {"id": "done", "type": "end"},
-        ],
-        "routes": [
-            {"from": "manager_approval", "to": "amount_check", "outcome": "approved"},
-            {"from": "manager_approval", "to": "rejected", "outcome": "rejected"},
-            {"from": "amount_check", "to": "cfo_approval", "condition": "input.amount > 10000"},
-            {"from": "amount_check", "to": "notify", "default": True},
-            {"from": "cfo_approval", "to": "notify", "outcome": "approved"},
-            {"from": "cfo_approval", "to": "rejected", "outcome": "rejected"},
-            {"from": "notify", "to": "done"},
-        ],
-        "triggers": [{"type": "event", "event": "po.created"}],
-    }
+    """The SPEC §2 example under `name`, its ERP call pointed at the local target."""
+    document = json.loads(_PURCHASE_APPROVAL)
+    document["name"] = name
+    notify = next(node for node in document["nodes"] if node["id"] == "notify")
+    notify["action"]["url"] = target_url + "/po/{{ input.po_id }}/approved"
+    return document

@@ -141,9 +141,7 @@ def _event_store_catalog(url: str) -> dict[str, Any]:
                 "WHERE attrelid = 'public.stored_event_uuid'::regclass AND attnum > 0 "
                 "ORDER BY attnum"
             ),
-            "function": fetch(
-                "SELECT pg_get_functiondef('public.es_insert_events_uuid'::regproc)"
-            ),
+            "function": fetch("SELECT pg_get_functiondef('public.es_insert_events_uuid'::regproc)"),
         }
 
 

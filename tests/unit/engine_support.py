@@ -34,7 +34,9 @@ class FakeEnv:
         self.now += timedelta(**delta)
 
 
-def definition(nodes: list[dict[str, Any]], routes: list[dict[str, Any]], **extra: Any) -> Definition:
+def definition(
+    nodes: list[dict[str, Any]], routes: list[dict[str, Any]], **extra: Any
+) -> Definition:
     document = {"name": extra.pop("name", "test-flow"), "nodes": nodes, "routes": routes, **extra}
     problems = validate_document(document)
     assert problems == [], problems
@@ -42,7 +44,9 @@ def definition(nodes: list[dict[str, Any]], routes: list[dict[str, Any]], **extr
 
 
 def start(
-    d: Definition, fake: FakeEnv | None = None, input: dict[str, Any] | None = None  # noqa: A002
+    d: Definition,
+    fake: FakeEnv | None = None,
+    input: dict[str, Any] | None = None,  # noqa: A002
 ) -> WorkflowInstance:
     fake = fake or FakeEnv()
     instance = WorkflowInstance(

@@ -51,8 +51,14 @@ def approval_flow():
 def complete(instance, d, fake, outcome, data=None):
     task = only_open(instance, "task")
     engine.complete_task(
-        instance, d, task["id"], outcome=outcome, data=data, comment=None,
-        completed_by="u1", env=fake.env(),
+        instance,
+        d,
+        task["id"],
+        outcome=outcome,
+        data=data,
+        comment=None,
+        completed_by="u1",
+        env=fake.env(),
     )
     return task
 
@@ -99,8 +105,14 @@ def test_consumed_bookmark_cannot_be_resumed_again():
     task = complete(instance, d, fake, "approved")
     with pytest.raises(BookmarkNotOpenError) as error:
         engine.complete_task(
-            instance, d, task["id"], outcome="approved", data=None, comment=None,
-            completed_by=None, env=fake.env(),
+            instance,
+            d,
+            task["id"],
+            outcome="approved",
+            data=None,
+            comment=None,
+            completed_by=None,
+            env=fake.env(),
         )
     assert error.value.bookmark["status"] == "consumed"
 
@@ -177,18 +189,27 @@ def test_parallel_join_waits_for_every_branch():
 
 
 def test_user_task_outcomes_and_result_var():
-    d, fake = definition(
-        [
-            {"id": "form", "type": "user_task", "role": "clerk", "result_var": "review",
-             "outcomes": ["accept", "reject"], "form": {"type": "object"}},
-            {"id": "no", "type": "end", "status": "failed"},
-            END,
-        ],
-        [
-            {"from": "form", "to": "done", "outcome": "accept"},
-            {"from": "form", "to": "no", "outcome": "reject"},
-        ],
-    ), FakeEnv()
+    d, fake = (
+        definition(
+            [
+                {
+                    "id": "form",
+                    "type": "user_task",
+                    "role": "clerk",
+                    "result_var": "review",
+                    "outcomes": ["accept", "reject"],
+                    "form": {"type": "object"},
+                },
+                {"id": "no", "type": "end", "status": "failed"},
+                END,
+            ],
+            [
+                {"from": "form", "to": "done", "outcome": "accept"},
+                {"from": "form", "to": "no", "outcome": "reject"},
+            ],
+        ),
+        FakeEnv(),
+    )
     instance = start(d, fake)
     assert only_open(instance)["form"] == {"type": "object"}
     with pytest.raises(InvalidOutcomeError):
@@ -201,7 +222,13 @@ def test_user_task_outcomes_and_result_var():
 def wait_flow(**wait):
     return definition(
         [
-            {"id": "w", "type": "wait", "event": "payment.settled", "result_var": "payment", **wait},
+            {
+                "id": "w",
+                "type": "wait",
+                "event": "payment.settled",
+                "result_var": "payment",
+                **wait,
+            },
             {"id": "late", "type": "end", "status": "failed"},
             END,
         ],
@@ -234,9 +261,12 @@ def test_wait_timeout_follows_the_timeout_route():
 
 
 def test_timer_waits_for_duration_or_until():
-    d, fake = definition(
-        [{"id": "t", "type": "timer", "duration": "PT30M"}, END], [{"from": "t", "to": "done"}]
-    ), FakeEnv()
+    d, fake = (
+        definition(
+            [{"id": "t", "type": "timer", "duration": "PT30M"}, END], [{"from": "t", "to": "done"}]
+        ),
+        FakeEnv(),
+    )
     instance = start(d, fake)
     assert only_open(instance, "timer")["due_at"] == T0 + timedelta(minutes=30)
     with pytest.raises(WrongBookmarkKindError):
@@ -251,27 +281,45 @@ def test_timer_waits_for_duration_or_until():
 
 
 def test_sub_workflow_opens_child_bookmark_and_resumes_with_output():
-    d, fake = definition(
-        [
-            {"id": "child", "type": "sub_workflow", "definition": "kyc",
-             "input": {"who": "input.name"}, "result_var": "kyc"},
-            {"id": "bad", "type": "end", "status": "failed"},
-            END,
-        ],
-        [{"from": "child", "to": "done"}, {"from": "child", "to": "bad", "outcome": "error"}],
-    ), FakeEnv()
+    d, fake = (
+        definition(
+            [
+                {
+                    "id": "child",
+                    "type": "sub_workflow",
+                    "definition": "kyc",
+                    "input": {"who": "input.name"},
+                    "result_var": "kyc",
+                },
+                {"id": "bad", "type": "end", "status": "failed"},
+                END,
+            ],
+            [{"from": "child", "to": "done"}, {"from": "child", "to": "bad", "outcome": "error"}],
+        ),
+        FakeEnv(),
+    )
     instance = start(d, fake, {"name": "ann"})
     bookmark = only_open(instance, "child")
     assert (bookmark["child_definition"], bookmark["child_input"]) == ("kyc", {"who": "ann"})
     engine.child_finished(
-        instance, d, bookmark["id"], status="completed", output={"ok": 1}, error=None,
+        instance,
+        d,
+        bookmark["id"],
+        status="completed",
+        output={"ok": 1},
+        error=None,
         env=fake.env(),
     )
     assert instance.status == "completed" and instance.variables["kyc"] == {"ok": 1}
     failing = start(d, fake, {"name": "bob"})
     engine.child_finished(
-        failing, d, only_open(failing)["id"], status="failed", output=None,
-        error={"message": "boom"}, env=fake.env(),
+        failing,
+        d,
+        only_open(failing)["id"],
+        status="failed",
+        output=None,
+        error={"message": "boom"},
+        env=fake.env(),
     )
     assert failing.status == "failed"
     assert failing.error["node_id"] == "bad"  # it followed the error route to `bad`
@@ -280,8 +328,13 @@ def test_sub_workflow_opens_child_bookmark_and_resumes_with_output():
 def service_flow(**node):
     return definition(
         [
-            {"id": "call", "type": "service_task", "result_var": "reply",
-             "action": {"type": "http", "url": "http://x/{{ input.id }}"}, **node},
+            {
+                "id": "call",
+                "type": "service_task",
+                "result_var": "reply",
+                "action": {"type": "http", "url": "http://x/{{ input.id }}"},
+                **node,
+            },
             END,
         ],
         [{"from": "call", "to": "done"}],
@@ -296,35 +349,64 @@ def test_service_task_is_scheduled_then_result_recorded():
     assert activity["idempotency_key"] == f"{instance.id}:call:1"
     assert instance.status == "running"
     assert engine.record_activity_result(
-        instance, d, activity["id"], attempt=1, ok=True, output={"status": 200},
-        error=None, retryable=True, env=fake.env(),
+        instance,
+        d,
+        activity["id"],
+        attempt=1,
+        ok=True,
+        output={"status": 200},
+        error=None,
+        retryable=True,
+        env=fake.env(),
     )
     assert instance.status == "completed" and instance.variables["reply"] == {"status": 200}
     # A second delivery of the same result is stale and changes nothing.
     assert not engine.record_activity_result(
-        instance, d, activity["id"], attempt=1, ok=True, output=None, error=None,
-        retryable=True, env=fake.env(),
+        instance,
+        d,
+        activity["id"],
+        attempt=1,
+        ok=True,
+        output=None,
+        error=None,
+        retryable=True,
+        env=fake.env(),
     )
 
 
 def test_service_task_retries_with_backoff_then_fails():
-    d, fake = service_flow(
-        retry={"max_attempts": 3, "initial_interval": "PT1S", "backoff": 2.0}
-    ), FakeEnv()
+    d, fake = (
+        service_flow(retry={"max_attempts": 3, "initial_interval": "PT1S", "backoff": 2.0}),
+        FakeEnv(),
+    )
     instance = start(d, fake, {"id": "A1"})
     activity_id = instance.scheduled_activities()[0]["id"]
     for attempt, delay in [(1, 1), (2, 2)]:
         engine.record_activity_result(
-            instance, d, activity_id, attempt=attempt, ok=False, output=None,
-            error="HTTP 500", retryable=True, env=fake.env(),
+            instance,
+            d,
+            activity_id,
+            attempt=attempt,
+            ok=False,
+            output=None,
+            error="HTTP 500",
+            retryable=True,
+            env=fake.env(),
         )
         activity = instance.activities[activity_id]
         assert activity["attempt"] == attempt + 1
         assert activity["run_after"] == fake.now + timedelta(seconds=delay)
         assert activity["idempotency_key"].endswith(f":call:{attempt + 1}")
     engine.record_activity_result(
-        instance, d, activity_id, attempt=3, ok=False, output=None, error="HTTP 500",
-        retryable=True, env=fake.env(),
+        instance,
+        d,
+        activity_id,
+        attempt=3,
+        ok=False,
+        output=None,
+        error="HTTP 500",
+        retryable=True,
+        env=fake.env(),
     )
     assert instance.status == "failed"
     assert "HTTP 500 (after 3 attempt(s))" in instance.error["message"]
@@ -346,8 +428,15 @@ def test_non_retryable_failure_follows_error_route():
     fake = FakeEnv()
     instance = start(d, fake)
     engine.record_activity_result(
-        instance, d, instance.scheduled_activities()[0]["id"], attempt=1, ok=False,
-        output=None, error="HTTP 404", retryable=False, env=fake.env(),
+        instance,
+        d,
+        instance.scheduled_activities()[0]["id"],
+        attempt=1,
+        ok=False,
+        output=None,
+        error="HTTP 404",
+        retryable=False,
+        env=fake.env(),
     )
     assert instance.status == "completed" and instance.variables == {"fallback": True}
 

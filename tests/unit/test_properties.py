@@ -32,7 +32,10 @@ def build_document(blocks: list[str]) -> dict[str, Any]:
             route.pop("_block", None)
     nodes.append({"id": "done", "type": "end", "output": {"x": "input.x"}})
     nodes.append({"id": "failed", "type": "end", "status": "failed"})
-    routes.append({"from": entries[0], "to": "failed", "condition": "false"})
+    # An entry gateway keeps `failed` reachable whatever the blocks are.
+    nodes.insert(0, {"id": "entry", "type": "gateway"})
+    routes.append({"from": "entry", "to": entries[0], "default": True})
+    routes.append({"from": "entry", "to": "failed", "condition": "false"})
     return {"name": "random-flow", "nodes": nodes, "routes": routes}
 
 
@@ -65,8 +68,14 @@ def _add_block(i: int, block: str, nodes: list, routes: list) -> str:
         nodes.append({"id": n, "type": "timer", "duration": "PT5M"})
         exit_from(n)
     elif block == "service":
-        nodes.append({"id": n, "type": "service_task", "action": {"type": "noop"},
-                      "retry": {"max_attempts": 2, "initial_interval": "PT1S"}})
+        nodes.append(
+            {
+                "id": n,
+                "type": "service_task",
+                "action": {"type": "noop"},
+                "retry": {"max_attempts": 2, "initial_interval": "PT1S"},
+            }
+        )
         exit_from(n)
         routes.append({"from": n, "to": "failed", "outcome": "error", "_block": i})
     else:  # parallel block: fork -> two branches -> join
@@ -95,16 +104,31 @@ def act(instance, d: Definition, fake: FakeEnv, data: st.DataObject) -> None:
     if what == "a":
         ok = data.draw(st.booleans())
         engine.record_activity_result(
-            instance, d, item["id"], attempt=item["attempt"], ok=ok, output={"n": 1},
-            error=None if ok else "boom", retryable=True, env=env,
+            instance,
+            d,
+            item["id"],
+            attempt=item["attempt"],
+            ok=ok,
+            output={"n": 1},
+            error=None if ok else "boom",
+            retryable=True,
+            env=env,
         )
     elif item["kind"] == "task":
-        outcome = data.draw(st.sampled_from(["approved", "rejected"])) if (
-            item["task_kind"] == "approval"
-        ) else None
+        outcome = (
+            data.draw(st.sampled_from(["approved", "rejected"]))
+            if (item["task_kind"] == "approval")
+            else None
+        )
         engine.complete_task(
-            instance, d, item["id"], outcome=outcome, data={}, comment=None,
-            completed_by="u", env=env,
+            instance,
+            d,
+            item["id"],
+            outcome=outcome,
+            data={},
+            comment=None,
+            completed_by="u",
+            env=env,
         )
     elif item["kind"] == "wait" and data.draw(st.booleans()):
         engine.resume(instance, d, item["id"], payload={"k": 1}, source="t", env=env)

@@ -1,0 +1,126 @@
+"""The `waymark` command itself: `migrate`, a separate `worker tasks` process, the workers
+not shipped yet, and `serve` in development mode (embedded PostgreSQL, no DATABASE_URL)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import _create_database, _drop_database
+from tests.e2e.conftest import (
+    REPO_ROOT,
+    Target,
+    publish,
+    server_env,
+    serving,
+    start,
+    terminate,
+    unique,
+    wait_for,
+    wait_for_status,
+    waymark,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
+    """A database with no schema at all."""
+    from infrastructure.embedded_postgres import database_url_for
+
+    name = f"e2e_empty_{uuid.uuid4().hex[:12]}"
+    _create_database(postgres_admin_url, name)
+    try:
+        yield database_url_for(postgres_admin_url, name)
+    finally:
+        _drop_database(postgres_admin_url, name)
+
+
+@pytest.mark.parametrize("name", ["outbox", "timers", "cleanup", "commands"])
+def test_workers_of_later_releases_say_so(name: str, tmp_path: Path) -> None:
+    result = run("worker", name, env=server_env(None, tmp_path))
+
+    assert result.returncode == 2
+    assert "not available yet: arrives with a later release" in result.stderr
+
+
+def test_migrate_creates_the_schema(empty_database_url: str, tmp_path: Path) -> None:
+    env = server_env(empty_database_url, tmp_path)
+
+    first = run("migrate", env=env)
+    again = run("migrate", env=env)  # idempotent
+
+    assert first.returncode == 0, first.stderr
+    assert again.returncode == 0, again.stderr
+    with psycopg.connect(empty_database_url) as conn:
+        found = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
+    assert found == (True,)
+
+
+def test_a_separate_task_worker_runs_service_tasks(
+    module_database_url: str, target: Target, tmp_path: Path
+) -> None:
+    # Given a server that runs no workers itself
+    env = server_env(module_database_url, tmp_path, WAYMARK_RUN_WORKERS_IN_PROCESS="false")
+    path = "/" + unique("worker")
+    with serving(env, tmp_path) as server, server.client("k-acme") as acme:
+        name = unique("call")
+        publish(
+            acme,
+            {
+                "name": name,
+                "nodes": [
+                    {
+                        "id": "call",
+                        "type": "service_task",
+                        "action": {"type": "http", "url": target.base_url + path},
+                    },
+                    {"id": "done", "type": "end"},
+                ],
+                "routes": [{"from": "call", "to": "done"}],
+            },
+        )
+        view = start(acme, name)
+        assert [a["status"] for a in view["activities"]] == ["scheduled"]
+        assert target.received(path) == []
+
+        # When `waymark worker tasks` runs, then the call is made and the instance ends
+        worker = waymark("worker", "tasks", env=env, log=tmp_path / "worker.log")
+        try:
+            wait_for(lambda: target.received(path), what="the worker's call")
+            wait_for_status(acme, view["id"], "completed")
+        finally:
+            # And SIGTERM stops it gracefully
+            code = terminate(worker)
+        assert code == 0, (tmp_path / "worker.log").read_text()
+
+
+def test_serve_in_development_runs_an_embedded_postgres(tmp_path: Path) -> None:
+    env = server_env(None, tmp_path)  # no DATABASE_URL
+
+    with serving(env, tmp_path) as server, server.client("k-acme") as acme:
+        assert httpx.get(server.base_url + "/health/ready").status_code == 200
+        assert publish(acme, {"name": "dev", "nodes": [{"id": "e", "type": "end"}]})["version"] == 1
+
+    assert (tmp_path / "data").is_dir()
+    migrated = run("migrate", env=env)  # development: bootstrap's embedded server
+    assert migrated.returncode == 0, migrated.stderr

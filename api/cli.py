@@ -42,11 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(host: str, port: int) -> int:
     import uvicorn
 
-    from api.app import create_app
+    from api.app import configure_logging, create_app
     from infrastructure.bootstrap import bootstrap
     from infrastructure.settings import Settings
 
     settings = Settings()
+    configure_logging(settings.log_level)  # before bootstrap, which already logs
     app = create_app(lambda: bootstrap(settings))
     # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan's exit.
     uvicorn.run(

@@ -1,0 +1,190 @@
+"""The command path against the real PostgreSQL: concurrency, idempotency, read-model
+consistency, parent/child in one transaction. Real threads, no mocks."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from application.callbacks import sign
+from application.session import CommandConflictError
+from domain.errors import BookmarkNotOpenError
+
+pytestmark = pytest.mark.integration
+
+TENANT = "acme"
+SECRET = "s3cret"
+
+APPROVAL = {
+    "name": "one-approval",
+    "nodes": [
+        {"id": "approve", "type": "approval", "approver_role": "boss"},
+        {"id": "no", "type": "end", "status": "failed"},
+        {"id": "done", "type": "end"},
+    ],
+    "routes": [
+        {"from": "approve", "to": "done", "outcome": "approved"},
+        {"from": "approve", "to": "no", "outcome": "rejected"},
+    ],
+}
+
+WAIT = {
+    "name": "one-wait",
+    "nodes": [
+        {"id": "wait", "type": "wait", "event": "paid", "correlation": "input.order"},
+        {"id": "done", "type": "end", "output": {"paid": "nodes.wait.result"}},
+    ],
+    "routes": [{"from": "wait", "to": "done"}],
+}
+
+
+@pytest.fixture
+def container(database_url: str) -> Iterator[Any]:
+    from infrastructure.bootstrap import bootstrap
+    from infrastructure.settings import Settings
+
+    settings = Settings(
+        database_url=database_url,
+        api_keys="k=acme:admin",
+        tenant_secrets=f"{TENANT}={SECRET}",
+        db_pool_size=8,
+    )
+    built = bootstrap(settings)
+    built.definitions.publish(TENANT, APPROVAL)
+    built.definitions.publish(TENANT, WAIT)
+    yield built
+    built.close()
+
+
+def race(n: int, action: Callable[[int], Any]) -> list[Any]:
+    """Run `action` in n real threads released together; results or raised exceptions."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = action(i)
+        except Exception as e:  # the outcome under test
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def event_types(container: Any, instance_id: str) -> list[str]:
+    return [e.type for e in container.instances.history(TENANT, UUID(instance_id))]
+
+
+def test_concurrent_completions_of_one_task_apply_exactly_once(container: Any) -> None:
+    view, _ = container.instances.start(TENANT, "one-approval")
+    task_id = view["bookmarks"][0]["id"]
+
+    results = race(
+        6,
+        lambda i: container.tasks.complete(
+            TENANT, task_id, outcome="approved", data=None, comment=f"t{i}", user=f"u{i}"
+        ),
+    )
+
+    winners = [r for r in results if isinstance(r, dict)]
+    losers = [r for r in results if not isinstance(r, dict)]
+    assert len(winners) == 1, results
+    assert all(isinstance(e, BookmarkNotOpenError | CommandConflictError) for e in losers)
+    assert event_types(container, view["id"]).count("TaskCompleted") == 1
+    assert container.instances.get(TENANT, UUID(view["id"]))["status"] == "completed"
+
+
+def test_concurrent_keyed_starts_create_one_instance(container: Any) -> None:
+    results = race(
+        6, lambda i: container.instances.start(TENANT, "one-approval", idempotency_key="same")
+    )
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len({view["id"] for view, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False] * 5 + [True]
+    page = container.instances.list(TENANT, definition="one-approval", limit=50)
+    assert len(page.items) == 1
+
+
+def test_bookmark_is_found_by_token_right_after_the_start_returns(container: Any) -> None:
+    for order in range(5):
+        view, _ = container.instances.start(TENANT, "one-wait", input={"order": order})
+        token = view["bookmarks"][0]["token"]
+        body = b'{"amount": 3}'
+        result, replayed = container.callbacks.callback(
+            token, body, sign(SECRET, body, int(time.time())), None
+        )
+        assert (result["status"], replayed) == ("completed", False)
+        assert container.instances.get(TENANT, UUID(view["id"]))["output"] == {
+            "paid": {"amount": 3}
+        }
+
+
+def test_task_queue_reflects_each_command_immediately(container: Any) -> None:
+    view, _ = container.instances.start(TENANT, "one-approval")
+    task_id = view["bookmarks"][0]["id"]
+    assert container.tasks.get(TENANT, task_id)["status"] == "open"
+    container.tasks.claim(TENANT, task_id, "ann")
+    assert container.tasks.get(TENANT, task_id)["claimed_by"] == "ann"
+    container.tasks.complete(
+        TENANT, task_id, outcome="rejected", data=None, comment=None, user="ann"
+    )
+    task = container.tasks.get(TENANT, task_id)
+    assert (task["status"], task["outcome"]) == ("completed", "rejected")
+    row = container.instances.list(TENANT, definition="one-approval", status="failed").items
+    assert [r["id"] for r in row] == [view["id"]]
+
+
+def test_concurrent_event_deliveries_with_one_key_resume_once(container: Any) -> None:
+    view, _ = container.instances.start(TENANT, "one-wait", input={"order": "o-9"})
+
+    results = race(
+        5,
+        lambda i: container.instances.publish_event(
+            TENANT, "paid", correlation="o-9", payload={"n": i}, idempotency_key="delivery-1"
+        ),
+    )
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    bodies = [body for body, _ in results]
+    assert all(body == bodies[0] for body in bodies)
+    assert [replayed for _, replayed in results].count(False) == 1
+    assert event_types(container, view["id"]).count("BookmarkResumed") == 1
+
+
+def test_child_instance_starts_in_the_parents_transaction(container: Any) -> None:
+    container.definitions.publish(
+        TENANT,
+        {
+            "name": "parent-flow",
+            "nodes": [
+                {"id": "kid", "type": "sub_workflow", "definition": "one-approval"},
+                {"id": "done", "type": "end", "output": {"kid": "nodes.kid.result"}},
+            ],
+            "routes": [{"from": "kid", "to": "done"}],
+        },
+    )
+    parent, _ = container.instances.start(TENANT, "parent-flow")
+    child_id = parent["bookmarks"][0]["child_id"]
+    child = container.instances.get(TENANT, UUID(child_id))
+    assert child["parent"]["instance_id"] == parent["id"]
+    container.tasks.complete(
+        TENANT,
+        child["bookmarks"][0]["id"],
+        outcome="approved",
+        data=None,
+        comment=None,
+        user="u",
+    )
+    # The child's end resumed the parent in the same command.
+    assert container.instances.get(TENANT, UUID(parent["id"]))["status"] == "completed"

@@ -29,12 +29,12 @@ def create_app(container_factory: Callable[[], Container]) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Blocking work (may start PostgreSQL and migrate): keep it off the event loop.
         container = await run_in_threadpool(container_factory)
-        settings: Any = container.settings
+        settings = container.settings
         configure_logging(getattr(settings, "log_level", "INFO"))
         app.state.container = container
         worker = None
         try:
-            if getattr(settings, "run_workers_in_process", False):
+            if settings.workers_in_process:
                 worker = _start_task_worker(container)
             yield
         finally:
@@ -74,6 +74,8 @@ def _start_task_worker(container: Container) -> Any:
     from workers.task_worker import TaskWorker
 
     worker = TaskWorker(container)
+    # A commit that schedules a service task wakes the worker instead of waiting a poll.
+    container.runner.on_activities_scheduled.append(worker.wake)
     worker.runner.start_in_thread()
     logger.info("task worker running in-process (%s)", worker.worker_id)
     return worker

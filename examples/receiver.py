@@ -1,6 +1,6 @@
 """A tiny HTTP receiver for trying service tasks locally: logs every request, answers 200.
 
-    python3 examples/receiver.py 9000
+python3 examples/receiver.py 9000
 """
 
 import json

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 DEV_API_KEY = "dev"
 DEV_TENANT = "default"
-DEV_SECRET = "dev-secret"
+DEV_SECRET = "dev-secret"  # noqa: S105 - development only, logged as a warning
 
 
 def bootstrap(settings: Settings) -> Container:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from application.callbacks import CallbackService
 from application.definitions import DefinitionService
@@ -11,6 +12,9 @@ from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
+
+if TYPE_CHECKING:
+    from infrastructure.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class Principal:
 
 @dataclass
 class Container:
-    settings: object  # infrastructure.settings.Settings
+    settings: Settings
     clock: Clock
     definitions: DefinitionService
     instances: InstanceService

@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     task_poll_interval: float = Field(default=1.0, gt=0)
     task_lease_seconds: float = Field(default=300, gt=0)
     task_batch_size: int = Field(default=10, ge=1)
-    run_workers_in_process: bool = True
+    # Unset: the workers run inside `waymark serve` only in development (no DATABASE_URL);
+    # production runs them as their own processes (`waymark worker ...`).
+    run_workers_in_process: bool | None = None
     log_level: str = "INFO"
 
     @computed_field  # type: ignore[prop-decorator]
@@ -51,6 +53,13 @@ class Settings(BaseSettings):
     def dev_mode(self) -> bool:
         """No DATABASE_URL: run against the embedded PostgreSQL in `data_dir`."""
         return self.database_url is None
+
+    @property
+    def workers_in_process(self) -> bool:
+        """Whether `waymark serve` also runs the workers."""
+        if self.run_workers_in_process is None:
+            return self.dev_mode
+        return self.run_workers_in_process
 
     def parsed_api_keys(self) -> dict[str, tuple[str, frozenset[str]]]:
         """`{api_key: (tenant, roles)}` from `api_keys`."""

@@ -76,6 +76,7 @@ def enable(
     principal: Principal = Depends(authorize),
     container: Container = Depends(get_container),
 ) -> dict[str, Any]:
+    """Let the definition start new instances again."""
     return definition_view(container.definitions.set_enabled(principal.tenant, name, True))
 
 

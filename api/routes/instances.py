@@ -68,6 +68,7 @@ def list_instances(
     principal: Principal = Depends(authorize),
     container: Container = Depends(get_container),
 ) -> dict[str, Any]:
+    """Instances, newest first, filtered by status, definition, correlation id, creation."""
     page = container.instances.list(
         principal.tenant,
         status=status,
@@ -119,6 +120,7 @@ def cancel_instance(
     principal: Principal = Depends(authorize),
     container: Container = Depends(get_container),
 ) -> dict[str, Any]:
+    """Cancel a running or suspended instance (its open bookmarks and tasks too)."""
     reason = (body.reason if body else None) or f"cancelled by {principal.key_name}"
     return container.instances.cancel(principal.tenant, parse_instance_id(instance_id), reason)
 

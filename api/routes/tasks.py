@@ -44,6 +44,7 @@ def get_task(
     principal: Principal = Depends(authorize),
     container: Container = Depends(get_container),
 ) -> dict[str, Any]:
+    """One task, with its form and due time."""
     return container.tasks.get(principal.tenant, task_id)
 
 
@@ -66,6 +67,7 @@ def delegate_task(
     principal: Principal = Depends(authorize),
     container: Container = Depends(get_container),
 ) -> dict[str, Any]:
+    """Hand the task to another assignee; returns the instance."""
     return container.tasks.delegate(principal.tenant, task_id, body.assignee, principal.key_name)
 
 

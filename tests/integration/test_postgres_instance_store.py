@@ -274,7 +274,9 @@ def test_lost_commit_reply_is_reported_as_success(datastore: Any, database_url: 
 
     # Then the store reports success, and everything is stored exactly once
     assert len(faulty.killed_pids) == 1
-    assert faulty.connections_after_kill == 1  # the library's retry of insert_events
+    # The library retried insert_events on a fresh connection (how many more connections
+    # the store's own-events check and the pool's pre-ping take varies from run to run).
+    assert faulty.connections_after_kill >= 1
     alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
     assert _count(database_url, alive, faulty.killed_pids[0]) == 0
     loaded = store.get(probe.id)

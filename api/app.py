@@ -32,14 +32,14 @@ def create_app(container_factory: Callable[[], Container]) -> FastAPI:
         settings = container.settings
         configure_logging(getattr(settings, "log_level", "INFO"))
         app.state.container = container
-        worker = None
+        workers: list[Any] = []
         try:
             if settings.workers_in_process:
-                worker = _start_task_worker(container)
+                workers = _start_workers(container)
             yield
         finally:
-            if worker is not None:
-                await run_in_threadpool(_stop_task_worker, worker)
+            for worker in workers:
+                await run_in_threadpool(_stop_worker, worker)
             await run_in_threadpool(container.close)
 
     app = FastAPI(
@@ -69,19 +69,30 @@ def _max_body_bytes(app: FastAPI) -> int:
     return int(getattr(app.state.container.settings, "max_body_bytes", 1_048_576))
 
 
-def _start_task_worker(container: Container) -> Any:
-    # Development mode runs the task worker inside `waymark serve`.
+def _start_workers(container: Container) -> list[Any]:
+    """Development mode runs the task and timer workers inside `waymark serve`."""
     from workers.task_worker import TaskWorker
+    from workers.timer_worker import TimerWorker
 
-    worker = TaskWorker(container)
-    # A commit that schedules a service task wakes the worker instead of waiting a poll.
-    container.runner.on_activities_scheduled.append(worker.wake)
-    worker.runner.start_in_thread()
-    logger.info("task worker running in-process (%s)", worker.worker_id)
-    return worker
+    tasks, timers = TaskWorker(container), TimerWorker(container)
+
+    def wake(events: set[str]) -> None:
+        # A commit that scheduled work wakes its worker instead of leaving it to the poll.
+        if "ActivityScheduled" in events:
+            tasks.wake()
+        if "BookmarkCreated" in events:
+            timers.wake()
+
+    container.runner.on_commit.append(wake)
+    for worker in (tasks, timers):
+        worker.runner.start_in_thread()
+    logger.info("task and timer workers running in-process (%s)", tasks.worker_id)
+    return [tasks, timers]
 
 
-def _stop_task_worker(worker: Any) -> None:
+def _stop_worker(worker: Any) -> None:
     if not worker.runner.stop(WORKER_STOP_TIMEOUT_SECONDS):
-        logger.warning("task worker did not stop within %g s", WORKER_STOP_TIMEOUT_SECONDS)
+        logger.warning(
+            "%s did not stop within %g s", worker.runner.name, WORKER_STOP_TIMEOUT_SECONDS
+        )
     worker.close()

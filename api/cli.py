@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 WORKERS = ("outbox", "timers", "tasks", "cleanup", "commands")
-AVAILABLE_WORKERS = frozenset({"tasks"})
+AVAILABLE_WORKERS = frozenset({"tasks", "timers"})
 # After SIGTERM, open requests get this long before uvicorn closes their connections.
 GRACEFUL_SHUTDOWN_SECONDS = 20
 
@@ -87,11 +87,12 @@ def worker(name: str) -> int:
     from api.app import configure_logging
     from infrastructure.bootstrap import bootstrap
     from infrastructure.settings import Settings
-    from workers.task_worker import main as run_task_worker
+    from workers import task_worker, timer_worker
 
     settings = Settings()
     configure_logging(settings.log_level)
-    run_task_worker(bootstrap(settings))
+    run = {"tasks": task_worker.main, "timers": timer_worker.main}[name]
+    run(bootstrap(settings))
     return 0
 
 

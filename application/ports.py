@@ -130,6 +130,14 @@ class ReadModelQueries(Protocol):
     def instance_id_for_key(self, tenant: str, idempotency_key: str) -> UUID | None: ...
 
 
+class DueTimers(Protocol):
+    def due(self, now: datetime, limit: int) -> list[BookmarkRow]:
+        """Open `timer` bookmarks and `wait` timeouts whose due time has passed, oldest first."""
+
+    def next_due(self) -> datetime | None:
+        """When the earliest open timer or wait timeout falls due."""
+
+
 class ActivityQueue(Protocol):
     def claim(
         self, worker_id: str, limit: int, lease_seconds: float, now: datetime

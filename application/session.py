@@ -67,7 +67,7 @@ class Session:
         self.env = Env(now=clock.now(), new_id=new_id, new_token=new_token)
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
-        self.scheduled_activities = False
+        self.committed_events: set[str] = set()
 
     def load(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance:
         """The instance (from this session if already loaded); tenant-checked when given."""
@@ -203,9 +203,7 @@ class Session:
     def commit(self) -> None:
         self.settle()
         changed = [i for i in self.instances.values() if i.pending_events]
-        self.scheduled_activities = any(
-            type(e).__name__ == "ActivityScheduled" for i in changed for e in i.pending_events
-        )
+        self.committed_events = {type(e).__name__ for i in changed for e in i.pending_events}
         projection = Projection(idempotency=list(self.idempotency))
         for instance in changed:
             projection.extend(project(instance))
@@ -238,8 +236,9 @@ class CommandRunner:
         self.definitions = definitions
         self.clock = clock
         self.max_attempts = max_attempts
-        # Called after a commit that scheduled service tasks (wakes an in-process worker).
-        self.on_activities_scheduled: list[Callable[[], None]] = []
+        # Called after each commit with the names of the events it stored (in-process
+        # workers use it to wake up when work was scheduled for them).
+        self.on_commit: list[Callable[[set[str]], None]] = []
 
     def run(self, command: Callable[[Session], T]) -> T:
         conflict: ConcurrencyConflictError | None = None
@@ -251,8 +250,8 @@ class CommandRunner:
             except ConcurrencyConflictError as e:
                 conflict = e
                 continue
-            if session.scheduled_activities:
-                for listener in self.on_activities_scheduled:
-                    listener()
+            if session.committed_events:
+                for listener in self.on_commit:
+                    listener(session.committed_events)
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domain.definition import APPROVAL_OUTCOMES, ERROR_OUTCOME, TIMEOUT_OUTCOME
+from domain.validation_report import Path
 
-Path = tuple[str | int, ...]
 _TRUE_LITERALS = frozenset({"true", "True"})
 
 
-class Reporter(Protocol):
+class Reporter(Protocol):  # a domain.validation_report.Report
     def add(self, parts: Path, code: str, message: str) -> None: ...
 
 
@@ -203,7 +203,7 @@ def _parallel_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> 
         # waiting forever, so conditions belong on a gateway after the fork.
         if edge.raw.get("condition") is not None or edge.raw.get("outcome") is not None:
             report.add(
-                f"$.routes[{edge.index}]",
+                ("routes", edge.index),
                 "invalid_value",
                 f"route #{edge.index} leaves {node.label}, which takes every route: "
                 "put conditions on a gateway inside the branch",
@@ -213,7 +213,7 @@ def _parallel_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> 
 def _wait_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> None:
     if node.raw.get("timeout") and not any(e.raw.get("outcome") == "timeout" for e in outgoing):
         report.add(
-            f"{node.path}.timeout",
+            (*node.path, "timeout"),
             "missing_field",
             f"{node.label} has a timeout but no route with outcome 'timeout'",
         )

@@ -14,6 +14,7 @@ from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
+from application.timers import TimerService
 from infrastructure.actions import ActionRegistry
 from infrastructure.clock import SystemClock
 from infrastructure.container import Container, Principal
@@ -21,6 +22,7 @@ from infrastructure.embedded_postgres import EmbeddedPostgres
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.datastore import build_datastore
 from infrastructure.postgres.definition_store import PostgresDefinitionStore
+from infrastructure.postgres.due_timers import PostgresDueTimers
 from infrastructure.postgres.event_store import WaymarkApplication
 from infrastructure.postgres.instance_store import PostgresInstanceStore
 from infrastructure.postgres.migrate import migrate
@@ -74,6 +76,7 @@ def bootstrap(settings: Settings) -> Container:
         tasks=TaskService(runner, queries, schemas),
         callbacks=CallbackService(instances, queries, secrets.get, clock),
         activities=ActivityService(runner),
+        timers=TimerService(runner, PostgresDueTimers(datastore), clock),
         activity_queue=PostgresActivityQueue(datastore),
         actions=actions,
         api_keys=_api_keys(settings),

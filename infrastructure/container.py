@@ -12,6 +12,7 @@ from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
+from application.timers import TimerService
 
 if TYPE_CHECKING:
     from infrastructure.settings import Settings
@@ -35,6 +36,7 @@ class Container:
     tasks: TaskService
     callbacks: CallbackService
     activities: ActivityService
+    timers: TimerService
     activity_queue: ActivityQueue
     actions: ActionRunner
     api_keys: dict[str, Principal]

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     task_poll_interval: float = Field(default=1.0, gt=0)
     task_lease_seconds: float = Field(default=300, gt=0)
     task_batch_size: int = Field(default=10, ge=1)
+    timer_batch_size: int = Field(default=100, ge=1)
+    timer_poll_interval: float = Field(default=30.0, gt=0)
     # Unset: the workers run inside `waymark serve` only in development (no DATABASE_URL);
     # production runs them as their own processes (`waymark worker ...`).
     run_workers_in_process: bool | None = None

@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     publish,
     start,
     unique,
+    wait_for_status,
 )
 
 pytestmark = pytest.mark.e2e
@@ -204,3 +205,31 @@ def test_an_event_starts_the_definitions_it_triggers(acme: httpx.Client) -> None
     view = instance(acme, started)
     assert (view["definition"], view["status"]) == (name, "completed")
     assert view["output"] == {"order": 42}
+
+
+def test_timer_and_wait_timeout_fire_without_anyone_acting(acme: httpx.Client) -> None:
+    # Given a flow that pauses 0.3 s, then waits at most 0.3 s for an event that never comes
+    name = unique("timers")
+    publish(
+        acme,
+        {
+            "name": name,
+            "nodes": [
+                {"id": "pause", "type": "timer", "duration": "PT0.3S"},
+                {"id": "wait", "type": "wait", "event": unique("never"), "timeout": "PT0.3S"},
+                {"id": "late", "type": "end", "output": {"timed_out": "true"}},
+                {"id": "done", "type": "end"},
+            ],
+            "routes": [
+                {"from": "pause", "to": "wait"},
+                {"from": "wait", "to": "done"},
+                {"from": "wait", "to": "late", "outcome": "timeout"},
+            ],
+        },
+    )
+    # When it starts, it is suspended on a timer bookmark with its due time
+    view = start(acme, name)
+    assert open_bookmark(view, "pause")["due_at"]
+    # Then the in-process timer worker fires both without any request
+    done = wait_for_status(acme, view["id"], "completed", timeout=15)
+    assert done["output"] == {"timed_out": True}

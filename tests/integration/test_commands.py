@@ -188,3 +188,36 @@ def test_child_instance_starts_in_the_parents_transaction(container: Any) -> Non
     )
     # The child's end resumed the parent in the same command.
     assert container.instances.get(TENANT, UUID(parent["id"]))["status"] == "completed"
+
+
+def test_due_timers_fire_once_and_wait_timeouts_take_their_route(container: Any) -> None:
+    container.definitions.publish(
+        TENANT,
+        {
+            "name": "timers",
+            "nodes": [
+                {"id": "pause", "type": "timer", "duration": "PT0S"},
+                {"id": "wait", "type": "wait", "event": "never", "timeout": "PT0S"},
+                {"id": "late", "type": "end", "output": {"late": "true"}},
+                {"id": "done", "type": "end"},
+            ],
+            "routes": [
+                {"from": "pause", "to": "wait"},
+                {"from": "wait", "to": "done"},
+                {"from": "wait", "to": "late", "outcome": "timeout"},
+            ],
+        },
+    )
+    view, _ = container.instances.start(TENANT, "timers")
+    assert view["bookmarks"][0]["kind"] == "timer"
+
+    # Two workers racing over the same due timers: each timer fires exactly once.
+    fired = race(2, lambda i: container.timers.fire_due(10))
+    assert sum(fired) >= 1
+    assert container.timers.fire_due(10) in (0, 1)  # the wait timeout, if not fired yet
+    container.timers.fire_due(10)
+
+    final = container.instances.get(TENANT, UUID(view["id"]))
+    assert (final["status"], final["output"]) == ("completed", {"late": True})
+    assert event_types(container, view["id"]).count("BookmarkResumed") == 2
+    assert container.timers.seconds_until_next() is None

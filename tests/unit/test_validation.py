@@ -840,3 +840,38 @@ def test_garbage_is_reported_not_raised(garbage):
     problems = validate_document(garbage)
     assert problems
     assert all(p.path.startswith("$") for p in problems)
+
+
+def test_parallel_routes_take_no_condition_or_outcome() -> None:
+    document = {
+        "name": "fork",
+        "nodes": [
+            {"id": "fork", "type": "parallel"},
+            {"id": "a", "type": "set", "variables": {"x": "1"}},
+            {"id": "b", "type": "set", "variables": {"y": "2"}},
+            {"id": "join", "type": "join"},
+            {"id": "done", "type": "end"},
+        ],
+        "routes": [
+            {"from": "fork", "to": "a", "condition": "input.go"},
+            {"from": "fork", "to": "b"},
+            {"from": "a", "to": "join"},
+            {"from": "b", "to": "join"},
+            {"from": "join", "to": "done"},
+        ],
+    }
+    problems = validate_document(document)
+    assert [(p.path, p.code) for p in problems] == [("$.routes[0]", "invalid_value")]
+
+
+def test_wait_with_timeout_needs_a_timeout_route() -> None:
+    document = {
+        "name": "waiter",
+        "nodes": [
+            {"id": "w", "type": "wait", "event": "e", "timeout": "PT1H"},
+            {"id": "done", "type": "end"},
+        ],
+        "routes": [{"from": "w", "to": "done"}],
+    }
+    problems = validate_document(document)
+    assert [(p.path, p.code) for p in problems] == [("$.nodes[0].timeout", "missing_field")]

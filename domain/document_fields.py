@@ -1,0 +1,223 @@
+"""What each object kind of a definition document may hold (SPEC §2), as data.
+
+Each kind (top level, node type, route, retry policy, http action, trigger) maps its allowed
+keys to a checker from `domain.field_checkers`; `domain.validation` runs the tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from domain.definition import NODE_TYPES
+from domain.field_checkers import (
+    Checker,
+    boolean,
+    check_fields,
+    duration,
+    enum,
+    expect,
+    expression,
+    expression_map,
+    integer,
+    json_object,
+    number,
+    object_with,
+    pattern,
+    positive,
+    skip,
+    string,
+    string_list,
+    template_string,
+    templates_within,
+)
+from domain.validation_report import Path, Report, short
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+NODE_ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+URGENCIES = ("low", "normal", "high", "critical")
+END_STATUSES = ("completed", "failed")
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*?/,#-]+")
+_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+_identifier = pattern(IDENTIFIER_PATTERN, "an identifier (letters, digits and _)")
+_slug = pattern(NAME_PATTERN, "a lowercase slug (a-z, 0-9, '.', '_', '-'; at most 100)")
+_node_id = pattern(NODE_ID_PATTERN, "a letter or _ followed by letters, digits, _ or -")
+
+
+def _form(report: Report, parts: Path, value: Any) -> None:
+    if expect(report, parts, value, "object") and value.get("type", "object") != "object":
+        report.about(parts + ("type",), "invalid_value", "a form must be an 'object' schema")
+
+
+def _cron(report: Report, parts: Path, value: Any) -> None:
+    if not expect(report, parts, value, "string") or value.strip() in _CRON_MACROS:
+        return
+    fields = value.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
+        report.about(
+            parts,
+            "invalid_value",
+            f"must have 5 space-separated "
+            f"fields (minute hour day month weekday), got {short(value)}",
+        )
+
+
+_RETRY_FIELDS: dict[str, Checker] = {
+    "max_attempts": number(1, maximum=100, integer=True),
+    "initial_interval": duration,
+    "backoff": number(1),
+    "max_interval": duration,
+}
+_HTTP_FIELDS: dict[str, Checker] = {
+    "type": skip,
+    "url": string,
+    "method": enum(*HTTP_METHODS),
+    "headers": json_object,
+    "body": skip,
+    "timeout": duration,
+}
+
+
+def _action(report: Report, parts: Path, value: Any) -> None:
+    """`type` is required; `http` fields are checked, other action types take any fields."""
+    if not expect(report, parts, value, "object"):
+        return
+    kind = value.get("type")
+    if "type" not in value:
+        report.about(parts + ("type",), "missing_field", "an action needs a 'type'")
+    elif expect(report, parts + ("type",), kind, "string") and kind == "http":
+        check_fields(report, parts, value, _HTTP_FIELDS, required=("url",))
+    templates_within(report, parts, value)
+
+
+_TRIGGERS: dict[str, tuple[dict[str, Checker], tuple[str, ...]]] = {
+    "event": ({"type": skip, "name": string, "event": string}, ("event",)),
+    "webhook": ({"type": skip, "name": string}, ()),
+    "schedule": ({"type": skip, "name": string, "cron": _cron, "timezone": string}, ("cron",)),
+}
+
+
+def _triggers(report: Report, parts: Path, value: Any) -> None:
+    if not expect(report, parts, value, "array"):
+        return
+    for index, trigger in enumerate(value):
+        where = parts + (index,)
+        if not expect(report, where, trigger, "object"):
+            continue
+        if "type" not in trigger:
+            report.about(where + ("type",), "missing_field", "a trigger needs a 'type'")
+        elif expect(report, where + ("type",), trigger["type"], "string"):
+            spec = _TRIGGERS.get(trigger["type"])
+            if spec is None:
+                kinds = ", ".join(_TRIGGERS)
+                text = f"unknown trigger type {short(trigger['type'])}; expected one of {kinds}"
+                report.about(where + ("type",), "invalid_value", text)
+            else:
+                check_fields(report, where, trigger, spec[0], spec[1])
+
+
+TOP_FIELDS: dict[str, Checker] = {
+    "name": _slug,
+    "description": string,
+    "category": string,
+    "sla_hours": positive,
+    "input_schema": json_object,
+    "output": expression_map(),
+    "triggers": _triggers,
+    "version": integer,
+    "metadata": json_object,
+    "nodes": skip,  # _check_nodes
+    "routes": skip,  # _check_routes
+}
+
+
+def _node_type(report: Report, parts: Path, value: Any) -> None:
+    if expect(report, parts, value, "string") and value not in NODE_TYPES:
+        report.about(
+            parts,
+            "unknown_node_type",
+            f"unknown node type {short(value)}; expected one of {', '.join(NODE_TYPES)}",
+        )
+
+
+COMMON_NODE_FIELDS: dict[str, Checker] = {
+    "id": _node_id,
+    "type": _node_type,
+    "name": string,
+    "start": boolean,
+    "description": string,
+}
+_TASK_FIELDS: dict[str, Checker] = {
+    "assignee": template_string,
+    "sla_hours": positive,
+    "escalate_to_role": string,
+    "urgency": enum(*URGENCIES),
+    "form": _form,
+    "result_var": _identifier,
+}
+NODE_FIELDS: dict[str, dict[str, Checker]] = {
+    "service_task": {
+        "action": _action,
+        "retry": object_with(_RETRY_FIELDS),
+        "timeout": duration,
+        "result_var": _identifier,
+    },
+    "gateway": {},
+    "parallel": {},
+    "join": {},
+    "approval": {**_TASK_FIELDS, "approver_role": string},
+    "user_task": {**_TASK_FIELDS, "role": string, "outcomes": string_list},
+    "wait": {
+        "event": string,
+        "correlation": expression,
+        "timeout": duration,
+        "result_var": _identifier,
+    },
+    "timer": {"duration": duration, "until": expression},
+    "sub_workflow": {
+        "definition": _slug,
+        "version": number(1, integer=True),
+        "input": expression_map(),
+        "result_var": _identifier,
+    },
+    "set": {"variables": expression_map(_identifier)},
+    "end": {"status": enum(*END_STATUSES), "output": expression_map(), "error": string},
+}
+REQUIRED_NODE_FIELDS: dict[str, tuple[str, ...]] = {
+    "service_task": ("action",),
+    "sub_workflow": ("definition",),
+    "set": ("variables",),
+}
+
+
+def _one_of(*keys: str, exclusive: bool) -> Callable[[Report, Path, dict[str, Any]], None]:
+    """A node rule: at least one of `keys` present (and, if `exclusive`, at most one)."""
+    wanted = " or ".join(f"'{k}'" for k in keys)
+
+    def rule(report: Report, parts: Path, node: dict[str, Any]) -> None:
+        present = [key for key in keys if key in node]
+        if not present:
+            report.about(parts, "missing_field", f"needs {wanted}")
+        elif exclusive and len(present) > 1:
+            report.about(parts, "invalid_value", f"must have exactly one of {wanted}")
+
+    return rule
+
+
+NODE_RULES = {
+    "approval": _one_of("approver_role", "assignee", exclusive=False),
+    "timer": _one_of("duration", "until", exclusive=True),
+}
+
+ROUTE_FIELDS: dict[str, Checker] = {
+    "from": string,
+    "to": string,
+    "condition": expression,
+    "outcome": string,
+    "default": boolean,
+    "name": string,
+}

@@ -174,10 +174,9 @@ class InstanceService:
     ) -> tuple[dict[str, Any], bool]:
         """Resume one bookmark; (result, replayed). A repeated key replays the first result."""
         scope = "resume"
-        if idempotency_key:
-            prior = self.queries.idempotent_result(tenant, scope, idempotency_key)
-            if prior is not None:
-                return prior, True
+        prior = self._first_result(tenant, scope, idempotency_key)
+        if prior is not None:
+            return prior, True
 
         def command(session: Session) -> dict[str, Any]:
             instance = session.load(instance_id, tenant)
@@ -202,10 +201,9 @@ class InstanceService:
     ) -> tuple[dict[str, Any], bool]:
         """Resume every matching `wait` and start every definition triggered by the event."""
         scope = "event"
-        if idempotency_key:
-            prior = self.queries.idempotent_result(tenant, scope, idempotency_key)
-            if prior is not None:
-                return prior, True
+        prior = self._first_result(tenant, scope, idempotency_key)
+        if prior is not None:
+            return prior, True
         waiting = self.queries.waiting_bookmarks(tenant, event_type, correlation)
         triggered = self.definition_store.event_triggered(tenant, event_type)
 
@@ -254,10 +252,14 @@ class InstanceService:
         except (DuplicateIdempotencyKeyError, BookmarkNotOpenError):
             # A concurrent delivery with the same key committed first (we either collided
             # on its record or found its bookmark consumed): answer as it did.
-            prior = self.queries.idempotent_result(tenant, scope, key) if key else None
+            prior = self._first_result(tenant, scope, key)
             if prior is None:
                 raise
             return prior, True
+
+    def _first_result(self, tenant: str, scope: str, key: str | None) -> dict[str, Any] | None:
+        """The stored result of the first command with this idempotency key, if any."""
+        return self.queries.idempotent_result(tenant, scope, key) if key else None
 
 
 def _resume_result(instance: WorkflowInstance, bookmark_id: str) -> dict[str, Any]:

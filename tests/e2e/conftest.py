@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.conftest import _create_database, _drop_database
+from tests.spec_examples import PURCHASE_APPROVAL_JSON
 
 T = TypeVar("T")
 
@@ -349,39 +350,11 @@ def is_problem(response: httpx.Response, status: int, slug: str) -> dict[str, An
 
 
 # SPEC §2's example as published in the customer's guide.
-_PURCHASE_APPROVAL = """
-{"name": "purchase-approval", "description": "Multi-level PO approval", "category": "approval",
- "sla_hours": 72,
- "input_schema": {"type": "object", "required": ["amount"],
-                  "properties": {"amount": {"type": "number"}}},
- "nodes": [
-   {"id": "manager_approval", "type": "approval", "name": "Manager Approval",
-    "approver_role": "manager", "sla_hours": 24, "escalate_to_role": "director"},
-   {"id": "amount_check", "type": "gateway", "name": "Check Amount"},
-   {"id": "cfo_approval", "type": "approval", "approver_role": "cfo", "sla_hours": 48},
-   {"id": "notify", "type": "service_task",
-    "action": {"type": "http", "method": "POST",
-               "url": "https://erp.example/po/{{ input.po_id }}/approved"},
-    "retry": {"max_attempts": 5, "initial_interval": "PT1S", "backoff": 2.0,
-              "max_interval": "PT30S"},
-    "timeout": "PT30S"},
-   {"id": "rejected", "type": "end", "status": "failed"},
-   {"id": "done", "type": "end"}],
- "routes": [
-   {"from": "manager_approval", "to": "amount_check", "outcome": "approved"},
-   {"from": "manager_approval", "to": "rejected", "outcome": "rejected"},
-   {"from": "amount_check", "to": "cfo_approval", "condition": "input.amount > 10000"},
-   {"from": "amount_check", "to": "notify", "default": true},
-   {"from": "cfo_approval", "to": "notify", "outcome": "approved"},
-   {"from": "cfo_approval", "to": "rejected", "outcome": "rejected"},
-   {"from": "notify", "to": "done"}],
- "triggers": [{"type": "event", "event": "po.created"}]}
-"""
 
 
 def purchase_approval(name: str, target_url: str) -> dict[str, Any]:
     """The SPEC §2 example under `name`, its ERP call pointed at the local target."""
-    document = json.loads(_PURCHASE_APPROVAL)
+    document = json.loads(PURCHASE_APPROVAL_JSON)
     document["name"] = name
     notify = next(node for node in document["nodes"] if node["id"] == "notify")
     notify["action"]["url"] = target_url + "/po/{{ input.po_id }}/approved"

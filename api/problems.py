@@ -29,7 +29,8 @@ from application.definitions import (
     DefinitionNotFoundError,
     InvalidDefinitionError,
 )
-from application.instances import InvalidDataError
+from application.instances import IdempotencyKeyReusedError, InvalidDataError
+from application.read_models import InvalidCursorError
 from application.session import CommandConflictError, InstanceNotFoundError
 from application.tasks import TaskNotFoundError
 from application.views import bookmark_view, jsonable
@@ -38,9 +39,9 @@ from domain.errors import (
     BookmarkNotOpenError,
     InstanceNotActiveError,
     InvalidOutcomeError,
+    TaskAlreadyClaimedError,
     WrongBookmarkKindError,
 )
-from infrastructure.postgres.cursors import InvalidCursorError
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,11 @@ KINDS: dict[type[Exception], _Kind] = {
     CallbackNotFoundError: _NOT_FOUND,
     DefinitionDisabledError: _Kind(409, "definition-disabled", lambda e: {"definition": e.name}),
     InvalidDataError: _Kind(
-        422, "invalid-data", lambda e: {"errors": [{"path": p, "message": m} for p, m in e.errors]}
+        422,
+        "invalid-data",
+        lambda e: {
+            "errors": [{"path": p, "code": "schema_violation", "message": m} for p, m in e.errors]
+        },
     ),
     BookmarkNotOpenError: _Kind(
         409, "bookmark-not-open", lambda e: {"bookmark": bookmark_view(e.bookmark)}
@@ -140,7 +145,11 @@ KINDS: dict[type[Exception], _Kind] = {
         409, "concurrency-conflict", lambda e: {"instance_ids": [str(i) for i in e.instance_ids]}
     ),
     SignatureError: _Kind(401, "invalid-signature"),
+    TaskAlreadyClaimedError: _Kind(
+        409, "task-already-claimed", lambda e: {"claimed_by": e.claimed_by}
+    ),
     InvalidCursorError: _Kind(400, "invalid-cursor"),
+    IdempotencyKeyReusedError: _Kind(422, "idempotency-key-reused"),
     json.JSONDecodeError: _Kind(400, "invalid-json"),
 }
 

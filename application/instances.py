@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -20,7 +22,7 @@ from application.ports import (
     ReadModelQueries,
     SchemaValidator,
 )
-from application.read_models import Page
+from application.read_models import InvalidCursorError, Page
 from application.session import CommandRunner, InstanceNotFoundError, Session
 from application.views import instance_row_view, instance_view
 from domain import engine
@@ -39,6 +41,25 @@ class InvalidDataError(Exception):
         super().__init__(f"{what} is invalid: " + "; ".join(f"{p}: {m}" for p, m in errors))
         self.what = what
         self.errors = errors
+
+
+class IdempotencyKeyReusedError(Exception):
+    """The key was used before for another target: refuse rather than answer for it.
+
+    A key is bound to what it acts on: the bookmark of a resume, the type and correlation of
+    an event, the definition of a start. The body of a repeated delivery is not compared
+    (providers' redeliveries often differ in timestamps): the first result wins.
+    """
+
+    def __init__(self, key: str):
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key
+
+
+def fingerprint(*parts: Any) -> str:
+    """What a keyed request acts on, so a reused key can be told from a repeated delivery."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def keyed_instance_id(tenant: str, scope: str, key: str) -> UUID:
@@ -84,6 +105,7 @@ class InstanceService:
         if idempotency_key:
             existing = self.store.get(instance_id)
             if existing is not None:
+                _check_same_start(existing, idempotency_key, definition, version)
                 return instance_view(existing), False
         # Read from the store, not the cache: `enabled` changes, versions do not.
         published = self.definition_store.get(tenant, definition, version)
@@ -101,6 +123,7 @@ class InstanceService:
             if idempotency_key:
                 found = session.store.get(instance_id)
                 if found is not None:  # a concurrent start with the same key won the race
+                    _check_same_start(found, idempotency_key, definition, version)
                     return found, False
             started = session.start(
                 instance_id=instance_id,
@@ -147,10 +170,17 @@ class InstanceService:
         )
         return Page([instance_row_view(row) for row in page.items], page.next_cursor)
 
-    def history(self, tenant: str, instance_id: UUID) -> list[HistoryEntry]:
+    def history(
+        self, tenant: str, instance_id: UUID, *, limit: int = 500, cursor: str | None = None
+    ) -> tuple[list[HistoryEntry], str | None]:
+        """A page of the instance's events; the cursor is the last aggregate version seen."""
         if self.queries.instance(tenant, instance_id) is None:
             raise InstanceNotFoundError(instance_id)
-        return self.store.history(instance_id)
+        after = _history_cursor(cursor)
+        entries = self.store.history(instance_id, after, limit + 1)
+        more = len(entries) > limit
+        entries = entries[:limit]
+        return entries, (str(entries[-1].version) if more else None)
 
     # --- steer ---------------------------------------------------------------------------
 
@@ -174,7 +204,8 @@ class InstanceService:
     ) -> tuple[dict[str, Any], bool]:
         """Resume one bookmark; (result, replayed). A repeated key replays the first result."""
         scope = "resume"
-        prior = self._first_result(tenant, scope, idempotency_key)
+        request = fingerprint(str(instance_id), bookmark_id)
+        prior = self._first_result(tenant, scope, idempotency_key, request)
         if prior is not None:
             return prior, True
 
@@ -185,10 +216,10 @@ class InstanceService:
                 instance, definition, bookmark_id, payload=payload, source=source, env=session.env
             )
             result = _resume_result(instance, bookmark_id)
-            session.remember(tenant, scope, idempotency_key, result)
+            session.remember(tenant, scope, idempotency_key, _stored(request, result))
             return result
 
-        return self._run_keyed(command, tenant, scope, idempotency_key)
+        return self._run_keyed(command, tenant, scope, idempotency_key, request)
 
     def publish_event(
         self,
@@ -201,7 +232,8 @@ class InstanceService:
     ) -> tuple[dict[str, Any], bool]:
         """Resume every matching `wait` and start every definition triggered by the event."""
         scope = "event"
-        prior = self._first_result(tenant, scope, idempotency_key)
+        request = fingerprint(event_type, correlation)
+        prior = self._first_result(tenant, scope, idempotency_key, request)
         if prior is not None:
             return prior, True
         waiting = self.queries.waiting_bookmarks(tenant, event_type, correlation)
@@ -239,27 +271,58 @@ class InstanceService:
                 )
                 started.append(str(instance.id))
             result = {"type": event_type, "resumed": resumed, "started": started}
-            session.remember(tenant, scope, idempotency_key, result)
+            session.remember(tenant, scope, idempotency_key, _stored(request, result))
             return result
 
-        return self._run_keyed(command, tenant, scope, idempotency_key)
+        return self._run_keyed(command, tenant, scope, idempotency_key, request)
 
     def _run_keyed(
-        self, command: Any, tenant: str, scope: str, key: str | None
+        self, command: Any, tenant: str, scope: str, key: str | None, request: str
     ) -> tuple[dict[str, Any], bool]:
         try:
             return self.runner.run(command), False
         except (DuplicateIdempotencyKeyError, BookmarkNotOpenError):
             # A concurrent delivery with the same key committed first (we either collided
             # on its record or found its bookmark consumed): answer as it did.
-            prior = self._first_result(tenant, scope, key)
+            prior = self._first_result(tenant, scope, key, request)
             if prior is None:
                 raise
             return prior, True
 
-    def _first_result(self, tenant: str, scope: str, key: str | None) -> dict[str, Any] | None:
-        """The stored result of the first command with this idempotency key, if any."""
-        return self.queries.idempotent_result(tenant, scope, key) if key else None
+    def _first_result(
+        self, tenant: str, scope: str, key: str | None, request: str
+    ) -> dict[str, Any] | None:
+        """The first result stored under this key; the key must not name another request."""
+        stored = self.queries.idempotent_result(tenant, scope, key) if key else None
+        if stored is None:
+            return None
+        if stored.get("request") != request:
+            raise IdempotencyKeyReusedError(key or "")
+        result: dict[str, Any] = stored["result"]
+        return result
+
+
+def _history_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    if not cursor.isdigit():
+        raise InvalidCursorError(cursor)
+    return int(cursor)
+
+
+def _stored(request: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {"request": request, "result": result}
+
+
+def _check_same_start(
+    instance: WorkflowInstance,
+    key: str,
+    definition: str,
+    version: int | None,
+) -> None:
+    same = instance.definition == definition
+    if not same or (version is not None and instance.definition_version != version):
+        raise IdempotencyKeyReusedError(key)
 
 
 def _resume_result(instance: WorkflowInstance, bookmark_id: str) -> dict[str, Any]:

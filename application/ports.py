@@ -84,8 +84,10 @@ class InstanceStore(Protocol):
         was lost), DuplicateIdempotencyKeyError when an idempotency record already exists.
         """
 
-    def history(self, instance_id: UUID) -> list[HistoryEntry]:
-        """The instance's events in order."""
+    def history(
+        self, instance_id: UUID, after_version: int = 0, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        """The instance's events in order, after `after_version`, at most `limit`."""
 
 
 class ReadModelQueries(Protocol):

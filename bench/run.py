@@ -114,7 +114,7 @@ FULL = Sizes(
     service=2_000,
     raw_1t=4_000,
     raw_8t=8_000,
-    http=3_000,
+    http=2_000,
     expressions=100_000,
     seconds=15.0,
 )

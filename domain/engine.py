@@ -28,6 +28,7 @@ from domain.errors import (
     BookmarkNotOpenError,
     InstanceNotActiveError,
     InvalidOutcomeError,
+    TaskAlreadyClaimedError,
     WrongBookmarkKindError,
 )
 from domain.expressions import ExpressionError, evaluate, evaluate_mapping, render_value
@@ -186,7 +187,12 @@ def cancel(instance: WorkflowInstance, reason: str, env: Env) -> None:
 
 
 def claim_task(instance: WorkflowInstance, bookmark_id: str, user: str) -> None:
-    open_bookmark(instance, bookmark_id, kinds=("task",))
+    bookmark = open_bookmark(instance, bookmark_id, kinds=("task",))
+    holder = bookmark.get("claimed_by")
+    if holder == user:
+        return  # claiming again is a no-op, so a retried claim is safe
+    if holder:
+        raise TaskAlreadyClaimedError(bookmark_id, holder)
     instance._task_claimed(bookmark_id, user)
 
 

@@ -47,3 +47,12 @@ class InvalidOutcomeError(WorkflowError):
         self.bookmark_id = bookmark_id
         self.outcome = outcome
         self.allowed = allowed
+
+
+class TaskAlreadyClaimedError(WorkflowError):
+    """Someone else holds the task; it must be delegated (or released) first."""
+
+    def __init__(self, bookmark_id: str, claimed_by: str):
+        super().__init__(f"task {bookmark_id} is already claimed by {claimed_by}")
+        self.bookmark_id = bookmark_id
+        self.claimed_by = claimed_by

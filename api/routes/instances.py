@@ -37,6 +37,7 @@ def replayable(result: dict[str, Any], replayed: bool) -> JSONResponse:
 @router.post("", status_code=201, responses={200: {"description": "same idempotency key"}})
 def start_instance(
     body: StartInstanceRequest,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
     principal: Principal = Depends(authorize),
     container: Container = Depends(get_container),
 ) -> JSONResponse:
@@ -46,7 +47,7 @@ def start_instance(
         body.definition,
         version=body.version,
         input=body.input,
-        idempotency_key=body.idempotency_key,
+        idempotency_key=body.idempotency_key or idempotency_key,
         correlation_id=body.correlation_id,
     )
     return JSONResponse(
@@ -95,11 +96,15 @@ def get_instance(
 @router.get("/{instance_id}/history")
 def get_history(
     instance_id: str,
+    limit: int = Query(500, ge=1, le=500),
+    cursor: str | None = None,
     principal: Principal = Depends(authorize),
     container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """The instance's events in order: the immutable audit trail."""
-    entries = container.instances.history(principal.tenant, parse_instance_id(instance_id))
+    entries, next_cursor = container.instances.history(
+        principal.tenant, parse_instance_id(instance_id), limit=limit, cursor=cursor
+    )
     items = [
         {
             "position": e.position,
@@ -110,7 +115,7 @@ def get_history(
         }
         for e in entries
     ]
-    return {"items": jsonable(items), "next_cursor": None}
+    return {"items": jsonable(items), "next_cursor": next_cursor}
 
 
 @router.post("/{instance_id}/cancel")

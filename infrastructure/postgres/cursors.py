@@ -10,17 +10,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.read_models import Page
+from application.read_models import InvalidCursorError, Page
+
+__all__ = ["InvalidCursorError", "clamp_limit", "decode_cursor", "encode_cursor"]
 
 MAX_LIMIT = 500
-
-
-class InvalidCursorError(ValueError):
-    """The cursor was not produced by this API (or was tampered with)."""
-
-    def __init__(self, cursor: str) -> None:
-        super().__init__(f"invalid cursor {cursor[:40]!r}")
-        self.cursor = cursor
 
 
 def clamp_limit(limit: int) -> int:

@@ -37,7 +37,8 @@ _EVENT_FIELDS_NOT_IN_DATA = frozenset(
 
 _SELECT_HISTORY = (
     "SELECT originator_id, originator_version, topic, state, notification_id "
-    "FROM waymark_events WHERE originator_id = %s ORDER BY originator_version"
+    "FROM waymark_events WHERE originator_id = %s AND originator_version > %s "
+    "ORDER BY originator_version LIMIT %s"
 )
 _SELECT_AT_VERSIONS = (
     "SELECT e.originator_id, e.originator_version, e.topic, e.state "
@@ -112,9 +113,11 @@ class PostgresInstanceStore:
                 for row in curs.fetchall()
             }
 
-    def history(self, instance_id: UUID) -> list[HistoryEntry]:
+    def history(
+        self, instance_id: UUID, after_version: int = 0, limit: int | None = None
+    ) -> list[HistoryEntry]:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(_SELECT_HISTORY, (instance_id,))
+            curs.execute(_SELECT_HISTORY, (instance_id, after_version, limit))
             rows = curs.fetchall()
         entries = []
         for row in rows:

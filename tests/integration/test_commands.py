@@ -82,7 +82,8 @@ def race(n: int, action: Callable[[int], Any]) -> list[Any]:
 
 
 def event_types(container: Any, instance_id: str) -> list[str]:
-    return [e.type for e in container.instances.history(TENANT, UUID(instance_id))]
+    entries, _ = container.instances.history(TENANT, UUID(instance_id))
+    return [e.type for e in entries]
 
 
 def test_concurrent_completions_of_one_task_apply_exactly_once(container: Any) -> None:
@@ -221,3 +222,50 @@ def test_due_timers_fire_once_and_wait_timeouts_take_their_route(container: Any)
     assert (final["status"], final["output"]) == ("completed", {"late": True})
     assert event_types(container, view["id"]).count("BookmarkResumed") == 2
     assert container.timers.seconds_until_next() is None
+
+
+def test_a_reused_idempotency_key_for_another_request_is_refused(container: Any) -> None:
+    from application.instances import IdempotencyKeyReusedError
+
+    first, _ = container.instances.start(TENANT, "one-wait", input={"order": 1})
+    second, _ = container.instances.start(TENANT, "one-wait", input={"order": 2})
+    container.instances.resume(
+        TENANT, UUID(first["id"]), first["bookmarks"][0]["id"], {"a": 1}, idempotency_key="r1"
+    )
+    # The same key on another bookmark is a client bug, not a repeated delivery.
+    with pytest.raises(IdempotencyKeyReusedError):
+        container.instances.resume(
+            TENANT,
+            UUID(second["id"]),
+            second["bookmarks"][0]["id"],
+            {"a": 1},
+            idempotency_key="r1",
+        )
+    assert container.instances.get(TENANT, UUID(second["id"]))["status"] == "suspended"
+    container.instances.start(TENANT, "one-wait", input={"order": 3}, idempotency_key="s1")
+    with pytest.raises(IdempotencyKeyReusedError):
+        container.instances.start(TENANT, "one-approval", idempotency_key="s1")
+    again, created = container.instances.start(
+        TENANT, "one-wait", input={"order": 4}, idempotency_key="s1"
+    )
+    assert (again["input"], created) == ({"order": 3}, False)  # the first start wins
+
+
+def test_history_pages_follow_the_cursor(container: Any) -> None:
+    view, _ = container.instances.start(TENANT, "one-approval")
+    container.tasks.complete(
+        TENANT, view["bookmarks"][0]["id"], outcome="approved", data=None, comment=None, user="u"
+    )
+    everything, cursor = container.instances.history(TENANT, UUID(view["id"]))
+    assert cursor is None
+    seen, cursor = [], None
+    while True:
+        page, cursor = container.instances.history(TENANT, UUID(view["id"]), limit=2, cursor=cursor)
+        seen.extend(page)
+        if cursor is None:
+            break
+    assert (
+        [e.version for e in seen]
+        == [e.version for e in everything]
+        == list(range(1, len(everything) + 1))
+    )

@@ -144,7 +144,9 @@ def test_problem_extras() -> None:
         "errors": [{"path": "$.nodes[0].type", "code": "unknown_node_type", "message": "bad"}]
     }
     assert extras(ERRORS[7][0]) == {
-        "errors": [{"path": "$.amount", "message": "'x' is not a number"}]
+        "errors": [
+            {"path": "$.amount", "code": "schema_violation", "message": "'x' is not a number"}
+        ]
     }
     assert extras(ERRORS[8][0])["bookmark"]["status"] == "consumed"
     assert extras(ERRORS[11][0]) == {"allowed": ["approved", "rejected"]}

@@ -12,6 +12,7 @@ from domain.errors import (
     BookmarkNotOpenError,
     InstanceNotActiveError,
     InvalidOutcomeError,
+    TaskAlreadyClaimedError,
     WrongBookmarkKindError,
 )
 from tests.unit.engine_support import (
@@ -474,3 +475,17 @@ def test_replaying_events_rebuilds_the_same_state():
     complete(instance, d, fake, "approved")
     complete(instance, d, fake, "approved")
     assert state(replay(instance)) == state(instance)
+
+
+def test_a_claimed_task_cannot_be_claimed_by_someone_else():
+    d, fake = approval_flow(), FakeEnv()
+    instance = start(d, fake, {"amount": 1})
+    task = only_open(instance, "task")
+    engine.claim_task(instance, task["id"], "ann")
+    engine.claim_task(instance, task["id"], "ann")  # a retried claim is harmless
+    with pytest.raises(TaskAlreadyClaimedError):
+        engine.claim_task(instance, task["id"], "bob")
+    engine.delegate_task(instance, task["id"], "bob", by="ann")
+    engine.claim_task(instance, task["id"], "bob")
+    assert instance.bookmarks[task["id"]]["claimed_by"] == "bob"
+    assert event_names(instance).count("TaskClaimed") == 2

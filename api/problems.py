@@ -169,6 +169,32 @@ async def _known_error(request: Request, exc: Exception) -> Response:
     return problem_response(request.url.path, kind.status, kind.slug, str(exc), **kind.extras(exc))
 
 
+# --- infrastructure faults -----------------------------------------------------------------
+
+
+def _database_unavailable_errors() -> tuple[type[Exception], ...]:
+    import psycopg
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    from infrastructure.postgres.datastore import DatabaseUnavailableError
+
+    return (DatabaseUnavailableError, OperationalError, InterfaceError, psycopg.OperationalError)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    # A restart or failover. Commands are atomic, and a retry with the same idempotency key
+    # cannot apply one twice, so telling the client to retry is safe; the detail never
+    # carries connection strings or server messages.
+    logger.warning("database unavailable during %s: %s", request.url.path, exc)
+    return problem_response(
+        request.url.path,
+        503,
+        "database-unavailable",
+        "the database is unavailable; retry the request shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 # --- framework errors -----------------------------------------------------------------------
 
 
@@ -270,5 +296,7 @@ def install(app: FastAPI) -> None:
     """Register every mapping on `app` (the middleware is added by `create_app`)."""
     for cls in KINDS:
         app.add_exception_handler(cls, _known_error)
+    for cls in _database_unavailable_errors():
+        app.add_exception_handler(cls, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _request_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

@@ -48,7 +48,11 @@ def bootstrap(settings: Settings) -> Container:
         migrate(database_url)
         log.warning("no DATABASE_URL: using the embedded PostgreSQL in %s", settings.data_dir)
 
-    datastore = build_datastore(database_url, pool_size=settings.db_pool_size)
+    datastore = build_datastore(
+        database_url,
+        pool_size=settings.db_pool_size,
+        connect_timeout=settings.db_connect_timeout,
+    )
     closers.append(datastore.close)
     app = WaymarkApplication(datastore)
 

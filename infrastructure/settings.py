@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     api_keys: str = ""
     tenant_secrets: str = ""
     db_pool_size: int = Field(default=10, ge=1)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     task_worker_concurrency: int = Field(default=4, ge=1)
     task_poll_interval: float = Field(default=1.0, gt=0)

@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg_pool
+from eventsourcing.persistence import OperationalError, PersistenceError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict
 
 # Parameters PostgresDatastore takes as arguments; any other libpq parameter in the URL
 # (sslmode, application_name, ...) is handed to the pool's connect kwargs as it is.
 _DATASTORE_PARAMS = ("dbname", "host", "port", "user", "password")
+
+
+class DatabaseUnavailableError(PersistenceError):
+    """No connection could be had within the pool's timeout (the server is down or full)."""
+
+
+class WaymarkDatastore(PostgresDatastore):
+    """The library's datastore, failing fast when no connection can be had.
+
+    The library retries `OperationalError` up to ten times; a pool timeout is one too, so a
+    request during an outage would wait ten pool timeouts. Raising a non-retried error
+    instead answers within one timeout; a connection lost mid-statement is still retried.
+    """
+
+    @contextmanager
+    def get_connection(self) -> Iterator[Any]:
+        entered = False
+        try:
+            with super().get_connection() as conn:
+                entered = True
+                yield conn
+        except OperationalError as e:
+            if not entered and isinstance(e.__cause__, psycopg_pool.PoolTimeout):
+                raise DatabaseUnavailableError(str(e)) from e
+            raise
 
 
 def normalise_url(database_url: str) -> str:
@@ -25,9 +54,9 @@ def build_datastore(
     *,
     pool_size: int = 10,
     max_overflow: int = 0,
-    connect_timeout: float = 30.0,
+    connect_timeout: float = 5.0,
     idle_in_transaction_session_timeout: float = 30.0,
-    datastore_class: type[PostgresDatastore] = PostgresDatastore,
+    datastore_class: type[PostgresDatastore] = WaymarkDatastore,
 ) -> PostgresDatastore:
     """A datastore (pool not yet opened) for the URL; the caller closes it on shutdown.
 

@@ -195,6 +195,7 @@ def server_env(database_url: str | None, workdir: Path, **extra: str) -> dict[st
             "WAYMARK_TENANT_SECRETS": ",".join(f"{t}={s}" for t, s in TENANT_SECRETS.items()),
             "WAYMARK_TASK_POLL_INTERVAL": "0.2",
             "WAYMARK_RUN_WORKERS_IN_PROCESS": "true",
+            "WAYMARK_DB_CONNECT_TIMEOUT": "2",
             "WAYMARK_MAX_BODY_BYTES": "65536",
             "WAYMARK_DATA_DIR": str(workdir / "data"),
             "PYTHONUNBUFFERED": "1",

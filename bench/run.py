@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -493,30 +494,49 @@ class BenchAggregate(Aggregate):
 def bench_raw_commit(bench: Bench) -> list[Result]:
     from infrastructure.postgres.datastore import build_datastore
     from infrastructure.postgres.event_store import WaymarkApplication
+    from infrastructure.postgres.recorder import WaymarkRecorder
 
-    datastore = build_datastore(bench.database_url, pool_size=THREADS + 2)
-    try:
-        app = WaymarkApplication(datastore)
+    class UnlockedRecorder(WaymarkRecorder):
+        """For comparison only: skips the library's EXCLUSIVE table lock (NOT safe for
+        notification-log readers: commit order may then differ from notification order)."""
 
-        def op(k: int, i: int) -> None:
-            app.save(BenchAggregate())
+        def _lock_table(self, curs: Any) -> None:
+            return None
 
-        warm_up(op, THREADS)
-        s = bench.sizes
-        note = "Application.save(), 1 event, no projection"
-        return [
-            hammer("raw-commit/1t", op, threads=1, total=s.raw_1t, seconds=s.seconds, note=note),
-            hammer(
-                f"raw-commit/{THREADS}t",
-                op,
-                threads=THREADS,
-                total=s.raw_8t,
-                seconds=s.seconds,
-                note=note,
-            ),
-        ]
-    finally:
-        datastore.close()
+    s = bench.sizes
+    note = "Application.save(), 1 event, no projection"
+    results = []
+    for recorder, suffix, extra in (
+        (WaymarkRecorder, "", ""),
+        (UnlockedRecorder, "-nolock", "; table lock skipped (comparison only)"),
+    ):
+        datastore = build_datastore(bench.database_url, pool_size=THREADS + 2)
+        try:
+            app = WaymarkApplication(datastore, recorder_class=recorder)
+
+            def op(k: int, i: int, app: WaymarkApplication = app) -> None:
+                app.save(BenchAggregate())
+
+            warm_up(op, THREADS)
+            if not suffix:
+                results.append(
+                    hammer(
+                        "raw-commit/1t", op, threads=1, total=s.raw_1t, seconds=s.seconds, note=note
+                    )
+                )
+            results.append(
+                hammer(
+                    f"raw-commit{suffix}/{THREADS}t",
+                    op,
+                    threads=THREADS,
+                    total=s.raw_8t,
+                    seconds=s.seconds,
+                    note=note + extra,
+                )
+            )
+        finally:
+            datastore.close()
+    return results
 
 
 # --- 5. http-start --------------------------------------------------------------------------
@@ -738,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = list(BENCHMARKS) if not args.only else [b for b in BENCHMARKS if b in args.only]
     needs_database = args.profile or bool(NEEDS_DATABASE & set(selected))
     results: list[Result] = []
+    failed: list[str] = []
     began = time.perf_counter()
     try:
         with environment(sizes, database=needs_database, pool_size=args.pool_size) as bench:
@@ -756,7 +777,11 @@ def main(argv: list[str] | None = None) -> int:
                 if STOP.is_set():
                     break
                 progress(f"--- {name}")
-                results.extend(runners[name]())
+                try:
+                    results.extend(runners[name]())
+                except Exception:  # report it, run the others, exit non-zero
+                    progress(f"{name} FAILED:\n{traceback.format_exc()}")
+                    failed.append(name)
     except KeyboardInterrupt:
         STOP.set()
         progress("interrupted: cleaned up")
@@ -774,6 +799,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{bench.server_info}, unix socket, embedded (pgserver)")
     print()
     print(format_table(results))
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)} (see stderr)")
+        return 1
     return 0
 
 

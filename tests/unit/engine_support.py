@@ -82,5 +82,27 @@ def replay(instance: WorkflowInstance) -> WorkflowInstance:
     return rebuilt
 
 
+def replay_stored(instance: WorkflowInstance) -> WorkflowInstance:
+    """Rebuild from the events as they would be stored: mapped to JSON bytes and back with
+    the transcodings the application registers (UUID, Decimal, datetime)."""
+    from eventsourcing.persistence import (
+        DatetimeAsISO,
+        DecimalAsStr,
+        JSONTranscoder,
+        Mapper,
+        UUIDAsHex,
+    )
+
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    mapper: Mapper = Mapper(transcoder=transcoder)
+    rebuilt = None
+    for e in instance.pending_events:
+        rebuilt = mapper.to_domain_event(mapper.to_stored_event(e)).mutate(rebuilt)
+    assert rebuilt is not None
+    return rebuilt
+
+
 def state(instance: WorkflowInstance) -> dict[str, Any]:
     return {k: v for k, v in vars(instance).items() if k != "_pending_events"}

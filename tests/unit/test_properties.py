@@ -1,5 +1,6 @@
 """Property: random valid graphs either complete or suspend, never crash the engine, and
-replaying an instance's events rebuilds exactly the same state."""
+replaying an instance's events — as they are, and as they come back from storage — rebuilds
+exactly the same state."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from domain import engine
 from domain.definition import Definition
 from domain.validation import validate_document
-from tests.unit.engine_support import FakeEnv, replay, start, state
+from tests.unit.engine_support import FakeEnv, replay, replay_stored, start, state
 
 BLOCKS = ("set", "gateway", "approval", "wait", "timer", "service", "parallel", "user_task")
 
@@ -159,3 +160,4 @@ def test_random_graphs_complete_or_suspend_and_replay_identically(blocks, x, dat
     if instance.status == "completed":
         assert instance.output == {"x": x}
     assert state(replay(instance)) == state(instance)
+    assert state(replay_stored(instance)) == state(instance)

@@ -113,7 +113,8 @@ class InstanceService:
             raise DefinitionNotFoundError(definition, version)
         if not published.enabled:
             raise DefinitionDisabledError(definition)
-        model = published.definition
+        # The parsed graph of an immutable version comes from the cache.
+        model = self.definitions.get(tenant, definition, published.version).definition
         if model.input_schema:
             errors = self.schemas.validate(model.input_schema, data)
             if errors:

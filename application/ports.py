@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -41,8 +42,9 @@ class PublishedDefinition:
     enabled: bool
     created_at: datetime
 
-    @property
+    @cached_property
     def definition(self) -> Definition:
+        """The parsed graph (parsed once per object; the cache keeps the objects)."""
         return Definition.from_document(self.document, version=self.version)
 
 

@@ -103,6 +103,8 @@ def _api_keys(settings: Settings) -> dict[str, Principal]:
             DEV_TENANT,
         )
         keys[DEV_API_KEY] = Principal(DEV_API_KEY, DEV_TENANT, frozenset({"admin"}))
+    elif not keys:
+        log.error("WAYMARK_API_KEYS is not set: every authenticated request will be refused")
     return keys
 
 

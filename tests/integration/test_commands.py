@@ -269,3 +269,42 @@ def test_history_pages_follow_the_cursor(container: Any) -> None:
         == [e.version for e in everything]
         == list(range(1, len(everything) + 1))
     )
+
+
+def test_a_killed_task_workers_activity_is_rerun_once_with_the_same_key(container: Any) -> None:
+    from datetime import timedelta
+
+    from application.ports import ActionResult
+
+    container.definitions.publish(
+        TENANT,
+        {
+            "name": "one-call",
+            "nodes": [
+                {"id": "call", "type": "service_task", "action": {"type": "noop"}},
+                {"id": "done", "type": "end"},
+            ],
+            "routes": [{"from": "call", "to": "done"}],
+        },
+    )
+    view, _ = container.instances.start(TENANT, "one-call")
+    now = container.clock.now()
+
+    # Given worker A leased the activity and died before recording anything
+    (leased,) = container.activity_queue.claim("worker-a", 10, 30, now)
+    assert container.activity_queue.claim("worker-b", 10, 30, now) == []  # still leased
+
+    # When the lease runs out, worker B gets the same attempt with the same idempotency key
+    (again,) = container.activity_queue.claim("worker-b", 10, 30, now + timedelta(seconds=31))
+    assert (again.id, again.attempt, again.idempotency_key) == (
+        leased.id,
+        leased.attempt,
+        f"{view['id']}:call:1",
+    )
+    assert container.activities.record(again, ActionResult(ok=True, output={"n": 1}))
+
+    # Then a late result from A (it was only slow, not dead) is stale and changes nothing
+    assert not container.activities.record(leased, ActionResult(ok=True, output={"n": 2}))
+    final = container.instances.get(TENANT, UUID(view["id"]))
+    assert final["status"] == "completed"
+    assert event_types(container, view["id"]).count("ActivityCompleted") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -96,7 +97,7 @@ class DefinitionService:
             raise DefinitionNotFoundError(name)
         return self.get(tenant, name)
 
-    def _schema_problems(self, document: dict[str, Any]) -> list[Problem]:
+    def _schema_problems(self, document: dict[str, Any]) -> builtins.list[Problem]:
         """JSON Schemas inside the document (input_schema, forms) must be valid schemas."""
         found: list[tuple[str, Any]] = []
         if isinstance(document.get("input_schema"), dict):

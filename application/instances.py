@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import uuid
@@ -173,7 +174,7 @@ class InstanceService:
 
     def history(
         self, tenant: str, instance_id: UUID, *, limit: int = 500, cursor: str | None = None
-    ) -> tuple[list[HistoryEntry], str | None]:
+    ) -> tuple[builtins.list[HistoryEntry], str | None]:
         """A page of the instance's events; the cursor is the last aggregate version seen."""
         if self.queries.instance(tenant, instance_id) is None:
             raise InstanceNotFoundError(instance_id)

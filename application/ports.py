@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -70,7 +71,7 @@ class DefinitionStore(Protocol):
     def set_enabled(self, tenant: str, name: str, enabled: bool) -> bool:
         """Enable/disable every version of `name`; False when it does not exist."""
 
-    def event_triggered(self, tenant: str, event_type: str) -> list[PublishedDefinition]:
+    def event_triggered(self, tenant: str, event_type: str) -> builtins.list[PublishedDefinition]:
         """Latest enabled version of each definition with an `event` trigger on the type."""
 
 

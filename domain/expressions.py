@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from domain.expression_functions import FUNCTIONS
 from domain.expression_limits import (
@@ -111,11 +111,12 @@ class _Interpreter:
                 raise ExpressionError(f"unknown name '{node.id}'")
             return self.context[node.id]
         if type(node) in _DISPLAYS:
-            return _DISPLAYS[type(node)]([self.visit(item) for item in node.elts])
+            display = cast("ast.List | ast.Tuple | ast.Set", node)
+            return _DISPLAYS[type(node)]([self.visit(item) for item in display.elts])
         if isinstance(node, ast.Dict):
-            return {
-                self.visit(k): self.visit(v) for k, v in zip(node.keys, node.values, strict=True)
-            }
+            # A None key (`**` unpacking) is refused by visit() as unknown syntax.
+            keys = cast("list[ast.AST]", node.keys)
+            return {self.visit(k): self.visit(v) for k, v in zip(keys, node.values, strict=True)}
         if isinstance(node, ast.Attribute):
             return self.field(node)
         if isinstance(node, ast.Subscript):
@@ -182,7 +183,8 @@ class _Interpreter:
         name = node.func.id  # type: ignore[attr-defined]
         func, arg_type = FUNCTIONS[name]
         args = [self.visit(arg) for arg in node.args]
-        kwargs = {kw.arg: self.visit(kw.value) for kw in node.keywords}
+        # node_problem() allows only `default=`, so no keyword is `**` (arg None).
+        kwargs = {cast(str, kw.arg): self.visit(kw.value) for kw in node.keywords}
         if arg_type and not all(isinstance(arg, arg_type) for arg in args):
             kinds = ", ".join(type(arg).__name__ for arg in args)
             raise ExpressionError(f"{name}() expects {arg_type.__name__} arguments, got {kinds}")

@@ -67,8 +67,8 @@ def validate_document(document: Any) -> list[Problem]:
 
 def _check_node(report: Report, parts: Path, node: dict[str, Any]) -> None:
     node_type = node.get("type")
-    known = isinstance(node_type, str) and node_type in NODE_FIELDS
-    if not known:  # without a type, only the common fields can be judged
+    if not (isinstance(node_type, str) and node_type in NODE_FIELDS):
+        # without a type, only the common fields can be judged
         check_fields(report, parts, node, COMMON_NODE_FIELDS, ("id", "type"), strict=False)
         return
     fields = {**COMMON_NODE_FIELDS, **NODE_FIELDS[node_type]}

@@ -59,8 +59,7 @@ class Report:
         return f"route #{index}"
 
     def problems(self) -> list[Problem]:
-        seen: set[tuple[Path, str, str]] = set()
-        unique = [i for i in self._items if not (i in seen or seen.add(i))]
+        unique = list(dict.fromkeys(self._items))  # de-duplicated, first occurrence kept
         unique.sort(key=lambda item: _position(self.document, item[0]))  # stable
         return [Problem(_render(parts), code, message) for parts, code, message in unique]
 
@@ -113,4 +112,5 @@ def type_name(value: Any) -> str:
         return "boolean"
     if isinstance(value, int | float):
         return "number"
-    return {str: "string", dict: "object", list: "array"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {str: "string", dict: "object", list: "array"}
+    return names.get(type(value), type(value).__name__)

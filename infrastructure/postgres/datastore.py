@@ -82,7 +82,7 @@ def build_datastore(
         originator_id_type="uuid",
     )
     pool_kwargs = datastore.pool.kwargs
-    assert pool_kwargs is not None
+    assert isinstance(pool_kwargs, dict)  # eventsourcing passes a dict, never a callable
     for name in ("host", "port", "user", "password"):
         # Absent means "libpq default" (local socket, 5432, OS user, .pgpass/PGPASSWORD):
         # an empty string would override those defaults instead.

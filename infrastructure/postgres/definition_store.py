@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
@@ -104,7 +105,7 @@ class PostgresDefinitionStore:
             rows = [_published(row) for row in curs.fetchall()]
         return page_of(rows, limit, lambda last: encode_cursor("definitions", last.name))
 
-    def event_triggered(self, tenant: str, event_type: str) -> list[PublishedDefinition]:
+    def event_triggered(self, tenant: str, event_type: str) -> builtins.list[PublishedDefinition]:
         trigger = Jsonb([{"type": "event", "event": event_type}])
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(_SELECT_EVENT_TRIGGERED, (tenant, trigger))

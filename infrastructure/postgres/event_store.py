@@ -82,5 +82,8 @@ class WaymarkApplication(Application[UUID]):
         # holds (the library would otherwise read e.g. COMPRESSOR_TOPIC or cache settings).
         return Environment(name, {**type(self).env, **(env or {})})
 
-    def construct_factory(self, env: Environment) -> WaymarkFactory:
+    # eventsourcing types this as InfrastructureFactory[TrackingRecorder] with an invariant
+    # type variable, so no PostgresFactory (InfrastructureFactory[PostgresTrackingRecorder])
+    # can satisfy it; the override is sound, the library's annotation is too narrow.
+    def construct_factory(self, env: Environment) -> WaymarkFactory:  # type: ignore[override]
         return WaymarkFactory(env, self._datastore, self._recorder_class)

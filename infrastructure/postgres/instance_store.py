@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 import psycopg.errors
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 
@@ -23,7 +23,7 @@ from application.ports import (
     HistoryEntry,
 )
 from application.read_models import Projection
-from infrastructure.postgres.event_store import WaymarkApplication
+from infrastructure.postgres.event_store import WaymarkApplication, WaymarkFactory
 from infrastructure.postgres.recorder import EVENTS_TABLE, IDEMPOTENCY_CONSTRAINTS
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ class PostgresInstanceStore:
 
     @property
     def datastore(self) -> PostgresDatastore:
-        return self.app.factory.datastore
+        # Application.factory is typed as the library's base factory; ours is a WaymarkFactory.
+        return cast(WaymarkFactory, self.app.factory).datastore
 
     def get(self, instance_id: UUID) -> WorkflowInstance | None:
         try:
@@ -94,7 +95,10 @@ class PostgresInstanceStore:
                 f"idempotency key already used (constraint {constraint})"
             ) from error
         if constraint == EVENTS_PRIMARY_KEY:
-            conflicted = list(dict.fromkeys(e.originator_id for e in ours if _key(e) in stored))
+            # StoredEvent.originator_id is typed UUID | str; aggregates here have UUID ids.
+            conflicted = list(
+                dict.fromkeys(cast(UUID, e.originator_id) for e in ours if _key(e) in stored)
+            )
             raise ConcurrencyConflictError(conflicted or instance_ids) from error
         raise error
 
@@ -139,7 +143,9 @@ class PostgresInstanceStore:
                     position=row["notification_id"],
                     version=row["originator_version"],
                     type=type(event).__name__,
-                    timestamp=event.timestamp,
+                    # to_domain_event() is typed as a protocol without a timestamp;
+                    # instance events are eventsourcing DomainEvents.
+                    timestamp=cast(DomainEvent, event).timestamp,
                     data=data,
                 )
             )

@@ -34,7 +34,7 @@ class PostgresReadModelQueries:
     def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
 
-    def _fetch(self, query: sql.Composable | str, params: Any = ()) -> list[dict[str, Any]]:
+    def _fetch(self, query: sql.SQL | sql.Composed | str, params: Any = ()) -> list[dict[str, Any]]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(query, params)
             return curs.fetchall()
@@ -177,4 +177,4 @@ class _Where:
             self.add(condition, value)
 
     def sql(self) -> sql.Composable:
-        return sql.SQL(" AND ").join(sql.SQL(c) for c in self.conditions)  # type: ignore[arg-type]
+        return sql.SQL(" AND ").join(sql.SQL(c) for c in self.conditions)

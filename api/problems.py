@@ -23,13 +23,14 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from application.admission import InvalidDataError
 from application.callbacks import CallbackNotFoundError, SignatureError
 from application.definitions import (
     DefinitionDisabledError,
     DefinitionNotFoundError,
     InvalidDefinitionError,
 )
-from application.instances import IdempotencyKeyReusedError, InvalidDataError
+from application.instances import IdempotencyKeyReusedError
 from application.read_models import InvalidCursorError
 from application.session import CommandConflictError, InstanceNotFoundError
 from application.tasks import TaskNotFoundError

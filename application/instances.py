@@ -10,18 +10,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.definitions import (
-    DefinitionCache,
-    DefinitionDisabledError,
-    DefinitionNotFoundError,
-)
+from application.admission import InvalidDataError, StartAdmission
+from application.definitions import DefinitionCache
 from application.ports import (
     DefinitionStore,
     DuplicateIdempotencyKeyError,
     HistoryEntry,
     InstanceStore,
     ReadModelQueries,
-    SchemaValidator,
 )
 from application.read_models import InvalidCursorError, Page
 from application.session import CommandRunner, InstanceNotFoundError, Session
@@ -33,15 +29,6 @@ from domain.instance import WorkflowInstance
 # Instances started with an idempotency key get a deterministic id, so a concurrent second
 # start with the same key collides on the aggregate's first version instead of creating two.
 _KEYED_IDS = uuid.UUID("6f0d3c1e-9a57-4bb4-8d2e-0c1b5e7a9f42")
-
-
-class InvalidDataError(Exception):
-    """Data (instance input, task form data) violates its JSON Schema."""
-
-    def __init__(self, what: str, errors: list[tuple[str, str]]):
-        super().__init__(f"{what} is invalid: " + "; ".join(f"{p}: {m}" for p, m in errors))
-        self.what = what
-        self.errors = errors
 
 
 class IdempotencyKeyReusedError(Exception):
@@ -77,14 +64,14 @@ class InstanceService:
         definitions: DefinitionCache,
         definition_store: DefinitionStore,
         queries: ReadModelQueries,
-        schemas: SchemaValidator,
+        admission: StartAdmission,
     ):
         self.runner = runner
         self.store = store
         self.definitions = definitions
         self.definition_store = definition_store
         self.queries = queries
-        self.schemas = schemas
+        self.admission = admission
 
     # --- start ---------------------------------------------------------------------------
 
@@ -108,18 +95,7 @@ class InstanceService:
             if existing is not None:
                 _check_same_start(existing, idempotency_key, definition, version)
                 return instance_view(existing), False
-        # Read from the store, not the cache: `enabled` changes, versions do not.
-        published = self.definition_store.get(tenant, definition, version)
-        if published is None:
-            raise DefinitionNotFoundError(definition, version)
-        if not published.enabled:
-            raise DefinitionDisabledError(definition)
-        # The parsed graph of an immutable version comes from the cache.
-        model = self.definitions.get(tenant, definition, published.version).definition
-        if model.input_schema:
-            errors = self.schemas.validate(model.input_schema, data)
-            if errors:
-                raise InvalidDataError("input", errors)
+        model = self.admission.admit(tenant, definition, version, data)
 
         def command(session: Session) -> tuple[WorkflowInstance, bool]:
             if idempotency_key:
@@ -257,8 +233,16 @@ class InstanceService:
                 except BookmarkNotOpenError:
                     continue  # resumed by someone else between the lookup and now
                 resumed.append({"instance_id": str(instance.id), "bookmark_id": row.id})
-            started = []
+            started, rejected = [], []
+            data = payload if isinstance(payload, dict) else {"payload": payload}
             for published in triggered:
+                try:
+                    self.admission.check_input(published.definition, data)
+                except InvalidDataError as e:
+                    # One definition refusing the payload does not stop the others.
+                    errors = [{"path": p, "message": m} for p, m in e.errors]
+                    rejected.append({"definition": published.name, "errors": errors})
+                    continue
                 instance = session.start(
                     instance_id=(
                         keyed_instance_id(tenant, f"event:{published.name}", idempotency_key)
@@ -267,12 +251,17 @@ class InstanceService:
                     ),
                     tenant=tenant,
                     definition=published.definition,
-                    input=payload if isinstance(payload, dict) else {"payload": payload},
+                    input=data,
                     correlation_id=correlation,
                     idempotency_key=None,
                 )
                 started.append(str(instance.id))
-            result = {"type": event_type, "resumed": resumed, "started": started}
+            result = {
+                "type": event_type,
+                "resumed": resumed,
+                "started": started,
+                "rejected": rejected,
+            }
             session.remember(tenant, scope, idempotency_key, _stored(request, result))
             return result
 

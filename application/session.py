@@ -20,7 +20,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
-from application.definitions import DefinitionCache, DefinitionNotFoundError
+from application.admission import InvalidDataError, StartAdmission
+from application.definitions import (
+    DefinitionCache,
+    DefinitionDisabledError,
+    DefinitionNotFoundError,
+)
 from application.ports import Clock, ConcurrencyConflictError, InstanceStore
 from application.projection import project
 from application.read_models import IdempotencyRecord, Projection
@@ -61,9 +66,16 @@ def new_token() -> str:
 class Session:
     """One attempt at one command."""
 
-    def __init__(self, store: InstanceStore, definitions: DefinitionCache, clock: Clock):
+    def __init__(
+        self,
+        store: InstanceStore,
+        definitions: DefinitionCache,
+        admission: StartAdmission,
+        clock: Clock,
+    ):
         self.store = store
         self.definitions = definitions
+        self.admission = admission
         self.env = Env(now=clock.now(), new_id=new_id, new_token=new_token)
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
@@ -161,18 +173,20 @@ class Session:
         if self._depth(parent) >= MAX_SETTLE_ROUNDS - 1:
             self._child_failed(parent, bookmark, "sub-workflows nest too deep in one command")
             return
+        data = bookmark.get("child_input") or {}
         try:
-            published = self.definitions.get(
-                parent.tenant, bookmark["child_definition"], bookmark.get("child_version")
+            model = self.admission.admit(
+                parent.tenant, bookmark["child_definition"], bookmark.get("child_version"), data
             )
-        except DefinitionNotFoundError as e:
+        except (DefinitionNotFoundError, DefinitionDisabledError, InvalidDataError) as e:
+            # The parent's node fails like a failed child: its error route, or the parent.
             self._child_failed(parent, bookmark, str(e))
             return
         self.start(
             instance_id=UUID(bookmark["child_id"]),
             tenant=parent.tenant,
-            definition=published.definition,
-            input=bookmark.get("child_input") or {},
+            definition=model,
+            input=data,
             correlation_id=parent.correlation_id,
             idempotency_key=None,
             parent=parent_ref(parent.id, bookmark["id"]),
@@ -229,11 +243,13 @@ class CommandRunner:
         self,
         store: InstanceStore,
         definitions: DefinitionCache,
+        admission: StartAdmission,
         clock: Clock,
         max_attempts: int = 5,
     ):
         self.store = store
         self.definitions = definitions
+        self.admission = admission
         self.clock = clock
         self.max_attempts = max_attempts
         # Called after each commit with the names of the events it stored (in-process
@@ -243,7 +259,7 @@ class CommandRunner:
     def run(self, command: Callable[[Session], T]) -> T:
         conflict: ConcurrencyConflictError | None = None
         for _ in range(self.max_attempts):
-            session = Session(self.store, self.definitions, self.clock)
+            session = Session(self.store, self.definitions, self.admission, self.clock)
             result = command(session)
             try:
                 session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from application.instances import InvalidDataError
+from application.admission import InvalidDataError
 from application.ports import ActionResult, ReadModelQueries, SchemaValidator
 from application.read_models import ActivityRow, Page
 from application.session import CommandRunner, Session

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from application.admission import StartAdmission
 from application.callbacks import CallbackService
 from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService
@@ -62,8 +63,9 @@ def bootstrap(settings: Settings) -> Container:
     queries = PostgresReadModelQueries(datastore)
     store = PostgresInstanceStore(app)
     cache = DefinitionCache(definition_store)
-    runner = CommandRunner(store, cache, clock)
-    instances = InstanceService(runner, store, cache, definition_store, queries, schemas)
+    admission = StartAdmission(definition_store, cache, schemas)
+    runner = CommandRunner(store, cache, admission, clock)
+    instances = InstanceService(runner, store, cache, definition_store, queries, admission)
     secrets = _tenant_secrets(settings)
     actions = ActionRegistry()
     closers.append(actions.close)

@@ -308,3 +308,62 @@ def test_a_killed_task_workers_activity_is_rerun_once_with_the_same_key(containe
     final = container.instances.get(TENANT, UUID(view["id"]))
     assert final["status"] == "completed"
     assert event_types(container, view["id"]).count("ActivityCompleted") == 1
+
+
+def test_children_and_event_triggers_pass_the_same_admission_as_direct_starts(
+    container: Any,
+) -> None:
+    strict = {
+        "name": "strict-child",
+        "input_schema": {
+            "type": "object",
+            "required": ["n"],
+            "properties": {"n": {"type": "integer"}},
+        },
+        "nodes": [{"id": "done", "type": "end", "output": {"n": "input.n"}}],
+        "triggers": [{"type": "event", "event": "go"}],
+    }
+    container.definitions.publish(TENANT, strict)
+    container.definitions.publish(
+        TENANT,
+        {
+            "name": "caller",
+            "nodes": [
+                {
+                    "id": "kid",
+                    "type": "sub_workflow",
+                    "definition": "strict-child",
+                    "input": {"n": "input.n"},
+                },
+                {"id": "bad", "type": "end", "output": {"why": "nodes.kid.result.error"}},
+                {"id": "done", "type": "end", "output": {"kid": "nodes.kid.result"}},
+            ],
+            "routes": [
+                {"from": "kid", "to": "done"},
+                {"from": "kid", "to": "bad", "outcome": "error"},
+            ],
+        },
+    )
+
+    good, _ = container.instances.start(TENANT, "caller", input={"n": 3})
+    assert good["status"] == "completed" and good["output"] == {"kid": {"n": 3}}
+    # A child input that violates the child's input_schema fails the node: error route.
+    bad, _ = container.instances.start(TENANT, "caller", input={"n": "three"})
+    assert bad["status"] == "completed"
+    assert "input is invalid" in bad["output"]["why"]
+    # A disabled child definition is refused the same way.
+    container.definitions.set_enabled(TENANT, "strict-child", False)
+    off, _ = container.instances.start(TENANT, "caller", input={"n": 3})
+    assert "disabled" in off["output"]["why"]
+    container.definitions.set_enabled(TENANT, "strict-child", True)
+
+    # An event trigger whose payload violates the schema starts nothing and says why.
+    result, _ = container.instances.publish_event(
+        TENANT, "go", correlation=None, payload={"n": "x"}
+    )
+    assert result["started"] == []
+    assert result["rejected"][0]["definition"] == "strict-child"
+    accepted, _ = container.instances.publish_event(
+        TENANT, "go", correlation=None, payload={"n": 1}
+    )
+    assert len(accepted["started"]) == 1 and accepted["rejected"] == []

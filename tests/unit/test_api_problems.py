@@ -26,7 +26,7 @@ from application.definitions import (
     DefinitionNotFoundError,
     InvalidDefinitionError,
 )
-from application.instances import InvalidDataError
+from application.admission import InvalidDataError
 from application.session import CommandConflictError, InstanceNotFoundError
 from application.tasks import TaskNotFoundError
 from domain.errors import (

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ProblemError
 from infrastructure.container import Container, Principal
@@ -18,6 +19,9 @@ WRITE_ROLES = frozenset({"admin", "operator"})
 READ_ROLES = WRITE_ROLES | {"viewer"}
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHALLENGE = 'Bearer realm="waymark"'
+# Declares the scheme in the OpenAPI document (so /docs can send a key); the header is
+# still parsed and answered by `authorize` below, as problem+json.
+BEARER_SCHEME = HTTPBearer(auto_error=False, description="A key from WAYMARK_API_KEYS")
 
 
 def get_container(request: Request) -> Container:
@@ -52,7 +56,11 @@ def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, "unauthorized", detail, headers={"WWW-Authenticate": CHALLENGE})
 
 
-def authorize(request: Request, container: Container = Depends(get_container)) -> Principal:
+def authorize(
+    request: Request,
+    container: Container = Depends(get_container),
+    _: HTTPAuthorizationCredentials | None = Security(BEARER_SCHEME),
+) -> Principal:
     """FastAPI dependency: the caller's Principal, or a 401/403 problem."""
     key = bearer_key(request.headers.get("authorization"))
     if key is None:

@@ -158,3 +158,8 @@ def test_health_and_docs_need_no_key(anonymous: httpx.Client) -> None:
     assert anonymous.get("/health").status_code == 200
     assert anonymous.get("/docs").status_code == 200
     assert "/v1/instances" in anonymous.get("/openapi.json").json()["paths"]
+    # The OpenAPI document declares the bearer scheme, so /docs can send a key.
+    spec = anonymous.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert {"HTTPBearer": []} in spec["paths"]["/v1/instances"]["post"]["security"]
+    assert "security" not in spec["paths"]["/v1/callbacks/{token}"]["post"]

@@ -20,13 +20,13 @@ from api import problems
 from api.auth import authorize, bearer_key, find_principal, may
 from api.limits import BodySizeLimit
 from api.schemas import StartInstanceRequest
+from application.admission import InvalidDataError
 from application.callbacks import CallbackNotFoundError, SignatureError
 from application.definitions import (
     DefinitionDisabledError,
     DefinitionNotFoundError,
     InvalidDefinitionError,
 )
-from application.admission import InvalidDataError
 from application.session import CommandConflictError, InstanceNotFoundError
 from application.tasks import TaskNotFoundError
 from domain.errors import (

@@ -18,7 +18,9 @@ run: $(STAMP)
 	$(BIN)/waymark serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

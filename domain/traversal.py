@@ -1,0 +1,233 @@
+"""Walking the graph: entering nodes, choosing routes, failing and ending.
+
+Used by the commands in `domain.engine`. Side-effect-free nodes (gateway, set, parallel,
+join, end) run within the command; waiting nodes open a bookmark, service tasks schedule an
+activity, and the walk stops there.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from domain.definition import ERROR_OUTCOME, TIMEOUT_OUTCOME, Definition, Node, Route
+from domain.durations import parse_duration
+from domain.expressions import ExpressionError, evaluate, evaluate_mapping, render_value
+from domain.instance import WorkflowInstance
+from domain.waits import open_waiting_bookmark
+
+# A command that walks more nodes than this without suspending is looping forever.
+MAX_STEPS_PER_COMMAND = 1_000
+
+
+@dataclass(frozen=True)
+class Env:
+    """What a command needs from outside the domain, decided by the application layer."""
+
+    now: datetime
+    new_id: Callable[[], str]
+    new_token: Callable[[], str]
+
+
+class NodeFailure(Exception):
+    """A runtime error at a node: recorded on the instance, or routed via `error`."""
+
+    def __init__(self, node_id: str, message: str):
+        super().__init__(message)
+        self.node_id = node_id
+        self.message = message
+
+
+def run(
+    instance: WorkflowInstance,
+    definition: Definition,
+    targets: list[tuple[str, int | None]],
+    env: Env,
+) -> None:
+    queue = deque(targets)
+    steps = 0
+    while queue and not instance.is_ended:
+        node_id, via = queue.popleft()
+        steps += 1
+        node = definition.nodes[node_id]
+        if steps > MAX_STEPS_PER_COMMAND:
+            _fail(instance, node.id, "step limit exceeded: the graph loops without waiting", env)
+            return
+        instance._node_entered(node.id, node.type, via)
+        try:
+            queue.extend(_enter(instance, definition, node, via, env))
+        except NodeFailure as failure:
+            next_targets = _error_route(instance, definition, node, failure.message, env)
+            queue.extend(next_targets)
+
+
+def _enter(
+    instance: WorkflowInstance,
+    definition: Definition,
+    node: Node,
+    via: int | None,
+    env: Env,
+) -> list[tuple[str, int | None]]:
+    """Apply one node; return the nodes to enter next (none when it waits or ends)."""
+    ctx = instance.context(env.now)
+    kind = node.type
+    if kind == "gateway":
+        return _next(definition, node, None, ctx)
+    if kind == "set":
+        values = _eval(node, lambda: evaluate_mapping(node.get("variables", {}), ctx))
+        instance._variables_set(node.id, values)
+        return _next(definition, node, None, instance.context(env.now))
+    if kind == "parallel":  # the validator admits no conditions here: every branch runs
+        return [(r.target, r.index) for r in definition.outgoing(node.id)]
+    if kind == "join":
+        return _arrive_at_join(instance, definition, node, via, ctx)
+    if kind == "end":
+        _end(instance, node, ctx, env)
+        return []
+    if kind == "service_task":
+        _schedule_activity(instance, node, ctx, env)
+        return []
+    open_waiting_bookmark(instance, node, ctx, env, _eval)
+    return []
+
+
+def _arrive_at_join(
+    instance: WorkflowInstance,
+    definition: Definition,
+    node: Node,
+    via: int | None,
+    ctx: dict[str, Any],
+) -> list[tuple[str, int | None]]:
+    if via is not None and via not in instance.join_arrivals.get(node.id, []):
+        instance._join_arrived(node.id, via)
+    arrived = set(instance.join_arrivals.get(node.id, []))
+    expected = {r.index for r in definition.incoming(node.id)}
+    if not expected <= arrived:
+        return []
+    instance._join_completed(node.id)
+    return _next(definition, node, None, ctx)
+
+
+def _end(instance: WorkflowInstance, node: Node, ctx: dict[str, Any], env: Env) -> None:
+    output = _eval(node, lambda: evaluate_mapping(node.get("output", {}), ctx))
+    close_open_work(instance, f"instance ended at {node.id}", env)
+    if node.get("status", "completed") == "failed":
+        message = node.get("error") or f"ended at failed end node {node.id}"
+        instance._failed(
+            node.id, {"message": message, "node_id": node.id, "output": output}, env.now
+        )
+    else:
+        instance._completed(node.id, output, env.now)
+
+
+def _schedule_activity(
+    instance: WorkflowInstance, node: Node, ctx: dict[str, Any], env: Env
+) -> None:
+    action = _eval(node, lambda: render_value(node.get("action", {}), ctx))
+    number = instance.node_attempts.get(node.id, 0) + 1
+    timeout = parse_duration(node.get("timeout", "PT2M")).total_seconds()
+    instance._activity_scheduled(
+        {
+            "id": env.new_id(),
+            "node_id": node.id,
+            "attempt": 1,
+            "attempt_number": number,
+            "action": action,
+            "timeout_seconds": timeout,
+            "run_after": env.now,
+            "idempotency_key": f"{instance.id}:{node.id}:{number}",
+        }
+    )
+
+
+def follow(
+    instance: WorkflowInstance, definition: Definition, node: Node, outcome: str | None, env: Env
+) -> None:
+    """Leave a node that finished waiting, taking the route for its outcome."""
+    try:
+        targets = _next(definition, node, outcome, instance.context(env.now))
+    except NodeFailure as failure:
+        targets = _error_route(instance, definition, node, failure.message, env)
+    run(instance, definition, targets, env)
+
+
+def fail_node(
+    instance: WorkflowInstance, definition: Definition, node: Node, message: str, env: Env
+) -> None:
+    run(instance, definition, _error_route(instance, definition, node, message, env), env)
+
+
+def _error_route(
+    instance: WorkflowInstance, definition: Definition, node: Node, message: str, env: Env
+) -> list[tuple[str, int | None]]:
+    """Follow the node's `error` route if it has one; otherwise fail the instance."""
+    for route in definition.outgoing(node.id):
+        if route.outcome == ERROR_OUTCOME:
+            instance._node_completed(node.id, ERROR_OUTCOME, {"error": message}, None)
+            return [(route.target, route.index)]
+    _fail(instance, node.id, message, env)
+    return []
+
+
+def _fail(instance: WorkflowInstance, node_id: str, message: str, env: Env) -> None:
+    close_open_work(instance, f"instance failed at {node_id}", env)
+    instance._failed(node_id, {"message": message, "node_id": node_id}, env.now)
+
+
+def close_open_work(instance: WorkflowInstance, reason: str, env: Env) -> None:
+    for bookmark in instance.open_bookmarks():
+        instance._bookmark_cancelled(bookmark["id"], reason, env.now)
+    for activity in instance.scheduled_activities():
+        instance._activity_cancelled(activity["id"])
+
+
+def _next(
+    definition: Definition, node: Node, outcome: str | None, ctx: dict[str, Any]
+) -> list[tuple[str, int | None]]:
+    route = select_route(definition, node, outcome, ctx)
+    if route is None:
+        shown = f" for outcome {outcome!r}" if outcome else ""
+        raise NodeFailure(node.id, f"no route from {node.id}{shown} matched and none is default")
+    return [(route.target, route.index)]
+
+
+def select_route(
+    definition: Definition, node: Node, outcome: str | None, ctx: dict[str, Any]
+) -> Route | None:
+    """First route whose outcome and condition match, else the default route."""
+    routes = definition.outgoing(node.id)
+    for route in routes:
+        if route.default:
+            continue
+        if route.outcome != outcome and (route.outcome is not None or outcome in _EXPLICIT):
+            continue
+        if route.condition and not _truthy(node, route, ctx):
+            continue
+        return route
+    for route in routes:
+        if route.default and (
+            route.outcome == outcome or (route.outcome is None and outcome not in _EXPLICIT)
+        ):
+            return route
+    return None
+
+
+# Outcomes that only ever follow a route naming them, never a plain route.
+_EXPLICIT = frozenset({ERROR_OUTCOME, TIMEOUT_OUTCOME})
+
+
+def _truthy(node: Node, route: Route, ctx: dict[str, Any]) -> bool:
+    assert route.condition is not None
+    return bool(_eval(node, lambda: evaluate(route.condition or "", ctx)))
+
+
+def _eval(node: Node, compute: Callable[[], Any]) -> Any:
+    try:
+        return compute()
+    except ExpressionError as e:
+        raise NodeFailure(node.id, f"expression error at {node.id}: {e}") from e
+    except ValueError as e:  # a bad duration or timestamp computed at run time
+        raise NodeFailure(node.id, f"error at {node.id}: {e}") from e

@@ -85,7 +85,7 @@ def _enter(
     if kind == "join":
         return _arrive_at_join(instance, definition, node, via, ctx)
     if kind == "end":
-        _end(instance, node, ctx, env)
+        _end(instance, definition, node, ctx, env)
         return []
     if kind == "service_task":
         _schedule_activity(instance, node, ctx, env)
@@ -111,8 +111,16 @@ def _arrive_at_join(
     return _next(definition, node, None, ctx)
 
 
-def _end(instance: WorkflowInstance, node: Node, ctx: dict[str, Any], env: Env) -> None:
-    output = _eval(node, lambda: evaluate_mapping(node.get("output", {}), ctx))
+def _end(
+    instance: WorkflowInstance,
+    definition: Definition,
+    node: Node,
+    ctx: dict[str, Any],
+    env: Env,
+) -> None:
+    # The end node's own mapping wins; else the definition's top-level `output`.
+    mapping = node.get("output") or definition.output or {}
+    output = _eval(node, lambda: evaluate_mapping(mapping, ctx))
     close_open_work(instance, f"instance ended at {node.id}", env)
     if node.get("status", "completed") == "failed":
         message = node.get("error") or f"ended at failed end node {node.id}"

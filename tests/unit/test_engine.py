@@ -489,3 +489,20 @@ def test_a_claimed_task_cannot_be_claimed_by_someone_else():
     engine.claim_task(instance, task["id"], "bob")
     assert instance.bookmarks[task["id"]]["claimed_by"] == "bob"
     assert event_names(instance).count("TaskClaimed") == 2
+
+
+def test_top_level_output_applies_when_the_end_node_has_none():
+    d = definition(
+        [
+            {"id": "g", "type": "gateway"},
+            {"id": "plain", "type": "end"},
+            {"id": "own", "type": "end", "output": {"mine": "1"}},
+        ],
+        [
+            {"from": "g", "to": "own", "condition": "input.own"},
+            {"from": "g", "to": "plain", "default": True},
+        ],
+        output={"total": "input.n * 2"},
+    )
+    assert start(d, input={"own": False, "n": 4}).output == {"total": 8}
+    assert start(d, input={"own": True, "n": 4}).output == {"mine": 1}

@@ -4,6 +4,7 @@ embedded PostgreSQL in development, ...) is built in the lifespan and closed on 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -63,6 +64,23 @@ def configure_logging(level: str) -> None:
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger().setLevel(level.upper())
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactCallbackTokens) for f in access.filters):
+        access.addFilter(RedactCallbackTokens())
+
+
+class RedactCallbackTokens(logging.Filter):
+    """Callback tokens are bearer capabilities: keep them out of the access log."""
+
+    PATTERN = re.compile(r"(/v1/callbacks/)[^/?\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.PATTERN.sub(r"\1<redacted>", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
 
 
 def _max_body_bytes(app: FastAPI) -> int:

@@ -244,3 +244,21 @@ def test_body_limit_by_declared_length_and_by_counting() -> None:
     streamed = client.post("/echo", content=chunks(b"x" * 60, b"x" * 60))
     assert streamed.status_code == 413
     assert streamed.json()["instance"] == "/echo"
+
+
+def test_access_log_redacts_callback_tokens() -> None:
+    import logging
+
+    from api.app import RedactCallbackTokens
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "POST", "/v1/callbacks/s3cr3t-token?x=1", "1.1", 200),
+        None,
+    )
+    assert RedactCallbackTokens().filter(record)
+    assert record.getMessage() == '127.0.0.1:1 - "POST /v1/callbacks/<redacted>?x=1 HTTP/1.1" 200'

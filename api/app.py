@@ -14,7 +14,16 @@ from starlette.concurrency import run_in_threadpool
 
 from api import problems
 from api.limits import BodySizeLimit
-from api.routes import callbacks, definitions, health, instances, tasks
+from api.routes import (
+    analytics,
+    callbacks,
+    definitions,
+    health,
+    instances,
+    tasks,
+    templates,
+    webhooks,
+)
 from infrastructure.container import Container
 
 logger = logging.getLogger(__name__)
@@ -53,8 +62,9 @@ def create_app(container_factory: Callable[[], Container]) -> FastAPI:
     # Added last = outermost: unhandled errors are caught around everything else.
     app.add_middleware(BodySizeLimit, max_bytes=lambda: _max_body_bytes(app))
     app.add_middleware(problems.UnhandledErrors)
-    for module in (health, definitions, instances, tasks, callbacks):
+    for module in (health, definitions, instances, tasks, callbacks, webhooks, analytics):
         app.include_router(module.router)
+    app.include_router(templates.router)
     return app
 
 

@@ -34,6 +34,7 @@ from application.instances import IdempotencyKeyReusedError
 from application.read_models import InvalidCursorError
 from application.session import CommandConflictError, InstanceNotFoundError
 from application.tasks import TaskNotFoundError
+from application.templates import TemplateNotFoundError
 from application.views import bookmark_view, jsonable
 from domain.errors import (
     BookmarkNotFoundError,
@@ -120,6 +121,7 @@ KINDS: dict[type[Exception], _Kind] = {
     DefinitionNotFoundError: _NOT_FOUND,
     InstanceNotFoundError: _NOT_FOUND,
     TaskNotFoundError: _NOT_FOUND,
+    TemplateNotFoundError: _NOT_FOUND,
     BookmarkNotFoundError: _NOT_FOUND,
     CallbackNotFoundError: _NOT_FOUND,
     DefinitionDisabledError: _Kind(409, "definition-disabled", lambda e: {"definition": e.name}),

@@ -56,3 +56,9 @@ class CompleteTaskRequest(Strict):
     outcome: str | None = Field(default=None, max_length=100)
     data: dict[str, Any] | None = None
     comment: str | None = Field(default=None, max_length=4000)
+
+
+class InstantiateTemplateRequest(Strict):
+    """Publish a template's definition, under `name` instead of the template's own."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)

@@ -6,6 +6,7 @@ import builtins
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -23,6 +24,7 @@ from application.read_models import InvalidCursorError, Page
 from application.session import CommandRunner, InstanceNotFoundError, Session
 from application.views import instance_row_view, instance_view
 from domain import engine
+from domain.definition import Definition
 from domain.errors import BookmarkNotOpenError
 from domain.instance import WorkflowInstance
 
@@ -86,22 +88,48 @@ class InstanceService:
         correlation_id: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Start an instance; (view, created). The same idempotency key gives the same one."""
-        data = input or {}
+
+        def same_start(found: WorkflowInstance) -> None:
+            _check_same_start(found, idempotency_key or "", definition, version)
+
+        return self.start_keyed(
+            tenant,
+            lambda data: self.admission.admit(tenant, definition, version, data),
+            input or {},
+            scope="start",
+            idempotency_key=idempotency_key,
+            correlation_id=correlation_id,
+            check_existing=same_start,
+        )
+
+    def start_keyed(
+        self,
+        tenant: str,
+        admit: Callable[[dict[str, Any]], Definition],
+        data: dict[str, Any],
+        *,
+        scope: str,
+        idempotency_key: str | None,
+        correlation_id: str | None,
+        check_existing: Callable[[WorkflowInstance], None] = lambda found: None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Start once per (tenant, scope, key): the key derives the instance id, so a repeat —
+        even a concurrent one — finds the first instance; (view, created)."""
         instance_id = (
-            keyed_instance_id(tenant, "start", idempotency_key) if idempotency_key else uuid.uuid4()
+            keyed_instance_id(tenant, scope, idempotency_key) if idempotency_key else uuid.uuid4()
         )
         if idempotency_key:
             existing = self.store.get(instance_id)
             if existing is not None:
-                _check_same_start(existing, idempotency_key, definition, version)
+                check_existing(existing)
                 return instance_view(existing), False
-        model = self.admission.admit(tenant, definition, version, data)
+        model = admit(data)
 
         def command(session: Session) -> tuple[WorkflowInstance, bool]:
             if idempotency_key:
                 found = session.store.get(instance_id)
                 if found is not None:  # a concurrent start with the same key won the race
-                    _check_same_start(found, idempotency_key, definition, version)
+                    check_existing(found)
                     return found, False
             started = session.start(
                 instance_id=instance_id,
@@ -109,7 +137,9 @@ class InstanceService:
                 definition=model,
                 input=data,
                 correlation_id=correlation_id,
-                idempotency_key=idempotency_key,
+                # The instances' key column holds API start keys only; other scopes keep
+                # theirs in the derived id, so they never collide with an API start.
+                idempotency_key=idempotency_key if scope == "start" else None,
             )
             return started, True
 

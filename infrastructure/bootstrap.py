@@ -10,17 +10,21 @@ import hashlib
 import logging
 
 from application.admission import StartAdmission
+from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
 from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
+from application.templates import TemplateService
 from application.timers import TimerService
+from application.webhooks import WebhookService
 from infrastructure.actions import ActionRegistry
 from infrastructure.clock import SystemClock
 from infrastructure.container import Container, Principal
 from infrastructure.embedded_postgres import EmbeddedPostgres
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
+from infrastructure.postgres.analytics import PostgresAnalyticsQueries
 from infrastructure.postgres.datastore import build_datastore
 from infrastructure.postgres.definition_store import PostgresDefinitionStore
 from infrastructure.postgres.due_timers import PostgresDueTimers
@@ -30,6 +34,7 @@ from infrastructure.postgres.migrate import migrate
 from infrastructure.postgres.queries import PostgresReadModelQueries
 from infrastructure.schemas import JsonSchemaValidator
 from infrastructure.settings import Settings
+from infrastructure.template_catalog import PackagedTemplateCatalog
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +79,19 @@ def bootstrap(settings: Settings) -> Container:
         with datastore.transaction(commit=False) as curs:
             curs.execute("SELECT 1")
 
+    definitions = DefinitionService(definition_store, schemas)
     return Container(
         settings=settings,
         clock=clock,
-        definitions=DefinitionService(definition_store, schemas),
+        definitions=definitions,
         instances=instances,
         tasks=TaskService(runner, queries, schemas),
         callbacks=CallbackService(instances, queries, secrets.get, clock),
+        webhooks=WebhookService(instances, cache, admission, secrets.get, clock),
         activities=ActivityService(runner),
         timers=TimerService(runner, PostgresDueTimers(datastore), clock),
+        templates=TemplateService(PackagedTemplateCatalog(), definitions),
+        analytics=AnalyticsService(PostgresAnalyticsQueries(datastore), clock),
         activity_queue=PostgresActivityQueue(datastore),
         actions=actions,
         api_keys=_api_keys(settings),

@@ -6,13 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
 from application.definitions import DefinitionService
 from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
+from application.templates import TemplateService
 from application.timers import TimerService
+from application.webhooks import WebhookService
 
 if TYPE_CHECKING:
     from infrastructure.settings import Settings
@@ -35,8 +38,11 @@ class Container:
     instances: InstanceService
     tasks: TaskService
     callbacks: CallbackService
+    webhooks: WebhookService
     activities: ActivityService
     timers: TimerService
+    templates: TemplateService
+    analytics: AnalyticsService
     activity_queue: ActivityQueue
     actions: ActionRunner
     api_keys: dict[str, Principal]

@@ -1,0 +1,1 @@
+"""The built-in template library: one JSON file per template, shipped as package data."""

@@ -360,3 +360,24 @@ def purchase_approval(name: str, target_url: str) -> dict[str, Any]:
     notify = next(node for node in document["nodes"] if node["id"] == "notify")
     notify["action"]["url"] = target_url + "/po/{{ input.po_id }}/approved"
     return document
+
+
+def post_signed(
+    client: httpx.Client,
+    path: str,
+    payload: object,
+    *,
+    secret: str,
+    at: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST `payload` as JSON with a `Waymark-Signature` made with `secret` (at `at`)."""
+    from application.callbacks import sign
+
+    body = json.dumps(payload).encode()
+    signed = {
+        "Content-Type": "application/json",
+        "Waymark-Signature": sign(secret, body, int(time.time()) if at is None else at),
+        **(headers or {}),
+    }
+    return client.post(path, content=body, headers=signed)

@@ -3,19 +3,18 @@ guarantees around them: consumed bookmarks give 409, repeated deliveries replay 
 
 from __future__ import annotations
 
-import json
 import time
 
 import httpx
 import pytest
 
-from application.callbacks import sign
 from tests.e2e.conftest import (
     TENANT_SECRETS,
     Server,
     instance,
     is_problem,
     open_bookmark,
+    post_signed,
     publish,
     start,
     unique,
@@ -74,14 +73,10 @@ def signed_post(
     at: int | None = None,
     key: str | None = None,
 ) -> httpx.Response:
-    body = json.dumps(payload).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Waymark-Signature": sign(secret, body, int(time.time()) if at is None else at),
-    }
-    if key:
-        headers["Idempotency-Key"] = key
-    return client.post(f"/v1/callbacks/{token}", content=body, headers=headers)
+    headers = {"Idempotency-Key": key} if key else {}
+    return post_signed(
+        client, f"/v1/callbacks/{token}", payload, secret=secret, at=at, headers=headers
+    )
 
 
 def test_resume_by_bookmark_id(acme: httpx.Client, definition: str) -> None:

@@ -3,7 +3,6 @@ their idempotent redeliveries, and every way a delivery is refused (SPEC §4).""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ from tests.e2e.conftest import (
     Server,
     instance,
     is_problem,
+    post_signed,
     publish,
     start,
     unique,
@@ -52,16 +52,14 @@ def deliver(
     at: int | None = None,
     key: str | None = None,
 ) -> httpx.Response:
-    body = json.dumps(payload).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Waymark-Signature": sign(secret, body, int(time.time()) if at is None else at),
-    }
+    headers = {}
     if tenant:
         headers["Waymark-Tenant"] = tenant
     if key:
         headers["Idempotency-Key"] = key
-    return client.post(f"/v1/webhooks/{definition}", content=body, headers=headers)
+    return post_signed(
+        client, f"/v1/webhooks/{definition}", payload, secret=secret, at=at, headers=headers
+    )
 
 
 def instance_ids(client: httpx.Client, definition: str) -> set[str]:

@@ -46,6 +46,7 @@ def create_app(container_factory: Callable[[], Container]) -> FastAPI:
         try:
             if settings.workers_in_process:
                 workers = _start_workers(container)
+                app.state.worker_runners = [worker.runner for worker in workers]
             yield
         finally:
             for worker in workers:

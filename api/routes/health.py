@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -30,19 +30,38 @@ async def components(container: Container) -> dict[str, dict[str, Any]]:
     return {"database": database}
 
 
-async def report(container: Container) -> JSONResponse:
+def worker_status(runners: list[Any]) -> dict[str, dict[str, Any]]:
+    """The in-process workers' heartbeat: failing ticks in a row, seconds since the last one."""
+    status = {}
+    for runner in runners:
+        since = runner.seconds_since_tick()
+        status[runner.name] = {
+            "status": "up" if runner.consecutive_failures == 0 else "failing",
+            "consecutive_failures": runner.consecutive_failures,
+            "seconds_since_tick": None if since is None else round(since, 3),
+        }
+    return status
+
+
+async def report(container: Container, workers: dict[str, Any] | None = None) -> JSONResponse:
     parts = await components(container)
     healthy = all(c["status"] == "up" for c in parts.values())
-    return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "components": parts},
-        status_code=200 if healthy else 503,
-    )
+    body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "components": parts}
+    if workers:
+        # A failing worker degrades the process but must not take it out of the load
+        # balancer: the API still serves, and readiness asks only about the database.
+        parts["workers"] = {"status": "up", "workers": workers}
+        if healthy and any(w["status"] != "up" for w in workers.values()):
+            body["status"] = "degraded"
+            parts["workers"]["status"] = "degraded"
+    return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 @router.get("")
-async def health(container: Container = Depends(get_container)) -> JSONResponse:
-    """Every component's status; 503 when one is down."""
-    return await report(container)
+async def health(request: Request, container: Container = Depends(get_container)) -> JSONResponse:
+    """Every component's status (database; in-process workers); 503 when the database is down."""
+    runners = getattr(request.app.state, "worker_runners", [])
+    return await report(container, worker_status(runners))
 
 
 @router.get("/live")

@@ -155,7 +155,11 @@ def test_health_and_docs_need_no_key(anonymous: httpx.Client) -> None:
     assert ready.status_code == 200
     assert ready.json() == {"status": "ok", "components": {"database": {"status": "up"}}}
     assert anonymous.get("/health/live").json() == {"status": "ok"}
-    assert anonymous.get("/health").status_code == 200
+    full = anonymous.get("/health")
+    assert full.status_code == 200
+    workers = full.json()["components"]["workers"]["workers"]
+    assert set(workers) == {"task-worker", "timer-worker"}
+    assert all(w["status"] == "up" and w["consecutive_failures"] == 0 for w in workers.values())
     assert anonymous.get("/docs").status_code == 200
     assert "/v1/instances" in anonymous.get("/openapi.json").json()["paths"]
     # The OpenAPI document declares the bearer scheme, so /docs can send a key.

@@ -262,3 +262,22 @@ def test_access_log_redacts_callback_tokens() -> None:
     )
     assert RedactCallbackTokens().filter(record)
     assert record.getMessage() == '127.0.0.1:1 - "POST /v1/callbacks/<redacted>?x=1 HTTP/1.1" 200'
+
+
+def test_a_failing_worker_degrades_health_but_not_readiness() -> None:
+    from api.routes.health import worker_status
+
+    class Runner:
+        def __init__(self, name: str, failures: int) -> None:
+            self.name, self.consecutive_failures = name, failures
+
+        def seconds_since_tick(self) -> float | None:
+            return 1.5 if not self.consecutive_failures else None
+
+    status = worker_status([Runner("task-worker", 0), Runner("timer-worker", 3)])
+    assert status["task-worker"] == {
+        "status": "up",
+        "consecutive_failures": 0,
+        "seconds_since_tick": 1.5,
+    }
+    assert status["timer-worker"]["status"] == "failing"

@@ -57,7 +57,7 @@ class DefinitionCache:
         return published
 
     def _put(self, published: PublishedDefinition) -> None:
-        # Only the document is immutable; `enabled` is re-read by `latest_enabled`.
+        # Only the document is immutable: admission re-reads `enabled` from the store.
         with self._lock:
             self._items[(published.tenant, published.name, published.version)] = published
             while len(self._items) > self.size:

@@ -70,21 +70,22 @@ def get_definition(
     return definition_view(container.definitions.get(principal.tenant, name, version))
 
 
-@router.post("/{name}/enable")
-def enable(
-    name: str,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
-) -> dict[str, Any]:
-    """Let the definition start new instances again."""
-    return definition_view(container.definitions.set_enabled(principal.tenant, name, True))
+def _set_enabled(enabled: bool, doc: str) -> Any:
+    """The enable/disable endpoints: one body, two paths."""
+
+    def endpoint(
+        name: str,
+        principal: Principal = Depends(authorize),
+        container: Container = Depends(get_container),
+    ) -> dict[str, Any]:
+        return definition_view(container.definitions.set_enabled(principal.tenant, name, enabled))
+
+    endpoint.__doc__ = doc
+    endpoint.__name__ = "enable" if enabled else "disable"
+    return endpoint
 
 
-@router.post("/{name}/disable")
-def disable(
-    name: str,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
-) -> dict[str, Any]:
-    """Disabled definitions start no new instances; running ones carry on."""
-    return definition_view(container.definitions.set_enabled(principal.tenant, name, False))
+router.post("/{name}/enable")(_set_enabled(True, "Let the definition start new instances again."))
+router.post("/{name}/disable")(
+    _set_enabled(False, "Disabled definitions start no new instances; running ones carry on.")
+)

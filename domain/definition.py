@@ -7,6 +7,7 @@ The model is what the engine walks; it never holds raw, unvalidated input.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,11 @@ class RetryPolicy:
         """Seconds to wait before `attempt` (attempt 2 is the first retry)."""
         if attempt <= 1:
             return 0.0
-        return min(self.initial_interval * self.backoff ** (attempt - 2), self.max_interval)
+        try:
+            delay = self.initial_interval * self.backoff ** (attempt - 2)
+        except OverflowError:  # a huge backoff: the cap applies, never an error
+            delay = math.inf
+        return min(delay, self.max_interval)
 
 
 @dataclass(frozen=True)

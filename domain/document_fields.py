@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from domain.definition import NODE_TYPES
@@ -16,6 +17,7 @@ from domain.field_checkers import (
     boolean,
     check_fields,
     duration,
+    duration_up_to,
     enum,
     expect,
     expression,
@@ -25,13 +27,13 @@ from domain.field_checkers import (
     number,
     object_with,
     pattern,
-    positive,
     skip,
     string,
     string_list,
     template_string,
     templates_within,
 )
+from domain.retry import MAX_ATTEMPTS, MAX_BACKOFF, MAX_RETRY_INTERVAL_SECONDS
 from domain.validation_report import Path, Report, short
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -43,6 +45,13 @@ END_STATUSES = ("completed", "failed")
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*?/,#-]+")
 _CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
+# Bounds that keep every due time and stored number inside what PostgreSQL holds.
+MAX_SLA_HOURS = 87_600  # ten years
+MAX_ACTION_TIMEOUT = timedelta(days=1)
+MAX_VERSION = 2**31 - 1  # an `integer` column
+
+_sla_hours = number(0, exclusive=True, maximum=MAX_SLA_HOURS)
+_version = number(1, maximum=MAX_VERSION, integer=True)
 _identifier = pattern(IDENTIFIER_PATTERN, "an identifier (letters, digits and _)")
 _slug = pattern(NAME_PATTERN, "a lowercase slug (a-z, 0-9, '.', '_', '-'; at most 100)")
 _node_id = pattern(NODE_ID_PATTERN, "a letter or _ followed by letters, digits, _ or -")
@@ -66,19 +75,21 @@ def _cron(report: Report, parts: Path, value: Any) -> None:
         )
 
 
+_retry_interval = duration_up_to(timedelta(seconds=MAX_RETRY_INTERVAL_SECONDS))
 _RETRY_FIELDS: dict[str, Checker] = {
-    "max_attempts": number(1, maximum=100, integer=True),
-    "initial_interval": duration,
-    "backoff": number(1),
-    "max_interval": duration,
+    "max_attempts": number(1, maximum=MAX_ATTEMPTS, integer=True),
+    "initial_interval": _retry_interval,
+    "backoff": number(1, maximum=MAX_BACKOFF),
+    "max_interval": _retry_interval,
 }
+_action_timeout = duration_up_to(MAX_ACTION_TIMEOUT)
 _HTTP_FIELDS: dict[str, Checker] = {
     "type": skip,
     "url": string,
     "method": enum(*HTTP_METHODS),
     "headers": json_object,
     "body": skip,
-    "timeout": duration,
+    "timeout": _action_timeout,
 }
 
 
@@ -124,7 +135,7 @@ TOP_FIELDS: dict[str, Checker] = {
     "name": _slug,
     "description": string,
     "category": string,
-    "sla_hours": positive,
+    "sla_hours": _sla_hours,
     "input_schema": json_object,
     "output": expression_map(),
     "triggers": _triggers,
@@ -153,7 +164,7 @@ COMMON_NODE_FIELDS: dict[str, Checker] = {
 }
 _TASK_FIELDS: dict[str, Checker] = {
     "assignee": template_string,
-    "sla_hours": positive,
+    "sla_hours": _sla_hours,
     "escalate_to_role": string,
     "urgency": enum(*URGENCIES),
     "form": _form,
@@ -163,7 +174,7 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
     "service_task": {
         "action": _action,
         "retry": object_with(_RETRY_FIELDS),
-        "timeout": duration,
+        "timeout": _action_timeout,
         "result_var": _identifier,
     },
     "gateway": {},
@@ -180,7 +191,7 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
     "timer": {"duration": duration, "until": expression},
     "sub_workflow": {
         "definition": _slug,
-        "version": number(1, integer=True),
+        "version": _version,
         "input": expression_map(),
         "result_var": _identifier,
     },

@@ -22,6 +22,11 @@ _UNIT_SECONDS = (365 * _DAY, 30 * _DAY, 7 * _DAY, _DAY, 3_600, 60, 1)
 _MICROS = 1_000_000
 _EXAMPLES = "e.g. 'PT30S', 'PT1H30M', 'P1D', 'P1DT12H', 'PT0.5S'"
 
+# The longest duration a definition may publish (timers, timeouts): ten 365-day years. Due
+# times stay far inside what PostgreSQL and `datetime` hold; retry intervals are bounded
+# tighter (`domain.retry`).
+MAX_DURATION = timedelta(days=3650)
+
 
 def parse_duration(text: str) -> timedelta:
     """Parse an ISO-8601 duration; raise `ValueError` saying what is wrong."""

@@ -33,6 +33,7 @@ from domain.traversal import (
     run,
     select_route,
 )
+from domain.values import UnstorableValueError, clean_text, clean_value
 
 __all__ = ["MAX_STEPS_PER_COMMAND", "Env", "NodeFailure", "select_route"]
 
@@ -57,6 +58,10 @@ def complete_task(
     bookmark = open_bookmark(instance, bookmark_id, kinds=("task",))
     node = definition.nodes[bookmark["node_id"]]
     outcome = _check_outcome(node, bookmark_id, outcome)
+    # What a caller sends is refused (UnstorableValueError), the task left open.
+    data = clean_value(data, f"the data completing task {bookmark_id}")
+    comment = clean_value(comment, f"the comment on task {bookmark_id}")
+    completed_by = clean_value(completed_by, f"the user completing task {bookmark_id}")
     instance._task_completed(bookmark_id, outcome, data, comment, completed_by, env.now)
     result = {"outcome": outcome, "data": data or {}, "comment": comment, "by": completed_by}
     instance._node_completed(node.id, outcome, result, node.get("result_var"))
@@ -76,6 +81,8 @@ def resume(
     # Tasks are completed through the task queue, where their form data is validated.
     bookmark = open_bookmark(instance, bookmark_id, kinds=("wait", "timer"))
     node = definition.nodes[bookmark["node_id"]]
+    payload = clean_value(payload, f"the payload resuming bookmark {bookmark_id}")
+    source = clean_text(source, 200)
     instance._bookmark_resumed(bookmark_id, source, payload, env.now)
     instance._node_completed(node.id, None, payload, node.get("result_var"))
     follow(instance, definition, node, None, env)
@@ -106,6 +113,10 @@ def child_finished(
     """The child instance of a `sub_workflow` node ended."""
     bookmark = open_bookmark(instance, bookmark_id, kinds=("child",))
     node = definition.nodes[bookmark["node_id"]]
+    try:
+        output = clean_value(output, f"the output of child instance {bookmark['child_id']}")
+    except UnstorableValueError as e:
+        status, output, error = "failed", None, {"message": str(e)}
     instance._bookmark_resumed(bookmark_id, f"child:{bookmark['child_id']}", output, env.now)
     if status == "completed":
         instance._node_completed(node.id, None, output, node.get("result_var"))
@@ -135,11 +146,18 @@ def record_activity_result(
         return False
     node = definition.nodes[activity["node_id"]]
     if ok:
+        try:
+            # The side effect happened: NULs are replaced (U+FFFD) rather than the result lost.
+            output = clean_value(output, f"the result of {node.id}", replace_nul=True)
+        except UnstorableValueError as e:
+            # Running the action again would give the same result: fail, never retry.
+            ok, error, retryable = False, str(e), False
+    if ok:
         instance._activity_completed(activity_id, attempt, output)
         instance._node_completed(node.id, None, output, node.get("result_var"))
         follow(instance, definition, node, None, env)
         return True
-    message = error or "action failed"
+    message = clean_text(error or "action failed")
     policy = retry_policy_of(node)
     if retryable and attempt < policy.max_attempts:
         number = activity["attempt_number"] + 1

@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
-from domain.durations import parse_duration
+from domain.durations import MAX_DURATION, format_duration, parse_duration
 from domain.expressions import ExpressionError, compile_expression, template_expressions
 from domain.validation_report import Path, Report, short, type_name
+from domain.values import MAX_VALUE_DEPTH, NUL
 
 Checker = Callable[[Report, Path, Any], None]
 
@@ -122,13 +124,28 @@ integer = typed("integer")
 positive = number(0, exclusive=True)
 
 
-def duration(report: Report, parts: Path, value: Any) -> None:
-    if not expect(report, parts, value, "string"):
-        return
-    try:
-        parse_duration(value)
-    except ValueError as exc:
-        report.about(parts, "invalid_duration", str(exc))
+def duration_up_to(maximum: timedelta) -> Checker:
+    """An ISO-8601 duration no longer than `maximum` (a due time PostgreSQL can hold)."""
+
+    def check(report: Report, parts: Path, value: Any) -> None:
+        if not expect(report, parts, value, "string"):
+            return
+        try:
+            parsed = parse_duration(value)
+        except ValueError as exc:
+            report.about(parts, "invalid_duration", str(exc))
+            return
+        if parsed > maximum:
+            report.about(
+                parts,
+                "invalid_duration",
+                f"duration {short(value)} is longer than the maximum {format_duration(maximum)}",
+            )
+
+    return check
+
+
+duration = duration_up_to(MAX_DURATION)
 
 
 def _compiles(report: Report, parts: Path, source: str) -> bool:
@@ -193,3 +210,38 @@ def string_list(report: Report, parts: Path, value: Any) -> None:
     if expect(report, parts, value, "array"):
         for index, item in enumerate(value):
             expect(report, parts + (index,), item, "string")
+
+
+def storable_characters(report: Report, document: Any) -> None:
+    """Report every string (key or value) PostgreSQL cannot store, every non-finite number
+    and nesting past `MAX_VALUE_DEPTH`, anywhere in the document, each with its path."""
+    stack: list[tuple[Path, Any]] = [((), document)]
+    while stack:
+        parts, value = stack.pop()
+        if len(parts) > MAX_VALUE_DEPTH:
+            report.about(parts, "invalid_value", f"nests deeper than {MAX_VALUE_DEPTH} levels")
+            continue
+        if isinstance(value, str):
+            _storable_text(report, parts, value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            report.about(parts, "invalid_value", f"{value!r} is not a finite number")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and _storable_text(report, parts + (key,), key, "key"):
+                    continue
+                stack.append((parts + (key,), item))
+        elif isinstance(value, list):
+            stack.extend((parts + (index,), item) for index, item in enumerate(value))
+
+
+def _storable_text(report: Report, parts: Path, text: str, what: str = "string") -> bool:
+    """Report a NUL or a lone surrogate in `text`; True when one was found."""
+    if NUL in text:
+        report.about(parts, "invalid_value", f"the {what} holds a NUL character (\\u0000)")
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        report.about(parts, "invalid_value", f"the {what} holds a lone surrogate (not UTF-8)")
+        return True
+    return False

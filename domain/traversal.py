@@ -17,6 +17,7 @@ from domain.definition import ERROR_OUTCOME, TIMEOUT_OUTCOME, Definition, Node, 
 from domain.durations import parse_duration
 from domain.expressions import ExpressionError, evaluate, evaluate_mapping, render_value
 from domain.instance import WorkflowInstance
+from domain.values import UnstorableValueError, clean_value
 from domain.waits import open_waiting_bookmark
 
 # A command that walks more nodes than this without suspending is looping forever.
@@ -77,7 +78,11 @@ def _enter(
     if kind == "gateway":
         return _next(definition, node, None, ctx)
     if kind == "set":
-        values = _eval(node, lambda: evaluate_mapping(node.get("variables", {}), ctx))
+        values = _eval_value(
+            node,
+            lambda: evaluate_mapping(node.get("variables", {}), ctx),
+            f"the variables of {node.id}",
+        )
         instance._variables_set(node.id, values)
         return _next(definition, node, None, instance.context(env.now))
     if kind == "parallel":  # the validator admits no conditions here: every branch runs
@@ -90,7 +95,9 @@ def _enter(
     if kind == "service_task":
         _schedule_activity(instance, node, ctx, env)
         return []
-    open_waiting_bookmark(instance, node, ctx, env, _eval)
+    # A child's input is a value the child stores: it must be JSON-clean like any other.
+    guard = _eval_child_input if kind == "sub_workflow" else _eval
+    open_waiting_bookmark(instance, node, ctx, env, guard)
     return []
 
 
@@ -120,7 +127,7 @@ def _end(
 ) -> None:
     # The end node's own mapping wins; else the definition's top-level `output`.
     mapping = node.get("output") or definition.output or {}
-    output = _eval(node, lambda: evaluate_mapping(mapping, ctx))
+    output = _eval_value(node, lambda: evaluate_mapping(mapping, ctx), f"the output of {node.id}")
     close_open_work(instance, f"instance ended at {node.id}", env)
     if node.get("status", "completed") == "failed":
         message = node.get("error") or f"ended at failed end node {node.id}"
@@ -134,7 +141,9 @@ def _end(
 def _schedule_activity(
     instance: WorkflowInstance, node: Node, ctx: dict[str, Any], env: Env
 ) -> None:
-    action = _eval(node, lambda: render_value(node.get("action", {}), ctx))
+    action = _eval_value(
+        node, lambda: render_value(node.get("action", {}), ctx), f"the action of {node.id}"
+    )
     number = instance.node_attempts.get(node.id, 0) + 1
     timeout = parse_duration(node.get("timeout", "PT2M")).total_seconds()
     instance._activity_scheduled(
@@ -230,6 +239,19 @@ _EXPLICIT = frozenset({ERROR_OUTCOME, TIMEOUT_OUTCOME})
 def _truthy(node: Node, route: Route, ctx: dict[str, Any]) -> bool:
     assert route.condition is not None
     return bool(_eval(node, lambda: evaluate(route.condition or "", ctx)))
+
+
+def _eval_value(node: Node, compute: Callable[[], Any], what: str) -> Any:
+    """An expression value the instance stores: JSON-clean and bounded, or a node failure."""
+    value = _eval(node, compute)
+    try:
+        return clean_value(value, what)
+    except UnstorableValueError as e:
+        raise NodeFailure(node.id, f"error at {node.id}: {e}") from e
+
+
+def _eval_child_input(node: Node, compute: Callable[[], Any]) -> Any:
+    return _eval_value(node, compute, f"the input of the child of {node.id}")
 
 
 def _eval(node: Node, compute: Callable[[], Any]) -> Any:

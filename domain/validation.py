@@ -29,7 +29,7 @@ from domain.document_fields import (
     TOP_FIELDS,
     URGENCIES,
 )
-from domain.field_checkers import Checker, check_fields, expect
+from domain.field_checkers import Checker, check_fields, expect, storable_characters
 from domain.graph import GraphNode, GraphRoute, check_graph
 from domain.validation_report import Path, Problem, Report, type_name
 
@@ -57,6 +57,7 @@ def validate_document(document: Any) -> list[Problem]:
             f"a definition must be an object: expected object, got {type_name(document)}",
         )
         return report.problems()
+    storable_characters(report, document)
     check_fields(report, (), document, TOP_FIELDS, required=("name",))
     nodes, start = _check_nodes(report, document)
     routes = _check_routes(report, document)

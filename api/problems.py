@@ -44,6 +44,7 @@ from domain.errors import (
     TaskAlreadyClaimedError,
     WrongBookmarkKindError,
 )
+from domain.values import UnstorableValueError
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ KINDS: dict[type[Exception], _Kind] = {
     ),
     InvalidCursorError: _Kind(400, "invalid-cursor"),
     IdempotencyKeyReusedError: _Kind(422, "idempotency-key-reused"),
+    UnstorableValueError: _Kind(422, "unstorable-value", lambda e: {"what": e.what}),
     json.JSONDecodeError: _Kind(400, "invalid-json"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from application.admission import InvalidDataError
@@ -10,6 +11,9 @@ from application.read_models import ActivityRow, Page
 from application.session import CommandRunner, Session
 from application.views import instance_view, task_view
 from domain import engine
+from domain.values import clean_text, contains_nul
+
+logger = logging.getLogger(__name__)
 
 
 class TaskNotFoundError(Exception):
@@ -115,7 +119,17 @@ class ActivityService:
         self.runner = runner
 
     def record(self, activity: ActivityRow, result: ActionResult) -> bool:
-        """False when the result is stale (recorded already, or the instance moved on)."""
+        """False when the result is stale (recorded already, or the instance moved on).
+
+        A result the instance cannot store fails the node (`domain.values`); NULs in an
+        action's output are replaced (U+FFFD), noted here in the log.
+        """
+        if result.ok and contains_nul(result.output):
+            logger.warning(
+                "activity %s attempt %d: NUL characters in the result replaced by U+FFFD",
+                activity.id,
+                activity.attempt,
+            )
 
         def command(session: Session) -> bool:
             instance = session.load(activity.instance_id)
@@ -134,3 +148,9 @@ class ActivityService:
             )
 
         return self.runner.run(command)
+
+    def fail_unrecordable(self, activity: ActivityRow, reason: str) -> bool:
+        """Fail the attempt for good: its result could not be recorded, so it must not run
+        again (its side effect happened). False when the attempt was recorded meanwhile."""
+        message = f"the result of the action could not be recorded: {clean_text(reason, 500)}"
+        return self.record(activity, ActionResult(ok=False, error=message, retryable=False))

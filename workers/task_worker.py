@@ -5,6 +5,11 @@ is recorded in a command of its own. If the process dies or the database is unre
 between, the lease expires and another worker runs the same attempt again with the same
 idempotency key (`instance:node:attempt`), which the receiving system uses to deduplicate.
 Recording is itself idempotent: a second result for an attempt is rejected as stale.
+
+A result that cannot be recorded for any other reason (a bug, a value the store refuses)
+would fail the same way on every run, so the attempt is failed for good instead (the node's
+`error` route, or the instance fails): the side effect is never repeated for it. Should even
+that failure not record, the worker remembers the attempt and never runs its action again.
 """
 
 from __future__ import annotations
@@ -12,16 +17,41 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from application.ports import ActionResult
+from application.ports import ActionResult, ConcurrencyConflictError
 from application.read_models import ActivityRow
+from application.session import CommandConflictError
 from infrastructure.container import Container
+from infrastructure.postgres.datastore import DatabaseUnavailableError
 from workers.runner import WorkerRunner
 
 logger = logging.getLogger(__name__)
+
+# Runs of one attempt whose result this worker could not record before it fails the attempt
+# without running it again (a transient error lets the lease expire and the attempt rerun).
+MAX_UNRECORDED_RUNS = 3
+_MAX_TRACKED_ATTEMPTS = 10_000
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors that a later try may not meet: lost concurrency races, the database away."""
+    import psycopg
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    transient = (
+        CommandConflictError,
+        ConcurrencyConflictError,
+        DatabaseUnavailableError,
+        OperationalError,
+        InterfaceError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+    )
+    return isinstance(exc, transient)
 
 
 class TaskWorker:
@@ -40,6 +70,9 @@ class TaskWorker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.runner = WorkerRunner(self.tick, name="task-worker", poll_interval=poll_interval)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="waymark-task")
+        # (activity id, attempt) -> how often this worker ran it without recording a result.
+        self._unrecorded: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
 
     def tick(self) -> int:
         """Claim up to one batch, run it, record the results; the number of activities claimed."""
@@ -66,6 +99,11 @@ class TaskWorker:
             # with a fresh lease rather than running it when our lease may already be gone.
             self._release(row)
             return
+        if self._unrecorded_runs(row) >= MAX_UNRECORDED_RUNS:
+            # This worker ran the attempt that often and never got its result recorded:
+            # running the side effect again would not mend that.
+            self._fail_attempt(row, f"it ran {MAX_UNRECORDED_RUNS} times without being recorded")
+            return
         try:
             result = self.actions.run(
                 row.action, idempotency_key=row.idempotency_key, timeout=row.timeout_seconds
@@ -73,22 +111,62 @@ class TaskWorker:
         except Exception as exc:  # ActionRunner promises not to raise; do not trust that blindly
             logger.exception("activity %s: action runner raised", row.id)
             result = ActionResult(ok=False, error=f"{type(exc).__name__}: {exc}", retryable=True)
+        self._record(row, result)
+
+    def _record(self, row: ActivityRow, result: ActionResult) -> None:
+        key = (row.id, row.attempt)
         try:
             recorded = self.activities.record(row, result)
-        except Exception:
-            # Left leased: when the lease expires the activity is claimed and run again with
-            # the same idempotency key (at-least-once), so nothing is lost.
+        except Exception as exc:
+            self._note_unrecorded(key)
+            if is_transient(exc):
+                # Left leased: when the lease expires the activity is claimed and run again
+                # with the same idempotency key (at-least-once), so nothing is lost.
+                logger.warning(
+                    "activity %s attempt %d: cannot record the result (%s); it will run again "
+                    "after its lease expires",
+                    row.id,
+                    row.attempt,
+                    type(exc).__name__,
+                )
+                return
+            # The same result would fail the same way on every run: fail the attempt once
+            # instead of repeating its side effect every lease period.
             logger.exception(
-                "activity %s attempt %d: cannot record the result; it will run again after "
-                "its lease expires",
+                "activity %s attempt %d: the result cannot be recorded; failing the attempt",
                 row.id,
                 row.attempt,
             )
+            self._fail_attempt(row, f"{type(exc).__name__}: {exc}")
             return
+        self._unrecorded.pop(key, None)
         if not recorded:
             logger.info("activity %s attempt %d: result was stale, dropped", row.id, row.attempt)
         else:
             logger.debug("activity %s attempt %d: ok=%s", row.id, row.attempt, result.ok)
+
+    def _fail_attempt(self, row: ActivityRow, reason: str) -> None:
+        try:
+            self.activities.fail_unrecordable(row, reason)
+        except Exception:
+            # Still leased; the run count makes this worker try the failure again, never the
+            # action, when it claims the attempt after the lease expires.
+            logger.exception(
+                "activity %s attempt %d: cannot record its failure either", row.id, row.attempt
+            )
+            self._note_unrecorded((row.id, row.attempt), at_least=MAX_UNRECORDED_RUNS)
+            return
+        self._unrecorded.pop((row.id, row.attempt), None)
+
+    def _unrecorded_runs(self, row: ActivityRow) -> int:
+        with self._lock:
+            return self._unrecorded.get((row.id, row.attempt), 0)
+
+    def _note_unrecorded(self, key: tuple[str, int], at_least: int = 0) -> None:
+        with self._lock:
+            self._unrecorded[key] = max(self._unrecorded.pop(key, 0) + 1, at_least)
+            while len(self._unrecorded) > _MAX_TRACKED_ATTEMPTS:  # forget the oldest first
+                del self._unrecorded[next(iter(self._unrecorded))]
 
     def _lease_too_short(self, row: ActivityRow, claimed_at: float) -> bool:
         """True when a row that queued behind others could outlive its lease if started now.

@@ -143,7 +143,7 @@ class InstanceService:
             )
             return started, True
 
-        instance, created = self.runner.run(command)
+        instance, created = self.runner.run(command, instance_id)
         return instance_view(instance), created
 
     # --- read ----------------------------------------------------------------------------
@@ -198,7 +198,7 @@ class InstanceService:
             engine.cancel(instance, reason, session.env)
             return instance
 
-        return instance_view(self.runner.run(command))
+        return instance_view(self.runner.run(command, instance_id))
 
     def resume(
         self,
@@ -227,7 +227,7 @@ class InstanceService:
             session.remember(tenant, scope, idempotency_key, _stored(request, result))
             return result
 
-        return self._run_keyed(command, tenant, scope, idempotency_key, request)
+        return self._run_keyed(command, [instance_id], tenant, scope, idempotency_key, request)
 
     def publish_event(
         self,
@@ -295,13 +295,20 @@ class InstanceService:
             session.remember(tenant, scope, idempotency_key, _stored(request, result))
             return result
 
-        return self._run_keyed(command, tenant, scope, idempotency_key, request)
+        targets = [row.instance_id for row in waiting]
+        return self._run_keyed(command, targets, tenant, scope, idempotency_key, request)
 
     def _run_keyed(
-        self, command: Any, tenant: str, scope: str, key: str | None, request: str
+        self,
+        command: Any,
+        targets: builtins.list[UUID],
+        tenant: str,
+        scope: str,
+        key: str | None,
+        request: str,
     ) -> tuple[dict[str, Any], bool]:
         try:
-            return self.runner.run(command), False
+            return self.runner.run(command, targets), False
         except (DuplicateIdempotencyKeyError, BookmarkNotOpenError):
             # A concurrent delivery with the same key committed first (we either collided
             # on its record or found its bookmark consumed): answer as it did.

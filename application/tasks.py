@@ -105,7 +105,7 @@ class TaskService:
             apply(instance, session)
             return instance_view(instance)
 
-        return self.runner.run(command)
+        return self.runner.run(command, row.instance_id)
 
 
 class ActivityService:
@@ -133,4 +133,4 @@ class ActivityService:
                 env=session.env,
             )
 
-        return self.runner.run(command)
+        return self.runner.run(command, activity.instance_id)

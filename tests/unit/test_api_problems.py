@@ -59,7 +59,7 @@ ERRORS = [
     (InstanceNotActiveError(INSTANCE, "completed"), 409, "instance-not-active"),
     (WrongBookmarkKindError("b1", "timer", "task"), 409, "wrong-bookmark-kind"),
     (InvalidOutcomeError("b1", "maybe", ["approved", "rejected"]), 422, "invalid-outcome"),
-    (CommandConflictError([INSTANCE]), 409, "concurrency-conflict"),
+    (CommandConflictError([INSTANCE]), 503, "concurrency-conflict"),
     (SignatureError("the signature does not match"), 401, "invalid-signature"),
 ]
 

@@ -92,7 +92,8 @@ class Session:
         """The instance (from this session if already loaded); tenant-checked when given."""
         instance = self.instances.get(instance_id)
         if instance is None:
-            instance = self.store.get(instance_id)
+            # The store checks the tenant before replaying (no timing oracle across tenants).
+            instance = self.store.get(instance_id, tenant)
             if instance is None or (tenant is not None and instance.tenant != tenant):
                 raise InstanceNotFoundError(instance_id)
             self.instances[instance_id] = instance

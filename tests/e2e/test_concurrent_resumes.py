@@ -1,6 +1,7 @@
 """Concurrent resumes of *different* bookmarks of one instance (issue 5, item 5): a fork into
 20 waits, all resumed at once, over HTTP against `waymark serve`. Every request must succeed
-at the first try — before the per-instance lock, ~40 % answered `409 concurrency-conflict`."""
+at the first try — before the per-instance lock, ~40 % answered `409 concurrency-conflict`.
+Also: the fork's callback tokens cannot be probed (item 8 b)."""
 
 from __future__ import annotations
 
@@ -104,3 +105,22 @@ def test_twenty_concurrent_signed_callbacks_of_one_instance_all_succeed_first_ti
         a.text for a in answers if isinstance(a, httpx.Response) and a.status_code != 200
     ]
     assert instance(acme, view["id"])["status"] == "completed"
+
+
+def test_an_unknown_callback_token_answers_like_a_live_one_with_a_wrong_signature(
+    server: Server, acme: httpx.Client, anonymous: httpx.Client, fork_of_waits: str
+) -> None:
+    """Issue 5 item 8 (b): tokens cannot be probed — same status, same body (bar the path)."""
+    view = start(acme, fork_of_waits)
+    live = next(b["token"] for b in view["bookmarks"] if b["kind"] == "wait")
+    made_up = "x" * len(live)
+
+    def answer(token: str, secret: str) -> tuple[int, dict]:
+        response = post_signed(anonymous, f"/v1/callbacks/{token}", {"n": 1}, secret=secret)
+        body = response.json()
+        body.pop("instance")
+        return response.status_code, body
+
+    assert answer(made_up, "guess") == answer(live, "guess")
+    assert answer(made_up, TENANT_SECRETS["acme"]) == answer(live, TENANT_SECRETS["globex"])
+    assert answer(made_up, "guess")[0] == 401

@@ -110,6 +110,7 @@ class _Kind:
     status: int
     slug: str
     extras: Callable[[Any], dict[str, Any]] = lambda exc: {}
+    headers: Mapping[str, str] | None = None
 
 
 _NOT_FOUND = _Kind(404, "not-found")
@@ -145,8 +146,13 @@ KINDS: dict[type[Exception], _Kind] = {
         409, "wrong-bookmark-kind", lambda e: {"bookmark_id": e.bookmark_id, "kind": e.kind}
     ),
     InvalidOutcomeError: _Kind(422, "invalid-outcome", lambda e: {"allowed": list(e.allowed)}),
+    # Transient (nothing was decided; repeat the request as it is): never the 409 of a
+    # consumed bookmark, which a sender may rightly read as "already done".
     CommandConflictError: _Kind(
-        409, "concurrency-conflict", lambda e: {"instance_ids": [str(i) for i in e.instance_ids]}
+        503,
+        "concurrency-conflict",
+        lambda e: {"instance_ids": [str(i) for i in e.instance_ids], "retryable": True},
+        headers={"Retry-After": "1"},
     ),
     SignatureError: _Kind(401, "invalid-signature"),
     TaskAlreadyClaimedError: _Kind(
@@ -171,7 +177,14 @@ async def _known_error(request: Request, exc: Exception) -> Response:
     kind = kind_of(exc)
     if kind is None:  # registered by class, so unreachable; never leak details regardless
         return _internal_error(request.url.path, exc)
-    return problem_response(request.url.path, kind.status, kind.slug, str(exc), **kind.extras(exc))
+    return problem_response(
+        request.url.path,
+        kind.status,
+        kind.slug,
+        str(exc),
+        headers=kind.headers,
+        **kind.extras(exc),
+    )
 
 
 # --- infrastructure faults -----------------------------------------------------------------

@@ -3,6 +3,12 @@
 Signature (SPEC §4): `Waymark-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw
 body>">` with the tenant's secret; rejected when the timestamp is more than five minutes
 off or the MAC differs (constant-time compare). A rejected callback changes nothing.
+
+An unknown token is answered exactly like a wrong signature (`SignatureError`, same
+message), after the same work: its signature is checked against a random per-process decoy
+secret. So a caller without the tenant's secret cannot tell a live token from a made-up one
+— by status, body or timing. (The secret is per tenant, and only the token names the
+tenant, so the signature cannot be checked before the lookup.)
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +31,8 @@ class SignatureError(Exception):
 
 
 class CallbackNotFoundError(Exception):
+    """No longer raised by `CallbackService` (an unknown token is a `SignatureError`)."""
+
     def __init__(self) -> None:
         super().__init__("no bookmark has this callback token")
 
@@ -64,17 +73,20 @@ class CallbackService:
         self.queries = queries
         self.secret_for = secret_for
         self.clock = clock
+        # Never configured anywhere, never revealed: no signature made outside this process
+        # can match it, so an unknown token always fails as "the signature does not match".
+        self._decoy_secret = secrets.token_hex(32)
 
     def callback(
         self, token: str, body: bytes, signature: str | None, idempotency_key: str | None
     ) -> tuple[dict[str, Any], bool]:
         bookmark = self.queries.bookmark_by_token(token)
-        if bookmark is None:
-            raise CallbackNotFoundError()
-        secret = self.secret_for(bookmark.tenant)
-        if not secret:
-            raise SignatureError("no callback secret is configured for this tenant")
-        verify(secret, body, signature, self.clock.now().timestamp())
+        secret = self.secret_for(bookmark.tenant) if bookmark is not None else None
+        # Missing token, or a tenant without a secret: the same checks, against the decoy,
+        # so the answer (and its cost) is that of a live token with a wrong signature.
+        verify(secret or self._decoy_secret, body, signature, self.clock.now().timestamp())
+        if bookmark is None or not secret:
+            raise SignatureError("the signature does not match")
         payload = json.loads(body) if body.strip() else None
         return self.instances.resume(
             bookmark.tenant,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Callable
@@ -28,9 +29,8 @@ from domain.definition import Definition
 from domain.errors import BookmarkNotOpenError
 from domain.instance import WorkflowInstance
 
-# Instances started with an idempotency key get a deterministic id, so a concurrent second
-# start with the same key collides on the aggregate's first version instead of creating two.
-_KEYED_IDS = uuid.UUID("6f0d3c1e-9a57-4bb4-8d2e-0c1b5e7a9f42")
+# Before server secrets, keyed ids were uuid5 in this public namespace: computable by anyone.
+_LEGACY_KEYED_IDS = uuid.UUID("6f0d3c1e-9a57-4bb4-8d2e-0c1b5e7a9f42")
 
 
 class IdempotencyKeyReusedError(Exception):
@@ -52,8 +52,35 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def keyed_instance_id(tenant: str, scope: str, key: str) -> UUID:
-    return uuid.uuid5(_KEYED_IDS, f"{tenant}\x00{scope}\x00{key}")
+class KeyedIds:
+    """Instance ids derived from idempotency keys, so a concurrent second start with the same
+    key collides on the aggregate's first version instead of creating two.
+
+    Derived with HMAC-SHA256 under a server secret (generated once per database): knowing
+    another tenant's idempotency key does not tell you its instance id. The first 128 bits
+    of the MAC become a version-8 (custom) UUID.
+    """
+
+    def __init__(self, secret: bytes):
+        if len(secret) < 16:
+            raise ValueError("the keyed-id secret must be at least 128 bits")
+        self._secret = secret
+
+    def derive(self, tenant: str, scope: str, key: str) -> UUID:
+        mac = hmac.new(self._secret, _keyed_name(tenant, scope, key).encode(), hashlib.sha256)
+        value = int.from_bytes(mac.digest()[:16], "big")
+        value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8
+        value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
+        return UUID(int=value)
+
+    @staticmethod
+    def legacy(tenant: str, scope: str, key: str) -> UUID:
+        """The id instances started before server secrets got: still found by their key."""
+        return uuid.uuid5(_LEGACY_KEYED_IDS, _keyed_name(tenant, scope, key))
+
+
+def _keyed_name(tenant: str, scope: str, key: str) -> str:
+    return f"{tenant}\x00{scope}\x00{key}"
 
 
 class InstanceService:
@@ -67,8 +94,10 @@ class InstanceService:
         definition_store: DefinitionStore,
         queries: ReadModelQueries,
         admission: StartAdmission,
+        keyed_ids: KeyedIds,
     ):
         self.runner = runner
+        self.keyed_ids = keyed_ids
         self.store = store
         self.definitions = definitions
         self.definition_store = definition_store
@@ -116,10 +145,14 @@ class InstanceService:
         """Start once per (tenant, scope, key): the key derives the instance id, so a repeat —
         even a concurrent one — finds the first instance; (view, created)."""
         instance_id = (
-            keyed_instance_id(tenant, scope, idempotency_key) if idempotency_key else uuid.uuid4()
+            self.keyed_ids.derive(tenant, scope, idempotency_key)
+            if idempotency_key
+            else uuid.uuid4()
         )
         if idempotency_key:
-            existing = self.store.get(instance_id)
+            existing = self.store.get(instance_id, tenant) or self.store.get(
+                self.keyed_ids.legacy(tenant, scope, idempotency_key), tenant
+            )
             if existing is not None:
                 check_existing(existing)
                 return instance_view(existing), False
@@ -127,7 +160,7 @@ class InstanceService:
 
         def command(session: Session) -> tuple[WorkflowInstance, bool]:
             if idempotency_key:
-                found = session.store.get(instance_id)
+                found = session.store.get(instance_id, tenant)
                 if found is not None:  # a concurrent start with the same key won the race
                     check_existing(found)
                     return found, False
@@ -143,13 +176,13 @@ class InstanceService:
             )
             return started, True
 
-        instance, created = self.runner.run(command)
+        instance, created = self.runner.run(command, instance_id)
         return instance_view(instance), created
 
     # --- read ----------------------------------------------------------------------------
 
     def get(self, tenant: str, instance_id: UUID) -> dict[str, Any]:
-        instance = self.store.get(instance_id)
+        instance = self.store.get(instance_id, tenant)
         if instance is None or instance.tenant != tenant:
             raise InstanceNotFoundError(instance_id)
         return instance_view(instance)
@@ -198,7 +231,7 @@ class InstanceService:
             engine.cancel(instance, reason, session.env)
             return instance
 
-        return instance_view(self.runner.run(command))
+        return instance_view(self.runner.run(command, instance_id))
 
     def resume(
         self,
@@ -227,7 +260,7 @@ class InstanceService:
             session.remember(tenant, scope, idempotency_key, _stored(request, result))
             return result
 
-        return self._run_keyed(command, tenant, scope, idempotency_key, request)
+        return self._run_keyed(command, [instance_id], tenant, scope, idempotency_key, request)
 
     def publish_event(
         self,
@@ -275,7 +308,7 @@ class InstanceService:
                     continue
                 instance = session.start(
                     instance_id=(
-                        keyed_instance_id(tenant, f"event:{published.name}", idempotency_key)
+                        self.keyed_ids.derive(tenant, f"event:{published.name}", idempotency_key)
                         if idempotency_key
                         else uuid.uuid4()
                     ),
@@ -295,13 +328,20 @@ class InstanceService:
             session.remember(tenant, scope, idempotency_key, _stored(request, result))
             return result
 
-        return self._run_keyed(command, tenant, scope, idempotency_key, request)
+        targets = [row.instance_id for row in waiting]
+        return self._run_keyed(command, targets, tenant, scope, idempotency_key, request)
 
     def _run_keyed(
-        self, command: Any, tenant: str, scope: str, key: str | None, request: str
+        self,
+        command: Any,
+        targets: builtins.list[UUID],
+        tenant: str,
+        scope: str,
+        key: str | None,
+        request: str,
     ) -> tuple[dict[str, Any], bool]:
         try:
-            return self.runner.run(command), False
+            return self.runner.run(command, targets), False
         except (DuplicateIdempotencyKeyError, BookmarkNotOpenError):
             # A concurrent delivery with the same key committed first (we either collided
             # on its record or found its bookmark consumed): answer as it did.

@@ -76,8 +76,13 @@ class DefinitionStore(Protocol):
 
 
 class InstanceStore(Protocol):
-    def get(self, instance_id: UUID) -> WorkflowInstance | None:
-        """Rebuild the instance from its events; None when it has none."""
+    def get(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance | None:
+        """Rebuild the instance from its events; None when it has none.
+
+        With `tenant`, also None when the instance belongs to another tenant — decided from
+        the read model BEFORE replaying, so another tenant's instance costs no more to ask
+        for than a missing one (no timing oracle on its size).
+        """
 
     def save(self, instances: Sequence[WorkflowInstance], projection: Projection) -> None:
         """Commit the instances' pending events and the projection in ONE transaction.

@@ -14,9 +14,13 @@ transaction without changing what each command means.
 
 from __future__ import annotations
 
+import contextlib
+import random
 import secrets
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -47,7 +51,10 @@ class InstanceNotFoundError(Exception):
 
 
 class CommandConflictError(Exception):
-    """The command lost the concurrency race on every attempt."""
+    """The command lost the concurrency race on every attempt (transient: retry later).
+
+    Not the "bookmark already consumed" answer: nothing was decided, the request may be
+    repeated as it is."""
 
     def __init__(self, instance_ids: list[UUID]):
         super().__init__(f"instance(s) {', '.join(map(str, instance_ids))} kept changing")
@@ -85,7 +92,8 @@ class Session:
         """The instance (from this session if already loaded); tenant-checked when given."""
         instance = self.instances.get(instance_id)
         if instance is None:
-            instance = self.store.get(instance_id)
+            # The store checks the tenant before replaying (no timing oracle across tenants).
+            instance = self.store.get(instance_id, tenant)
             if instance is None or (tenant is not None and instance.tenant != tenant):
                 raise InstanceNotFoundError(instance_id)
             self.instances[instance_id] = instance
@@ -237,7 +245,18 @@ def _event_key(e: Any) -> str:
 
 
 class CommandRunner:
-    """Runs commands with bounded re-decision on concurrency conflicts."""
+    """Runs commands with bounded re-decision on concurrency conflicts.
+
+    Commands on one instance in one process run one after the other: `run` holds a lock for
+    each instance the command targets while it loads, decides and commits, so concurrent
+    resumes of different bookmarks of one instance queue up instead of racing and losing
+    (they would all read version n and all but one collide on n+1). Only the command's
+    primary targets are locked — not the parents or children that settling touches, whose
+    ids are not known in advance; optimistic concurrency still guards those, and commands
+    from other processes. A lost race is re-decided after a jittered exponential backoff
+    (so colliding processes spread out instead of colliding again), within a bounded number
+    of attempts and a bounded total time; then `CommandConflictError`.
+    """
 
     def __init__(
         self,
@@ -245,20 +264,43 @@ class CommandRunner:
         definitions: DefinitionCache,
         admission: StartAdmission,
         clock: Clock,
-        max_attempts: int = 5,
+        max_attempts: int = 10,
+        *,
+        retry_base_seconds: float = 0.005,
+        retry_cap_seconds: float = 0.25,
+        retry_budget_seconds: float = 3.0,
+        lock_instances: bool = True,
     ):
         self.store = store
         self.definitions = definitions
         self.admission = admission
         self.clock = clock
         self.max_attempts = max_attempts
+        self.retry_base_seconds = retry_base_seconds
+        self.retry_cap_seconds = retry_cap_seconds
+        self.retry_budget_seconds = retry_budget_seconds
+        self.locks = InstanceLocks() if lock_instances else None
         # Called after each commit with the names of the events it stored (in-process
         # workers use it to wake up when work was scheduled for them).
         self.on_commit: list[Callable[[set[str]], None]] = []
 
-    def run(self, command: Callable[[Session], T]) -> T:
+    def run(self, command: Callable[[Session], T], targets: UUID | Iterable[UUID] = ()) -> T:
+        """Run `command` (re-decided on conflicts) holding the locks of its `targets`."""
+        ids = [targets] if isinstance(targets, UUID) else list(targets)
+        if self.locks is None or not ids:
+            return self._attempts(command)
+        with self.locks.holding(ids):
+            return self._attempts(command)
+
+    def _attempts(self, command: Callable[[Session], T]) -> T:
         conflict: ConcurrencyConflictError | None = None
-        for _ in range(self.max_attempts):
+        deadline = time.monotonic() + self.retry_budget_seconds
+        for attempt in range(self.max_attempts):
+            if attempt:
+                pause = self._backoff(attempt)
+                if time.monotonic() + pause > deadline:
+                    break
+                time.sleep(pause)
             session = Session(self.store, self.definitions, self.admission, self.clock)
             result = command(session)
             try:
@@ -271,3 +313,29 @@ class CommandRunner:
                     listener(session.committed_events)
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter (AWS's "Exponential Backoff And Jitter"): uniform in [0, base·2^n]."""
+        ceiling = min(self.retry_cap_seconds, self.retry_base_seconds * 2**attempt)
+        return random.uniform(0, ceiling)  # noqa: S311 - spreading retries, not a secret
+
+
+class InstanceLocks:
+    """Striped per-instance locks: a fixed set, an instance's lock chosen by its id.
+
+    Striping keeps memory bounded without reference-counting locks per id; two instances
+    that share a stripe merely wait for each other. A command holding several stripes takes
+    them in ascending order, and every other command takes them the same way, so two
+    commands can never wait for each other in a cycle.
+    """
+
+    def __init__(self, stripes: int = 1024):
+        self._locks = [threading.Lock() for _ in range(stripes)]
+
+    @contextlib.contextmanager
+    def holding(self, instance_ids: Iterable[UUID]) -> Iterator[None]:
+        stripes = sorted({instance_id.int % len(self._locks) for instance_id in instance_ids})
+        with contextlib.ExitStack() as held:
+            for stripe in stripes:
+                held.enter_context(self._locks[stripe])
+            yield

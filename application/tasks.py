@@ -109,7 +109,7 @@ class TaskService:
             apply(instance, session)
             return instance_view(instance)
 
-        return self.runner.run(command)
+        return self.runner.run(command, row.instance_id)
 
 
 class ActivityService:
@@ -147,7 +147,7 @@ class ActivityService:
                 env=session.env,
             )
 
-        return self.runner.run(command)
+        return self.runner.run(command, activity.instance_id)
 
     def fail_unrecordable(self, activity: ActivityRow, reason: str) -> bool:
         """Fail the attempt for good: its result could not be recorded, so it must not run

@@ -42,7 +42,7 @@ class TimerService:
             engine.fire_timer(instance, session.definition_of(instance), row.id, session.env)
 
         try:
-            self.runner.run(command)
+            self.runner.run(command, row.instance_id)
         except (BookmarkNotOpenError, InstanceNotActiveError, InstanceNotFoundError):
             # Resumed, cancelled or fired by another worker since we read it: nothing to do.
             log.debug("timer %s of instance %s was already handled", row.id, row.instance_id)

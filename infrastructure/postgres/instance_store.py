@@ -40,6 +40,7 @@ _SELECT_HISTORY = (
     "FROM waymark_events WHERE originator_id = %s AND originator_version > %s "
     "ORDER BY originator_version LIMIT %s"
 )
+_SELECT_OWNED = "SELECT 1 FROM instances WHERE id = %s AND tenant = %s"
 _SELECT_AT_VERSIONS = (
     "SELECT e.originator_id, e.originator_version, e.topic, e.state "
     "FROM waymark_events e "
@@ -63,11 +64,20 @@ class PostgresInstanceStore:
         # Application.factory is typed as the library's base factory; ours is a WaymarkFactory.
         return cast(WaymarkFactory, self.app.factory).datastore
 
-    def get(self, instance_id: UUID) -> WorkflowInstance | None:
+    def get(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance | None:
+        # The read-model row is written in the transaction of the instance's first events,
+        # so "no row for this tenant" means "not this tenant's" (or not there at all).
+        if tenant is not None and not self._belongs_to(instance_id, tenant):
+            return None
         try:
             return self.app.repository.get(instance_id)
         except AggregateNotFoundError:
             return None
+
+    def _belongs_to(self, instance_id: UUID, tenant: str) -> bool:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(_SELECT_OWNED, (instance_id, tenant))
+            return curs.fetchone() is not None
 
     def save(self, instances: Sequence[Aggregate], projection: Projection) -> None:
         # Collect the pending events ourselves (the aggregates' queues are emptied either

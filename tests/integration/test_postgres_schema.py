@@ -102,6 +102,11 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("result", "jsonb", "NO"),
         ("created_at", TZ, "NO"),
     ],
+    "server_secrets": [
+        ("name", "text", "NO"),
+        ("value", "text", "NO"),
+        ("created_at", TZ, "NO"),
+    ],
 }
 
 
@@ -192,4 +197,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0001",)
+    assert row == ("0003",)

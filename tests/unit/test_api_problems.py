@@ -59,7 +59,7 @@ ERRORS = [
     (InstanceNotActiveError(INSTANCE, "completed"), 409, "instance-not-active"),
     (WrongBookmarkKindError("b1", "timer", "task"), 409, "wrong-bookmark-kind"),
     (InvalidOutcomeError("b1", "maybe", ["approved", "rejected"]), 422, "invalid-outcome"),
-    (CommandConflictError([INSTANCE]), 409, "concurrency-conflict"),
+    (CommandConflictError([INSTANCE]), 503, "concurrency-conflict"),
     (SignatureError("the signature does not match"), 401, "invalid-signature"),
 ]
 
@@ -150,7 +150,15 @@ def test_problem_extras() -> None:
     }
     assert extras(ERRORS[8][0])["bookmark"]["status"] == "consumed"
     assert extras(ERRORS[11][0]) == {"allowed": ["approved", "rejected"]}
-    assert extras(ERRORS[12][0]) == {"instance_ids": [str(INSTANCE)]}
+    assert extras(ERRORS[12][0]) == {"instance_ids": [str(INSTANCE)], "retryable": True}
+
+
+def test_a_lost_race_is_a_retryable_503_not_the_409_of_a_consumed_bookmark() -> None:
+    response = AsgiClient(app_raising(CommandConflictError([INSTANCE]))).get("/boom")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["type"].endswith("/concurrency-conflict")
 
 
 def test_an_unexpected_error_is_a_bare_500(caplog: pytest.LogCaptureFixture) -> None:

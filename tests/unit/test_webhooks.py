@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 
 from application.callbacks import SignatureError, sign
-from application.instances import keyed_instance_id
+from application.instances import KeyedIds
 from application.webhooks import (
     WebhookService,
     has_webhook_trigger,
@@ -70,7 +70,7 @@ def test_a_body_that_is_not_json_is_a_json_error(body: bytes) -> None:
 
 def test_webhook_keys_have_their_own_scope_per_definition() -> None:
     ids = {
-        keyed_instance_id("acme", scope, "k-1")
+        KeyedIds(b"0" * 32).derive("acme", scope, "k-1")
         for scope in ("start", webhook_scope("a"), webhook_scope("b"), "event:a")
     }
     assert len(ids) == 4

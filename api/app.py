@@ -100,16 +100,17 @@ def _max_body_bytes(app: FastAPI) -> int:
 
 def _start_workers(container: Container) -> list[Any]:
     """Development mode runs the task and timer workers inside `waymark serve`."""
+    from domain.instance import WorkflowInstance
     from workers.task_worker import TaskWorker
     from workers.timer_worker import TimerWorker
 
     tasks, timers = TaskWorker(container), TimerWorker(container)
 
-    def wake(events: set[str]) -> None:
+    def wake(events: list[WorkflowInstance.Event]) -> None:
         # A commit that scheduled work wakes its worker instead of leaving it to the poll.
-        if "ActivityScheduled" in events:
+        if any(isinstance(e, WorkflowInstance.ActivityScheduled) for e in events):
             tasks.wake()
-        if "BookmarkCreated" in events:
+        if any(isinstance(e, WorkflowInstance.BookmarkCreated) for e in events):
             timers.wake()
 
     container.runner.on_commit.append(wake)

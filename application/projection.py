@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from application.read_models import ActivityRow, BookmarkRow, InstanceRow, Projection, TaskRow
 from domain.instance import WorkflowInstance
+from domain.state import Activity, Bookmark, BookmarkKind, BookmarkStatus
+
+# Events that name the bookmark, or the activity, they change.
+_BOOKMARK_EVENTS = (
+    WorkflowInstance.BookmarkResumed,
+    WorkflowInstance.TaskCompleted,
+    WorkflowInstance.TaskClaimed,
+    WorkflowInstance.TaskDelegated,
+    WorkflowInstance.BookmarkCancelled,
+)
+_ACTIVITY_EVENTS = (
+    WorkflowInstance.ActivityRetryScheduled,
+    WorkflowInstance.ActivityCompleted,
+    WorkflowInstance.ActivityFailed,
+    WorkflowInstance.ActivityCancelled,
+)
 
 
 def project(instance: WorkflowInstance) -> Projection:
@@ -15,7 +29,7 @@ def project(instance: WorkflowInstance) -> Projection:
     for bookmark_id in bookmark_ids:
         bookmark = instance.bookmarks[bookmark_id]
         projection.bookmarks.append(bookmark_row(instance, bookmark))
-        if bookmark["kind"] == "task":
+        if bookmark.kind is BookmarkKind.TASK:
             projection.tasks.append(task_row(instance, bookmark))
     for activity_id in activity_ids:
         projection.activities.append(activity_row(instance, instance.activities[activity_id]))
@@ -26,13 +40,13 @@ def _touched(instance: WorkflowInstance) -> tuple[list[str], list[str]]:
     bookmarks: dict[str, None] = {}
     activities: dict[str, None] = {}
     for e in instance.pending_events:
-        if hasattr(e, "bookmark_id"):
+        if isinstance(e, _BOOKMARK_EVENTS):
             bookmarks[e.bookmark_id] = None
-        elif hasattr(e, "bookmark"):
+        elif isinstance(e, WorkflowInstance.BookmarkCreated):
             bookmarks[e.bookmark["id"]] = None
-        if hasattr(e, "activity_id"):
+        elif isinstance(e, _ACTIVITY_EVENTS):
             activities[e.activity_id] = None
-        elif hasattr(e, "activity"):
+        elif isinstance(e, WorkflowInstance.ActivityScheduled):
             activities[e.activity["id"]] = None
     return list(bookmarks), list(activities)
 
@@ -55,59 +69,59 @@ def instance_row(instance: WorkflowInstance) -> InstanceRow:
     )
 
 
-def bookmark_row(instance: WorkflowInstance, b: dict[str, Any]) -> BookmarkRow:
+def bookmark_row(instance: WorkflowInstance, b: Bookmark) -> BookmarkRow:
     return BookmarkRow(
-        id=b["id"],
+        id=b.id,
         tenant=instance.tenant,
         instance_id=instance.id,
-        node_id=b["node_id"],
-        kind=b["kind"],
-        status=b["status"],
-        token=b.get("token"),
-        event_type=b.get("event_type"),
-        correlation=b.get("correlation"),
-        due_at=b.get("due_at"),
-        created_at=b["created_at"],
-        resolved_at=b.get("resolved_at"),
+        node_id=b.node_id,
+        kind=b.kind.value,
+        status=b.status.value,
+        token=b.token,
+        event_type=b.event_type,
+        correlation=b.correlation,
+        due_at=b.due_at,
+        created_at=b.created_at,
+        resolved_at=b.resolved_at,
     )
 
 
-def task_row(instance: WorkflowInstance, b: dict[str, Any]) -> TaskRow:
-    if b["status"] == "open":
-        status = "claimed" if b.get("claimed_by") else "open"
+def task_row(instance: WorkflowInstance, b: Bookmark) -> TaskRow:
+    if b.is_open:
+        status = "claimed" if b.claimed_by else "open"
     else:
-        status = "completed" if b["status"] == "consumed" else "cancelled"
+        status = "completed" if b.status is BookmarkStatus.CONSUMED else "cancelled"
     return TaskRow(
-        id=b["id"],
+        id=b.id,
         tenant=instance.tenant,
         instance_id=instance.id,
         definition=instance.definition,
-        node_id=b["node_id"],
-        name=b.get("name") or b["node_id"],
-        kind=b["task_kind"],
+        node_id=b.node_id,
+        name=b.name or b.node_id,
+        kind=str(b.task_kind),
         status=status,
-        assignee=b.get("assignee"),
-        role=b.get("role"),
-        claimed_by=b.get("claimed_by"),
-        due_at=b.get("due_at"),
-        urgency=b.get("urgency") or "normal",
-        form=b.get("form"),
-        outcome=b.get("outcome"),
-        created_at=b["created_at"],
-        completed_at=b.get("resolved_at") if b["status"] == "consumed" else None,
+        assignee=b.assignee,
+        role=b.role,
+        claimed_by=b.claimed_by,
+        due_at=b.due_at,
+        urgency=b.urgency or "normal",
+        form=b.form,
+        outcome=b.outcome,
+        created_at=b.created_at,
+        completed_at=b.resolved_at if b.status is BookmarkStatus.CONSUMED else None,
     )
 
 
-def activity_row(instance: WorkflowInstance, a: dict[str, Any]) -> ActivityRow:
+def activity_row(instance: WorkflowInstance, a: Activity) -> ActivityRow:
     return ActivityRow(
-        id=a["id"],
+        id=a.id,
         tenant=instance.tenant,
         instance_id=instance.id,
-        node_id=a["node_id"],
-        attempt=a["attempt"],
-        status=a["status"],
-        run_after=a["run_after"],
-        action=a["action"],
-        timeout_seconds=a["timeout_seconds"],
-        idempotency_key=a["idempotency_key"],
+        node_id=a.node_id,
+        attempt=a.attempt,
+        status=a.status.value,
+        run_after=a.run_after,
+        action=a.action,
+        timeout_seconds=a.timeout_seconds,
+        idempotency_key=a.idempotency_key,
     )

@@ -35,8 +35,10 @@ from application.projection import project
 from application.read_models import IdempotencyRecord, Projection
 from domain import engine
 from domain.definition import Definition
-from domain.engine import Env
+from domain.env import Env
+from domain.events import ENDING_EVENTS, InstanceEvent
 from domain.instance import WorkflowInstance, parent_ref
+from domain.state import Bookmark, BookmarkKind
 
 T = TypeVar("T")
 
@@ -86,7 +88,7 @@ class Session:
         self.env = Env(now=clock.now(), new_id=new_id, new_token=new_token)
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
-        self.committed_events: set[str] = set()
+        self.committed_events: list[InstanceEvent] = []
 
     def load(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance:
         """The instance (from this session if already loaded); tenant-checked when given."""
@@ -153,11 +155,11 @@ class Session:
                 self._settle_event(instance, e)
         raise RuntimeError("sub-workflow nesting too deep to settle in one command")
 
-    def _settle_event(self, instance: WorkflowInstance, e: Any) -> None:
-        if type(e).__name__ == "BookmarkCreated":
-            self._start_child(instance, e.bookmark)
-        elif type(e).__name__ == "BookmarkCancelled":
-            child_id = instance.bookmarks[e.bookmark_id].get("child_id")
+    def _settle_event(self, instance: WorkflowInstance, e: object) -> None:
+        if isinstance(e, WorkflowInstance.BookmarkCreated):
+            self._start_child(instance, Bookmark.from_payload(e.bookmark))
+        elif isinstance(e, WorkflowInstance.BookmarkCancelled):
+            child_id = instance.bookmarks[e.bookmark_id].child_id
             if child_id:
                 child = self.load(UUID(child_id))
                 if not child.is_ended:
@@ -165,7 +167,8 @@ class Session:
         elif instance.parent:  # the instance ended
             parent = self.load(UUID(instance.parent["instance_id"]))
             bookmark_id = instance.parent["bookmark_id"]
-            if parent.bookmarks.get(bookmark_id, {}).get("status") != "open":
+            bookmark = parent.bookmarks.get(bookmark_id)
+            if bookmark is None or not bookmark.is_open:
                 return  # the parent moved on already (cancelled, or ended elsewhere)
             engine.child_finished(
                 parent,
@@ -177,34 +180,34 @@ class Session:
                 env=self.env,
             )
 
-    def _start_child(self, parent: WorkflowInstance, bookmark: dict[str, Any]) -> None:
+    def _start_child(self, parent: WorkflowInstance, bookmark: Bookmark) -> None:
         if self._depth(parent) >= MAX_SETTLE_ROUNDS - 1:
             self._child_failed(parent, bookmark, "sub-workflows nest too deep in one command")
             return
-        data = bookmark.get("child_input") or {}
+        data = bookmark.child_input or {}
         try:
             model = self.admission.admit(
-                parent.tenant, bookmark["child_definition"], bookmark.get("child_version"), data
+                parent.tenant, str(bookmark.child_definition), bookmark.child_version, data
             )
         except (DefinitionNotFoundError, DefinitionDisabledError, InvalidDataError) as e:
             # The parent's node fails like a failed child: its error route, or the parent.
             self._child_failed(parent, bookmark, str(e))
             return
         self.start(
-            instance_id=UUID(bookmark["child_id"]),
+            instance_id=UUID(str(bookmark.child_id)),
             tenant=parent.tenant,
             definition=model,
             input=data,
             correlation_id=parent.correlation_id,
             idempotency_key=None,
-            parent=parent_ref(parent.id, bookmark["id"]),
+            parent=parent_ref(parent.id, bookmark.id),
         )
 
-    def _child_failed(self, parent: WorkflowInstance, bookmark: dict[str, Any], why: str) -> None:
+    def _child_failed(self, parent: WorkflowInstance, bookmark: Bookmark, why: str) -> None:
         engine.child_finished(
             parent,
             self.definition_of(parent),
-            bookmark["id"],
+            bookmark.id,
             status="failed",
             output=None,
             error={"message": why},
@@ -225,7 +228,9 @@ class Session:
     def commit(self) -> None:
         self.settle()
         changed = [i for i in self.instances.values() if i.pending_events]
-        self.committed_events = {type(e).__name__ for i in changed for e in i.pending_events}
+        self.committed_events = [
+            e for i in changed for e in i.pending_events if isinstance(e, WorkflowInstance.Event)
+        ]
         projection = Projection(idempotency=list(self.idempotency))
         for instance in changed:
             projection.extend(project(instance))
@@ -233,11 +238,10 @@ class Session:
             self.store.save(changed, projection)
 
 
-def _needs_settling(e: Any) -> bool:
-    name = type(e).__name__
-    if name == "BookmarkCreated":
-        return e.bookmark.get("kind") == "child"
-    return name in ("BookmarkCancelled", "Completed", "Failed", "Cancelled")
+def _needs_settling(e: object) -> bool:
+    if isinstance(e, WorkflowInstance.BookmarkCreated):
+        return e.bookmark.get("kind") == BookmarkKind.CHILD
+    return isinstance(e, (WorkflowInstance.BookmarkCancelled, *ENDING_EVENTS))
 
 
 def _event_key(e: Any) -> str:
@@ -280,9 +284,9 @@ class CommandRunner:
         self.retry_cap_seconds = retry_cap_seconds
         self.retry_budget_seconds = retry_budget_seconds
         self.locks = InstanceLocks() if lock_instances else None
-        # Called after each commit with the names of the events it stored (in-process
-        # workers use it to wake up when work was scheduled for them).
-        self.on_commit: list[Callable[[set[str]], None]] = []
+        # Called after each commit with the events it stored, in order (in-process workers
+        # use it to wake up when work was scheduled for them).
+        self.on_commit: list[Callable[[list[InstanceEvent]], None]] = []
 
     def run(self, command: Callable[[Session], T], targets: UUID | Iterable[UUID] = ()) -> T:
         """Run `command` (re-decided on conflicts) holding the locks of its `targets`."""

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from application.read_models import InstanceRow, TaskRow
 from domain.instance import WorkflowInstance
+from domain.state import Bookmark, BookmarkKind
 
 
 def jsonable(value: Any) -> Any:
@@ -23,23 +24,23 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def bookmark_view(b: dict[str, Any]) -> dict[str, Any]:
-    view = {
-        "id": b["id"],
-        "node_id": b["node_id"],
-        "kind": b["kind"],
-        "status": b["status"],
-        "token": b.get("token"),
-        "due_at": b.get("due_at"),
-        "created_at": b.get("created_at"),
+def bookmark_view(b: Bookmark) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": b.id,
+        "node_id": b.node_id,
+        "kind": b.kind.value,
+        "status": b.status.value,
+        "token": b.token,
+        "due_at": b.due_at,
+        "created_at": b.created_at,
     }
-    if b.get("event_type"):
-        view["event_type"] = b["event_type"]
-        view["correlation"] = b.get("correlation")
-    if b["kind"] == "child":
-        view["child_id"] = b.get("child_id")
-    if b["kind"] == "task":
-        view["task_kind"] = b.get("task_kind")
+    if b.event_type:
+        view["event_type"] = b.event_type
+        view["correlation"] = b.correlation
+    if b.kind is BookmarkKind.CHILD:
+        view["child_id"] = b.child_id
+    if b.kind is BookmarkKind.TASK:
+        view["task_kind"] = b.task_kind
     return jsonable(view)
 
 
@@ -47,18 +48,18 @@ def instance_view(instance: WorkflowInstance) -> dict[str, Any]:
     bookmarks = [bookmark_view(b) for b in instance.open_bookmarks()]
     # A service task waiting out its retry backoff is shown as a `retry` bookmark.
     for a in instance.scheduled_activities():
-        if a["attempt"] > 1:
+        if a.attempt > 1:
             bookmarks.append(
                 jsonable(
                     {
-                        "id": a["id"],
-                        "node_id": a["node_id"],
+                        "id": a.id,
+                        "node_id": a.node_id,
                         "kind": "retry",
                         "status": "open",
                         "token": None,
-                        "due_at": a["run_after"],
-                        "attempt": a["attempt"],
-                        "last_error": a.get("last_error"),
+                        "due_at": a.run_after,
+                        "attempt": a.attempt,
+                        "last_error": a.last_error,
                     }
                 )
             )
@@ -81,11 +82,11 @@ def instance_view(instance: WorkflowInstance) -> dict[str, Any]:
             "bookmarks": bookmarks,
             "activities": [
                 {
-                    "id": a["id"],
-                    "node_id": a["node_id"],
-                    "attempt": a["attempt"],
-                    "status": a["status"],
-                    "last_error": a.get("last_error"),
+                    "id": a.id,
+                    "node_id": a.node_id,
+                    "attempt": a.attempt,
+                    "status": a.status.value,
+                    "last_error": a.last_error,
                 }
                 for a in instance.activities.values()
             ],

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from domain.definition import APPROVAL_OUTCOMES, TIMEOUT_OUTCOME, Definition, Node
+from domain.env import Env
 from domain.errors import (
     BookmarkNotFoundError,
     BookmarkNotOpenError,
@@ -23,10 +24,9 @@ from domain.errors import (
 )
 from domain.instance import WorkflowInstance
 from domain.retry import retry_policy_of
+from domain.state import Bookmark, BookmarkKind
 from domain.traversal import (
     MAX_STEPS_PER_COMMAND,
-    Env,
-    NodeFailure,
     close_open_work,
     fail_node,
     follow,
@@ -35,7 +35,7 @@ from domain.traversal import (
 )
 from domain.values import UnstorableValueError, clean_text, clean_value
 
-__all__ = ["MAX_STEPS_PER_COMMAND", "Env", "NodeFailure", "select_route"]
+__all__ = ["MAX_STEPS_PER_COMMAND", "select_route"]
 
 
 def start(instance: WorkflowInstance, definition: Definition, env: Env) -> None:
@@ -55,16 +55,16 @@ def complete_task(
     env: Env,
 ) -> None:
     """A person decided an approval or finished a user task."""
-    bookmark = open_bookmark(instance, bookmark_id, kinds=("task",))
-    node = definition.nodes[bookmark["node_id"]]
+    bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
+    node = definition.nodes[bookmark.node_id]
     outcome = _check_outcome(node, bookmark_id, outcome)
     # What a caller sends is refused (UnstorableValueError), the task left open.
     data = clean_value(data, f"the data completing task {bookmark_id}")
     comment = clean_value(comment, f"the comment on task {bookmark_id}")
     completed_by = clean_value(completed_by, f"the user completing task {bookmark_id}")
-    instance._task_completed(bookmark_id, outcome, data, comment, completed_by, env.now)
+    instance.complete_task(bookmark_id, outcome, data, comment, completed_by, env.now)
     result = {"outcome": outcome, "data": data or {}, "comment": comment, "by": completed_by}
-    instance._node_completed(node.id, outcome, result, node.get("result_var"))
+    instance.complete_node(node.id, outcome, result, node.get("result_var"))
     follow(instance, definition, node, outcome, env)
 
 
@@ -79,12 +79,12 @@ def resume(
 ) -> None:
     """Resume a wait or timer with a payload (bookmark id, callback token or event)."""
     # Tasks are completed through the task queue, where their form data is validated.
-    bookmark = open_bookmark(instance, bookmark_id, kinds=("wait", "timer"))
-    node = definition.nodes[bookmark["node_id"]]
+    bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.WAIT, BookmarkKind.TIMER))
+    node = definition.nodes[bookmark.node_id]
     payload = clean_value(payload, f"the payload resuming bookmark {bookmark_id}")
     source = clean_text(source, 200)
-    instance._bookmark_resumed(bookmark_id, source, payload, env.now)
-    instance._node_completed(node.id, None, payload, node.get("result_var"))
+    instance.resume_bookmark(bookmark_id, source, payload, env.now)
+    instance.complete_node(node.id, None, payload, node.get("result_var"))
     follow(instance, definition, node, None, env)
 
 
@@ -92,11 +92,11 @@ def fire_timer(
     instance: WorkflowInstance, definition: Definition, bookmark_id: str, env: Env
 ) -> None:
     """A due time passed: a timer node continues, a wait takes its `timeout` route."""
-    bookmark = open_bookmark(instance, bookmark_id, kinds=("timer", "wait"))
-    node = definition.nodes[bookmark["node_id"]]
-    instance._bookmark_resumed(bookmark_id, "timer", None, env.now)
-    outcome = TIMEOUT_OUTCOME if bookmark["kind"] == "wait" else None
-    instance._node_completed(node.id, outcome, None, None)
+    bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TIMER, BookmarkKind.WAIT))
+    node = definition.nodes[bookmark.node_id]
+    instance.resume_bookmark(bookmark_id, "timer", None, env.now)
+    outcome = TIMEOUT_OUTCOME if bookmark.kind is BookmarkKind.WAIT else None
+    instance.complete_node(node.id, outcome, None, None)
     follow(instance, definition, node, outcome, env)
 
 
@@ -111,18 +111,18 @@ def child_finished(
     env: Env,
 ) -> None:
     """The child instance of a `sub_workflow` node ended."""
-    bookmark = open_bookmark(instance, bookmark_id, kinds=("child",))
-    node = definition.nodes[bookmark["node_id"]]
+    bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.CHILD,))
+    node = definition.nodes[bookmark.node_id]
     try:
-        output = clean_value(output, f"the output of child instance {bookmark['child_id']}")
+        output = clean_value(output, f"the output of child instance {bookmark.child_id}")
     except UnstorableValueError as e:
         status, output, error = "failed", None, {"message": str(e)}
-    instance._bookmark_resumed(bookmark_id, f"child:{bookmark['child_id']}", output, env.now)
+    instance.resume_bookmark(bookmark_id, f"child:{bookmark.child_id}", output, env.now)
     if status == "completed":
-        instance._node_completed(node.id, None, output, node.get("result_var"))
+        instance.complete_node(node.id, None, output, node.get("result_var"))
         follow(instance, definition, node, None, env)
         return
-    message = f"child instance {bookmark['child_id']} {status}"
+    message = f"child instance {bookmark.child_id} {status}"
     if error and error.get("message"):
         message += f": {error['message']}"
     fail_node(instance, definition, node, message, env)
@@ -142,9 +142,9 @@ def record_activity_result(
 ) -> bool:
     """Record a service task's outcome; False when it is stale (already recorded)."""
     activity = instance.activities.get(activity_id)
-    if activity is None or activity["status"] != "scheduled" or activity["attempt"] != attempt:
+    if activity is None or not activity.is_scheduled or activity.attempt != attempt:
         return False
-    node = definition.nodes[activity["node_id"]]
+    node = definition.nodes[activity.node_id]
     if ok:
         try:
             # The side effect happened: NULs are replaced (U+FFFD) rather than the result lost.
@@ -153,15 +153,15 @@ def record_activity_result(
             # Running the action again would give the same result: fail, never retry.
             ok, error, retryable = False, str(e), False
     if ok:
-        instance._activity_completed(activity_id, attempt, output)
-        instance._node_completed(node.id, None, output, node.get("result_var"))
+        instance.complete_activity(activity_id, attempt, output)
+        instance.complete_node(node.id, None, output, node.get("result_var"))
         follow(instance, definition, node, None, env)
         return True
     message = clean_text(error or "action failed")
     policy = retry_policy_of(node)
     if retryable and attempt < policy.max_attempts:
-        number = activity["attempt_number"] + 1
-        instance._activity_retry_scheduled(
+        number = activity.attempt_number + 1
+        instance.schedule_activity_retry(
             activity_id,
             attempt,
             message,
@@ -171,7 +171,7 @@ def record_activity_result(
             f"{instance.id}:{node.id}:{number}",
         )
         return True
-    instance._activity_failed(activity_id, attempt, message)
+    instance.fail_activity(activity_id, attempt, message)
     fail_node(instance, definition, node, f"{message} (after {attempt} attempt(s))", env)
     return True
 
@@ -180,38 +180,38 @@ def cancel(instance: WorkflowInstance, reason: str, env: Env) -> None:
     """Cancel a running or suspended instance and everything it waits on."""
     _require_active(instance)
     close_open_work(instance, f"instance cancelled: {reason}", env)
-    instance._cancelled(reason, env.now)
+    instance.cancel(reason, env.now)
 
 
 def claim_task(instance: WorkflowInstance, bookmark_id: str, user: str) -> None:
-    bookmark = open_bookmark(instance, bookmark_id, kinds=("task",))
-    holder = bookmark.get("claimed_by")
+    bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
+    holder = bookmark.claimed_by
     if holder == user:
         return  # claiming again is a no-op, so a retried claim is safe
     if holder:
         raise TaskAlreadyClaimedError(bookmark_id, holder)
-    instance._task_claimed(bookmark_id, user)
+    instance.claim_task(bookmark_id, user)
 
 
 def delegate_task(
     instance: WorkflowInstance, bookmark_id: str, assignee: str, by: str | None
 ) -> None:
-    open_bookmark(instance, bookmark_id, kinds=("task",))
-    instance._task_delegated(bookmark_id, assignee, by)
+    open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
+    instance.delegate_task(bookmark_id, assignee, by)
 
 
 def open_bookmark(
-    instance: WorkflowInstance, bookmark_id: str, kinds: tuple[str, ...]
-) -> dict[str, Any]:
+    instance: WorkflowInstance, bookmark_id: str, kinds: tuple[BookmarkKind, ...]
+) -> Bookmark:
     """The open bookmark, or the error a client should see."""
     bookmark = instance.bookmarks.get(bookmark_id)
     if bookmark is None:
         raise BookmarkNotFoundError(instance.id, bookmark_id)
-    if bookmark["status"] != "open":
+    if not bookmark.is_open:
         raise BookmarkNotOpenError(bookmark)
     _require_active(instance)
-    if bookmark["kind"] not in kinds:
-        raise WrongBookmarkKindError(bookmark_id, bookmark["kind"], "/".join(kinds))
+    if bookmark.kind not in kinds:
+        raise WrongBookmarkKindError(bookmark_id, bookmark.kind, "/".join(kinds))
     return bookmark
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.state import Bookmark
+
 
 class WorkflowError(Exception):
     """Base class of every domain error."""
@@ -26,10 +28,10 @@ class BookmarkNotFoundError(WorkflowError):
 class BookmarkNotOpenError(WorkflowError):
     """The bookmark was already consumed or cancelled; `bookmark` is its current state."""
 
-    def __init__(self, bookmark: dict[str, Any]):
-        super().__init__(f"bookmark {bookmark['id']} is {bookmark['status']}")
+    def __init__(self, bookmark: Bookmark):
+        super().__init__(f"bookmark {bookmark.id} is {bookmark.status}")
         self.bookmark = bookmark
-        self.bookmark_id = bookmark["id"]
+        self.bookmark_id = bookmark.id
 
 
 class WrongBookmarkKindError(WorkflowError):

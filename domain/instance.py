@@ -1,18 +1,24 @@
 """The workflow instance aggregate: its events and the state they build.
 
-Every decorated method is an event: its body runs when the command happens *and* on every
-replay, so it only applies values carried by the event (no clock, no ids, no I/O). The
-decisions — which node runs next, which ids and due times to use — are made by the
-command methods in `domain.engine`, which then trigger these events.
+Every event is a class nested in `WorkflowInstance` (`WorkflowInstance.BookmarkCreated`, ...)
+and has one public command method decorated with `@event(ThatClass)`. The method's body runs
+when the command happens *and* on every replay, so it only applies values carried by the
+event (no clock, no ids, no I/O). The decisions — which node runs next, which ids and due
+times to use — are made in `domain.engine`, which then calls these methods. The class names
+are the stored topics (`domain.instance:WorkflowInstance.<Name>`): never rename one without
+`register_topic`. `domain.events` enumerates them.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+
+from domain.state import Activity, ActivityStatus, Bookmark, BookmarkStatus
 
 ENDED_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
@@ -20,7 +26,19 @@ ENDED_STATUSES = frozenset({"completed", "failed", "cancelled"})
 class WorkflowInstance(Aggregate):
     """One run of one definition version."""
 
-    @event("Started")
+    class Event(Aggregate.Event):
+        """The base class of every event of an instance."""
+
+    class Started(Event, Aggregate.Created):
+        tenant: str
+        definition: str
+        definition_version: int
+        input: dict[str, Any]  # noqa: A003 - the SPEC's field name
+        correlation_id: str | None
+        idempotency_key: str | None
+        parent: dict[str, Any] | None
+
+    @event(Started)
     def __init__(
         self,
         id: UUID,  # noqa: A002 - chosen by the application (keyed starts, child instances)
@@ -42,8 +60,8 @@ class WorkflowInstance(Aggregate):
         self.variables: dict[str, Any] = {}
         self.node_results: dict[str, Any] = {}
         self.node_attempts: dict[str, int] = {}
-        self.bookmarks: dict[str, dict[str, Any]] = {}
-        self.activities: dict[str, dict[str, Any]] = {}
+        self.bookmarks: dict[str, Bookmark] = {}
+        self.activities: dict[str, Activity] = {}
         self.join_arrivals: dict[str, list[int]] = {}
         self.ended_status: str | None = None
         self.output: dict[str, Any] | None = None
@@ -56,7 +74,7 @@ class WorkflowInstance(Aggregate):
     def status(self) -> str:
         if self.ended_status:
             return self.ended_status
-        if any(a["status"] == "scheduled" for a in self.activities.values()):
+        if any(a.is_scheduled for a in self.activities.values()):
             return "running"
         if self.open_bookmarks():
             return "suspended"
@@ -66,11 +84,11 @@ class WorkflowInstance(Aggregate):
     def is_ended(self) -> bool:
         return self.ended_status is not None
 
-    def open_bookmarks(self) -> list[dict[str, Any]]:
-        return [b for b in self.bookmarks.values() if b["status"] == "open"]
+    def open_bookmarks(self) -> list[Bookmark]:
+        return [b for b in self.bookmarks.values() if b.is_open]
 
-    def scheduled_activities(self) -> list[dict[str, Any]]:
-        return [a for a in self.activities.values() if a["status"] == "scheduled"]
+    def scheduled_activities(self) -> list[Activity]:
+        return [a for a in self.activities.values() if a.is_scheduled]
 
     def context(self, now: datetime) -> dict[str, Any]:
         """What expressions see: input, vars, nodes.<id>.result, instance, now."""
@@ -88,34 +106,68 @@ class WorkflowInstance(Aggregate):
             "now": now.isoformat(),
         }
 
-    # --- events --------------------------------------------------------------------------
+    # --- events and their command methods --------------------------------------------
 
-    @event("NodeEntered")
-    def _node_entered(self, node_id: str, node_type: str, via_route: int | None) -> None:
+    class NodeEntered(Event):
+        node_id: str
+        node_type: str
+        via_route: int | None
+
+    @event(NodeEntered)
+    def enter_node(self, node_id: str, node_type: str, via_route: int | None) -> None:
         pass  # audit trail: the path the instance took
 
-    @event("VariablesSet")
-    def _variables_set(self, node_id: str, values: dict[str, Any]) -> None:
+    class VariablesSet(Event):
+        node_id: str
+        values: dict[str, Any]
+
+    @event(VariablesSet)
+    def set_variables(self, node_id: str, values: dict[str, Any]) -> None:
         self.variables.update(values)
 
-    @event("NodeCompleted")
-    def _node_completed(
+    class NodeCompleted(Event):
+        node_id: str
+        outcome: str | None
+        result: Any
+        result_var: str | None
+
+    @event(NodeCompleted)
+    def complete_node(
         self, node_id: str, outcome: str | None, result: Any, result_var: str | None
     ) -> None:
         self.node_results[node_id] = result
         if result_var:
             self.variables[result_var] = result
 
-    @event("BookmarkCreated")
-    def _bookmark_created(self, bookmark: dict[str, Any]) -> None:
-        self.bookmarks[bookmark["id"]] = dict(bookmark, status="open", resolved_at=None)
+    class BookmarkCreated(Event):
+        bookmark: dict[str, Any]  # JSON-like, as 0.1 stored it; applied as a `Bookmark`
 
-    @event("BookmarkResumed")
-    def _bookmark_resumed(self, bookmark_id: str, source: str, payload: Any, at: datetime) -> None:
-        self.bookmarks[bookmark_id].update(status="consumed", resolved_at=at, resumed_by=source)
+    @event(BookmarkCreated)
+    def create_bookmark(self, bookmark: dict[str, Any]) -> None:
+        self.bookmarks[bookmark["id"]] = Bookmark.from_payload(bookmark)
 
-    @event("TaskCompleted")
-    def _task_completed(
+    class BookmarkResumed(Event):
+        bookmark_id: str
+        source: str
+        payload: Any
+        at: datetime
+
+    @event(BookmarkResumed)
+    def resume_bookmark(self, bookmark_id: str, source: str, payload: Any, at: datetime) -> None:
+        self._replace_bookmark(
+            bookmark_id, status=BookmarkStatus.CONSUMED, resolved_at=at, resumed_by=source
+        )
+
+    class TaskCompleted(Event):
+        bookmark_id: str
+        outcome: str
+        data: dict[str, Any] | None
+        comment: str | None
+        completed_by: str | None
+        at: datetime
+
+    @event(TaskCompleted)
+    def complete_task(
         self,
         bookmark_id: str,
         outcome: str,
@@ -124,37 +176,74 @@ class WorkflowInstance(Aggregate):
         completed_by: str | None,
         at: datetime,
     ) -> None:
-        self.bookmarks[bookmark_id].update(
-            status="consumed", resolved_at=at, outcome=outcome, completed_by=completed_by
+        self._replace_bookmark(
+            bookmark_id,
+            status=BookmarkStatus.CONSUMED,
+            resolved_at=at,
+            outcome=outcome,
+            completed_by=completed_by,
         )
 
-    @event("TaskClaimed")
-    def _task_claimed(self, bookmark_id: str, claimed_by: str) -> None:
-        self.bookmarks[bookmark_id]["claimed_by"] = claimed_by
+    class TaskClaimed(Event):
+        bookmark_id: str
+        claimed_by: str
 
-    @event("TaskDelegated")
-    def _task_delegated(self, bookmark_id: str, assignee: str, delegated_by: str | None) -> None:
-        self.bookmarks[bookmark_id].update(assignee=assignee, claimed_by=None)
+    @event(TaskClaimed)
+    def claim_task(self, bookmark_id: str, claimed_by: str) -> None:
+        self._replace_bookmark(bookmark_id, claimed_by=claimed_by)
 
-    @event("BookmarkCancelled")
-    def _bookmark_cancelled(self, bookmark_id: str, reason: str, at: datetime) -> None:
-        self.bookmarks[bookmark_id].update(status="cancelled", resolved_at=at)
+    class TaskDelegated(Event):
+        bookmark_id: str
+        assignee: str
+        delegated_by: str | None
 
-    @event("JoinArrived")
-    def _join_arrived(self, node_id: str, route_index: int) -> None:
+    @event(TaskDelegated)
+    def delegate_task(self, bookmark_id: str, assignee: str, delegated_by: str | None) -> None:
+        self._replace_bookmark(bookmark_id, assignee=assignee, claimed_by=None)
+
+    class BookmarkCancelled(Event):
+        bookmark_id: str
+        reason: str
+        at: datetime
+
+    @event(BookmarkCancelled)
+    def cancel_bookmark(self, bookmark_id: str, reason: str, at: datetime) -> None:
+        self._replace_bookmark(bookmark_id, status=BookmarkStatus.CANCELLED, resolved_at=at)
+
+    class JoinArrived(Event):
+        node_id: str
+        route_index: int
+
+    @event(JoinArrived)
+    def arrive_at_join(self, node_id: str, route_index: int) -> None:
         self.join_arrivals.setdefault(node_id, []).append(route_index)
 
-    @event("JoinCompleted")
-    def _join_completed(self, node_id: str) -> None:
+    class JoinCompleted(Event):
+        node_id: str
+
+    @event(JoinCompleted)
+    def complete_join(self, node_id: str) -> None:
         self.join_arrivals.pop(node_id, None)
 
-    @event("ActivityScheduled")
-    def _activity_scheduled(self, activity: dict[str, Any]) -> None:
-        self.activities[activity["id"]] = dict(activity, status="scheduled")
+    class ActivityScheduled(Event):
+        activity: dict[str, Any]  # JSON-like, as 0.1 stored it; applied as an `Activity`
+
+    @event(ActivityScheduled)
+    def schedule_activity(self, activity: dict[str, Any]) -> None:
+        self.activities[activity["id"]] = Activity.from_payload(activity)
         self.node_attempts[activity["node_id"]] = activity["attempt_number"]
 
-    @event("ActivityRetryScheduled")
-    def _activity_retry_scheduled(
+    class ActivityRetryScheduled(Event):
+        activity_id: str
+        failed_attempt: int
+        error: str
+        attempt: int
+        attempt_number: int
+        run_after: datetime
+        idempotency_key: str
+
+    @event(ActivityRetryScheduled)
+    def schedule_activity_retry(
         self,
         activity_id: str,
         failed_attempt: int,
@@ -164,45 +253,82 @@ class WorkflowInstance(Aggregate):
         run_after: datetime,
         idempotency_key: str,
     ) -> None:
-        activity = self.activities[activity_id]
-        activity.update(
+        activity = self._replace_activity(
+            activity_id,
             attempt=attempt,
             attempt_number=attempt_number,
             run_after=run_after,
             idempotency_key=idempotency_key,
             last_error=error,
         )
-        self.node_attempts[activity["node_id"]] = attempt_number
+        self.node_attempts[activity.node_id] = attempt_number
 
-    @event("ActivityCompleted")
-    def _activity_completed(self, activity_id: str, attempt: int, output: Any) -> None:
-        self.activities[activity_id]["status"] = "completed"
+    class ActivityCompleted(Event):
+        activity_id: str
+        attempt: int
+        output: Any
 
-    @event("ActivityFailed")
-    def _activity_failed(self, activity_id: str, attempt: int, error: str) -> None:
-        self.activities[activity_id].update(status="failed", last_error=error)
+    @event(ActivityCompleted)
+    def complete_activity(self, activity_id: str, attempt: int, output: Any) -> None:
+        self._replace_activity(activity_id, status=ActivityStatus.COMPLETED)
 
-    @event("ActivityCancelled")
-    def _activity_cancelled(self, activity_id: str) -> None:
-        self.activities[activity_id]["status"] = "cancelled"
+    class ActivityFailed(Event):
+        activity_id: str
+        attempt: int
+        error: str
 
-    @event("Completed")
-    def _completed(self, node_id: str, output: dict[str, Any], at: datetime) -> None:
+    @event(ActivityFailed)
+    def fail_activity(self, activity_id: str, attempt: int, error: str) -> None:
+        self._replace_activity(activity_id, status=ActivityStatus.FAILED, last_error=error)
+
+    class ActivityCancelled(Event):
+        activity_id: str
+
+    @event(ActivityCancelled)
+    def cancel_activity(self, activity_id: str) -> None:
+        self._replace_activity(activity_id, status=ActivityStatus.CANCELLED)
+
+    class Completed(Event):
+        node_id: str
+        output: dict[str, Any]
+        at: datetime
+
+    @event(Completed)
+    def complete(self, node_id: str, output: dict[str, Any], at: datetime) -> None:
         self.ended_status = "completed"
         self.output = output
         self.ended_at = at
 
-    @event("Failed")
-    def _failed(self, node_id: str | None, error: dict[str, Any], at: datetime) -> None:
+    class Failed(Event):
+        node_id: str | None
+        error: dict[str, Any]
+        at: datetime
+
+    @event(Failed)
+    def fail(self, node_id: str | None, error: dict[str, Any], at: datetime) -> None:
         self.ended_status = "failed"
         self.error = error
         self.ended_at = at
 
-    @event("Cancelled")
-    def _cancelled(self, reason: str, at: datetime) -> None:
+    class Cancelled(Event):
+        reason: str
+        at: datetime
+
+    @event(Cancelled)
+    def cancel(self, reason: str, at: datetime) -> None:
         self.ended_status = "cancelled"
         self.error = {"message": reason, "type": "cancelled"}
         self.ended_at = at
+
+    # --- helpers of the event bodies (not commands) -------------------------------------
+
+    def _replace_bookmark(self, bookmark_id: str, **changes: Any) -> Bookmark:
+        bookmark = self.bookmarks[bookmark_id] = replace(self.bookmarks[bookmark_id], **changes)
+        return bookmark
+
+    def _replace_activity(self, activity_id: str, **changes: Any) -> Activity:
+        activity = self.activities[activity_id] = replace(self.activities[activity_id], **changes)
+        return activity
 
 
 def parent_ref(instance_id: UUID, bookmark_id: str) -> dict[str, Any]:

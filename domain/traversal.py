@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from domain.definition import ERROR_OUTCOME, TIMEOUT_OUTCOME, Definition, Node, Route
 from domain.durations import parse_duration
+from domain.env import Env, NodeFailure
 from domain.expressions import ExpressionError, evaluate, evaluate_mapping, render_value
 from domain.instance import WorkflowInstance
 from domain.values import UnstorableValueError, clean_value
@@ -22,24 +21,6 @@ from domain.waits import open_waiting_bookmark
 
 # A command that walks more nodes than this without suspending is looping forever.
 MAX_STEPS_PER_COMMAND = 1_000
-
-
-@dataclass(frozen=True)
-class Env:
-    """What a command needs from outside the domain, decided by the application layer."""
-
-    now: datetime
-    new_id: Callable[[], str]
-    new_token: Callable[[], str]
-
-
-class NodeFailure(Exception):
-    """A runtime error at a node: recorded on the instance, or routed via `error`."""
-
-    def __init__(self, node_id: str, message: str):
-        super().__init__(message)
-        self.node_id = node_id
-        self.message = message
 
 
 def run(
@@ -57,7 +38,7 @@ def run(
         if steps > MAX_STEPS_PER_COMMAND:
             _fail(instance, node.id, "step limit exceeded: the graph loops without waiting", env)
             return
-        instance._node_entered(node.id, node.type, via)
+        instance.enter_node(node.id, node.type, via)
         try:
             queue.extend(_enter(instance, definition, node, via, env))
         except NodeFailure as failure:
@@ -83,7 +64,7 @@ def _enter(
             lambda: evaluate_mapping(node.get("variables", {}), ctx),
             f"the variables of {node.id}",
         )
-        instance._variables_set(node.id, values)
+        instance.set_variables(node.id, values)
         return _next(definition, node, None, instance.context(env.now))
     if kind == "parallel":  # the validator admits no conditions here: every branch runs
         return [(r.target, r.index) for r in definition.outgoing(node.id)]
@@ -109,12 +90,12 @@ def _arrive_at_join(
     ctx: dict[str, Any],
 ) -> list[tuple[str, int | None]]:
     if via is not None and via not in instance.join_arrivals.get(node.id, []):
-        instance._join_arrived(node.id, via)
+        instance.arrive_at_join(node.id, via)
     arrived = set(instance.join_arrivals.get(node.id, []))
     expected = {r.index for r in definition.incoming(node.id)}
     if not expected <= arrived:
         return []
-    instance._join_completed(node.id)
+    instance.complete_join(node.id)
     return _next(definition, node, None, ctx)
 
 
@@ -131,11 +112,9 @@ def _end(
     close_open_work(instance, f"instance ended at {node.id}", env)
     if node.get("status", "completed") == "failed":
         message = node.get("error") or f"ended at failed end node {node.id}"
-        instance._failed(
-            node.id, {"message": message, "node_id": node.id, "output": output}, env.now
-        )
+        instance.fail(node.id, {"message": message, "node_id": node.id, "output": output}, env.now)
     else:
-        instance._completed(node.id, output, env.now)
+        instance.complete(node.id, output, env.now)
 
 
 def _schedule_activity(
@@ -146,7 +125,7 @@ def _schedule_activity(
     )
     number = instance.node_attempts.get(node.id, 0) + 1
     timeout = parse_duration(node.get("timeout", "PT2M")).total_seconds()
-    instance._activity_scheduled(
+    instance.schedule_activity(
         {
             "id": env.new_id(),
             "node_id": node.id,
@@ -183,7 +162,7 @@ def _error_route(
     """Follow the node's `error` route if it has one; otherwise fail the instance."""
     for route in definition.outgoing(node.id):
         if route.outcome == ERROR_OUTCOME:
-            instance._node_completed(node.id, ERROR_OUTCOME, {"error": message}, None)
+            instance.complete_node(node.id, ERROR_OUTCOME, {"error": message}, None)
             return [(route.target, route.index)]
     _fail(instance, node.id, message, env)
     return []
@@ -191,14 +170,14 @@ def _error_route(
 
 def _fail(instance: WorkflowInstance, node_id: str, message: str, env: Env) -> None:
     close_open_work(instance, f"instance failed at {node_id}", env)
-    instance._failed(node_id, {"message": message, "node_id": node_id}, env.now)
+    instance.fail(node_id, {"message": message, "node_id": node_id}, env.now)
 
 
 def close_open_work(instance: WorkflowInstance, reason: str, env: Env) -> None:
     for bookmark in instance.open_bookmarks():
-        instance._bookmark_cancelled(bookmark["id"], reason, env.now)
+        instance.cancel_bookmark(bookmark.id, reason, env.now)
     for activity in instance.scheduled_activities():
-        instance._activity_cancelled(activity["id"])
+        instance.cancel_activity(activity.id)
 
 
 def _next(

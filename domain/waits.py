@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from domain.durations import parse_duration
+from domain.env import Env
 from domain.expressions import evaluate, evaluate_mapping, render_value
 
 if TYPE_CHECKING:
     from domain.definition import Node
-    from domain.engine import Env
     from domain.instance import WorkflowInstance
 
 Evaluator = Callable[["Node", Callable[[], Any]], Any]
@@ -52,7 +52,7 @@ def open_waiting_bookmark(
         )
     else:  # the validator only admits known types; this guards the engine itself
         raise ValueError(f"node type {node.type} does not wait")
-    instance._bookmark_created(bookmark)
+    instance.create_bookmark(bookmark)
 
 
 def _task_fields(node: Node, ctx: dict[str, Any], env: Env, guard: Evaluator) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from application.ports import (
     HistoryEntry,
 )
 from application.read_models import Projection
+from domain.events import InstanceEvent, event_name
 from infrastructure.postgres.event_store import WaymarkApplication, WaymarkFactory
 from infrastructure.postgres.recorder import EVENTS_TABLE, IDEMPOTENCY_CONSTRAINTS
 
@@ -152,7 +153,7 @@ class PostgresInstanceStore:
                 HistoryEntry(
                     position=row["notification_id"],
                     version=row["originator_version"],
-                    type=type(event).__name__,
+                    type=event_name(cast(type[InstanceEvent], type(event))),
                     # to_domain_event() is typed as a protocol without a timestamp;
                     # instance events are eventsourcing DomainEvents.
                     timestamp=cast(DomainEvent, event).timestamp,

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 from domain import engine
 from domain.definition import Definition
-from domain.engine import Env
+from domain.env import Env
 from domain.instance import WorkflowInstance
 from domain.validation import validate_document
 
@@ -64,7 +64,7 @@ def start(
 
 
 def only_open(instance: WorkflowInstance, kind: str | None = None) -> dict[str, Any]:
-    found = [b for b in instance.open_bookmarks() if kind is None or b["kind"] == kind]
+    found = [b for b in instance.open_bookmarks() if kind is None or b.kind == kind]
     assert len(found) == 1, instance.open_bookmarks()
     return found[0]
 

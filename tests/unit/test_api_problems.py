@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
@@ -36,11 +37,20 @@ from domain.errors import (
     InvalidOutcomeError,
     WrongBookmarkKindError,
 )
+from domain.state import Bookmark, BookmarkKind, BookmarkStatus
 from domain.validation import Problem
 from infrastructure.container import Principal
 
 INSTANCE = UUID("00000000-0000-4000-8000-000000000001")
-BOOKMARK = {"id": "b1", "node_id": "wait", "kind": "wait", "status": "consumed", "token": "t"}
+BOOKMARK = Bookmark(
+    id="b1",
+    node_id="wait",
+    node_type="wait",
+    kind=BookmarkKind.WAIT,
+    created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    status=BookmarkStatus.CONSUMED,
+    token="t",
+)
 
 ERRORS = [
     (

@@ -54,7 +54,7 @@ def complete(instance, d, fake, outcome, data=None):
     engine.complete_task(
         instance,
         d,
-        task["id"],
+        task.id,
         outcome=outcome,
         data=data,
         comment=None,
@@ -68,8 +68,8 @@ def test_approval_creates_task_with_role_and_sla():
     fake = FakeEnv()
     instance = start(approval_flow(), fake, {"amount": 15000})
     task = only_open(instance, "task")
-    assert (task["node_id"], task["role"], task["task_kind"]) == ("manager", "manager", "approval")
-    assert task["due_at"] == T0 + timedelta(hours=24)
+    assert (task.node_id, task.role, task.task_kind) == ("manager", "manager", "approval")
+    assert task.due_at == T0 + timedelta(hours=24)
     assert instance.status == "suspended"
 
 
@@ -77,7 +77,7 @@ def test_gateway_takes_first_true_condition_then_default():
     d, fake = approval_flow(), FakeEnv()
     big = start(d, fake, {"amount": 15000})
     complete(big, d, fake, "approved")
-    assert only_open(big, "task")["node_id"] == "cfo"
+    assert only_open(big, "task").node_id == "cfo"
     small = start(d, fake, {"amount": 50})
     complete(small, d, fake, "approved")
     assert small.status == "completed"
@@ -97,7 +97,7 @@ def test_approval_refuses_unknown_outcome_and_keeps_task_open():
     instance = start(d, fake, {"amount": 1})
     with pytest.raises(InvalidOutcomeError):
         complete(instance, d, fake, "maybe")
-    assert only_open(instance, "task")["node_id"] == "manager"
+    assert only_open(instance, "task").node_id == "manager"
 
 
 def test_consumed_bookmark_cannot_be_resumed_again():
@@ -108,14 +108,14 @@ def test_consumed_bookmark_cannot_be_resumed_again():
         engine.complete_task(
             instance,
             d,
-            task["id"],
+            task.id,
             outcome="approved",
             data=None,
             comment=None,
             completed_by=None,
             env=fake.env(),
         )
-    assert error.value.bookmark["status"] == "consumed"
+    assert error.value.bookmark.status == "consumed"
 
 
 def test_unknown_bookmark_is_reported():
@@ -182,7 +182,7 @@ def test_parallel_join_waits_for_every_branch():
     instance = start(d, fake, {"who": "ann"})
     assert instance.join_arrivals == {"join": [3]}  # the `right` branch arrived
     task = only_open(instance, "task")
-    assert task["assignee"] == "ann"
+    assert task.assignee == "ann"
     assert instance.status == "suspended"
     complete(instance, d, fake, "approved")
     assert instance.status == "completed"
@@ -212,7 +212,7 @@ def test_user_task_outcomes_and_result_var():
         FakeEnv(),
     )
     instance = start(d, fake)
-    assert only_open(instance)["form"] == {"type": "object"}
+    assert only_open(instance).form == {"type": "object"}
     with pytest.raises(InvalidOutcomeError):
         complete(instance, d, fake, "approved")
     complete(instance, d, fake, "accept", {"note": "fine"})
@@ -244,10 +244,10 @@ def test_wait_resumes_with_payload_and_correlation():
     d, fake = wait_flow(correlation="input.order", timeout="PT1H"), FakeEnv()
     instance = start(d, fake, {"order": 7})
     bookmark = only_open(instance, "wait")
-    assert (bookmark["event_type"], bookmark["correlation"]) == ("payment.settled", "7")
-    assert bookmark["token"].startswith("tok-")
-    assert bookmark["due_at"] == T0 + timedelta(hours=1)
-    engine.resume(instance, d, bookmark["id"], payload={"paid": 1}, source="t", env=fake.env())
+    assert (bookmark.event_type, bookmark.correlation) == ("payment.settled", "7")
+    assert bookmark.token.startswith("tok-")
+    assert bookmark.due_at == T0 + timedelta(hours=1)
+    engine.resume(instance, d, bookmark.id, payload={"paid": 1}, source="t", env=fake.env())
     assert instance.status == "completed"
     assert instance.variables["payment"] == {"paid": 1}
 
@@ -256,7 +256,7 @@ def test_wait_timeout_follows_the_timeout_route():
     d, fake = wait_flow(timeout="PT1H"), FakeEnv()
     instance = start(d, fake)
     fake.advance(hours=1)
-    engine.fire_timer(instance, d, only_open(instance)["id"], fake.env())
+    engine.fire_timer(instance, d, only_open(instance).id, fake.env())
     assert instance.status == "failed"
     assert instance.ended_at == T0 + timedelta(hours=1)
 
@@ -269,16 +269,16 @@ def test_timer_waits_for_duration_or_until():
         FakeEnv(),
     )
     instance = start(d, fake)
-    assert only_open(instance, "timer")["due_at"] == T0 + timedelta(minutes=30)
+    assert only_open(instance, "timer").due_at == T0 + timedelta(minutes=30)
     with pytest.raises(WrongBookmarkKindError):
-        engine.claim_task(instance, only_open(instance)["id"], "u")
-    engine.fire_timer(instance, d, only_open(instance)["id"], fake.env())
+        engine.claim_task(instance, only_open(instance).id, "u")
+    engine.fire_timer(instance, d, only_open(instance).id, fake.env())
     assert instance.status == "completed"
     until = definition(
         [{"id": "t", "type": "timer", "until": "input.at"}, END], [{"from": "t", "to": "done"}]
     )
     later = start(until, fake, {"at": "2027-01-01T00:00:00+00:00"})
-    assert only_open(later)["due_at"].year == 2027
+    assert only_open(later).due_at.year == 2027
 
 
 def test_sub_workflow_opens_child_bookmark_and_resumes_with_output():
@@ -301,11 +301,11 @@ def test_sub_workflow_opens_child_bookmark_and_resumes_with_output():
     )
     instance = start(d, fake, {"name": "ann"})
     bookmark = only_open(instance, "child")
-    assert (bookmark["child_definition"], bookmark["child_input"]) == ("kyc", {"who": "ann"})
+    assert (bookmark.child_definition, bookmark.child_input) == ("kyc", {"who": "ann"})
     engine.child_finished(
         instance,
         d,
-        bookmark["id"],
+        bookmark.id,
         status="completed",
         output={"ok": 1},
         error=None,
@@ -316,7 +316,7 @@ def test_sub_workflow_opens_child_bookmark_and_resumes_with_output():
     engine.child_finished(
         failing,
         d,
-        only_open(failing)["id"],
+        only_open(failing).id,
         status="failed",
         output=None,
         error={"message": "boom"},
@@ -365,13 +365,13 @@ def test_a_claimed_task_cannot_be_claimed_by_someone_else():
     d, fake = approval_flow(), FakeEnv()
     instance = start(d, fake, {"amount": 1})
     task = only_open(instance, "task")
-    engine.claim_task(instance, task["id"], "ann")
-    engine.claim_task(instance, task["id"], "ann")  # a retried claim is harmless
+    engine.claim_task(instance, task.id, "ann")
+    engine.claim_task(instance, task.id, "ann")  # a retried claim is harmless
     with pytest.raises(TaskAlreadyClaimedError):
-        engine.claim_task(instance, task["id"], "bob")
-    engine.delegate_task(instance, task["id"], "bob", by="ann")
-    engine.claim_task(instance, task["id"], "bob")
-    assert instance.bookmarks[task["id"]]["claimed_by"] == "bob"
+        engine.claim_task(instance, task.id, "bob")
+    engine.delegate_task(instance, task.id, "bob", by="ann")
+    engine.claim_task(instance, task.id, "bob")
+    assert instance.bookmarks[task.id].claimed_by == "bob"
     assert event_names(instance).count("TaskClaimed") == 2
 
 

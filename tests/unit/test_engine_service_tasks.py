@@ -30,13 +30,13 @@ def test_service_task_is_scheduled_then_result_recorded():
     d, fake = service_flow(), FakeEnv()
     instance = start(d, fake, {"id": "A1"})
     (activity,) = instance.scheduled_activities()
-    assert activity["action"]["url"] == "http://x/A1"
-    assert activity["idempotency_key"] == f"{instance.id}:call:1"
+    assert activity.action["url"] == "http://x/A1"
+    assert activity.idempotency_key == f"{instance.id}:call:1"
     assert instance.status == "running"
     assert engine.record_activity_result(
         instance,
         d,
-        activity["id"],
+        activity.id,
         attempt=1,
         ok=True,
         output={"status": 200},
@@ -49,7 +49,7 @@ def test_service_task_is_scheduled_then_result_recorded():
     assert not engine.record_activity_result(
         instance,
         d,
-        activity["id"],
+        activity.id,
         attempt=1,
         ok=True,
         output=None,
@@ -65,7 +65,7 @@ def test_service_task_retries_with_backoff_then_fails():
         FakeEnv(),
     )
     instance = start(d, fake, {"id": "A1"})
-    activity_id = instance.scheduled_activities()[0]["id"]
+    activity_id = instance.scheduled_activities()[0].id
     for attempt, delay in [(1, 1), (2, 2)]:
         engine.record_activity_result(
             instance,
@@ -79,9 +79,9 @@ def test_service_task_retries_with_backoff_then_fails():
             env=fake.env(),
         )
         activity = instance.activities[activity_id]
-        assert activity["attempt"] == attempt + 1
-        assert activity["run_after"] == fake.now + timedelta(seconds=delay)
-        assert activity["idempotency_key"].endswith(f":call:{attempt + 1}")
+        assert activity.attempt == attempt + 1
+        assert activity.run_after == fake.now + timedelta(seconds=delay)
+        assert activity.idempotency_key.endswith(f":call:{attempt + 1}")
     engine.record_activity_result(
         instance,
         d,
@@ -115,7 +115,7 @@ def test_non_retryable_failure_follows_error_route():
     engine.record_activity_result(
         instance,
         d,
-        instance.scheduled_activities()[0]["id"],
+        instance.scheduled_activities()[0].id,
         attempt=1,
         ok=False,
         output=None,

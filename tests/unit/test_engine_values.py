@@ -83,11 +83,11 @@ def service_flow(**node: object) -> Definition:
 
 
 def record(instance, d, fake, *, ok=True, output=None, error=None, attempt=1):
-    (activity,) = [a for a in instance.activities.values() if a["status"] == "scheduled"]
+    (activity,) = [a for a in instance.activities.values() if a.is_scheduled]
     return engine.record_activity_result(
         instance,
         d,
-        activity["id"],
+        activity.id,
         attempt=attempt,
         ok=ok,
         output=output,
@@ -152,7 +152,7 @@ def test_a_caller_payload_that_cannot_be_stored_is_refused_and_changes_nothing()
     before = len(instance.pending_events)
     with pytest.raises(UnstorableValueError, match="payload resuming bookmark"):
         engine.resume(
-            instance, d, bookmark["id"], payload={"x": "\x00"}, source="api", env=fake.env()
+            instance, d, bookmark.id, payload={"x": "\x00"}, source="api", env=fake.env()
         )
     assert len(instance.pending_events) == before and instance.status == "suspended"
 
@@ -172,7 +172,7 @@ def test_task_data_that_cannot_be_stored_is_refused():
         engine.complete_task(
             instance,
             d,
-            bookmark["id"],
+            bookmark.id,
             outcome="approved",
             data={"tags": {"a"}},
             comment=None,

@@ -107,34 +107,34 @@ def act(instance, d: Definition, fake: FakeEnv, data: st.DataObject) -> None:
         engine.record_activity_result(
             instance,
             d,
-            item["id"],
-            attempt=item["attempt"],
+            item.id,
+            attempt=item.attempt,
             ok=ok,
             output={"n": 1},
             error=None if ok else "boom",
             retryable=True,
             env=env,
         )
-    elif item["kind"] == "task":
+    elif item.kind == "task":
         outcome = (
             data.draw(st.sampled_from(["approved", "rejected"]))
-            if (item["task_kind"] == "approval")
+            if (item.task_kind == "approval")
             else None
         )
         engine.complete_task(
             instance,
             d,
-            item["id"],
+            item.id,
             outcome=outcome,
             data={},
             comment=None,
             completed_by="u",
             env=env,
         )
-    elif item["kind"] == "wait" and data.draw(st.booleans()):
-        engine.resume(instance, d, item["id"], payload={"k": 1}, source="t", env=env)
+    elif item.kind == "wait" and data.draw(st.booleans()):
+        engine.resume(instance, d, item.id, payload={"k": 1}, source="t", env=env)
     else:
-        engine.fire_timer(instance, d, item["id"], env)
+        engine.fire_timer(instance, d, item.id, env)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

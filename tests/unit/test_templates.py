@@ -159,7 +159,7 @@ def decide(instance: WorkflowInstance, d: Definition, fake: FakeEnv, outcome: st
     engine.complete_task(
         instance,
         d,
-        task["id"],
+        task.id,
         outcome=outcome,
         data=kw.get("data"),
         comment=None,
@@ -174,8 +174,8 @@ def finish_activity(instance: WorkflowInstance, d: Definition, fake: FakeEnv, **
     engine.record_activity_result(
         instance,
         d,
-        activity["id"],
-        attempt=activity["attempt"],
+        activity.id,
+        attempt=activity.attempt,
         ok=result.get("ok", True),
         output=result.get("output"),
         error=result.get("error"),
@@ -191,15 +191,15 @@ def test_incident_escalation_loops_until_resolved() -> None:
 
     # On-call gets a critical task with a 30-minute SLA, escalating to the incident manager
     ack = decide(instance, d, fake, "approved")
-    assert (ack["node_id"], ack["role"], ack["urgency"]) == ("acknowledge", "on-call", "critical")
-    assert ack["escalate_to_role"] == "incident-manager"
+    assert (ack.node_id, ack.role, ack.urgency) == ("acknowledge", "on-call", "critical")
+    assert ack.escalate_to_role == "incident-manager"
     assert instance.variables["priority"] == "P2"
 
     # The watch timer, then a rejected resolution sends it back to on-call
-    engine.fire_timer(instance, d, only_open(instance, "timer")["id"], fake.env())
-    assert decide(instance, d, fake, "rejected")["node_id"] == "confirm_resolution"
+    engine.fire_timer(instance, d, only_open(instance, "timer").id, fake.env())
+    assert decide(instance, d, fake, "rejected").node_id == "confirm_resolution"
     decide(instance, d, fake, "approved")
-    engine.fire_timer(instance, d, only_open(instance, "timer")["id"], fake.env())
+    engine.fire_timer(instance, d, only_open(instance, "timer").id, fake.env())
     decide(instance, d, fake, "approved")
 
     assert instance.status == "completed"
@@ -223,14 +223,14 @@ def test_order_fulfilment_cancels_and_releases_stock_when_payment_times_out() ->
     order = {"order_id": "O-1", "amount": 50, "items": [{"sku": "A", "qty": 1}]}
     instance = start(d, fake, order)
     reserve = finish_activity(instance, d, fake, output={"status": 201, "body": {}})
-    assert reserve["action"]["url"] == "https://inventory.example/reservations"
-    assert reserve["action"]["body"] == {"order_id": "O-1", "items": order["items"]}
+    assert reserve.action["url"] == "https://inventory.example/reservations"
+    assert reserve.action["body"] == {"order_id": "O-1", "items": order["items"]}
 
     wait = only_open(instance, "wait")
-    engine.fire_timer(instance, d, wait["id"], fake.env())
+    engine.fire_timer(instance, d, wait.id, fake.env())
     release = finish_activity(instance, d, fake, output={"status": 204, "body": ""})
-    assert release["action"]["method"] == "DELETE"
-    assert release["action"]["url"].endswith("/reservations/O-1")
+    assert release.action["method"] == "DELETE"
+    assert release.action["url"].endswith("/reservations/O-1")
     assert instance.status == "failed"
     assert instance.error is not None and "order cancelled" in instance.error["message"]
 
@@ -253,10 +253,10 @@ def test_document_signature_declined_and_signed() -> None:
         instance = start(d, fake, {"document_id": "D-1", "signer_email": "a@example.com"})
         finish_activity(instance, d, fake, output={"status": 201, "body": {"envelope": "E"}})
         wait = only_open(instance, "wait")
-        assert (wait["event_type"], wait["correlation"]) == ("esign.completed", "D-1")
-        assert wait["due_at"] - fake.now == timedelta(days=14)
+        assert (wait.event_type, wait.correlation) == ("esign.completed", "D-1")
+        assert wait.due_at - fake.now == timedelta(days=14)
         payload = {"status": status, "signed_at": "2026-01-02T10:00:00+00:00", "reason": "no"}
-        engine.resume(instance, d, wait["id"], payload=payload, source="t", env=fake.env())
+        engine.resume(instance, d, wait.id, payload=payload, source="t", env=fake.env())
         outcomes[status] = instance
     assert outcomes["declined"].status == "failed"
     assert outcomes["signed"].status == "completed"

@@ -1,0 +1,57 @@
+"""The catalogue of instance events: one enumerable list, and the names other code derives.
+
+The outbox's CloudEvents `type`, `docs/events.md` and metric labels are generated from
+`INSTANCE_EVENTS`; a new event class of `WorkflowInstance` is added here too (a unit test
+fails until it is).
+"""
+
+from __future__ import annotations
+
+import re
+
+from domain.instance import WorkflowInstance
+
+InstanceEvent = WorkflowInstance.Event
+
+INSTANCE_EVENTS: tuple[type[InstanceEvent], ...] = (
+    WorkflowInstance.Started,
+    WorkflowInstance.NodeEntered,
+    WorkflowInstance.VariablesSet,
+    WorkflowInstance.NodeCompleted,
+    WorkflowInstance.BookmarkCreated,
+    WorkflowInstance.BookmarkResumed,
+    WorkflowInstance.TaskCompleted,
+    WorkflowInstance.TaskClaimed,
+    WorkflowInstance.TaskDelegated,
+    WorkflowInstance.BookmarkCancelled,
+    WorkflowInstance.JoinArrived,
+    WorkflowInstance.JoinCompleted,
+    WorkflowInstance.ActivityScheduled,
+    WorkflowInstance.ActivityRetryScheduled,
+    WorkflowInstance.ActivityCompleted,
+    WorkflowInstance.ActivityFailed,
+    WorkflowInstance.ActivityCancelled,
+    WorkflowInstance.Completed,
+    WorkflowInstance.Failed,
+    WorkflowInstance.Cancelled,
+)
+
+# The events that end an instance.
+ENDING_EVENTS: tuple[type[InstanceEvent], ...] = (
+    WorkflowInstance.Completed,
+    WorkflowInstance.Failed,
+    WorkflowInstance.Cancelled,
+)
+
+CLOUDEVENTS_TYPE_PREFIX = "waymark.instance."
+
+
+def event_name(event_class: type[InstanceEvent]) -> str:
+    """The event's name, as the history endpoint shows it: `BookmarkCreated`."""
+    return event_class.__name__
+
+
+def cloudevents_type(event_class: type[InstanceEvent]) -> str:
+    """The CloudEvents `type` of the event: `waymark.instance.bookmark_created`."""
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", event_name(event_class)).lower()
+    return CLOUDEVENTS_TYPE_PREFIX + snake

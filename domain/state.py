@@ -1,0 +1,113 @@
+"""The typed state of an instance's open work: its bookmarks and its activities.
+
+An event's payload stays the JSON-like dict that release 0.1 stored (`BookmarkCreated`'s
+`bookmark`, `ActivityScheduled`'s `activity`); the aggregate builds these frozen values from
+it when the event is applied, and later events replace them with `dataclasses.replace`.
+The Enums are `StrEnum`s, so read models and views render the same strings as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class BookmarkKind(StrEnum):
+    """What an open bookmark waits for."""
+
+    TASK = "task"  # a person: an approval or a user task
+    WAIT = "wait"  # a callback or an external event (optionally with a timeout)
+    TIMER = "timer"  # a due time
+    CHILD = "child"  # a sub-workflow's child instance
+
+
+class BookmarkStatus(StrEnum):
+    OPEN = "open"
+    CONSUMED = "consumed"
+    CANCELLED = "cancelled"
+
+
+class ActivityStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """A point where an instance waits; fields beyond the first five depend on the kind."""
+
+    id: str
+    node_id: str
+    node_type: str
+    kind: BookmarkKind
+    created_at: datetime
+    status: BookmarkStatus = BookmarkStatus.OPEN
+    resolved_at: datetime | None = None
+    due_at: datetime | None = None
+    # wait
+    token: str | None = None
+    event_type: str | None = None
+    correlation: str | None = None
+    resumed_by: str | None = None
+    # task
+    task_kind: str | None = None
+    name: str | None = None
+    role: str | None = None
+    assignee: str | None = None
+    claimed_by: str | None = None
+    urgency: str | None = None
+    form: Any = None
+    escalate_to_role: str | None = None
+    outcome: str | None = None
+    completed_by: str | None = None
+    # child
+    child_id: str | None = None
+    child_definition: str | None = None
+    child_version: int | None = None
+    child_input: dict[str, Any] | None = None
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Bookmark:
+        """The open bookmark a `BookmarkCreated` event's `bookmark` dict describes."""
+        values = {k: payload[k] for k in _BOOKMARK_FIELDS if k in payload}
+        values.update(kind=BookmarkKind(payload["kind"]), status=BookmarkStatus.OPEN)
+        return cls(**values)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is BookmarkStatus.OPEN
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One scheduled side effect of a service task, executed by a task worker."""
+
+    id: str
+    node_id: str
+    attempt: int
+    attempt_number: int
+    action: Any
+    timeout_seconds: float
+    run_after: datetime
+    idempotency_key: str
+    status: ActivityStatus = ActivityStatus.SCHEDULED
+    last_error: str | None = None
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Activity:
+        """The scheduled activity an `ActivityScheduled` event's `activity` dict describes."""
+        values = {k: payload[k] for k in _ACTIVITY_FIELDS if k in payload}
+        values["status"] = ActivityStatus.SCHEDULED
+        return cls(**values)
+
+    @property
+    def is_scheduled(self) -> bool:
+        return self.status is ActivityStatus.SCHEDULED
+
+
+_BOOKMARK_FIELDS = tuple(f.name for f in fields(Bookmark))
+_ACTIVITY_FIELDS = tuple(f.name for f in fields(Activity))

@@ -177,7 +177,6 @@ def test_the_listener_reconnects_after_its_connection_is_killed(
     assert heard.next() == (ACTIVITIES_CHANNEL, "after")
 
 
-
 def _bookmark_fields(now: datetime) -> dict[str, Any]:
     from dataclasses import fields
 

@@ -168,4 +168,3 @@ def leader_only(leadership: Leadership, tick: Callable[[], int]) -> Callable[[],
         return tick() if leadership.ensure() else 0
 
     return guarded
-

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     task_batch_size: int = Field(default=10, ge=1)
     timer_batch_size: int = Field(default=100, ge=1)
     timer_poll_interval: float = Field(default=30.0, gt=0)
+    # After SIGTERM a worker stops claiming and has this long to finish or hand back what it
+    # holds (below Kubernetes' default 30 s terminationGracePeriodSeconds).
+    worker_shutdown_grace: float = Field(default=25.0, ge=0)
+    # Standalone workers LISTEN for commits that create work; off where LISTEN cannot work
+    # (a transaction-pooling PgBouncer): they then find work at their next poll.
+    worker_listen: bool = True
     # Unset: the workers run inside `waymark serve` only in development (no DATABASE_URL);
     # production runs them as their own processes (`waymark worker ...`).
     run_workers_in_process: bool | None = None

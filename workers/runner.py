@@ -2,27 +2,95 @@
 
 A worker is a `tick() -> int` callable that handles one bounded batch and says how many items
 it handled. The runner calls it again at once while there is work, otherwise sleeps for the
-poll interval or until `wake()` (an in-process producer, a LISTEN/NOTIFY listener) or `stop()`.
+poll interval, until an alarm it was given (`wake_in`: the next timer's due time), or until
+`wake()` (an in-process producer, a LISTEN/NOTIFY listener) or `stop()`.
 A failing tick (database down, ...) is logged and retried with exponential backoff; it never
 kills the loop, because the work it would have done stays in the database for the next try.
+
+Shutdown has a deadline: `stop()` starts a grace period (`shutdown_grace`) that a worker
+holding work reads from `time_left()` to finish or hand back what it holds. Side tasks (a
+LISTEN/NOTIFY listener, ...) run under the runner's supervision: one that raises or ends
+before the runner stops is logged and restarted with backoff, never silently lost.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+DEFAULT_SHUTDOWN_GRACE_SECONDS = 25.0
+# A standalone worker still running this long after its grace period is stuck (a database
+# call that never returns, ...): the watchdog ends the process rather than outliving the
+# orchestrator's patience with work half done.
+WATCHDOG_MARGIN_SECONDS = 5.0
+SIDE_TASK_JOIN_SECONDS = 5.0
+
+
+@dataclass
+class SideTask:
+    """A thread the runner keeps alive while it runs (e.g. the LISTEN/NOTIFY listener).
+
+    `target(stop)` runs until `stop` is set; raising or returning early is a failure.
+    """
+
+    name: str
+    target: Callable[[threading.Event], None]
+    max_backoff: float = MAX_BACKOFF_SECONDS
+    failures: int = 0  # in a row; 0 while it runs normally
+    restarts: int = 0
+    last_error: str | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
+    restarting: bool = False  # waiting out the backoff after a failure
+
+    @property
+    def up(self) -> bool:
+        return self.thread is not None and self.thread.is_alive() and not self.restarting
+
+    def start(self, stop: threading.Event) -> None:
+        self.thread = threading.Thread(
+            target=self._supervised, args=(stop,), name=self.name, daemon=True
+        )
+        self.thread.start()
+
+    def _supervised(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self.target(stop)
+                if stop.is_set():
+                    return
+                raise RuntimeError("returned before the worker stopped")
+            except Exception as exc:
+                # A task that ran a good while before failing starts its backoff afresh.
+                if time.monotonic() - started > self.max_backoff:
+                    self.failures = 0
+                self.failures += 1
+                self.restarts += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = min(2 ** (self.failures - 1), self.max_backoff)
+                logger.exception(
+                    "side task %s failed (%d in a row), restarting in %g s",
+                    self.name,
+                    self.failures,
+                    delay,
+                )
+                self.restarting = True
+                stop.wait(delay)
+                self.restarting = False
 
 
 class WorkerRunner:
-    """Runs a worker's `tick` until stopped: poll, wake-up, backoff on errors, heartbeat."""
+    """Runs a worker's `tick` until stopped: poll, wake-up, alarms, backoff, heartbeat."""
 
     def __init__(
         self,
@@ -31,46 +99,99 @@ class WorkerRunner:
         name: str = "worker",
         poll_interval: float = 1.0,
         max_backoff: float = MAX_BACKOFF_SECONDS,
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ):
         self.tick = tick
         self.name = name
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
+        self.shutdown_grace = shutdown_grace
         # Heartbeat for health checks: wall-clock time of the last tick that did not raise.
         self.last_tick_at: datetime | None = None
         self.consecutive_failures = 0
+        self.side_tasks: list[SideTask] = []
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        # Guards the wake flag and the alarm; notified by wake(), wake_in() and stop().
+        self._changed = threading.Condition()
+        self._woken = False
+        self._alarm: float | None = None  # time.monotonic() of the earliest alarm
+        self._deadline: float | None = None
+        self._watchdog = False
         self._thread: threading.Thread | None = None
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def healthy(self) -> bool:
+        """Ticks succeed and every side task runs."""
+        return self.consecutive_failures == 0 and all(t.up for t in self.side_tasks)
+
     def wake(self) -> None:
         """Tick as soon as the current tick (if any) is over instead of after the poll interval."""
-        self._wake.set()
+        with self._changed:
+            self._woken = True
+            self._changed.notify_all()
+
+    def wake_in(self, seconds: float) -> None:
+        """Tick once `seconds` have passed (sooner if woken); the earliest alarm wins."""
+        at = time.monotonic() + max(seconds, 0.0)
+        with self._changed:
+            if self._alarm is None or at < self._alarm:
+                self._alarm = at
+                self._changed.notify_all()
+
+    def time_left(self) -> float | None:
+        """Seconds left of the shutdown grace period; None while not stopping."""
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
 
     def stop(self, timeout: float | None = None) -> bool:
         """Ask the loop to end after the current tick; True when it ended within `timeout`.
 
-        Safe to call from a signal handler or another thread; only joins when the loop runs
-        in a thread started by `start_in_thread`.
+        The first call starts the grace period. Safe to call from a signal handler or another
+        thread; only joins when the loop runs in a thread started by `start_in_thread`.
         """
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.shutdown_grace
+            if self._watchdog:
+                self._start_watchdog()
         self._stop.set()
-        self._wake.set()  # interrupt the idle wait
+        with self._changed:
+            self._changed.notify_all()  # interrupt the idle wait
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
         thread.join(timeout)
         return not thread.is_alive()
 
+    def supervise(self, name: str, target: Callable[[threading.Event], None]) -> SideTask:
+        """Run `target(stop_event)` beside the loop while it runs, restarting it if it fails."""
+        task = SideTask(name, target, max_backoff=self.max_backoff)
+        self.side_tasks.append(task)
+        return task
+
     def run_forever(self) -> None:
         logger.info("%s: started (poll every %g s)", self.name, self.poll_interval)
+        for task in self.side_tasks:
+            task.start(self._stop)
+        try:
+            self._loop()
+        finally:
+            for task in self.side_tasks:
+                if task.thread is not None:
+                    task.thread.join(SIDE_TASK_JOIN_SECONDS)
+        logger.info("%s: stopped", self.name)
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
+            self._check_side_tasks()
             # Cleared before the tick: a wake() arriving during the tick makes the next
             # idle wait return at once, so nothing a producer announced waits a poll interval.
-            self._wake.clear()
+            with self._changed:
+                self._woken = False
             try:
                 handled = self.tick()
             except Exception:
@@ -87,10 +208,31 @@ class WorkerRunner:
                 continue
             self.consecutive_failures = 0
             self.last_tick_at = datetime.now(UTC)
-            # stop() sets the stop flag before the wake flag, so checking here cannot miss it.
-            if not handled and not self._stop.is_set():
-                self._wake.wait(self.poll_interval)
-        logger.info("%s: stopped", self.name)
+            if not handled:
+                self._idle()
+
+    def _idle(self) -> None:
+        """Wait for a wake-up, the earliest alarm, the poll interval or stop()."""
+        poll_at = time.monotonic() + self.poll_interval
+        with self._changed:
+            while not self._woken and not self._stop.is_set():
+                now = time.monotonic()
+                until = poll_at if self._alarm is None else min(poll_at, self._alarm)
+                if now >= until:
+                    break
+                self._changed.wait(until - now)
+            if self._alarm is not None and self._alarm <= time.monotonic():
+                self._alarm = None
+
+    def _check_side_tasks(self) -> None:
+        # The supervised wrapper catches every Exception; a thread can still end on a
+        # BaseException (SystemExit raised in a callback, ...). Restart it, loudly.
+        for task in self.side_tasks:
+            if task.thread is not None and not task.thread.is_alive():
+                task.restarts += 1
+                task.last_error = task.last_error or "thread ended"
+                logger.error("%s: side task %s died; restarting it", self.name, task.name)
+                task.start(self._stop)
 
     def backoff(self, failures: int) -> float:
         """min(poll * 2^(failures-1), max): the first retry comes one poll interval later."""
@@ -111,10 +253,20 @@ class WorkerRunner:
         return self._thread
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT stop the loop gracefully; a second signal kills the process."""
+        """SIGTERM/SIGINT stop the loop gracefully; a second signal kills the process.
+
+        Also arms the watchdog: this is a process of its own, so a shutdown that overruns the
+        grace period by `WATCHDOG_MARGIN_SECONDS` ends the process (exit status 1).
+        """
+        self._watchdog = True
 
         def handle(signum: int, frame: FrameType | None) -> None:
-            logger.info("%s: %s received, stopping", self.name, signal.Signals(signum).name)
+            logger.info(
+                "%s: %s received, stopping (grace %g s)",
+                self.name,
+                signal.Signals(signum).name,
+                self.shutdown_grace,
+            )
             # Back to the defaults so an impatient second Ctrl-C (or SIGTERM) ends us at once.
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -122,3 +274,23 @@ class WorkerRunner:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+
+    def _start_watchdog(self) -> None:
+        def overrun() -> None:
+            logger.error(
+                "%s: still running %g s after the shutdown grace period; exiting",
+                self.name,
+                WATCHDOG_MARGIN_SECONDS,
+            )
+            exit_now(1)
+
+        watchdog = threading.Timer(self.shutdown_grace + WATCHDOG_MARGIN_SECONDS, overrun)
+        watchdog.daemon = True
+        watchdog.start()
+
+
+def exit_now(status: int) -> None:
+    """End the process at once, after flushing the logs (threads still running are dropped)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(status)

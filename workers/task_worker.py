@@ -20,14 +20,16 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from application.ports import ActionResult, ConcurrencyConflictError
 from application.read_models import ActivityRow
 from application.session import CommandConflictError
 from infrastructure.container import Container
 from infrastructure.postgres.datastore import DatabaseUnavailableError
-from workers.runner import WorkerRunner
+from infrastructure.postgres.listener import ACTIVITIES_CHANNEL, PostgresListener
+from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner, exit_now
+from workers.wakeups import wake_on_notify
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 # without running it again (a transient error lets the lease expire and the attempt rerun).
 MAX_UNRECORDED_RUNS = 3
 _MAX_TRACKED_ATTEMPTS = 10_000
+# While a batch runs, how often the worker looks whether it is shutting down.
+STOP_CHECK_SECONDS = 0.2
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -57,7 +61,7 @@ def is_transient(exc: BaseException) -> bool:
 class TaskWorker:
     """Claims due activities in batches and runs their actions on a bounded thread pool."""
 
-    def __init__(self, container: Container, *, worker_id: str | None = None):
+    def __init__(self, container: Container, *, worker_id: str | None = None, listen: bool = False):
         settings = container.settings
         self.queue = container.activity_queue
         self.actions = container.actions
@@ -68,30 +72,87 @@ class TaskWorker:
         self.lease_seconds = float(getattr(settings, "task_lease_seconds", 300))
         poll_interval = float(getattr(settings, "task_poll_interval", 1.0))
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.runner = WorkerRunner(self.tick, name="task-worker", poll_interval=poll_interval)
+        grace = float(getattr(settings, "worker_shutdown_grace", DEFAULT_SHUTDOWN_GRACE_SECONDS))
+        self.runner = WorkerRunner(
+            self.tick, name="task-worker", poll_interval=poll_interval, shutdown_grace=grace
+        )
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="waymark-task")
         # (activity id, attempt) -> how often this worker ran it without recording a result.
         self._unrecorded: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
+        self._running = 0
+        self.listener: PostgresListener | None = None
+        if listen:
+            # Activities scheduled by other processes (the API) wake this one at once.
+            self.listener = wake_on_notify(self.runner, container, ACTIVITIES_CHANNEL)
 
     def tick(self) -> int:
         """Claim up to one batch, run it, record the results; the number of activities claimed."""
+        if self.runner.stopping:
+            return 0  # shutting down: claim nothing more
         now = self.clock.now()
         rows = self.queue.claim(self.worker_id, self.batch_size, self.lease_seconds, now)
         if not rows:
             return 0
         claimed_at = time.monotonic()
+        futures = {self._pool.submit(self._run, row, claimed_at): row for row in rows}
         # Waiting for the whole batch keeps the number of leases held bounded by batch_size.
-        for future in [self._pool.submit(self._execute, row, claimed_at) for row in rows]:
-            future.result()
+        self._wait_for_batch(futures)
         return len(rows)
 
     def wake(self) -> None:
         """Nudge the worker (an activity was just scheduled in this process)."""
         self.runner.wake()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+    @property
+    def running(self) -> int:
+        """Actions running right now."""
+        with self._lock:
+            return self._running
+
+    def close(self, *, wait: bool = True) -> int:
+        """Shut the thread pool down; the number of actions still running (when not waiting)."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        return self.running
+
+    def _run(self, row: ActivityRow, claimed_at: float) -> None:
+        with self._lock:
+            self._running += 1
+        try:
+            self._execute(row, claimed_at)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _wait_for_batch(self, futures: dict[Future[None], ActivityRow]) -> None:
+        """Wait for the batch; once stopping, hand back what has not started and, when the
+        grace period is over, the leases of what still runs."""
+        pending = set(futures)
+        while pending:
+            left = self.runner.time_left()
+            if left is not None:
+                for future in [f for f in pending if f.cancel()]:
+                    pending.discard(future)  # never started: hand it back at once
+                    self._release(futures[future])
+                if left <= 0:
+                    self._abandon([futures[f] for f in pending])
+                    return
+            timeout = STOP_CHECK_SECONDS if left is None else min(left, STOP_CHECK_SECONDS)
+            _, pending = wait(pending, timeout=timeout)
+
+    def _abandon(self, rows: list[ActivityRow]) -> None:
+        # The grace period is over and these actions still run: give their leases up so
+        # another worker runs the attempt at once (same idempotency key: at-least-once)
+        # instead of after the lease expires. A result this process still records is
+        # accepted or found stale like any other.
+        for row in rows:
+            logger.warning(
+                "activity %s attempt %d still running at the end of the shutdown grace "
+                "period: lease released, it will run again",
+                row.id,
+                row.attempt,
+            )
+            self._release(row)
 
     def _execute(self, row: ActivityRow, claimed_at: float) -> None:
         if self.runner.stopping or self._lease_too_short(row, claimed_at):
@@ -185,18 +246,29 @@ class TaskWorker:
 
 
 def main(container: Container) -> None:
-    """`waymark worker tasks`: run until SIGTERM/SIGINT, then finish the batch and exit."""
-    worker = TaskWorker(container)
+    """`waymark worker tasks`: run until SIGTERM/SIGINT, then shut down within the grace period.
+
+    Shutting down: claim nothing more, hand back claimed activities not started yet, wait
+    for running actions to record their results until the grace period ends, then release
+    the leases of those still running and exit 0.
+    """
+    listen = bool(getattr(container.settings, "worker_listen", True))
+    worker = TaskWorker(container, listen=listen)
     worker.runner.install_signal_handlers()
     logger.info(
-        "task worker %s: concurrency %d, batch %d, lease %g s",
+        "task worker %s: concurrency %d, batch %d, lease %g s, shutdown grace %g s",
         worker.worker_id,
         worker.concurrency,
         worker.batch_size,
         worker.lease_seconds,
+        worker.runner.shutdown_grace,
     )
     try:
         worker.runner.run_forever()
     finally:
-        worker.close()
+        still_running = worker.close(wait=False)
         container.close()
+    if still_running:
+        # Their leases are released; the interpreter would wait for their threads at exit.
+        logger.warning("task worker: exiting with %d action(s) abandoned", still_running)
+        exit_now(0)

@@ -7,26 +7,39 @@ fired by two workers applies once (the other sees the bookmark consumed).
 from __future__ import annotations
 
 import logging
-import threading
 
 from infrastructure.container import Container
-from workers.runner import WorkerRunner
+from infrastructure.postgres.listener import TIMERS_CHANNEL, PostgresListener
+from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner
+from workers.wakeups import ALARM_SLACK_SECONDS, wake_on_notify
 
 logger = logging.getLogger(__name__)
 
+OVERDUE_RECHECK_SECONDS = 1.0
+
 
 class TimerWorker:
-    """Polls for due timers in batches."""
+    """Polls for due timers in batches; wakes when the earliest one falls due.
 
-    def __init__(self, container: Container):
+    With `listen`, a LISTEN/NOTIFY listener also sets the alarm for timers that other
+    processes create (their commits notify `waymark_timers` with the due time).
+    """
+
+    def __init__(self, container: Container, *, listen: bool = False):
         settings = container.settings
         self.timers = container.timers
         self.batch_size = settings.timer_batch_size
         self.runner = WorkerRunner(
-            self.tick, name="timer-worker", poll_interval=settings.timer_poll_interval
+            self.tick,
+            name="timer-worker",
+            poll_interval=settings.timer_poll_interval,
+            shutdown_grace=float(
+                getattr(settings, "worker_shutdown_grace", DEFAULT_SHUTDOWN_GRACE_SECONDS)
+            ),
         )
-
-        self._alarm: threading.Timer | None = None
+        self.listener: PostgresListener | None = None
+        if listen:
+            self.listener = wake_on_notify(self.runner, container, TIMERS_CHANNEL)
 
     def tick(self) -> int:
         fired = self.timers.fire_due(self.batch_size)
@@ -39,25 +52,25 @@ class TimerWorker:
         self.runner.wake()
 
     def close(self) -> None:
-        if self._alarm is not None:
-            self._alarm.cancel()
+        """Nothing to release: alarms live in the runner and end with it."""
 
     def _arm_alarm(self) -> None:
         # Between polls, wake exactly when the earliest timer falls due, so a PT5S timer is
         # not held back by a 30 s poll interval.
         wait = self.timers.seconds_until_next()
-        if wait is None or wait >= self.runner.poll_interval:
+        if wait is None:
             return
-        if self._alarm is not None:
-            self._alarm.cancel()
-        self._alarm = threading.Timer(wait + 0.01, self.runner.wake)
-        self._alarm.daemon = True
-        self._alarm.start()
+        if wait <= 0:
+            # Overdue yet nothing fired here (another replica is firing it): look again
+            # soon, without spinning.
+            self.runner.wake_in(min(OVERDUE_RECHECK_SECONDS, self.runner.poll_interval))
+        else:
+            self.runner.wake_in(wait + ALARM_SLACK_SECONDS)
 
 
 def main(container: Container) -> None:
     """`waymark worker timers`: run until SIGTERM/SIGINT."""
-    worker = TimerWorker(container)
+    worker = TimerWorker(container, listen=bool(getattr(container.settings, "worker_listen", True)))
     worker.runner.install_signal_handlers()
     try:
         worker.runner.run_forever()

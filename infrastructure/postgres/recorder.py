@@ -20,6 +20,7 @@ from application.read_models import (
     Projection,
     TaskRow,
 )
+from infrastructure.postgres.listener import notify_new_work
 
 EVENTS_TABLE = "waymark_events"
 IDEMPOTENCY_CONSTRAINTS = frozenset(
@@ -90,6 +91,8 @@ def write_projection(curs: Cursor[DictRow], projection: Projection) -> None:
     if projection.idempotency:
         records = [_idempotency_params(r) for r in projection.idempotency]
         curs.executemany(INSERT_IDEMPOTENCY, records)
+    # Delivered at commit, to the workers of every process (dropped if this rolls back).
+    notify_new_work(curs, projection)
 
 
 def _idempotency_params(record: IdempotencyRecord) -> tuple[Any, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -168,3 +169,97 @@ def test_run_forever_in_the_calling_thread_returns_after_stop():
     thread.join(DEADLINE)
 
     assert not thread.is_alive()
+
+
+def test_an_alarm_makes_it_tick_when_due_not_at_the_poll_interval(runners):
+    calls = []
+    runner = _start(runners, lambda: calls.append(time.monotonic()) or 0, poll_interval=60.0)
+    assert _wait_for(lambda: len(calls) == 1)
+
+    armed = time.monotonic()
+    runner.wake_in(0.3)
+    runner.wake_in(5.0)  # a later alarm does not push the earlier one back
+
+    assert _wait_for(lambda: len(calls) == 2, timeout=2.0)
+    assert 0.25 <= calls[1] - armed < 1.0
+    assert not _wait_for(lambda: len(calls) > 2, timeout=0.3)  # the alarm rang once
+
+
+def test_stop_starts_the_grace_period():
+    runner = WorkerRunner(lambda: 0, shutdown_grace=10.0)
+    assert runner.time_left() is None
+
+    runner.stop()
+    first = runner.time_left()
+    runner.stop()  # a second request does not extend it
+
+    assert first is not None and 9.0 < first <= 10.0
+    assert runner.time_left() <= first
+
+
+def test_a_side_task_that_fails_is_restarted_and_reported_meanwhile(runners):
+    attempts = []
+    healthy_again = threading.Event()
+
+    def flaky(stop):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("connection refused")
+        healthy_again.set()
+        stop.wait()
+
+    runner = WorkerRunner(lambda: 0, name="test", poll_interval=60.0)
+    task = runner.supervise("listener", flaky)
+    runners.append(runner)
+    runner.start_in_thread()
+
+    assert healthy_again.wait(DEADLINE)  # restarted after a 1 s backoff
+    assert task.restarts == 1 and task.last_error == "RuntimeError: connection refused"
+    assert _wait_for(lambda: task.up and runner.healthy)
+
+
+def test_a_side_task_that_returns_early_counts_as_failed(runners):
+    runs = []
+
+    def quits(stop):
+        runs.append(1)
+        if len(runs) > 1:
+            stop.wait()
+
+    runner = WorkerRunner(lambda: 0, name="test", poll_interval=60.0)
+    task = runner.supervise("quitter", quits)
+    runners.append(runner)
+    runner.start_in_thread()
+
+    assert _wait_for(lambda: len(runs) == 2)
+    assert task.restarts == 1 and "returned before the worker stopped" in task.last_error
+
+
+def test_side_tasks_end_with_the_runner(runners):
+    runner = WorkerRunner(lambda: 0, name="test", poll_interval=60.0)
+    task = runner.supervise("waits", lambda stop: stop.wait())
+    runner.start_in_thread()
+    assert _wait_for(lambda: task.up)
+
+    assert runner.stop(DEADLINE)
+    assert task.thread is not None and not task.thread.is_alive()
+
+
+def test_a_notification_wakes_now_or_sets_the_alarm_for_its_due_time():
+    from datetime import timedelta
+
+    from workers.wakeups import _wake_for
+
+    class Clock:
+        def now(self):
+            return datetime.now(UTC)
+
+    runner = WorkerRunner(lambda: 0, poll_interval=60.0)
+    later = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    _wake_for(runner, Clock(), later)
+    assert not runner._woken and 29 < runner._alarm - time.monotonic() <= 30.1
+
+    for payload in ((datetime.now(UTC) - timedelta(seconds=1)).isoformat(), "not a time"):
+        runner._woken = False
+        _wake_for(runner, Clock(), payload)
+        assert runner._woken

@@ -1,7 +1,9 @@
 """The composition root: builds a process's Container from Settings.
 
 With no DATABASE_URL (development), it starts the embedded PostgreSQL in the data directory
-and applies the migrations; in production the migrations are a separate `waymark migrate`.
+and applies the migrations; in production the migrations are a separate `waymark migrate`
+(or, with WAYMARK_AUTO_MIGRATE=true, applied here), and a database whose schema is not at
+the expected revision is refused (`SchemaNotCurrentError`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from infrastructure.postgres.definition_store import PostgresDefinitionStore
 from infrastructure.postgres.due_timers import PostgresDueTimers
 from infrastructure.postgres.event_store import WaymarkApplication
 from infrastructure.postgres.instance_store import PostgresInstanceStore
-from infrastructure.postgres.migrate import migrate
+from infrastructure.postgres.migrate import check_revisions, check_schema, migrate, read_revisions
 from infrastructure.postgres.queries import PostgresReadModelQueries
 from infrastructure.schemas import JsonSchemaValidator
 from infrastructure.settings import Settings
@@ -53,6 +55,8 @@ def bootstrap(settings: Settings) -> Container:
         closers.append(embedded.stop)
         migrate(database_url)
         log.warning("no DATABASE_URL: using the embedded PostgreSQL in %s", settings.data_dir)
+    else:
+        prepare_schema(settings)
 
     datastore = build_datastore(
         database_url,
@@ -76,8 +80,9 @@ def bootstrap(settings: Settings) -> Container:
     closers.append(actions.close)
 
     def check_database() -> None:
+        # Reachable, and at the schema revision this code expects (else SchemaNotCurrentError).
         with datastore.transaction(commit=False) as curs:
-            curs.execute("SELECT 1")
+            check_revisions(read_revisions(curs))
 
     definitions = DefinitionService(definition_store, schemas)
     return Container(
@@ -100,6 +105,17 @@ def bootstrap(settings: Settings) -> Container:
         check_database=check_database,
         _closers=closers,
     )
+
+
+def prepare_schema(settings: Settings) -> None:
+    """Production: migrate if WAYMARK_AUTO_MIGRATE, else refuse a schema not at the head."""
+    if settings.database_url is None:
+        return  # development: bootstrap migrates the embedded database
+    if settings.auto_migrate:
+        migrate(settings.database_url)
+        log.info("WAYMARK_AUTO_MIGRATE: the database schema is up to date")
+    else:
+        check_schema(settings.database_url, connect_timeout=settings.db_connect_timeout)
 
 
 def _api_keys(settings: Settings) -> dict[str, Principal]:

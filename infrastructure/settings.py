@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Unset: the workers run inside `waymark serve` only in development (no DATABASE_URL);
     # production runs them as their own processes (`waymark worker ...`).
     run_workers_in_process: bool | None = None
+    # Production: apply the migrations at startup instead of refusing an old schema.
+    auto_migrate: bool = False
     log_level: str = "INFO"
 
     @computed_field  # type: ignore[prop-decorator]

@@ -9,6 +9,7 @@ the expected revision is refused (`SchemaNotCurrentError`).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 
 from application.admission import StartAdmission
@@ -68,8 +69,9 @@ def bootstrap(settings: Settings) -> Container:
 
     clock = SystemClock()
     schemas = JsonSchemaValidator()
-    definition_store = PostgresDefinitionStore(datastore)
-    queries = PostgresReadModelQueries(datastore)
+    signing = cursor_secret(settings, database_url)
+    definition_store = PostgresDefinitionStore(datastore, cursor_secret=signing)
+    queries = PostgresReadModelQueries(datastore, cursor_secret=signing)
     store = PostgresInstanceStore(app)
     cache = DefinitionCache(definition_store)
     admission = StartAdmission(definition_store, cache, schemas)
@@ -116,6 +118,30 @@ def prepare_schema(settings: Settings) -> None:
         log.info("WAYMARK_AUTO_MIGRATE: the database schema is up to date")
     else:
         check_schema(settings.database_url, connect_timeout=settings.db_connect_timeout)
+
+
+# Fixed salts: a derived cursor key is not the data dir's or the URL's plain hash.
+_DEV_CURSOR_SALT = b"waymark-cursor-dev-v1"
+_URL_CURSOR_SALT = b"waymark-cursor-url-v1"
+
+
+def cursor_secret(settings: Settings, database_url: str) -> bytes:
+    """The key that signs pagination cursors: WAYMARK_CURSOR_SECRET, else derived.
+
+    Development derives it from the data directory; production, with a warning, from the
+    database URL (every replica given the same URL agrees; the URL holds the password).
+    """
+    if settings.cursor_secret:
+        return settings.cursor_secret.encode()
+    if settings.dev_mode:
+        return hmac.new(
+            _DEV_CURSOR_SALT, str(settings.data_dir.resolve()).encode(), "sha256"
+        ).digest()
+    log.warning(
+        "WAYMARK_CURSOR_SECRET is not set: pagination cursors are signed with a key derived "
+        "from DATABASE_URL; set the same secret on every replica"
+    )
+    return hmac.new(_URL_CURSOR_SALT, database_url.encode(), "sha256").digest()
 
 
 def _api_keys(settings: Settings) -> dict[str, Principal]:

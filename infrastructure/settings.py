@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     run_workers_in_process: bool | None = None
     # Production: apply the migrations at startup instead of refusing an old schema.
     auto_migrate: bool = False
+    # Signs pagination cursors; the same on every replica. Unset: derived (see bootstrap).
+    cursor_secret: str | None = None
     log_level: str = "INFO"
 
     @computed_field  # type: ignore[prop-decorator]

@@ -1,15 +1,17 @@
 """Small HTTP courtesies: `/` leads to the docs, health probes answer HEAD, a 405 lists every
-method the path serves, `waymark --version`."""
+method the path serves, `waymark --version`, pagination cursors are signed."""
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import REPO_ROOT, Server
+from tests.e2e.conftest import REPO_ROOT, Server, is_problem, publish, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -61,3 +63,17 @@ def test_version_comes_from_the_package_metadata() -> None:
 
     assert result.returncode == 0
     assert result.stdout.strip() == f"waymark {version('waymark')}" == "waymark 0.1.0"
+
+
+def test_a_hand_made_cursor_is_refused_and_a_served_one_works(acme: httpx.Client) -> None:
+    for _ in range(2):
+        publish(acme, {"name": unique("page"), "nodes": [{"id": "e", "type": "end"}]})
+    first = acme.get("/v1/definitions", params={"limit": 1})
+    assert first.status_code == 200, first.text
+    served = first.json()["next_cursor"]
+    # Well-formed but unsigned: base64url JSON, the shape cursors had before signing.
+    hand_made = base64.urlsafe_b64encode(json.dumps(["definitions", ""]).encode()).decode()
+
+    assert acme.get("/v1/definitions", params={"limit": 1, "cursor": served}).status_code == 200
+    refused = acme.get("/v1/definitions", params={"cursor": hand_made.rstrip("=")})
+    is_problem(refused, 400, "invalid-cursor")

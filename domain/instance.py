@@ -14,8 +14,6 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-ENDED_STATUSES = frozenset({"completed", "failed", "cancelled"})
-
 
 class WorkflowInstance(Aggregate):
     """One run of one definition version."""

@@ -103,7 +103,6 @@ def bootstrap(settings: Settings) -> Container:
         actions=actions,
         api_keys=_api_keys(settings),
         runner=runner,
-        database_url=database_url,
         check_database=check_database,
         _closers=closers,
     )

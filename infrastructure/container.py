@@ -47,7 +47,6 @@ class Container:
     actions: ActionRunner
     api_keys: dict[str, Principal]
     runner: CommandRunner
-    database_url: str
     check_database: Callable[[], None]
     _closers: list[Callable[[], None]] = field(default_factory=list)
 

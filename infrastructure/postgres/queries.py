@@ -167,13 +167,6 @@ class PostgresReadModelQueries:
         )
         return rows[0]["result"] if rows else None
 
-    def instance_id_for_key(self, tenant: str, idempotency_key: str) -> UUID | None:
-        rows = self._fetch(
-            "SELECT id FROM instances WHERE tenant = %s AND idempotency_key = %s",
-            (tenant, idempotency_key),
-        )
-        return rows[0]["id"] if rows else None
-
 
 class _Where:
     """AND-ed conditions with their parameters, built from constant SQL fragments only."""

@@ -91,8 +91,6 @@ def test_instance_list_filters(datastore: Any) -> None:
     assert ids(correlation_id="po-1") == {a.id}
     assert ids(created_after=T0 + timedelta(minutes=30)) == {b.id, c.id}
     assert ids(created_before=T0 + timedelta(minutes=90)) == {a.id, b.id}
-    assert queries.instance_id_for_key("acme", "key-c") == c.id
-    assert queries.instance_id_for_key("globex", "key-c") is None
 
 
 def test_task_queue_is_sorted_by_due_time_with_undated_tasks_last(datastore: Any) -> None:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import problems
@@ -66,6 +67,12 @@ def create_app(container_factory: Callable[[], Container]) -> FastAPI:
     for module in (health, definitions, instances, tasks, callbacks, webhooks, analytics):
         app.include_router(module.router)
     app.include_router(templates.router)
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def root() -> RedirectResponse:
+        """A person opening the server's address finds the API's interactive docs."""
+        return RedirectResponse("/docs", status_code=307)
+
     return app
 
 

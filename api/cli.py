@@ -6,8 +6,12 @@ Settings and the container are built inside each command, never at import time.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 WORKERS = ("outbox", "timers", "tasks", "cleanup", "commands")
 AVAILABLE_WORKERS = frozenset({"tasks", "timers"})
@@ -17,6 +21,9 @@ GRACEFUL_SHUTDOWN_SECONDS = 20
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="waymark", description="Waymark workflow engine")
+    parser.add_argument(
+        "--version", action="version", version=f"waymark {importlib.metadata.version('waymark')}"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the HTTP API (and, in development, workers)")
@@ -43,11 +50,13 @@ def serve(host: str, port: int) -> int:
     import uvicorn
 
     from api.app import configure_logging, create_app
-    from infrastructure.bootstrap import bootstrap
+    from infrastructure.bootstrap import bootstrap, prepare_schema
     from infrastructure.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level)  # before bootstrap, which already logs
+    # Checked here, not only in the lifespan: a refusal is one line, not a traceback.
+    or_refuse("serve", lambda: prepare_schema(settings))
     app = create_app(lambda: bootstrap(settings))
     # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan's exit.
     uvicorn.run(
@@ -92,8 +101,19 @@ def worker(name: str) -> int:
     settings = Settings()
     configure_logging(settings.log_level)
     run = {"tasks": task_worker.main, "timers": timer_worker.main}[name]
-    run(bootstrap(settings))
+    run(or_refuse(f"worker {name}", lambda: bootstrap(settings)))
     return 0
+
+
+def or_refuse(command: str, build: Callable[[], T]) -> T:
+    """`build()`; if the schema is not the expected one, one line on stderr and exit 1."""
+    from infrastructure.postgres.migrate import SchemaNotCurrentError
+
+    try:
+        return build()
+    except SchemaNotCurrentError as error:
+        print(f"waymark {command}: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

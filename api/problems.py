@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.admission import InvalidDataError
@@ -274,9 +275,26 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         )
     slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
     detail = str(exc.detail)
+    if exc.status_code == 405:
+        headers = {**headers, "Allow": _allowed_methods(request) or headers.get("Allow", "")}
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no resource at {path}"
     return problem_response(path, exc.status_code, slug, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path: Starlette's 405 names only the first
+    route's (GET and POST on one path are two routes). Asked of the public `matches`."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _internal_error(path: str, exc: BaseException) -> Response:

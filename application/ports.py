@@ -137,8 +137,6 @@ class ReadModelQueries(Protocol):
 
     def idempotent_result(self, tenant: str, scope: str, key: str) -> dict[str, Any] | None: ...
 
-    def instance_id_for_key(self, tenant: str, idempotency_key: str) -> UUID | None: ...
-
 
 class DueTimers(Protocol):
     def due(self, now: datetime, limit: int) -> list[BookmarkRow]:

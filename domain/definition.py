@@ -25,9 +25,6 @@ NODE_TYPES = (
     "end",
 )
 
-# Node types that suspend the instance on a bookmark.
-WAITING_NODE_TYPES = frozenset({"approval", "user_task", "wait", "timer", "sub_workflow"})
-TASK_NODE_TYPES = frozenset({"approval", "user_task"})
 APPROVAL_OUTCOMES = ("approved", "rejected")
 ERROR_OUTCOME = "error"
 TIMEOUT_OUTCOME = "timeout"

@@ -20,8 +20,6 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.state import Activity, ActivityStatus, Bookmark, BookmarkStatus
 
-ENDED_STATUSES = frozenset({"completed", "failed", "cancelled"})
-
 
 class WorkflowInstance(Aggregate):
     """One run of one definition version."""

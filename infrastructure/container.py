@@ -47,6 +47,8 @@ class Container:
     actions: ActionRunner
     api_keys: dict[str, Principal]
     runner: CommandRunner
+    # The resolved URL (embedded or configured): LISTEN and leadership need connections of
+    # their own, outside the pool.
     database_url: str
     check_database: Callable[[], None]
     _closers: list[Callable[[], None]] = field(default_factory=list)

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Unset: the workers run inside `waymark serve` only in development (no DATABASE_URL);
     # production runs them as their own processes (`waymark worker ...`).
     run_workers_in_process: bool | None = None
+    # Production: apply the migrations at startup instead of refusing an old schema.
+    auto_migrate: bool = False
+    # Signs pagination cursors; the same on every replica. Unset: derived (see bootstrap).
+    cursor_secret: str | None = None
     log_level: str = "INFO"
 
     @computed_field  # type: ignore[prop-decorator]

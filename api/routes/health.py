@@ -1,5 +1,6 @@
 """Health probes for Kubernetes: liveness (the process answers) and readiness (it can
-reach its database). No authentication: probes carry no credentials."""
+reach its database, whose schema is at the revision this code expects). No authentication:
+probes carry no credentials. Each probe also answers HEAD."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import get_container
 from infrastructure.container import Container
+from infrastructure.postgres.migrate import SchemaNotCurrentError
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +23,14 @@ router = APIRouter(prefix="/health", tags=["health"])
 async def components(container: Container) -> dict[str, dict[str, Any]]:
     try:
         await run_in_threadpool(container.check_database)
+    except SchemaNotCurrentError as exc:
+        logger.warning("health: %s", exc)
+        database = {
+            "status": "down",
+            "error": type(exc).__name__,
+            "schema_revision": sorted(exc.found),
+            "expected_revision": sorted(exc.expected),
+        }
     except Exception as exc:
         logger.warning("health: database check failed: %s", exc)
         # The reason stays in the log: it may name hosts or users.
@@ -58,6 +68,7 @@ async def report(container: Container, workers: dict[str, Any] | None = None) ->
 
 
 @router.get("")
+@router.head("", include_in_schema=False)
 async def health(request: Request, container: Container = Depends(get_container)) -> JSONResponse:
     """Every component's status (database; in-process workers); 503 when the database is down."""
     runners = getattr(request.app.state, "worker_runners", [])
@@ -65,12 +76,14 @@ async def health(request: Request, container: Container = Depends(get_container)
 
 
 @router.get("/live")
+@router.head("/live", include_in_schema=False)
 async def live() -> dict[str, str]:
     """The process is up and serving requests."""
     return {"status": "ok"}
 
 
 @router.get("/ready")
+@router.head("/ready", include_in_schema=False)
 async def ready(container: Container = Depends(get_container)) -> JSONResponse:
     """Ready for traffic: the database answers. 503 (with each component's status) if not."""
     return await report(container)

@@ -10,7 +10,13 @@ from psycopg.types.json import Jsonb
 
 from application.ports import PublishedDefinition
 from application.read_models import Page
-from infrastructure.postgres.cursors import clamp_limit, decode_cursor, encode_cursor, page_of
+from infrastructure.postgres.cursors import (
+    clamp_limit,
+    decode_cursor,
+    encode_cursor,
+    new_cursor_secret,
+    page_of,
+)
 
 # Serialises publishes of one (tenant, name) for the rest of the transaction, so that
 # max(version) + 1 is computed by one publisher at a time (the primary key would reject a
@@ -67,8 +73,9 @@ def _published(row: dict[str, Any]) -> PublishedDefinition:
 class PostgresDefinitionStore:
     """Publishes versions 1, 2, 3 ... of a definition, also under concurrent publishes."""
 
-    def __init__(self, datastore: PostgresDatastore) -> None:
+    def __init__(self, datastore: PostgresDatastore, *, cursor_secret: bytes | None = None) -> None:
         self.datastore = datastore
+        self.cursor_secret = cursor_secret or new_cursor_secret()
 
     def publish(self, tenant: str, name: str, document: dict[str, Any]) -> PublishedDefinition:
         with self.datastore.transaction(commit=True) as curs:
@@ -98,12 +105,18 @@ class PostgresDefinitionStore:
         return _published(row) if row else None
 
     def list(self, tenant: str, limit: int, cursor: str | None) -> Page:
-        after = "" if cursor is None else str(decode_cursor("definitions", cursor, size=1)[0])
+        after = ""
+        if cursor is not None:
+            after = str(decode_cursor("definitions", cursor, size=1, secret=self.cursor_secret)[0])
         limit = clamp_limit(limit)
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(_SELECT_LATEST, (tenant, after, limit + 1))
             rows = [_published(row) for row in curs.fetchall()]
-        return page_of(rows, limit, lambda last: encode_cursor("definitions", last.name))
+        return page_of(
+            rows,
+            limit,
+            lambda last: encode_cursor("definitions", last.name, secret=self.cursor_secret),
+        )
 
     def event_triggered(self, tenant: str, event_type: str) -> builtins.list[PublishedDefinition]:
         trigger = Jsonb([{"type": "event", "event": event_type}])

@@ -56,10 +56,6 @@ class PostgresInstanceStore:
     def __init__(self, app: WaymarkApplication) -> None:
         self.app = app
 
-    @classmethod
-    def from_datastore(cls, datastore: PostgresDatastore) -> PostgresInstanceStore:
-        return cls(WaymarkApplication(datastore))
-
     @property
     def datastore(self) -> PostgresDatastore:
         # Application.factory is typed as the library's base factory; ours is a WaymarkFactory.

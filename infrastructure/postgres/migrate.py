@@ -1,12 +1,16 @@
-"""Run the schema migrations (alembic, `upgrade head`) programmatically: `waymark migrate`."""
+"""Run the schema migrations (alembic, `upgrade head`) programmatically: `waymark migrate`;
+check that a database's schema is the one this code expects (startup, readiness)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import URL
 
@@ -53,3 +57,54 @@ def alembic_config(database_url: str) -> Config:
 def migrate(database_url: str) -> None:
     """Bring the database's schema to the latest revision (safe to run from many replicas)."""
     command.upgrade(alembic_config(database_url), "head")
+
+
+class SchemaNotCurrentError(RuntimeError):
+    """The database's schema revision is not the one this code was written for."""
+
+    def __init__(self, found: frozenset[str], expected: frozenset[str]) -> None:
+        self.found = found
+        self.expected = expected
+        at = ", ".join(sorted(found)) or "none (no Waymark schema)"
+        super().__init__(
+            f"the database schema is at revision {at}, this Waymark needs "
+            f"{', '.join(sorted(expected))}: run `waymark migrate` "
+            "(or set WAYMARK_AUTO_MIGRATE=true)"
+        )
+
+
+@functools.cache
+def expected_revisions() -> frozenset[str]:
+    """The head revision(s) of the migrations shipped with this code."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())
+
+
+def read_revisions(cursor: Any) -> frozenset[str]:
+    """The revision(s) recorded in `alembic_version` (empty when the table is missing).
+
+    Works with tuple and dict rows (the eventsourcing pool's cursors return dicts)."""
+    cursor.execute("SELECT to_regclass('alembic_version') IS NOT NULL AS present")
+    if not _first(cursor.fetchone()):
+        return frozenset()
+    cursor.execute("SELECT version_num FROM alembic_version")
+    return frozenset(str(_first(row)) for row in cursor.fetchall())
+
+
+def _first(row: Any) -> Any:
+    if row is None:
+        return None
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]
+
+
+def check_revisions(found: frozenset[str]) -> None:
+    """Raise `SchemaNotCurrentError` unless `found` is exactly the expected head."""
+    expected = expected_revisions()
+    if found != expected:
+        raise SchemaNotCurrentError(found, expected)
+
+
+def check_schema(database_url: str, *, connect_timeout: float = 5.0) -> None:
+    """Refuse a database whose schema is not at the head this code expects."""
+    url = normalise_url(database_url)
+    with psycopg.connect(url, connect_timeout=max(1, round(connect_timeout))) as conn:
+        check_revisions(read_revisions(conn.cursor()))

@@ -15,6 +15,7 @@ from infrastructure.postgres.cursors import (
     clamp_limit,
     decode_cursor,
     encode_cursor,
+    new_cursor_secret,
     page_of,
     parse_datetime,
     parse_uuid,
@@ -31,8 +32,10 @@ def to_row(row_type: type[Row], record: dict[str, Any]) -> Row:
 class PostgresReadModelQueries:
     """Reads what WaymarkRecorder projected; every query is scoped to one tenant."""
 
-    def __init__(self, datastore: PostgresDatastore) -> None:
+    def __init__(self, datastore: PostgresDatastore, *, cursor_secret: bytes | None = None) -> None:
         self.datastore = datastore
+        # Every replica must sign with the same secret (bootstrap passes the configured one).
+        self.cursor_secret = cursor_secret or new_cursor_secret()
 
     def _fetch(self, query: sql.SQL | sql.Composed | str, params: Any = ()) -> list[dict[str, Any]]:
         with self.datastore.transaction(commit=False) as curs:
@@ -65,7 +68,9 @@ class PostgresReadModelQueries:
         where.add_if(created_after, "created_at >= %s")
         where.add_if(created_before, "created_at < %s")
         if cursor is not None:
-            created_at, last_id = decode_cursor("instances", cursor, size=2)
+            created_at, last_id = decode_cursor(
+                "instances", cursor, size=2, secret=self.cursor_secret
+            )
             where.add(
                 "(created_at, id) < (%s, %s)",
                 parse_datetime(cursor, created_at),
@@ -77,7 +82,11 @@ class PostgresReadModelQueries:
         ).format(where.sql())
         rows = [to_row(InstanceRow, r) for r in self._fetch(query, [*where.params, limit + 1])]
         return page_of(
-            rows, limit, lambda last: encode_cursor("instances", last.created_at, last.id)
+            rows,
+            limit,
+            lambda last: encode_cursor(
+                "instances", last.created_at, last.id, secret=self.cursor_secret
+            ),
         )
 
     def bookmark_by_token(self, token: str) -> BookmarkRow | None:
@@ -124,7 +133,9 @@ class PostgresReadModelQueries:
         where.add_if(status, "status = %s")
         where.add_if(urgency, "urgency = %s")
         if cursor is not None:
-            due_at, created_at, last_id = decode_cursor("tasks", cursor, size=3)
+            due_at, created_at, last_id = decode_cursor(
+                "tasks", cursor, size=3, secret=self.cursor_secret
+            )
             due, created = parse_datetime(cursor, due_at), parse_datetime(cursor, created_at)
             if due is None:
                 # Past the dated tasks: only undated ones remain, in (created_at, id) order.
@@ -142,7 +153,11 @@ class PostgresReadModelQueries:
         ).format(where.sql())
         rows = [to_row(TaskRow, r) for r in self._fetch(query, [*where.params, limit + 1])]
         return page_of(
-            rows, limit, lambda last: encode_cursor("tasks", last.due_at, last.created_at, last.id)
+            rows,
+            limit,
+            lambda last: encode_cursor(
+                "tasks", last.due_at, last.created_at, last.id, secret=self.cursor_secret
+            ),
         )
 
     def idempotent_result(self, tenant: str, scope: str, key: str) -> dict[str, Any] | None:
@@ -151,13 +166,6 @@ class PostgresReadModelQueries:
             (tenant, scope, key),
         )
         return rows[0]["result"] if rows else None
-
-    def instance_id_for_key(self, tenant: str, idempotency_key: str) -> UUID | None:
-        rows = self._fetch(
-            "SELECT id FROM instances WHERE tenant = %s AND idempotency_key = %s",
-            (tenant, idempotency_key),
-        )
-        return rows[0]["id"] if rows else None
 
 
 class _Where:

@@ -91,8 +91,6 @@ def test_instance_list_filters(datastore: Any) -> None:
     assert ids(correlation_id="po-1") == {a.id}
     assert ids(created_after=T0 + timedelta(minutes=30)) == {b.id, c.id}
     assert ids(created_before=T0 + timedelta(minutes=90)) == {a.id, b.id}
-    assert queries.instance_id_for_key("acme", "key-c") == c.id
-    assert queries.instance_id_for_key("globex", "key-c") is None
 
 
 def test_task_queue_is_sorted_by_due_time_with_undated_tasks_last(datastore: Any) -> None:
@@ -120,12 +118,16 @@ def test_task_queue_is_sorted_by_due_time_with_undated_tasks_last(datastore: Any
 def test_limit_is_clamped_and_bad_cursors_are_refused(datastore: Any) -> None:
     probes = [Probe(tenant="acme", label=str(i)) for i in range(2)]
     _project(datastore, Projection(instances=[instance_row(p) for p in probes]))
-    queries = PostgresReadModelQueries(datastore)
+    queries = PostgresReadModelQueries(datastore, cursor_secret=b"k")
     list_page = _instances_page(queries)
 
     assert len(list_page(limit=0, cursor=None).items) == 1
     assert len(list_page(limit=10_000, cursor=None).items) == 2
-    for bad in ("not-base64!", encode_cursor("tasks", None, T0, "x"), encode_cursor("instances")):
+    for bad in (
+        "not-base64!",
+        encode_cursor("tasks", None, T0, "x", secret=b"k"),
+        encode_cursor("instances", secret=b"k"),
+    ):
         with pytest.raises(InvalidCursorError):
             list_page(limit=5, cursor=bad)
 

@@ -11,7 +11,6 @@ from uuid import UUID
 from application.read_models import InstanceRow, TaskRow
 from domain.instance import WorkflowInstance
 
-
 # Rendering never fails on stored data: a value nested deeper than this (only data stored
 # before the API bounded nesting, or built by a workflow's own loops) is shown as a marker
 # string. JSON serializers have hard recursion limits (pydantic-core's is 255 levels): a

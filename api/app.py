@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import problems
 from api.limits import BodySizeLimit
+from api.request_guard import RequestGuard
 from api.routes import (
     analytics,
     callbacks,
@@ -61,7 +62,9 @@ def create_app(container_factory: Callable[[], Container]) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    # Added last = outermost: unhandled errors are caught around everything else.
+    # Added last = outermost: unhandled errors are caught around everything else; the
+    # input guard reads bodies the size limit has already bounded.
+    app.add_middleware(RequestGuard)
     app.add_middleware(BodySizeLimit, max_bytes=lambda: _max_body_bytes(app))
     app.add_middleware(problems.UnhandledErrors)
     for module in (health, definitions, instances, tasks, callbacks, webhooks, analytics):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -43,20 +44,34 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+# `t=<unix seconds>` (ASCII digits only: `int()` also takes "٣" or a 4,000-digit number,
+# which then overflows the float arithmetic) and `v1=<64 hex digits>`.
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")
+_MAC = re.compile(r"[0-9a-f]{64}")
+
+
 def verify(secret: str, body: bytes, header: str | None, now: float) -> None:
     if not header:
         raise SignatureError("the Waymark-Signature header is missing")
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        timestamp = int(parts["t"])
-        given = parts["v1"]
-    except (KeyError, ValueError):
-        raise SignatureError("the Waymark-Signature header is malformed") from None
-    if abs(now - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
+    parts = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
+    timestamp, given = parts.get("t", ""), parts.get("v1", "").lower()
+    if not _TIMESTAMP.fullmatch(timestamp) or not _MAC.fullmatch(given):
+        raise SignatureError("the Waymark-Signature header is malformed")
+    if abs(now - int(timestamp)) > SIGNATURE_TOLERANCE_SECONDS:
         raise SignatureError("the signature timestamp is more than 5 minutes off")
-    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    if not hmac.compare_digest(expected, given):
+    expected = sign(secret, body, int(timestamp)).split("v1=", 1)[1]
+    # Both ASCII by now (compare_digest raises TypeError on non-ASCII str).
+    if not hmac.compare_digest(expected.encode(), given.encode()):
         raise SignatureError("the signature does not match")
+
+
+def callback_payload(body: bytes) -> Any:
+    """The resume payload: the JSON body (None when empty); JSONDecodeError when it is not
+    JSON or not UTF-8 text."""
+    try:
+        return json.loads(body) if body.strip() else None
+    except UnicodeDecodeError:
+        raise json.JSONDecodeError("the body is not UTF-8 text", "", 0) from None
 
 
 class CallbackService:
@@ -87,7 +102,7 @@ class CallbackService:
         verify(secret or self._decoy_secret, body, signature, self.clock.now().timestamp())
         if bookmark is None or not secret:
             raise SignatureError("the signature does not match")
-        payload = json.loads(body) if body.strip() else None
+        payload = callback_payload(body)
         return self.instances.resume(
             bookmark.tenant,
             bookmark.instance_id,

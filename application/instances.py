@@ -366,7 +366,9 @@ class InstanceService:
 def _history_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
-    if not cursor.isdigit():
+    # ASCII digits only (`str.isdigit` also accepts "²", which `int` refuses), and within
+    # the bigint range of the version column.
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
         raise InvalidCursorError(cursor)
     return int(cursor)
 

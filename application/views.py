@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -11,16 +12,34 @@ from application.read_models import InstanceRow, TaskRow
 from domain.instance import WorkflowInstance
 from domain.state import Bookmark, BookmarkKind
 
+# Rendering never fails on stored data: a value nested deeper than this (only data stored
+# before the API bounded nesting, or built by a workflow's own loops) is shown as a marker
+# string. JSON serializers have hard recursion limits (pydantic-core's is 255 levels): a
+# deeper value made every read of its instance a 500.
+MAX_RENDER_DEPTH = 128
+TRUNCATED = f"<truncated: nested deeper than {MAX_RENDER_DEPTH} levels>"
 
-def jsonable(value: Any) -> Any:
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """`value` as plain JSON data: datetimes and UUIDs as strings, non-finite floats (which
+    JSON cannot carry) as null, and nothing deeper than MAX_RENDER_DEPTH."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID):
         return str(value)
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+    if isinstance(value, dict | list | tuple):
+        if _depth >= MAX_RENDER_DEPTH:
+            return TRUNCATED
+        if isinstance(value, dict):
+            return {
+                k if isinstance(k, str) else str(k): jsonable(v, _depth + 1)
+                for k, v in value.items()
+            }
+        return [jsonable(v, _depth + 1) for v in value]
     return value
 
 

@@ -55,7 +55,13 @@ def decode_cursor(kind: str, cursor: str, *, size: int, secret: bytes) -> list[A
         raise InvalidCursorError(cursor) from error
     if not isinstance(decoded, list) or len(decoded) != size + 1 or decoded[0] != kind:
         raise InvalidCursorError(cursor)
-    return decoded[1:]
+    # Every key we encode is a string (a timestamp, a UUID, a name) or null: anything else,
+    # or a string PostgreSQL cannot take (NUL), is an altered cursor, not a query to run.
+    values = decoded[1:]
+    for value in values:
+        if value is not None and (not isinstance(value, str) or "\x00" in value):
+            raise InvalidCursorError(cursor)
+    return values
 
 
 def _signature(secret: bytes, payload: str) -> bytes:

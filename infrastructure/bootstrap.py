@@ -32,6 +32,7 @@ from infrastructure.postgres.event_store import WaymarkApplication
 from infrastructure.postgres.instance_store import PostgresInstanceStore
 from infrastructure.postgres.migrate import migrate
 from infrastructure.postgres.queries import PostgresReadModelQueries
+from infrastructure.postgres.recorder import WriteLimits
 from infrastructure.schemas import JsonSchemaValidator
 from infrastructure.settings import Settings
 from infrastructure.template_catalog import PackagedTemplateCatalog
@@ -58,9 +59,14 @@ def bootstrap(settings: Settings) -> Container:
         database_url,
         pool_size=settings.db_pool_size,
         connect_timeout=settings.db_connect_timeout,
+        statement_timeout=settings.db_statement_timeout,
+        lock_timeout=settings.db_lock_timeout,
     )
     closers.append(datastore.close)
-    app = WaymarkApplication(datastore)
+    app = WaymarkApplication(
+        datastore,
+        limits=WriteLimits(settings.max_event_bytes, settings.max_command_bytes),
+    )
 
     clock = SystemClock()
     schemas = JsonSchemaValidator()

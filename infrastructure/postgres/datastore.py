@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -101,8 +100,9 @@ def build_datastore(
         # instead of failing the command that drew it.
         pre_ping=True,
         originator_id_type="uuid",
-        # The library's own LOCK TABLE statements SET LOCAL this (whole seconds, 0 = none).
-        lock_timeout=math.ceil(lock_timeout),
+        # The library's `lock_timeout` (default 0) is left alone: it is only used by library
+        # paths Waymark does not take (its own insert_events SETs it LOCAL, overriding the
+        # session's); WaymarkRecorder's LOCK TABLE runs under the session's lock_timeout.
     )
     pool_kwargs = datastore.pool.kwargs
     assert isinstance(pool_kwargs, dict)  # eventsourcing passes a dict, never a callable

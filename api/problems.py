@@ -214,6 +214,36 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+def _database_timeout_error() -> type[Exception]:
+    from infrastructure.postgres.datastore import DatabaseTimeoutError
+
+    return DatabaseTimeoutError
+
+
+async def _database_timeout(request: Request, exc: Exception) -> Response:
+    # statement_timeout or lock_timeout (WAYMARK_DB_STATEMENT_TIMEOUT/_LOCK_TIMEOUT): the
+    # transaction was rolled back, so the retry Retry-After invites is safe.
+    logger.warning("database timeout during %s: %s", request.url.path, exc)
+    return problem_response(
+        request.url.path,
+        503,
+        "database-timeout",
+        "the database did not answer within its statement or lock timeout; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _too_large_error() -> type[Exception]:
+    from infrastructure.postgres.recorder import StoredEventTooLargeError
+
+    return StoredEventTooLargeError
+
+
+async def _command_too_large(request: Request, exc: Exception) -> Response:
+    extras = {name: getattr(exc, name) for name in ("limit", "size", "maximum")}
+    return problem_response(request.url.path, 413, "command-too-large", str(exc), **extras)
+
+
 # --- framework errors -----------------------------------------------------------------------
 
 
@@ -334,5 +364,7 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(cls, _known_error)
     for cls in _database_unavailable_errors():
         app.add_exception_handler(cls, _database_unavailable)
+    app.add_exception_handler(_database_timeout_error(), _database_timeout)
+    app.add_exception_handler(_too_large_error(), _command_too_large)
     app.add_exception_handler(RequestValidationError, _request_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ from infrastructure.postgres.event_store import WaymarkApplication
 from infrastructure.postgres.instance_store import PostgresInstanceStore
 from infrastructure.postgres.migrate import check_revisions, check_schema, migrate, read_revisions
 from infrastructure.postgres.queries import PostgresReadModelQueries
+from infrastructure.postgres.recorder import WriteLimits
 from infrastructure.postgres.server_secrets import KEYED_INSTANCE_IDS, server_secret
 from infrastructure.schemas import JsonSchemaValidator
 from infrastructure.settings import Settings
@@ -64,9 +65,14 @@ def bootstrap(settings: Settings) -> Container:
         database_url,
         pool_size=settings.db_pool_size,
         connect_timeout=settings.db_connect_timeout,
+        statement_timeout=settings.db_statement_timeout,
+        lock_timeout=settings.db_lock_timeout,
     )
     closers.append(datastore.close)
-    app = WaymarkApplication(datastore)
+    app = WaymarkApplication(
+        datastore,
+        limits=WriteLimits(settings.max_event_bytes, settings.max_command_bytes),
+    )
 
     clock = SystemClock()
     schemas = JsonSchemaValidator()

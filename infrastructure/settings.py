@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     tenant_secrets: str = ""
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout: float = Field(default=5.0, gt=0)
+    # Every statement and every lock wait is bounded (seconds, 0 = no limit); a request that
+    # runs into one answers 503 instead of holding a connection or the events table's lock.
+    db_statement_timeout: float = Field(default=30.0, ge=0)
+    db_lock_timeout: float = Field(default=10.0, ge=0)
+    # What one command may write to the event store, in bytes of stored event state.
+    max_event_bytes: int = Field(default=262_144, ge=1)
+    max_command_bytes: int = Field(default=1_048_576, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     task_worker_concurrency: int = Field(default=4, ge=1)
     task_poll_interval: float = Field(default=1.0, gt=0)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg.errors
 import psycopg_pool
 from eventsourcing.persistence import OperationalError, PersistenceError
 from eventsourcing.postgres import PostgresDatastore
@@ -18,6 +19,19 @@ _DATASTORE_PARAMS = ("dbname", "host", "port", "user", "password")
 
 class DatabaseUnavailableError(PersistenceError):
     """No connection could be had within the pool's timeout (the server is down or full)."""
+
+
+class DatabaseTimeoutError(PersistenceError):
+    """A statement ran past `statement_timeout` or waited past `lock_timeout`.
+
+    Not an `OperationalError`: the library would retry it ten times, holding the request
+    for ten timeouts. The transaction was rolled back; retrying the request is safe.
+    """
+
+
+# QueryCanceled is also what a pg_cancel_backend() by an operator gives: a cancelled
+# statement, answered the same way.
+_TIMEOUTS = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
 
 
 class WaymarkDatastore(PostgresDatastore):
@@ -38,6 +52,8 @@ class WaymarkDatastore(PostgresDatastore):
         except OperationalError as e:
             if not entered and isinstance(e.__cause__, psycopg_pool.PoolTimeout):
                 raise DatabaseUnavailableError(str(e)) from e
+            if isinstance(e.__cause__, _TIMEOUTS):
+                raise DatabaseTimeoutError(str(e)) from e
             raise
 
 
@@ -56,12 +72,16 @@ def build_datastore(
     max_overflow: int = 0,
     connect_timeout: float = 5.0,
     idle_in_transaction_session_timeout: float = 30.0,
+    statement_timeout: float = 30.0,
+    lock_timeout: float = 10.0,
     datastore_class: type[PostgresDatastore] = WaymarkDatastore,
 ) -> PostgresDatastore:
     """A datastore (pool not yet opened) for the URL; the caller closes it on shutdown.
 
     Understands `postgresql://user:pw@host:port/db?sslmode=...`, the unix-socket form
     `postgresql://user@/db?host=/run/postgresql` and libpq `key=value` strings.
+    Every connection runs with `statement_timeout` and `lock_timeout` (seconds, 0 = none)
+    set at connect time, so no request holds a lock (the events table's above all) forever.
     """
     params: dict[str, Any] = conninfo_to_dict(normalise_url(database_url))
     if not params.get("dbname"):
@@ -80,6 +100,9 @@ def build_datastore(
         # instead of failing the command that drew it.
         pre_ping=True,
         originator_id_type="uuid",
+        # The library's `lock_timeout` (default 0) is left alone: it is only used by library
+        # paths Waymark does not take (its own insert_events SETs it LOCAL, overriding the
+        # session's); WaymarkRecorder's LOCK TABLE runs under the session's lock_timeout.
     )
     pool_kwargs = datastore.pool.kwargs
     assert isinstance(pool_kwargs, dict)  # eventsourcing passes a dict, never a callable
@@ -91,4 +114,12 @@ def build_datastore(
     for name, value in params.items():
         if name not in _DATASTORE_PARAMS:
             pool_kwargs[name] = value
+    timeouts = f"-c statement_timeout={_ms(statement_timeout)} -c lock_timeout={_ms(lock_timeout)}"
+    # Options from the URL come first; ours follow and win for these two settings.
+    pool_kwargs["options"] = f"{params.get('options', '')} {timeouts}".strip()
     return datastore
+
+
+def _ms(seconds: float) -> int:
+    # PostgreSQL takes milliseconds; a positive fraction of one still is a timeout.
+    return max(1, round(seconds * 1000)) if seconds > 0 else 0

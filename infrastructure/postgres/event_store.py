@@ -14,7 +14,7 @@ from eventsourcing.postgres import (
     PostgresFactory,
 )
 
-from infrastructure.postgres.recorder import EVENTS_TABLE, WaymarkRecorder
+from infrastructure.postgres.recorder import EVENTS_TABLE, WaymarkRecorder, WriteLimits
 
 
 class WaymarkFactory(PostgresFactory):
@@ -30,13 +30,19 @@ class WaymarkFactory(PostgresFactory):
         env: Environment,
         datastore: PostgresDatastore,
         recorder_class: type[PostgresApplicationRecorder] = WaymarkRecorder,
+        limits: WriteLimits | None = None,
     ) -> None:
         BaseInfrastructureFactory.__init__(self, env)  # skips the env-built pool
         self.datastore = datastore
         self.recorder_class = recorder_class
+        self.limits = limits
 
     def application_recorder(self) -> PostgresApplicationRecorder:
         # The alembic migrations own the schema: never create_table() from here.
+        if issubclass(self.recorder_class, WaymarkRecorder):
+            return self.recorder_class(
+                datastore=self.datastore, events_table_name=EVENTS_TABLE, limits=self.limits
+            )
         return self.recorder_class(datastore=self.datastore, events_table_name=EVENTS_TABLE)
 
     def env_create_table(self) -> bool:
@@ -72,9 +78,11 @@ class WaymarkApplication(Application[UUID]):
         *,
         recorder_class: type[PostgresApplicationRecorder] = WaymarkRecorder,
         env: dict[str, str] | None = None,
+        limits: WriteLimits | None = None,
     ) -> None:
         self._datastore = datastore
         self._recorder_class = recorder_class
+        self._limits = limits
         super().__init__(env)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
@@ -86,4 +94,4 @@ class WaymarkApplication(Application[UUID]):
     # type variable, so no PostgresFactory (InfrastructureFactory[PostgresTrackingRecorder])
     # can satisfy it; the override is sound, the library's annotation is too narrow.
     def construct_factory(self, env: Environment) -> WaymarkFactory:  # type: ignore[override]
-        return WaymarkFactory(env, self._datastore, self._recorder_class)
+        return WaymarkFactory(env, self._datastore, self._recorder_class, self._limits)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
@@ -99,22 +100,110 @@ def _idempotency_params(record: IdempotencyRecord) -> tuple[Any, ...]:
     return (record.tenant, record.scope, record.key, Jsonb(record.result))
 
 
+class StoredEventTooLargeError(Exception):
+    """A command would write more than a configured storage limit allows (nothing is written).
+
+    `limit` names the setting (`WAYMARK_MAX_EVENT_BYTES` or `WAYMARK_MAX_COMMAND_BYTES`),
+    `size` and `maximum` are in bytes of stored (transcoded) event state.
+    """
+
+    def __init__(self, limit: str, size: int, maximum: int, what: str) -> None:
+        super().__init__(f"{what} is {size} bytes stored, over {limit}={maximum}")
+        self.limit = limit
+        self.size = size
+        self.maximum = maximum
+
+
+@dataclass(frozen=True)
+class WriteLimits:
+    """What one command may write: per stored event and in total (bytes of event state)."""
+
+    max_event_bytes: int = 262_144
+    max_command_bytes: int = 1_048_576
+
+    def check(self, stored_events: Sequence[StoredEvent]) -> None:
+        total = 0
+        for event in stored_events:
+            size = len(event.state)
+            total += size
+            if size > self.max_event_bytes:
+                what = f"event {event.topic.rpartition('.')[2]}"
+                raise StoredEventTooLargeError(
+                    "WAYMARK_MAX_EVENT_BYTES", size, self.max_event_bytes, what
+                )
+        if total > self.max_command_bytes:
+            raise StoredEventTooLargeError(
+                "WAYMARK_MAX_COMMAND_BYTES", total, self.max_command_bytes, "the command's events"
+            )
+
+
 class WaymarkRecorder(PostgresApplicationRecorder):
     """Records stored events and, in the same transaction, the command's projection.
 
-    The library calls `_insert_events` inside its transaction (and pipeline) before it
-    inserts the events, so the read models can never disagree with the event store: a
-    conflict on either rolls back both.
+    `insert_events` replaces the library's: same transaction, same `EXCLUSIVE` table lock
+    (so notification ids are issued in commit order and a reader tailing them never passes
+    a gap that fills later), same NOTIFY, but no psycopg pipeline. psycopg 3.3.9's
+    `Pipeline.sync()` can leave the tail of a large message (about 1 MB and up) in libpq's
+    output buffer and then wait to read a reply the server cannot send, because the server
+    is still waiting for the rest of the message: the transaction hangs forever holding
+    the table lock (docs/upstream/psycopg-pipeline-large-composite.md). Outside a pipeline
+    psycopg flushes every message completely before it waits for the reply.
     """
 
-    def construct_pg_stored_event(
-        self, originator_id: Any, originator_version: int, topic: str, state: bytes
-    ) -> Any:
-        # The composite type is looked up when the recorder is built; a process started
-        # while another one was still migrating finds it on first use instead.
-        if self.stored_event_type_name not in self.datastore.psycopg_python_types:
-            self.datastore.register_type_adapters()
-        return super().construct_pg_stored_event(originator_id, originator_version, topic, state)
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        *,
+        events_table_name: str = EVENTS_TABLE,
+        limits: WriteLimits | None = None,
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.limits = limits or WriteLimits()
+        table = sql.Identifier(datastore.schema, events_table_name)
+        # Four parallel arrays, sent binary: no composite type (whose text form spells a
+        # bytea out in hex, twice its size), one row per event in the arrays' order, so
+        # the notification ids follow the events' order.
+        self.insert_events_sql = sql.SQL(
+            "INSERT INTO {table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(table=table)
+        self.lock_events_sql = sql.SQL("LOCK TABLE {table} IN EXCLUSIVE MODE").format(table=table)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # Refused before any connection is taken: an oversized command never reaches the
+        # database, let alone the table lock.
+        self.limits.check(stored_events)
+        return self._insert_events_in_transaction(stored_events, **kwargs)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _insert_events_in_transaction(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            # The projection first, like the library: the table lock is held only for
+            # the insert and the commit.
+            self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return None
+            curs.execute(self.lock_events_sql)
+            self._notify_channel(curs)
+            curs.execute(
+                self.insert_events_sql,
+                (
+                    [e.originator_id for e in stored_events],
+                    [e.originator_version for e in stored_events],
+                    [e.topic for e in stored_events],
+                    [e.state for e in stored_events],
+                ),
+            )
+            return [row["notification_id"] for row in curs.fetchall()]
 
     def _insert_events(
         self,
@@ -126,4 +215,3 @@ class WaymarkRecorder(PostgresApplicationRecorder):
     ) -> None:
         if projection is not None:
             write_projection(curs, projection)
-        super()._insert_events(curs, stored_events, **kwargs)

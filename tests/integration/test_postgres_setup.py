@@ -69,7 +69,19 @@ def test_datastore_connection_parameters(url: str, expected: dict[str, str]) -> 
     try:
         kwargs = dict(datastore.pool.kwargs or {})
         kwargs.pop("row_factory")
+        assert kwargs.pop("options") == "-c statement_timeout=30000 -c lock_timeout=10000"
         assert kwargs == expected
+    finally:
+        datastore.close()
+
+
+def test_timeouts_follow_the_options_of_the_url() -> None:
+    url = "postgresql://app@db/waymark?options=-c%20search_path%3Dwm"
+    datastore = build_datastore(url, statement_timeout=1.5, lock_timeout=0)
+    try:
+        assert datastore.pool.kwargs is not None
+        options = datastore.pool.kwargs["options"]
+        assert options == "-c search_path=wm -c statement_timeout=1500 -c lock_timeout=0"
     finally:
         datastore.close()
 

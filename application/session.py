@@ -36,8 +36,16 @@ from domain.instance import WorkflowInstance, parent_ref
 
 T = TypeVar("T")
 
-# Children started by children ... in one command: a guard against runaway recursion.
-MAX_SETTLE_ROUNDS = 20
+# How deep an instance tree may grow: the root is level 0, its children level 1. A child
+# that would be deeper fails its parent's `sub_workflow` node instead of starting, so
+# workflows that start each other (directly, or across commands through a timer) stop.
+MAX_SUB_WORKFLOW_DEPTH = 32
+
+# A backstop only: each settle round moves one level up or down the tree (a cancel reaching
+# the leaves, a failure reaching the root), and every walk is bounded by the command's step
+# budget, so a command settles in far fewer rounds. It is large because trees recorded before
+# the depth limit existed may be deeper than MAX_SUB_WORKFLOW_DEPTH and must still cancel.
+MAX_SETTLE_ROUNDS = 10_000
 
 
 class InstanceNotFoundError(Exception):
@@ -170,8 +178,13 @@ class Session:
             )
 
     def _start_child(self, parent: WorkflowInstance, bookmark: dict[str, Any]) -> None:
-        if self._depth(parent) >= MAX_SETTLE_ROUNDS - 1:
-            self._child_failed(parent, bookmark, "sub-workflows nest too deep in one command")
+        depth = self.depth_of(parent) + 1
+        if depth > MAX_SUB_WORKFLOW_DEPTH:
+            why = (
+                f"sub-workflow depth limit exceeded: the child would be at level {depth} of "
+                f"its instance tree (at most {MAX_SUB_WORKFLOW_DEPTH})"
+            )
+            self._child_failed(parent, bookmark, why)
             return
         data = bookmark.get("child_input") or {}
         try:
@@ -189,7 +202,7 @@ class Session:
             input=data,
             correlation_id=parent.correlation_id,
             idempotency_key=None,
-            parent=parent_ref(parent.id, bookmark["id"]),
+            parent=parent_ref(parent.id, bookmark["id"], depth),
         )
 
     def _child_failed(self, parent: WorkflowInstance, bookmark: dict[str, Any], why: str) -> None:
@@ -203,15 +216,24 @@ class Session:
             env=self.env,
         )
 
-    def _depth(self, instance: WorkflowInstance) -> int:
-        """How many ancestors of `instance` this session started (a self-calling workflow)."""
+    def depth_of(self, instance: WorkflowInstance) -> int:
+        """The instance's level in its tree (0 for a root).
+
+        Recorded in `parent_ref` since the depth limit exists; for instances started before,
+        the ancestors are loaded until one carries it (at most past the limit, then stop).
+        """
         depth = 0
         while instance.parent:
-            parent_id = UUID(instance.parent["instance_id"])
-            instance = self.instances.get(parent_id)  # type: ignore[assignment]
-            if instance is None:
-                break
+            recorded = instance.parent.get("depth")
+            if isinstance(recorded, int):
+                return depth + recorded
             depth += 1
+            if depth > MAX_SUB_WORKFLOW_DEPTH:
+                return depth
+            try:
+                instance = self.load(UUID(instance.parent["instance_id"]))
+            except InstanceNotFoundError:
+                return depth
         return depth
 
     def commit(self) -> None:

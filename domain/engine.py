@@ -9,10 +9,16 @@ is in `domain.traversal`.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from domain.definition import APPROVAL_OUTCOMES, TIMEOUT_OUTCOME, Definition, Node
+from domain.definition import (
+    APPROVAL_OUTCOMES,
+    TIMEOUT_OUTCOME,
+    Definition,
+    Node,
+    RetryPolicy,
+)
 from domain.errors import (
     BookmarkNotFoundError,
     BookmarkNotOpenError,
@@ -33,6 +39,7 @@ from domain.traversal import (
     run,
     select_route,
 )
+from domain.waits import due_after
 
 __all__ = ["MAX_STEPS_PER_COMMAND", "Env", "NodeFailure", "select_route"]
 
@@ -142,20 +149,34 @@ def record_activity_result(
     message = error or "action failed"
     policy = retry_policy_of(node)
     if retryable and attempt < policy.max_attempts:
-        number = activity["attempt_number"] + 1
-        instance._activity_retry_scheduled(
-            activity_id,
-            attempt,
-            message,
-            attempt + 1,
-            number,
-            env.now + timedelta(seconds=policy.delay_before(attempt + 1)),
-            f"{instance.id}:{node.id}:{number}",
-        )
-        return True
+        try:
+            run_after = _retry_due(env, policy, attempt + 1)
+        except ValueError as e:  # a backoff beyond what can be stored: no retry
+            message = f"{message}; not retried: {e}"
+        else:
+            number = activity["attempt_number"] + 1
+            instance._activity_retry_scheduled(
+                activity_id,
+                attempt,
+                message,
+                attempt + 1,
+                number,
+                run_after,
+                f"{instance.id}:{node.id}:{number}",
+            )
+            return True
     instance._activity_failed(activity_id, attempt, message)
     fail_node(instance, definition, node, f"{message} (after {attempt} attempt(s))", env)
     return True
+
+
+def _retry_due(env: Env, policy: RetryPolicy, attempt: int) -> datetime:
+    """When the retry runs; ValueError when the backoff overflows what can be stored."""
+    try:
+        delay = timedelta(seconds=policy.delay_before(attempt))
+    except OverflowError:
+        raise ValueError("the retry delay is too large") from None
+    return due_after(env.now, delay, "the retry delay")
 
 
 def cancel(instance: WorkflowInstance, reason: str, env: Env) -> None:

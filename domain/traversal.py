@@ -7,9 +7,9 @@ activity, and the walk stops there.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +19,38 @@ from domain.expressions import ExpressionError, evaluate, evaluate_mapping, rend
 from domain.instance import WorkflowInstance
 from domain.waits import open_waiting_bookmark
 
-# A command that walks more nodes than this without suspending is looping forever.
-MAX_STEPS_PER_COMMAND = 1_000
+# Steps are counted per loop, not per command: a node entered more often than this within
+# one command is on a loop without a waiting node (an acyclic graph enters each node once
+# per path, so a long chain never reaches it). The total is a backstop on the size of one
+# command (a huge loop body); both count across the instances a command touches.
+MAX_NODE_ENTRIES_PER_COMMAND = 1_000
+MAX_STEPS_PER_COMMAND = 200_000
+LOOP_LIMIT_MESSAGE = (
+    f"step limit exceeded: the graph loops without waiting (node {{node}} entered "
+    f"{MAX_NODE_ENTRIES_PER_COMMAND:,} times in one command)"
+)
+SIZE_LIMIT_MESSAGE = (
+    f"step limit exceeded: one command entered {MAX_STEPS_PER_COMMAND:,} nodes without waiting"
+)
+
+
+@dataclass
+class StepBudget:
+    """How many nodes one command entered: per (instance, node) and in all."""
+
+    entries: Counter[tuple[str, str]] = field(default_factory=Counter)
+    total: int = 0
+
+    def enter(self, instance_id: str, node_id: str) -> str | None:
+        """Count one entry; the failure message when a limit is exceeded, else None."""
+        self.total += 1
+        key = (instance_id, node_id)
+        self.entries[key] += 1
+        if self.entries[key] > MAX_NODE_ENTRIES_PER_COMMAND:
+            return LOOP_LIMIT_MESSAGE.format(node=node_id)
+        if self.total > MAX_STEPS_PER_COMMAND:
+            return SIZE_LIMIT_MESSAGE
+        return None
 
 
 @dataclass(frozen=True)
@@ -30,6 +60,9 @@ class Env:
     now: datetime
     new_id: Callable[[], str]
     new_token: Callable[[], str]
+    # One per command (the application builds one Env per attempt), so a loop that leaves
+    # and re-enters `run` — a sub_workflow whose child completes at once — is counted too.
+    steps: StepBudget = field(default_factory=StepBudget, compare=False, repr=False)
 
 
 class NodeFailure(Exception):
@@ -48,13 +81,12 @@ def run(
     env: Env,
 ) -> None:
     queue = deque(targets)
-    steps = 0
     while queue and not instance.is_ended:
         node_id, via = queue.popleft()
-        steps += 1
         node = definition.nodes[node_id]
-        if steps > MAX_STEPS_PER_COMMAND:
-            _fail(instance, node.id, "step limit exceeded: the graph loops without waiting", env)
+        exceeded = env.steps.enter(str(instance.id), node.id)
+        if exceeded:
+            _fail(instance, node.id, exceeded, env)
             return
         instance._node_entered(node.id, node.type, via)
         try:

@@ -70,7 +70,10 @@ def bootstrap(settings: Settings) -> Container:
     cache = DefinitionCache(definition_store)
     admission = StartAdmission(definition_store, cache, schemas)
     runner = CommandRunner(store, cache, admission, clock)
-    instances = InstanceService(runner, store, cache, definition_store, queries, admission)
+    due_timers = PostgresDueTimers(datastore)
+    instances = InstanceService(
+        runner, store, cache, definition_store, queries, admission, timers=due_timers
+    )
     secrets = _tenant_secrets(settings)
     actions = ActionRegistry()
     closers.append(actions.close)
@@ -89,7 +92,7 @@ def bootstrap(settings: Settings) -> Container:
         callbacks=CallbackService(instances, queries, secrets.get, clock),
         webhooks=WebhookService(instances, cache, admission, secrets.get, clock),
         activities=ActivityService(runner),
-        timers=TimerService(runner, PostgresDueTimers(datastore), clock),
+        timers=TimerService(runner, due_timers, clock),
         templates=TemplateService(PackagedTemplateCatalog(), definitions),
         analytics=AnalyticsService(PostgresAnalyticsQueries(datastore), clock),
         activity_queue=PostgresActivityQueue(datastore),

@@ -61,6 +61,9 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("due_at", TZ, "YES"),
         ("created_at", TZ, "NO"),
         ("resolved_at", TZ, "YES"),
+        ("timer_error", "text", "YES"),
+        ("timer_failed_at", TZ, "YES"),
+        ("timer_attempts", "integer", "NO"),
     ],
     "tasks": [
         ("id", "text", "NO"),
@@ -192,4 +195,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0001",)
+    assert row == ("0002",)

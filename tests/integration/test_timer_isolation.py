@@ -196,3 +196,24 @@ def test_cancelling_the_root_of_a_deep_tree_cancels_every_instance_in_it(
     assert tree_of(database_url, "deep") == {"cancelled": 26}
     assert container.timers.seconds_until_next() is None
     assert container.timers.fire_due(10) == 0
+
+
+def test_a_chain_longer_than_the_old_step_limit_starts_and_runs_to_its_end(
+    container: Any,
+) -> None:
+    # Issue 5 item 7: the per-command step limit (1,000 nodes) failed every start of a long
+    # chain. (The unit tests run 5,000 nodes; here the command's events stay small enough
+    # for one insert.)
+    length = 1_500
+    nodes = [{"id": f"n{i}", "type": "set", "variables": {"last": str(i)}} for i in range(length)]
+    routes = [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(length - 1)]
+    container.definitions.publish(
+        TENANT,
+        {
+            "name": "long-chain",
+            "nodes": [*nodes, {"id": "done", "type": "end", "output": {"last": "vars.last"}}],
+            "routes": [*routes, {"from": f"n{length - 1}", "to": "done"}],
+        },
+    )
+    view, _ = container.instances.start(TENANT, "long-chain")
+    assert (view["status"], view["output"]) == ("completed", {"last": length - 1})

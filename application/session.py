@@ -41,6 +41,11 @@ T = TypeVar("T")
 # workflows that start each other (directly, or across commands through a timer) stop.
 MAX_SUB_WORKFLOW_DEPTH = 32
 
+# Children one command may start. A loop through a `sub_workflow` whose child ends at once
+# never waits, so without this one command would start a child per round of the loop (up to
+# the step budget) and write them all in one transaction.
+MAX_CHILDREN_PER_COMMAND = 200
+
 # A backstop only: each settle round moves one level up or down the tree (a cancel reaching
 # the leaves, a failure reaching the root), and every walk is bounded by the command's step
 # budget, so a command settles in far fewer rounds. It is large because trees recorded before
@@ -88,6 +93,7 @@ class Session:
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
         self.committed_events: set[str] = set()
+        self.children_started = 0
 
     def load(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance:
         """The instance (from this session if already loaded); tenant-checked when given."""
@@ -186,6 +192,14 @@ class Session:
             )
             self._child_failed(parent, bookmark, why)
             return
+        if self.children_started >= MAX_CHILDREN_PER_COMMAND:
+            why = (
+                f"sub-workflow limit exceeded: one command may start at most "
+                f"{MAX_CHILDREN_PER_COMMAND} child instances (a loop through a sub_workflow "
+                f"that never waits?)"
+            )
+            self._child_failed(parent, bookmark, why)
+            return
         data = bookmark.get("child_input") or {}
         try:
             model = self.admission.admit(
@@ -195,6 +209,7 @@ class Session:
             # The parent's node fails like a failed child: its error route, or the parent.
             self._child_failed(parent, bookmark, str(e))
             return
+        self.children_started += 1
         self.start(
             instance_id=UUID(bookmark["child_id"]),
             tenant=parent.tenant,

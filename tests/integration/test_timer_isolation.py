@@ -217,3 +217,65 @@ def test_a_chain_longer_than_the_old_step_limit_starts_and_runs_to_its_end(
     )
     view, _ = container.instances.start(TENANT, "long-chain")
     assert (view["status"], view["output"]) == ("completed", {"last": length - 1})
+
+
+def test_workflows_calling_each_other_in_one_command_stop_at_the_depth_limit(
+    container: Any, database_url: str
+) -> None:
+    # Given two definitions that start each other without waiting in between
+    for name, other in (("tic", "tac"), ("tac", "tic")):
+        container.definitions.publish(
+            TENANT,
+            {
+                "name": name,
+                "nodes": [
+                    {"id": "call", "type": "sub_workflow", "definition": other},
+                    {"id": "done", "type": "end"},
+                ],
+                "routes": [{"from": "call", "to": "done"}],
+            },
+        )
+
+    # When one starts, the whole recursion is settled in that command
+    view, _ = container.instances.start(TENANT, "tic", correlation_id="one-command")
+
+    # Then it stopped at the depth limit and failed to the root
+    assert view["status"] == "failed"
+    assert "sub-workflow depth limit exceeded" in view["error"]["message"]
+    assert tree_of(database_url, "one-command") == {"failed": MAX_SUB_WORKFLOW_DEPTH + 1}
+
+
+def test_a_loop_through_a_child_that_ends_at_once_is_bounded_per_command(
+    container: Any, database_url: str
+) -> None:
+    from application.session import MAX_CHILDREN_PER_COMMAND
+
+    # Given a parent that calls a child (which ends at once) in a loop that never waits
+    container.definitions.publish(
+        TENANT,
+        {"name": "nothing", "nodes": [{"id": "done", "type": "end"}], "routes": []},
+    )
+    container.definitions.publish(
+        TENANT,
+        {
+            "name": "calls-forever",
+            "nodes": [
+                {"id": "call", "type": "sub_workflow", "definition": "nothing"},
+                {"id": "again", "type": "gateway"},
+                {"id": "done", "type": "end"},
+            ],
+            "routes": [
+                {"from": "call", "to": "again"},
+                {"from": "again", "to": "done", "condition": "false"},
+                {"from": "again", "to": "call", "default": True},
+            ],
+        },
+    )
+
+    # When it starts, the command stops starting children at the limit
+    view, _ = container.instances.start(TENANT, "calls-forever", correlation_id="loop")
+
+    # Then the parent failed, with the children it could start completed
+    assert view["status"] == "failed"
+    assert "sub-workflow limit exceeded" in view["error"]["message"]
+    assert tree_of(database_url, "loop") == {"failed": 1, "completed": MAX_CHILDREN_PER_COMMAND}

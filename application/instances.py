@@ -16,6 +16,7 @@ from application.admission import InvalidDataError, StartAdmission
 from application.definitions import DefinitionCache
 from application.ports import (
     DefinitionStore,
+    DueTimers,
     DuplicateIdempotencyKeyError,
     HistoryEntry,
     InstanceStore,
@@ -23,7 +24,12 @@ from application.ports import (
 )
 from application.read_models import InvalidCursorError, Page
 from application.session import CommandRunner, InstanceNotFoundError, Session
-from application.views import instance_row_view, instance_view
+from application.views import (
+    has_due_bookmarks,
+    instance_row_view,
+    instance_view,
+    with_set_aside_timers,
+)
 from domain import engine
 from domain.definition import Definition
 from domain.errors import BookmarkNotOpenError
@@ -95,7 +101,9 @@ class InstanceService:
         queries: ReadModelQueries,
         admission: StartAdmission,
         keyed_ids: KeyedIds,
+        timers: DueTimers | None = None,
     ):
+        self.timers = timers  # to show timers set aside after a failed firing
         self.runner = runner
         self.keyed_ids = keyed_ids
         self.store = store
@@ -185,7 +193,10 @@ class InstanceService:
         instance = self.store.get(instance_id, tenant)
         if instance is None or instance.tenant != tenant:
             raise InstanceNotFoundError(instance_id)
-        return instance_view(instance)
+        view = instance_view(instance)
+        if self.timers is not None and has_due_bookmarks(view):
+            view = with_set_aside_timers(view, self.timers.set_aside_for(tenant, instance_id))
+        return view
 
     def list(
         self,

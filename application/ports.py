@@ -143,7 +143,16 @@ class DueTimers(Protocol):
         """Open `timer` bookmarks and `wait` timeouts whose due time has passed, oldest first."""
 
     def next_due(self) -> datetime | None:
-        """When the earliest open timer or wait timeout falls due."""
+        """When the earliest open timer or wait timeout falls due (set-aside ones excluded)."""
+
+    def set_aside(self, bookmark_id: str, error: str, at: datetime) -> None:
+        """Skip this timer from now on, keeping why its firing failed (and counting it)."""
+
+    def set_aside_count(self) -> int:
+        """How many open timers are set aside (for GET /health)."""
+
+    def set_aside_for(self, tenant: str, instance_id: UUID) -> list[BookmarkRow]:
+        """The instance's open set-aside timers (for its view)."""
 
 
 class ActivityQueue(Protocol):

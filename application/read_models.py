@@ -42,6 +42,12 @@ class BookmarkRow:
     due_at: datetime | None
     created_at: datetime
     resolved_at: datetime | None
+    # Set by the timer worker (never by the projection) when firing this bookmark's timer
+    # failed unexpectedly: the row is set aside (skipped) until the bookmark changes. The
+    # projection writes the defaults, so any command that changes the bookmark clears them.
+    timer_error: str | None = None
+    timer_failed_at: datetime | None = None
+    timer_attempts: int = 0
 
 
 @dataclass(frozen=True)

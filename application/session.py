@@ -42,8 +42,21 @@ from domain.state import Bookmark, BookmarkKind
 
 T = TypeVar("T")
 
-# Children started by children ... in one command: a guard against runaway recursion.
-MAX_SETTLE_ROUNDS = 20
+# How deep an instance tree may grow: the root is level 0, its children level 1. A child
+# that would be deeper fails its parent's `sub_workflow` node instead of starting, so
+# workflows that start each other (directly, or across commands through a timer) stop.
+MAX_SUB_WORKFLOW_DEPTH = 32
+
+# Children one command may start. A loop through a `sub_workflow` whose child ends at once
+# never waits, so without this one command would start a child per round of the loop (up to
+# the step budget) and write them all in one transaction.
+MAX_CHILDREN_PER_COMMAND = 200
+
+# A backstop only: each settle round moves one level up or down the tree (a cancel reaching
+# the leaves, a failure reaching the root), and every walk is bounded by the command's step
+# budget, so a command settles in far fewer rounds. It is large because trees recorded before
+# the depth limit existed may be deeper than MAX_SUB_WORKFLOW_DEPTH and must still cancel.
+MAX_SETTLE_ROUNDS = 10_000
 
 
 class InstanceNotFoundError(Exception):
@@ -89,6 +102,7 @@ class Session:
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
         self.committed_events: list[InstanceEvent] = []
+        self.children_started = 0
 
     def load(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance:
         """The instance (from this session if already loaded); tenant-checked when given."""
@@ -181,8 +195,21 @@ class Session:
             )
 
     def _start_child(self, parent: WorkflowInstance, bookmark: Bookmark) -> None:
-        if self._depth(parent) >= MAX_SETTLE_ROUNDS - 1:
-            self._child_failed(parent, bookmark, "sub-workflows nest too deep in one command")
+        depth = self.depth_of(parent) + 1
+        if depth > MAX_SUB_WORKFLOW_DEPTH:
+            why = (
+                f"sub-workflow depth limit exceeded: the child would be at level {depth} of "
+                f"its instance tree (at most {MAX_SUB_WORKFLOW_DEPTH})"
+            )
+            self._child_failed(parent, bookmark, why)
+            return
+        if self.children_started >= MAX_CHILDREN_PER_COMMAND:
+            why = (
+                f"sub-workflow limit exceeded: one command may start at most "
+                f"{MAX_CHILDREN_PER_COMMAND} child instances (a loop through a sub_workflow "
+                f"that never waits?)"
+            )
+            self._child_failed(parent, bookmark, why)
             return
         data = bookmark.child_input or {}
         try:
@@ -193,6 +220,7 @@ class Session:
             # The parent's node fails like a failed child: its error route, or the parent.
             self._child_failed(parent, bookmark, str(e))
             return
+        self.children_started += 1
         self.start(
             instance_id=UUID(str(bookmark.child_id)),
             tenant=parent.tenant,
@@ -200,7 +228,7 @@ class Session:
             input=data,
             correlation_id=parent.correlation_id,
             idempotency_key=None,
-            parent=parent_ref(parent.id, bookmark.id),
+            parent=parent_ref(parent.id, bookmark.id, depth),
         )
 
     def _child_failed(self, parent: WorkflowInstance, bookmark: Bookmark, why: str) -> None:
@@ -214,15 +242,24 @@ class Session:
             env=self.env,
         )
 
-    def _depth(self, instance: WorkflowInstance) -> int:
-        """How many ancestors of `instance` this session started (a self-calling workflow)."""
+    def depth_of(self, instance: WorkflowInstance) -> int:
+        """The instance's level in its tree (0 for a root).
+
+        Recorded in `parent_ref` since the depth limit exists; for instances started before,
+        the ancestors are loaded until one carries it (at most past the limit, then stop).
+        """
         depth = 0
         while instance.parent:
-            parent_id = UUID(instance.parent["instance_id"])
-            instance = self.instances.get(parent_id)  # type: ignore[assignment]
-            if instance is None:
-                break
+            recorded = instance.parent.get("depth")
+            if isinstance(recorded, int):
+                return depth + recorded
             depth += 1
+            if depth > MAX_SUB_WORKFLOW_DEPTH:
+                return depth
+            try:
+                instance = self.load(UUID(instance.parent["instance_id"]))
+            except InstanceNotFoundError:
+                return depth
         return depth
 
     def commit(self) -> None:

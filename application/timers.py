@@ -1,12 +1,25 @@
-"""Firing due timers: a `timer` node continues, a `wait` past its timeout takes `timeout`."""
+"""Firing due timers: a `timer` node continues, a `wait` past its timeout takes `timeout`.
+
+Each row is fired on its own: one whose firing fails unexpectedly is set aside with its
+error (the due query skips it from then on) and the rows behind it still fire, so one
+tenant's poisoned timer cannot stop every tenant's timers. A set-aside row is retried when
+its bookmark changes: resume it by hand (`POST …/bookmarks/{id}/resume`) or cancel the
+instance.
+"""
 
 from __future__ import annotations
 
 import logging
+from uuid import UUID
 
 from application.ports import Clock, DueTimers
 from application.read_models import BookmarkRow
-from application.session import CommandRunner, InstanceNotFoundError, Session
+from application.session import (
+    CommandConflictError,
+    CommandRunner,
+    InstanceNotFoundError,
+    Session,
+)
 from domain import engine
 from domain.errors import BookmarkNotOpenError, InstanceNotActiveError
 
@@ -20,6 +33,7 @@ class TimerService:
         self.runner = runner
         self.timers = timers
         self.clock = clock
+        self.set_aside_total = 0  # set aside by this process since it started
 
     def fire_due(self, limit: int) -> int:
         """Fire up to `limit` due timers; the number that fired here."""
@@ -36,6 +50,13 @@ class TimerService:
             return None
         return max(0.0, (due - self.clock.now()).total_seconds())
 
+    def set_aside_count(self) -> int:
+        """Open timers set aside after a failure, across all workers (GET /health)."""
+        return self.timers.set_aside_count()
+
+    def set_aside_for(self, tenant: str, instance_id: UUID) -> list[BookmarkRow]:
+        return self.timers.set_aside_for(tenant, instance_id)
+
     def _fire(self, row: BookmarkRow) -> bool:
         def command(session: Session) -> None:
             instance = session.load(row.instance_id)
@@ -47,4 +68,23 @@ class TimerService:
             # Resumed, cancelled or fired by another worker since we read it: nothing to do.
             log.debug("timer %s of instance %s was already handled", row.id, row.instance_id)
             return False
+        except CommandConflictError:
+            # The instance kept changing under us: transient, the next tick tries again.
+            log.info("timer %s of instance %s: conflict, retried later", row.id, row.instance_id)
+            return False
+        except Exception as e:  # noqa: BLE001 - any other failure sets this row aside
+            self._set_aside(row, e)
+            return False
         return True
+
+    def _set_aside(self, row: BookmarkRow, error: Exception) -> None:
+        message = f"{type(error).__name__}: {error}"
+        log.exception(
+            "timer %s of instance %s (tenant %s) failed and is set aside: %s",
+            row.id,
+            row.instance_id,
+            row.tenant,
+            message,
+        )
+        self.timers.set_aside(row.id, message, self.clock.now())
+        self.set_aside_total += 1

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.read_models import InstanceRow, TaskRow
+from application.read_models import BookmarkRow, InstanceRow, TaskRow
 from domain.instance import WorkflowInstance
 from domain.state import Bookmark, BookmarkKind
 
@@ -112,6 +112,23 @@ def instance_view(instance: WorkflowInstance) -> dict[str, Any]:
             "aggregate_version": instance.version,
         }
     )
+
+
+def has_due_bookmarks(view: dict[str, Any]) -> bool:
+    """Whether the view shows an open timer or wait timeout (one the timer worker fires)."""
+    return any(b["kind"] in ("timer", "wait") and b.get("due_at") for b in view["bookmarks"])
+
+
+def with_set_aside_timers(view: dict[str, Any], rows: list[BookmarkRow]) -> dict[str, Any]:
+    """Mark the bookmarks whose timer the worker set aside: the error, when, how often."""
+    failed = {row.id: row for row in rows}
+    for bookmark in view["bookmarks"]:
+        row = failed.get(bookmark["id"])
+        if row is not None:
+            bookmark["timer_error"] = row.timer_error
+            bookmark["timer_failed_at"] = jsonable(row.timer_failed_at)
+            bookmark["timer_attempts"] = row.timer_attempts
+    return view
 
 
 def instance_row_view(row: InstanceRow) -> dict[str, Any]:

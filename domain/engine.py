@@ -9,10 +9,16 @@ is in `domain.traversal`.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from domain.definition import APPROVAL_OUTCOMES, TIMEOUT_OUTCOME, Definition, Node
+from domain.definition import (
+    APPROVAL_OUTCOMES,
+    TIMEOUT_OUTCOME,
+    Definition,
+    Node,
+    RetryPolicy,
+)
 from domain.env import Env
 from domain.errors import (
     BookmarkNotFoundError,
@@ -26,7 +32,6 @@ from domain.instance import WorkflowInstance
 from domain.retry import retry_policy_of
 from domain.state import Bookmark, BookmarkKind
 from domain.traversal import (
-    MAX_STEPS_PER_COMMAND,
     close_open_work,
     fail_node,
     follow,
@@ -34,8 +39,9 @@ from domain.traversal import (
     select_route,
 )
 from domain.values import UnstorableValueError, clean_text, clean_value
+from domain.waits import due_after
 
-__all__ = ["MAX_STEPS_PER_COMMAND", "select_route"]
+__all__ = ["select_route"]
 
 
 def start(instance: WorkflowInstance, definition: Definition, env: Env) -> None:
@@ -160,20 +166,34 @@ def record_activity_result(
     message = clean_text(error or "action failed")
     policy = retry_policy_of(node)
     if retryable and attempt < policy.max_attempts:
-        number = activity.attempt_number + 1
-        instance.schedule_activity_retry(
-            activity_id,
-            attempt,
-            message,
-            attempt + 1,
-            number,
-            env.now + timedelta(seconds=policy.delay_before(attempt + 1)),
-            f"{instance.id}:{node.id}:{number}",
-        )
-        return True
+        try:
+            run_after = _retry_due(env, policy, attempt + 1)
+        except ValueError as e:  # a backoff beyond what can be stored: no retry
+            message = f"{message}; not retried: {e}"
+        else:
+            number = activity.attempt_number + 1
+            instance.schedule_activity_retry(
+                activity_id,
+                attempt,
+                message,
+                attempt + 1,
+                number,
+                run_after,
+                f"{instance.id}:{node.id}:{number}",
+            )
+            return True
     instance.fail_activity(activity_id, attempt, message)
     fail_node(instance, definition, node, f"{message} (after {attempt} attempt(s))", env)
     return True
+
+
+def _retry_due(env: Env, policy: RetryPolicy, attempt: int) -> datetime:
+    """When the retry runs; ValueError when the backoff overflows what can be stored."""
+    try:
+        delay = timedelta(seconds=policy.delay_before(attempt))
+    except OverflowError:
+        raise ValueError("the retry delay is too large") from None
+    return due_after(env.now, delay, "the retry delay")
 
 
 def cancel(instance: WorkflowInstance, reason: str, env: Env) -> None:

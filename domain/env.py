@@ -6,9 +6,43 @@ importing each other.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+
+# Steps are counted per loop, not per command: a node entered more often than this within
+# one command is on a loop without a waiting node (an acyclic graph enters each node once
+# per path, so a long chain never reaches it). The total is a backstop on the size of one
+# command (a huge loop body); both count across the instances a command touches.
+MAX_NODE_ENTRIES_PER_COMMAND = 1_000
+MAX_STEPS_PER_COMMAND = 200_000
+LOOP_LIMIT_MESSAGE = (
+    f"step limit exceeded: the graph loops without waiting (node {{node}} entered "
+    f"{MAX_NODE_ENTRIES_PER_COMMAND:,} times in one command)"
+)
+SIZE_LIMIT_MESSAGE = (
+    f"step limit exceeded: one command entered {MAX_STEPS_PER_COMMAND:,} nodes without waiting"
+)
+
+
+@dataclass
+class StepBudget:
+    """How many nodes one command entered: per (instance, node) and in all."""
+
+    entries: Counter[tuple[str, str]] = field(default_factory=Counter)
+    total: int = 0
+
+    def enter(self, instance_id: str, node_id: str) -> str | None:
+        """Count one entry; the failure message when a limit is exceeded, else None."""
+        self.total += 1
+        key = (instance_id, node_id)
+        self.entries[key] += 1
+        if self.entries[key] > MAX_NODE_ENTRIES_PER_COMMAND:
+            return LOOP_LIMIT_MESSAGE.format(node=node_id)
+        if self.total > MAX_STEPS_PER_COMMAND:
+            return SIZE_LIMIT_MESSAGE
+        return None
 
 
 @dataclass(frozen=True)
@@ -18,6 +52,9 @@ class Env:
     now: datetime
     new_id: Callable[[], str]
     new_token: Callable[[], str]
+    # One per command (the application builds one Env per attempt), so a loop that leaves
+    # and re-enters `run` — a sub_workflow whose child completes at once — is counted too.
+    steps: StepBudget = field(default_factory=StepBudget, compare=False, repr=False)
 
 
 class NodeFailure(Exception):

@@ -54,7 +54,7 @@ class WorkflowInstance(Aggregate):
         self.input = input
         self.correlation_id = correlation_id
         self.idempotency_key = idempotency_key
-        self.parent = parent  # {"instance_id": str, "bookmark_id": str} for a child
+        self.parent = parent  # parent_ref(...) for a child
         self.variables: dict[str, Any] = {}
         self.node_results: dict[str, Any] = {}
         self.node_attempts: dict[str, int] = {}
@@ -329,6 +329,11 @@ class WorkflowInstance(Aggregate):
         return activity
 
 
-def parent_ref(instance_id: UUID, bookmark_id: str) -> dict[str, Any]:
-    """How a child instance points back at the parent's `child` bookmark."""
-    return {"instance_id": str(instance_id), "bookmark_id": bookmark_id}
+def parent_ref(instance_id: UUID, bookmark_id: str, depth: int) -> dict[str, Any]:
+    """How a child instance points back at the parent's `child` bookmark.
+
+    `depth` is the child's level in its instance tree (the root's children are 1). Instances
+    started before it was recorded have no `depth` in their `Started` event: see
+    `application.session.Session.depth_of`.
+    """
+    return {"instance_id": str(instance_id), "bookmark_id": bookmark_id, "depth": depth}

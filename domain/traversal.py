@@ -19,9 +19,6 @@ from domain.instance import WorkflowInstance
 from domain.values import UnstorableValueError, clean_value
 from domain.waits import open_waiting_bookmark
 
-# A command that walks more nodes than this without suspending is looping forever.
-MAX_STEPS_PER_COMMAND = 1_000
-
 
 def run(
     instance: WorkflowInstance,
@@ -30,13 +27,12 @@ def run(
     env: Env,
 ) -> None:
     queue = deque(targets)
-    steps = 0
     while queue and not instance.is_ended:
         node_id, via = queue.popleft()
-        steps += 1
         node = definition.nodes[node_id]
-        if steps > MAX_STEPS_PER_COMMAND:
-            _fail(instance, node.id, "step limit exceeded: the graph loops without waiting", env)
+        exceeded = env.steps.enter(str(instance.id), node.id)
+        if exceeded:
+            _fail(instance, node.id, exceeded, env)
             return
         instance.enter_node(node.id, node.type, via)
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from domain.durations import parse_duration
@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from domain.instance import WorkflowInstance
 
 Evaluator = Callable[["Node", Callable[[], Any]], Any]
+
+# Due times outside this range are refused where they are computed: PostgreSQL's timestamptz
+# holds more than Python's datetime (years 1-9999 in UTC *and* in the session's time zone), so
+# a value near either end (`0001-01-01T00:00:00+14:00` is year 0 in UTC) is stored but can
+# never be read back, and would break every query that reads it. Nothing real is due before
+# 1900 or after 9000.
+EARLIEST_DUE = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_DUE = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def open_waiting_bookmark(
@@ -40,7 +48,7 @@ def open_waiting_bookmark(
     elif node.type == "wait":
         bookmark.update(_wait_fields(node, ctx, env, guard))
     elif node.type == "timer":
-        bookmark.update(kind="timer", due_at=guard(node, lambda: _timer_due(node, ctx, env.now)))
+        bookmark.update(kind="timer", due_at=guard(node, lambda: timer_due(node, ctx, env.now)))
     elif node.type == "sub_workflow":
         child_input = guard(node, lambda: evaluate_mapping(node.get("input", {}), ctx))
         bookmark.update(
@@ -70,8 +78,16 @@ def _task_fields(node: Node, ctx: dict[str, Any], env: Env, guard: Evaluator) ->
         "urgency": node.get("urgency", "normal"),
         "form": node.get("form"),
         "escalate_to_role": node.get("escalate_to_role"),
-        "due_at": env.now + timedelta(hours=sla_hours) if sla_hours else None,
+        "due_at": guard(node, lambda: _sla_due(sla_hours, env.now)) if sla_hours else None,
     }
+
+
+def _sla_due(sla_hours: float, now: datetime) -> datetime:
+    try:
+        delay = timedelta(hours=sla_hours)
+    except OverflowError:
+        raise ValueError(f"sla_hours {sla_hours!r} is too large") from None
+    return due_after(now, delay, "sla_hours")
 
 
 def _wait_fields(node: Node, ctx: dict[str, Any], env: Env, guard: Evaluator) -> dict[str, Any]:
@@ -83,15 +99,46 @@ def _wait_fields(node: Node, ctx: dict[str, Any], env: Env, guard: Evaluator) ->
         "token": env.new_token(),
         "event_type": node.get("event"),
         "correlation": None if value is None else str(value),
-        "due_at": env.now + parse_duration(timeout) if timeout else None,
+        "due_at": (
+            guard(node, lambda: due_after(env.now, parse_duration(timeout), "timeout"))
+            if timeout
+            else None
+        ),
     }
 
 
-def _timer_due(node: Node, ctx: dict[str, Any], now: datetime) -> datetime:
+def timer_due(node: Node, ctx: dict[str, Any], now: datetime) -> datetime:
+    """When a `timer` node fires: `now + duration`, or its `until` (a zoned ISO timestamp)."""
     if node.get("duration"):
-        return now + parse_duration(node.get("duration"))
+        return due_after(now, parse_duration(node.get("duration")), "duration")
     value = evaluate(node.get("until"), ctx)
-    due = datetime.fromisoformat(str(value))
+    try:
+        due = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"timer 'until' gave {value!r}, not an ISO-8601 timestamp") from None
     if due.tzinfo is None:
         raise ValueError(f"timer 'until' gave {value!r} without a time zone")
+    return checked_due(due, f"timer 'until' {str(value)!r}")
+
+
+def due_after(now: datetime, delay: timedelta, what: str) -> datetime:
+    """`now + delay` as a due time; ValueError when it is out of the storable range."""
+    try:
+        due = now + delay
+    except OverflowError:
+        raise ValueError(f"{what} puts the due time beyond the year 9999") from None
+    return checked_due(due, what)
+
+
+def checked_due(due: datetime, what: str) -> datetime:
+    """`due` if it lies in [EARLIEST_DUE, LATEST_DUE); ValueError naming `what` otherwise."""
+    try:
+        utc = due.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00: year 0 in UTC
+        utc = None
+    if utc is None or not EARLIEST_DUE <= utc < LATEST_DUE:
+        raise ValueError(
+            f"{what} gives the due time {due.isoformat()}, outside the supported range "
+            f"{EARLIEST_DUE.year}-01-01 to {LATEST_DUE.year}-01-01 (UTC)"
+        )
     return due

@@ -53,10 +53,16 @@ def worker_status(runners: list[Any]) -> dict[str, dict[str, Any]]:
     return status
 
 
-async def report(container: Container, workers: dict[str, Any] | None = None) -> JSONResponse:
+async def report(
+    container: Container,
+    workers: dict[str, Any] | None = None,
+    timers: dict[str, Any] | None = None,
+) -> JSONResponse:
     parts = await components(container)
     healthy = all(c["status"] == "up" for c in parts.values())
     body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "components": parts}
+    if timers is not None:
+        parts["timers"] = timers
     if workers:
         # A failing worker degrades the process but must not take it out of the load
         # balancer: the API still serves, and readiness asks only about the database.
@@ -72,7 +78,20 @@ async def report(container: Container, workers: dict[str, Any] | None = None) ->
 async def health(request: Request, container: Container = Depends(get_container)) -> JSONResponse:
     """Every component's status (database; in-process workers); 503 when the database is down."""
     runners = getattr(request.app.state, "worker_runners", [])
-    return await report(container, worker_status(runners))
+    return await report(container, worker_status(runners), await timer_status(container))
+
+
+async def timer_status(container: Container) -> dict[str, Any] | None:
+    """Timers set aside after a failed firing (they wait for an operator, docs/api.md).
+
+    They are one tenant's bad data, not an outage: the component stays `up` and shows the
+    count (the worker logs each one with its error)."""
+    try:
+        count = await run_in_threadpool(container.timers.set_aside_count)
+    except Exception as exc:  # the database component reports the outage itself
+        logger.warning("health: counting set-aside timers failed: %s", exc)
+        return None
+    return {"status": "up", "set_aside": count}
 
 
 @router.get("/live")

@@ -3,41 +3,101 @@
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
 
 from application.read_models import BookmarkRow
+from domain.waits import EARLIEST_DUE, LATEST_DUE
 from infrastructure.postgres.queries import to_row
+
+# What a set-aside row keeps of its error (the full text is in the worker's log).
+MAX_ERROR_CHARS = 2_000
 
 # No lease is needed: firing is a command on the instance, so when two timer workers fire
 # the same bookmark, optimistic concurrency lets one apply and the other finds it consumed.
+# Set-aside rows (timer_error) are skipped, so a row that fails every time never holds back
+# the rows behind it; the range check keeps rows that cannot be read back out of the result.
 _DUE = """
     SELECT * FROM bookmarks
-    WHERE status = 'open' AND kind IN ('timer', 'wait') AND due_at <= %s
+    WHERE status = 'open' AND kind IN ('timer', 'wait') AND due_at <= %(now)s
+      AND due_at >= %(earliest)s AND timer_error IS NULL
     ORDER BY due_at
-    LIMIT %s
+    LIMIT %(limit)s
 """
 
+# Rows stored before due times were range-checked (year 0 or 10000 in UTC) make psycopg
+# raise while reading the whole result; set them aside without reading their due_at.
+_SET_ASIDE_OUT_OF_RANGE = """
+    UPDATE bookmarks
+    SET timer_error = %(error)s, timer_failed_at = %(now)s, timer_attempts = timer_attempts + 1
+    WHERE status = 'open' AND kind IN ('timer', 'wait') AND timer_error IS NULL
+      AND (due_at < %(earliest)s OR due_at >= %(latest)s)
+"""
 
 _NEXT_DUE = """
     SELECT min(due_at) AS due_at FROM bookmarks
-    WHERE status = 'open' AND kind IN ('timer', 'wait') AND due_at IS NOT NULL
+    WHERE status = 'open' AND kind IN ('timer', 'wait') AND timer_error IS NULL
+      AND due_at >= %(earliest)s AND due_at < %(latest)s
 """
+
+_SET_ASIDE = """
+    UPDATE bookmarks
+    SET timer_error = %(error)s, timer_failed_at = %(now)s, timer_attempts = timer_attempts + 1
+    WHERE id = %(id)s AND status = 'open'
+"""
+
+_COUNT_SET_ASIDE = (
+    "SELECT count(*) AS n FROM bookmarks WHERE timer_error IS NOT NULL AND status = 'open'"
+)
+
+# due_at is not selected: an out-of-range one cannot be read back.
+_SET_ASIDE_FOR = """
+    SELECT id, tenant, instance_id, node_id, kind, status, token, event_type, correlation,
+           CASE WHEN due_at >= %(earliest)s AND due_at < %(latest)s THEN due_at END AS due_at,
+           created_at, resolved_at, timer_error, timer_failed_at, timer_attempts
+    FROM bookmarks
+    WHERE tenant = %(tenant)s AND instance_id = %(instance_id)s
+      AND status = 'open' AND timer_error IS NOT NULL
+"""
+
+_RANGE = {"earliest": EARLIEST_DUE, "latest": LATEST_DUE}
+_OUT_OF_RANGE = (
+    f"due_at outside the supported range {EARLIEST_DUE.year}-01-01 to "
+    f"{LATEST_DUE.year}-01-01 (UTC): it cannot be read back"
+)
 
 
 class PostgresDueTimers:
-    """Reads due timers from the bookmarks read model."""
+    """Reads due timers from the bookmarks read model; sets aside the ones that fail."""
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
 
     def due(self, now: datetime, limit: int) -> list[BookmarkRow]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(_DUE, (now, limit))
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(_SET_ASIDE_OUT_OF_RANGE, {"error": _OUT_OF_RANGE, "now": now, **_RANGE})
+            curs.execute(_DUE, {"now": now, "limit": limit, **_RANGE})
             return [to_row(BookmarkRow, row) for row in curs.fetchall()]
 
     def next_due(self) -> datetime | None:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(_NEXT_DUE)
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(_NEXT_DUE, _RANGE)
             row = curs.fetchone()
             return row["due_at"] if row else None
+
+    def set_aside(self, bookmark_id: str, error: str, at: datetime) -> None:
+        text = error.replace("\x00", "\\0")[:MAX_ERROR_CHARS]  # text columns refuse NUL
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(_SET_ASIDE, {"id": bookmark_id, "error": text, "now": at})
+
+    def set_aside_count(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(_COUNT_SET_ASIDE)
+            row = curs.fetchone()
+            return int(row["n"]) if row else 0
+
+    def set_aside_for(self, tenant: str, instance_id: UUID) -> list[BookmarkRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(_SET_ASIDE_FOR, {"tenant": tenant, "instance_id": instance_id, **_RANGE})
+            return [to_row(BookmarkRow, row) for row in curs.fetchall()]

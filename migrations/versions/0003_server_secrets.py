@@ -3,7 +3,7 @@ without any configuration. The first: the key that derives instance ids from ide
 keys (HMAC-SHA256), so nobody can compute another tenant's instance id from its key.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

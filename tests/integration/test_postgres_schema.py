@@ -61,6 +61,9 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("due_at", TZ, "YES"),
         ("created_at", TZ, "NO"),
         ("resolved_at", TZ, "YES"),
+        ("timer_error", "text", "YES"),
+        ("timer_failed_at", TZ, "YES"),
+        ("timer_attempts", "integer", "NO"),
     ],
     "tasks": [
         ("id", "text", "NO"),

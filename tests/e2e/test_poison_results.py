@@ -212,5 +212,8 @@ def test_unstorable_bounds_are_422_at_validate_and_publish(
             assert body["valid"] is False, body
             errors = body["errors"]
         else:
-            errors = is_problem(response, 422, "invalid-definition")["errors"]
+            # A NUL never reaches the validator: the request guard refuses any body holding
+            # one (422 invalid-request, same JSON path) before a route runs.
+            kind = "invalid-request" if "\\u0000" in json.dumps(document) else "invalid-definition"
+            errors = is_problem(response, 422, kind)["errors"]
         assert path in [e["path"] for e in errors], errors

@@ -151,9 +151,7 @@ def test_a_caller_payload_that_cannot_be_stored_is_refused_and_changes_nothing()
     (bookmark,) = instance.open_bookmarks()
     before = len(instance.pending_events)
     with pytest.raises(UnstorableValueError, match="payload resuming bookmark"):
-        engine.resume(
-            instance, d, bookmark.id, payload={"x": "\x00"}, source="api", env=fake.env()
-        )
+        engine.resume(instance, d, bookmark.id, payload={"x": "\x00"}, source="api", env=fake.env())
     assert len(instance.pending_events) == before and instance.status == "suspended"
 
 

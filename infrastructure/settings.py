@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     task_batch_size: int = Field(default=10, ge=1)
     timer_batch_size: int = Field(default=100, ge=1)
     timer_poll_interval: float = Field(default=30.0, gt=0)
+    timer_lease_seconds: float = Field(default=30.0, gt=0)
     # After SIGTERM a worker stops claiming and has this long to finish or hand back what it
     # holds (below Kubernetes' default 30 s terminationGracePeriodSeconds).
     worker_shutdown_grace: float = Field(default=25.0, ge=0)

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     db_lock_timeout: float = Field(default=10.0, ge=0)
     # What one command may write to the event store, in bytes of stored event state.
     max_event_bytes: int = Field(default=262_144, ge=1)
-    max_command_bytes: int = Field(default=1_048_576, ge=1)
+    max_command_bytes: int = Field(default=8_388_608, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     task_worker_concurrency: int = Field(default=4, ge=1)
     task_poll_interval: float = Field(default=1.0, gt=0)

@@ -140,7 +140,11 @@ class ReadModelQueries(Protocol):
 
 class DueTimers(Protocol):
     def due(self, now: datetime, limit: int) -> list[BookmarkRow]:
-        """Open `timer` bookmarks and `wait` timeouts whose due time has passed, oldest first."""
+        """Claim open `timer` bookmarks and `wait` timeouts whose due time has passed, oldest
+        first, leased to the caller for a while: other replicas' claims skip them."""
+
+    def release(self, bookmark_id: str) -> None:
+        """End the lease of a claimed row early (its firing should be retried soon)."""
 
     def next_due(self) -> datetime | None:
         """When the earliest open timer or wait timeout falls due (set-aside ones excluded)."""

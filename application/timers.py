@@ -71,6 +71,7 @@ class TimerService:
         except CommandConflictError:
             # The instance kept changing under us: transient, the next tick tries again.
             log.info("timer %s of instance %s: conflict, retried later", row.id, row.instance_id)
+            self.timers.release(row.id)  # not left to its lease: the next tick may take it
             return False
         except Exception as e:  # noqa: BLE001 - any other failure sets this row aside
             self._set_aside(row, e)

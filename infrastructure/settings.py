@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     db_lock_timeout: float = Field(default=10.0, ge=0)
     # What one command may write to the event store, in bytes of stored event state.
     max_event_bytes: int = Field(default=262_144, ge=1)
-    max_command_bytes: int = Field(default=1_048_576, ge=1)
+    max_command_bytes: int = Field(default=8_388_608, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     task_worker_concurrency: int = Field(default=4, ge=1)
     task_poll_interval: float = Field(default=1.0, gt=0)
@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     task_batch_size: int = Field(default=10, ge=1)
     timer_batch_size: int = Field(default=100, ge=1)
     timer_poll_interval: float = Field(default=30.0, gt=0)
+    timer_lease_seconds: float = Field(default=30.0, gt=0)
     # After SIGTERM a worker stops claiming and has this long to finish or hand back what it
     # holds (below Kubernetes' default 30 s terminationGracePeriodSeconds).
     worker_shutdown_grace: float = Field(default=25.0, ge=0)

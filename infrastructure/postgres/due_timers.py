@@ -14,17 +14,28 @@ from infrastructure.postgres.queries import to_row
 # What a set-aside row keeps of its error (the full text is in the worker's log).
 MAX_ERROR_CHARS = 2_000
 
-# No lease is needed: firing is a command on the instance, so when two timer workers fire
-# the same bookmark, optimistic concurrency lets one apply and the other finds it consumed.
+# Due rows are claimed with a short lease (FOR UPDATE SKIP LOCKED, like activities), so
+# replicas share the due timers instead of all loading and trying the same first N. The
+# lease is an efficiency, not the guarantee: firing is a command on the instance, so if a
+# lease expires while its worker is still firing, optimistic concurrency lets one apply and
+# the other finds the bookmark consumed. A worker that dies leaves its rows to expire.
 # Set-aside rows (timer_error) are skipped, so a row that fails every time never holds back
 # the rows behind it; the range check keeps rows that cannot be read back out of the result.
-_DUE = """
-    SELECT * FROM bookmarks
-    WHERE status = 'open' AND kind IN ('timer', 'wait') AND due_at <= %(now)s
-      AND due_at >= %(earliest)s AND timer_error IS NULL
-    ORDER BY due_at
-    LIMIT %(limit)s
+_CLAIM_DUE = """
+    UPDATE bookmarks SET timer_leased_until = %(now)s + make_interval(secs => %(lease)s)
+    WHERE id IN (
+        SELECT id FROM bookmarks
+        WHERE status = 'open' AND kind IN ('timer', 'wait') AND due_at <= %(now)s
+          AND due_at >= %(earliest)s AND timer_error IS NULL
+          AND (timer_leased_until IS NULL OR timer_leased_until <= %(now)s)
+        ORDER BY due_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING *
 """
+
+_RELEASE = "UPDATE bookmarks SET timer_leased_until = NULL WHERE id = %(id)s"
 
 # Rows stored before due times were range-checked (year 0 or 10000 in UTC) make psycopg
 # raise while reading the whole result; set them aside without reading their due_at.
@@ -71,14 +82,23 @@ _OUT_OF_RANGE = (
 class PostgresDueTimers:
     """Reads due timers from the bookmarks read model; sets aside the ones that fail."""
 
-    def __init__(self, datastore: PostgresDatastore) -> None:
+    def __init__(self, datastore: PostgresDatastore, lease_seconds: float = 30.0) -> None:
         self.datastore = datastore
+        self.lease_seconds = lease_seconds
 
     def due(self, now: datetime, limit: int) -> list[BookmarkRow]:
+        """Claim up to `limit` due rows for `lease_seconds` (other replicas skip them)."""
+        params = {"now": now, "limit": limit, "lease": self.lease_seconds, **_RANGE}
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(_SET_ASIDE_OUT_OF_RANGE, {"error": _OUT_OF_RANGE, "now": now, **_RANGE})
-            curs.execute(_DUE, {"now": now, "limit": limit, **_RANGE})
-            return [to_row(BookmarkRow, row) for row in curs.fetchall()]
+            curs.execute(_CLAIM_DUE, params)
+            rows = [to_row(BookmarkRow, row) for row in curs.fetchall()]
+        return sorted(rows, key=lambda row: row.due_at or now)  # RETURNING has no order
+
+    def release(self, bookmark_id: str) -> None:
+        """Give a claimed row back at once (its firing lost a race and should be retried)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(_RELEASE, {"id": bookmark_id})
 
     def next_due(self) -> datetime | None:
         with self.datastore.transaction(commit=False) as curs:

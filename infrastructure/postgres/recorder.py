@@ -119,7 +119,7 @@ class WriteLimits:
     """What one command may write: per stored event and in total (bytes of event state)."""
 
     max_event_bytes: int = 262_144
-    max_command_bytes: int = 1_048_576
+    max_command_bytes: int = 8_388_608
 
     def check(self, stored_events: Sequence[StoredEvent]) -> None:
         total = 0

@@ -64,6 +64,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("timer_error", "text", "YES"),
         ("timer_failed_at", TZ, "YES"),
         ("timer_attempts", "integer", "NO"),
+        ("timer_leased_until", TZ, "YES"),
     ],
     "tasks": [
         ("id", "text", "NO"),
@@ -200,4 +201,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0003",)
+    assert row == ("0004",)

@@ -202,9 +202,9 @@ def test_a_chain_longer_than_the_old_step_limit_starts_and_runs_to_its_end(
     container: Any,
 ) -> None:
     # Issue 5 item 7: the per-command step limit (1,000 nodes) failed every start of a long
-    # chain. (The unit tests run 5,000 nodes; here the command's events stay small enough
-    # for one insert.)
-    length = 1_500
+    # chain. 5,000 `set` nodes store ~15,000 events (~3 MB) in the one start command: within
+    # the default WAYMARK_MAX_COMMAND_BYTES, and inserted without the pipeline that hung.
+    length = 5_000
     nodes = [{"id": f"n{i}", "type": "set", "variables": {"last": str(i)}} for i in range(length)]
     routes = [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(length - 1)]
     container.definitions.publish(

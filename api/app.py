@@ -3,7 +3,6 @@ embedded PostgreSQL in development, ...) is built in the lifespan and closed on 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -27,8 +26,6 @@ from api.routes import (
 )
 from infrastructure.container import Container
 from infrastructure.telemetry import configure_logging
-
-logger = logging.getLogger(__name__)
 
 
 class HostedWorkers(Protocol):

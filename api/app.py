@@ -3,11 +3,9 @@ embedded PostgreSQL in development, ...) is built in the lifespan and closed on 
 
 from __future__ import annotations
 
-import logging
-import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
@@ -27,32 +25,44 @@ from api.routes import (
     webhooks,
 )
 from infrastructure.container import Container
-
-logger = logging.getLogger(__name__)
-
-# How long shutdown waits for the in-process task worker to finish its batch.
-WORKER_STOP_TIMEOUT_SECONDS = 30.0
+from infrastructure.telemetry import configure_logging
 
 
-def create_app(container_factory: Callable[[], Container]) -> FastAPI:
-    """The API; `container_factory` runs once, at startup (e.g. `lambda: bootstrap(settings)`)."""
+class HostedWorkers(Protocol):
+    """Workers running inside this process (`workers.in_process`, handed in by `api.cli`)."""
+
+    @property
+    def runners(self) -> Sequence[Any]: ...
+
+    def stop(self) -> None: ...
+
+
+def create_app(
+    container_factory: Callable[[], Container],
+    start_workers: Callable[[Container], HostedWorkers] | None = None,
+) -> FastAPI:
+    """The API; `container_factory` runs once, at startup (e.g. `lambda: build_api(settings)`).
+
+    `start_workers`, when given, starts workers beside the API once the container is built
+    (on its core) and is stopped before the container closes; this module never imports
+    `workers` itself.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Blocking work (may start PostgreSQL and migrate): keep it off the event loop.
         container = await run_in_threadpool(container_factory)
-        settings = container.settings
-        configure_logging(getattr(settings, "log_level", "INFO"))
+        configure_logging(getattr(container.settings, "log_level", "INFO"))
         app.state.container = container
-        workers: list[Any] = []
+        hosted: HostedWorkers | None = None
         try:
-            if settings.workers_in_process:
-                workers = _start_workers(container)
-                app.state.worker_runners = [worker.runner for worker in workers]
+            if start_workers is not None:
+                hosted = await run_in_threadpool(start_workers, container)
+                app.state.worker_runners = hosted.runners
             yield
         finally:
-            for worker in workers:
-                await run_in_threadpool(_stop_worker, worker)
+            if hosted is not None:
+                await run_in_threadpool(hosted.stop)
             await run_in_threadpool(container.close)
 
     app = FastAPI(
@@ -79,60 +89,5 @@ def create_app(container_factory: Callable[[], Container]) -> FastAPI:
     return app
 
 
-def configure_logging(level: str) -> None:
-    """Plain-text logs at the configured level (uvicorn keeps its own handlers)."""
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger().setLevel(level.upper())
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactCallbackTokens) for f in access.filters):
-        access.addFilter(RedactCallbackTokens())
-
-
-class RedactCallbackTokens(logging.Filter):
-    """Callback tokens are bearer capabilities: keep them out of the access log."""
-
-    PATTERN = re.compile(r"(/v1/callbacks/)[^/?\s]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                self.PATTERN.sub(r"\1<redacted>", a) if isinstance(a, str) else a
-                for a in record.args
-            )
-        return True
-
-
 def _max_body_bytes(app: FastAPI) -> int:
     return int(getattr(app.state.container.settings, "max_body_bytes", 1_048_576))
-
-
-def _start_workers(container: Container) -> list[Any]:
-    """Development mode runs the task and timer workers inside `waymark serve`."""
-    from domain.instance import WorkflowInstance
-    from workers.task_worker import TaskWorker
-    from workers.timer_worker import TimerWorker
-
-    tasks, timers = TaskWorker(container), TimerWorker(container)
-
-    def wake(events: list[WorkflowInstance.Event]) -> None:
-        # A commit that scheduled work wakes its worker instead of leaving it to the poll.
-        if any(isinstance(e, WorkflowInstance.ActivityScheduled) for e in events):
-            tasks.wake()
-        if any(isinstance(e, WorkflowInstance.BookmarkCreated) for e in events):
-            timers.wake()
-
-    container.runner.on_commit.append(wake)
-    for worker in (tasks, timers):
-        worker.runner.start_in_thread()
-    logger.info("task and timer workers running in-process (%s)", tasks.worker_id)
-    return [tasks, timers]
-
-
-def _stop_worker(worker: Any) -> None:
-    if not worker.runner.stop(WORKER_STOP_TIMEOUT_SECONDS):
-        logger.warning(
-            "%s did not stop within %g s", worker.runner.name, WORKER_STOP_TIMEOUT_SECONDS
-        )
-    worker.close()

@@ -9,7 +9,11 @@ import argparse
 import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from api.app import HostedWorkers
+    from infrastructure.container import Container
 
 T = TypeVar("T")
 
@@ -49,15 +53,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(host: str, port: int) -> int:
     import uvicorn
 
-    from api.app import configure_logging, create_app
-    from infrastructure.bootstrap import bootstrap, prepare_schema
+    from api.app import create_app
+    from infrastructure.bootstrap import build_api, prepare_schema
     from infrastructure.settings import Settings
+    from infrastructure.telemetry import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level)  # before bootstrap, which already logs
+    configure_logging(settings.log_level)  # before the container is built, which already logs
     # Checked here, not only in the lifespan: a refusal is one line, not a traceback.
     or_refuse("serve", lambda: prepare_schema(settings))
-    app = create_app(lambda: bootstrap(settings))
+    app = create_app(
+        lambda: build_api(settings),
+        start_workers=_in_process_workers if settings.workers_in_process else None,
+    )
     # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan's exit.
     uvicorn.run(
         app,
@@ -69,19 +77,29 @@ def serve(host: str, port: int) -> int:
     return 0
 
 
+def _in_process_workers(container: Container) -> HostedWorkers:
+    """The task and timer workers as threads of `waymark serve`, on the API's core.
+
+    The one place `api` reaches into `workers` (the import-linter contract allows only
+    `api.cli -> workers`)."""
+    from workers.in_process import InProcessWorkers
+
+    return InProcessWorkers.start(container.core)
+
+
 def migrate() -> int:
-    from api.app import configure_logging
-    from infrastructure.bootstrap import bootstrap
+    from infrastructure.bootstrap import build_core
     from infrastructure.postgres.migrate import migrate as run_migrations
     from infrastructure.settings import Settings
+    from infrastructure.telemetry import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_level)
     if settings.database_url:
         run_migrations(settings.database_url)
     else:
-        # Development: bootstrap starts the embedded server and migrates it.
-        bootstrap(settings).close()
+        # Development: the core starts the embedded server and migrates it.
+        build_core(settings).close()
     print("database schema is up to date", file=sys.stderr)
     return 0
 
@@ -93,15 +111,18 @@ def worker(name: str) -> int:
             file=sys.stderr,
         )
         return 2
-    from api.app import configure_logging
-    from infrastructure.bootstrap import bootstrap
+    from infrastructure.bootstrap import build_task_worker, build_timer_worker
     from infrastructure.settings import Settings
+    from infrastructure.telemetry import configure_logging
     from workers import task_worker, timer_worker
 
     settings = Settings()
     configure_logging(settings.log_level)
-    run = {"tasks": task_worker.main, "timers": timer_worker.main}[name]
-    run(or_refuse(f"worker {name}", lambda: bootstrap(settings)))
+    # Each worker has its own composition root: no API keys, no tenant secrets, no FastAPI.
+    if name == "tasks":
+        task_worker.main(or_refuse("worker tasks", lambda: build_task_worker(settings)))
+    else:
+        timer_worker.main(or_refuse("worker timers", lambda: build_timer_worker(settings)))
     return 0
 
 

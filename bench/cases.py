@@ -179,10 +179,13 @@ def _count_completed(database_url: str, definition: str) -> int:
 
 
 def bench_service_task(bench: Bench, sizes: Sizes) -> list[Result]:
+    from infrastructure.bootstrap import build_task_worker
     from workers.task_worker import TaskWorker
 
     instances = bench.container.instances
-    worker = TaskWorker(bench.container, worker_id="bench-task-worker")
+    # The task worker's own container, on the API's core (as `waymark serve` hosts it).
+    parts = build_task_worker(bench.container.settings, core=bench.container.core)
+    worker = TaskWorker(parts, worker_id="bench-task-worker")
     try:
         # Warm up: a few instances through the whole path, untimed.
         for _ in range(4):
@@ -244,6 +247,7 @@ def bench_service_task(bench: Bench, sizes: Sizes) -> list[Result]:
         return [started, drain, end_to_end]
     finally:
         worker.close()
+        parts.close()
 
 
 # --- 4. raw-commit --------------------------------------------------------------------------

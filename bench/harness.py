@@ -164,7 +164,7 @@ def environment(
     with bench.stack:
         bench.stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         if database:
-            from infrastructure.bootstrap import bootstrap
+            from infrastructure.bootstrap import build_api
             from infrastructure.embedded_postgres import EmbeddedPostgres
             from infrastructure.postgres.migrate import migrate
             from infrastructure.settings import Settings
@@ -181,7 +181,7 @@ def environment(
                 api_keys=API_KEYS,
                 db_pool_size=pool_size,
             )
-            bench.container = bootstrap(settings)
+            bench.container = build_api(settings)
             bench.stack.callback(bench.container.close)
             for document in definitions:
                 bench.container.definitions.publish(TENANT, document)

@@ -1,7 +1,7 @@
 """Waymark benchmarks: `python -m bench.run [--quick] [--only NAME ...] [--profile]`.
 
 Starts its own embedded PostgreSQL (pgserver, unix socket only) in a temporary directory,
-applies the real migrations, builds the production Container with `bootstrap(Settings(...))`
+applies the real migrations, builds the production Container with `build_api(Settings(...))`
 and measures the command path, the task worker, the raw event-store commit, the HTTP API
 (`waymark serve` under uvicorn on 127.0.0.1) and the expression interpreter. Prints one
 table on stdout (progress goes to stderr). Every loop is bounded in count and in time; the

@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from application.ports import ActionResult, ConcurrencyConflictError
 from application.read_models import ActivityRow
 from application.session import CommandConflictError
-from infrastructure.container import Container
+from infrastructure.container import TaskWorkerContainer
 from infrastructure.postgres.datastore import DatabaseUnavailableError
 from infrastructure.postgres.listener import ACTIVITIES_CHANNEL, PostgresListener
 from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner, exit_now
@@ -61,8 +61,11 @@ def is_transient(exc: BaseException) -> bool:
 class TaskWorker:
     """Claims due activities in batches and runs their actions on a bounded thread pool."""
 
-    def __init__(self, container: Container, *, worker_id: str | None = None, listen: bool = False):
+    def __init__(
+        self, container: TaskWorkerContainer, *, worker_id: str | None = None, listen: bool = False
+    ):
         settings = container.settings
+        self.container = container
         self.queue = container.activity_queue
         self.actions = container.actions
         self.activities = container.activities
@@ -245,7 +248,7 @@ class TaskWorker:
             logger.exception("activity %s: release failed; its lease will expire", row.id)
 
 
-def main(container: Container) -> None:
+def main(container: TaskWorkerContainer) -> None:
     """`waymark worker tasks`: run until SIGTERM/SIGINT, then shut down within the grace period.
 
     Shutting down: claim nothing more, hand back claimed activities not started yet, wait

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from infrastructure.container import Container
+from infrastructure.container import TimerWorkerContainer
 from infrastructure.postgres.listener import TIMERS_CHANNEL, PostgresListener
 from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner
 from workers.wakeups import ALARM_SLACK_SECONDS, wake_on_notify
@@ -25,8 +25,9 @@ class TimerWorker:
     processes create (their commits notify `waymark_timers` with the due time).
     """
 
-    def __init__(self, container: Container, *, listen: bool = False):
+    def __init__(self, container: TimerWorkerContainer, *, listen: bool = False):
         settings = container.settings
+        self.container = container
         self.timers = container.timers
         self.batch_size = settings.timer_batch_size
         self.runner = WorkerRunner(
@@ -68,7 +69,7 @@ class TimerWorker:
             self.runner.wake_in(wait + ALARM_SLACK_SECONDS)
 
 
-def main(container: Container) -> None:
+def main(container: TimerWorkerContainer) -> None:
     """`waymark worker timers`: run until SIGTERM/SIGINT."""
     worker = TimerWorker(container, listen=bool(getattr(container.settings, "worker_listen", True)))
     worker.runner.install_signal_handlers()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from application.ports import Clock
-from infrastructure.container import Container
+from infrastructure.container import WorkerContainer
 from infrastructure.postgres.listener import PostgresListener, parse_due
 from workers.runner import WorkerRunner
 
@@ -11,7 +11,9 @@ from workers.runner import WorkerRunner
 ALARM_SLACK_SECONDS = 0.01
 
 
-def wake_on_notify(runner: WorkerRunner, container: Container, channel: str) -> PostgresListener:
+def wake_on_notify(
+    runner: WorkerRunner, container: WorkerContainer, channel: str
+) -> PostgresListener:
     """Supervise a listener on `channel` that wakes `runner` when the notified work is due.
 
     The payload is the earliest due time of what the commit created: work due now wakes

@@ -107,6 +107,27 @@ def test_without_notifications_the_timer_waits_for_the_next_poll(
         assert terminate(worker.process) == 0, worker.text()
 
 
+def test_a_standalone_worker_runs_without_the_api_credentials(
+    module_database_url: str, acme: httpx.Client, tmp_path: Path
+) -> None:
+    # A worker builds only its own container: API keys and tenant secrets are the API's, so
+    # entries the API would refuse do not stop a timer worker (it never parses them).
+    env = worker_env(
+        module_database_url,
+        tmp_path,
+        WAYMARK_API_KEYS="no-tenant-here",
+        WAYMARK_TENANT_SECRETS="no-secret-here",
+    )
+    worker = start_worker("timers", env, tmp_path / "w.log")
+    try:
+        name = unique("pause")
+        publish(acme, timer_definition(name, "PT1S"))
+        view = start(acme, name)
+        wait_for_status(acme, view["id"], "completed", timeout=10.0)
+    finally:
+        assert terminate(worker.process) == 0, worker.text()
+
+
 def test_a_standalone_task_worker_runs_an_activity_scheduled_by_the_api_process_at_once(
     module_database_url: str, acme: httpx.Client, slow: SlowTarget, tmp_path: Path
 ) -> None:

@@ -42,10 +42,10 @@ def approval_flow(name: str, task_sla_hours: float = 24, **document: Any) -> dic
 
 @pytest.fixture
 def container(database_url: str) -> Iterator[Any]:
-    from infrastructure.bootstrap import bootstrap
+    from infrastructure.bootstrap import build_api
     from infrastructure.settings import Settings
 
-    built = bootstrap(Settings(database_url=database_url, api_keys="k=acme:admin"))
+    built = build_api(Settings(database_url=database_url, api_keys="k=acme:admin"))
     yield built
     built.close()
 

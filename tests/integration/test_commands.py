@@ -45,8 +45,8 @@ WAIT = {
 
 @pytest.fixture
 def container(database_url: str) -> Iterator[Any]:
-    from infrastructure.bootstrap import bootstrap
     from infrastructure.settings import Settings
+    from tests.containers import build_engine
 
     settings = Settings(
         database_url=database_url,
@@ -54,7 +54,7 @@ def container(database_url: str) -> Iterator[Any]:
         tenant_secrets=f"{TENANT}={SECRET}",
         db_pool_size=8,
     )
-    built = bootstrap(settings)
+    built = build_engine(settings)
     built.definitions.publish(TENANT, APPROVAL)
     built.definitions.publish(TENANT, WAIT)
     yield built

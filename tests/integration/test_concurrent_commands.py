@@ -40,10 +40,10 @@ def fork_of_waits(name: str) -> dict[str, Any]:
 
 
 def build(database_url: str) -> Any:
-    from infrastructure.bootstrap import bootstrap
+    from infrastructure.bootstrap import build_api
     from infrastructure.settings import Settings
 
-    return bootstrap(Settings(database_url=database_url, api_keys="k=acme:admin", db_pool_size=12))
+    return build_api(Settings(database_url=database_url, api_keys="k=acme:admin", db_pool_size=12))
 
 
 @pytest.fixture

@@ -58,10 +58,10 @@ APPROVAL = {
 
 @pytest.fixture
 def container(database_url: str) -> Iterator[Any]:
-    from infrastructure.bootstrap import bootstrap
+    from infrastructure.bootstrap import build_api
     from infrastructure.settings import Settings
 
-    built = bootstrap(
+    built = build_api(
         Settings(database_url=database_url, api_keys="k=acme:admin", tenant_secrets="acme=s")
     )
     for document in (TIMER, CALL, APPROVAL):

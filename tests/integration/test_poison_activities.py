@@ -68,10 +68,10 @@ class FailingRecorder:
 
 @pytest.fixture
 def container(database_url: str) -> Iterator[Any]:
-    from infrastructure.bootstrap import bootstrap
     from infrastructure.settings import Settings
+    from tests.containers import build_engine
 
-    built = bootstrap(
+    built = build_engine(
         Settings(
             database_url=database_url,
             api_keys="k=acme:admin",

@@ -31,10 +31,10 @@ WAIT = {
 
 
 def build(database_url: str) -> Any:
-    from infrastructure.bootstrap import bootstrap
+    from infrastructure.bootstrap import build_api
     from infrastructure.settings import Settings
 
-    return bootstrap(
+    return build_api(
         Settings(
             database_url=database_url,
             api_keys="k=acme:admin",

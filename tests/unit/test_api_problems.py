@@ -267,7 +267,7 @@ def test_body_limit_by_declared_length_and_by_counting() -> None:
 def test_access_log_redacts_callback_tokens() -> None:
     import logging
 
-    from api.app import RedactCallbackTokens
+    from infrastructure.telemetry import RedactCallbackTokens
 
     record = logging.LogRecord(
         "uvicorn.access",

@@ -1,0 +1,43 @@
+"""Tests' composition: the API and both workers' containers on one core, as `waymark serve`
+builds them when the workers run in-process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from infrastructure.bootstrap import build_api, build_task_worker, build_timer_worker
+from infrastructure.container import Container, TaskWorkerContainer, TimerWorkerContainer
+from infrastructure.settings import Settings
+
+
+@dataclass
+class Engine:
+    """Every part by name (`engine.instances`, `engine.timers`, `engine.activity_queue`), so
+    one fixture serves the use cases and the workers (`TaskWorker(engine)`)."""
+
+    api: Container
+    task_worker: TaskWorkerContainer
+    timer_worker: TimerWorkerContainer
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("api", "task_worker", "timer_worker"):
+            raise AttributeError(name)  # not set yet: no recursion
+        for part in (self.api, self.task_worker, self.timer_worker):
+            if hasattr(part, name):
+                return getattr(part, name)
+        raise AttributeError(name)
+
+    def close(self) -> None:
+        self.task_worker.close()
+        self.timer_worker.close()
+        self.api.close()  # owns the core
+
+
+def build_engine(settings: Settings) -> Engine:
+    api = build_api(settings)
+    return Engine(
+        api,
+        build_task_worker(settings, core=api.core),
+        build_timer_worker(settings, core=api.core),
+    )

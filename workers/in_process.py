@@ -1,0 +1,66 @@
+"""The task and timer workers as threads of `waymark serve` (development, or when
+`WAYMARK_RUN_WORKERS_IN_PROCESS` asks for it).
+
+They are built on the API's core, so they share its pool and its `CommandRunner`: a commit
+that schedules work wakes its worker through `on_commit` at once, with no LISTEN needed.
+`api.cli` hands `InProcessWorkers.start` to the API's lifespan; `api.app` never imports
+this package.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from domain.instance import WorkflowInstance
+from infrastructure.bootstrap import build_task_worker, build_timer_worker
+from infrastructure.container import Core
+from workers.runner import WorkerRunner
+from workers.task_worker import TaskWorker
+from workers.timer_worker import TimerWorker
+
+logger = logging.getLogger(__name__)
+
+# How long shutdown waits for each in-process worker to finish its batch.
+WORKER_STOP_TIMEOUT_SECONDS = 30.0
+
+
+class InProcessWorkers:
+    """Starts the task and timer workers in daemon threads; `stop()` ends and closes them."""
+
+    def __init__(self, core: Core):
+        self.tasks = TaskWorker(build_task_worker(core.settings, core=core))
+        self.timers = TimerWorker(build_timer_worker(core.settings, core=core))
+        self._core = core
+
+    @classmethod
+    def start(cls, core: Core) -> InProcessWorkers:
+        """Build both workers on `core`, hook the commit wake-up, run their loops."""
+        workers = cls(core)
+        core.runner.on_commit.append(workers._wake)
+        for runner in workers.runners:
+            runner.start_in_thread()
+        logger.info("task and timer workers running in-process (%s)", workers.tasks.worker_id)
+        return workers
+
+    @property
+    def runners(self) -> list[WorkerRunner]:
+        return [self.tasks.runner, self.timers.runner]
+
+    def stop(self, timeout: float = WORKER_STOP_TIMEOUT_SECONDS) -> None:
+        """Stop both loops (each within `timeout`), then release what they hold."""
+        if self._wake in self._core.runner.on_commit:
+            self._core.runner.on_commit.remove(self._wake)
+        for worker in (self.tasks, self.timers):
+            if not worker.runner.stop(timeout):
+                logger.warning("%s did not stop within %g s", worker.runner.name, timeout)
+            worker.close()
+        # The worker containers do not own the core: only their own parts are released.
+        self.tasks.container.close()
+        self.timers.container.close()
+
+    def _wake(self, events: list[WorkflowInstance.Event]) -> None:
+        # A commit that scheduled work wakes its worker instead of leaving it to the poll.
+        if any(isinstance(e, WorkflowInstance.ActivityScheduled) for e in events):
+            self.tasks.wake()
+        if any(isinstance(e, WorkflowInstance.BookmarkCreated) for e in events):
+            self.timers.wake()

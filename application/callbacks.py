@@ -21,21 +21,11 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from application.errors import SignatureError
 from application.instances import InstanceService
 from application.ports import Clock, ReadModelQueries
 
 SIGNATURE_TOLERANCE_SECONDS = 300
-
-
-class SignatureError(Exception):
-    """Missing, malformed, stale or wrong signature."""
-
-
-class CallbackNotFoundError(Exception):
-    """No longer raised by `CallbackService` (an unknown token is a `SignatureError`)."""
-
-    def __init__(self) -> None:
-        super().__init__("no bookmark has this callback token")
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:

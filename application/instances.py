@@ -12,8 +12,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.admission import InvalidDataError, StartAdmission
+from application.admission import StartAdmission
 from application.definitions import DefinitionCache
+from application.errors import (
+    IdempotencyKeyReusedError,
+    InstanceNotFoundError,
+    InvalidCursorError,
+    InvalidDataError,
+)
 from application.ports import (
     DefinitionStore,
     DuplicateIdempotencyKeyError,
@@ -21,8 +27,8 @@ from application.ports import (
     InstanceStore,
     ReadModelQueries,
 )
-from application.read_models import InvalidCursorError, Page
-from application.session import CommandRunner, InstanceNotFoundError, Session
+from application.read_models import Page
+from application.session import CommandAttempt, CommandRunner
 from application.views import instance_row_view, instance_view
 from domain import engine
 from domain.definition import Definition
@@ -31,19 +37,6 @@ from domain.instance import WorkflowInstance
 
 # Before server secrets, keyed ids were uuid5 in this public namespace: computable by anyone.
 _LEGACY_KEYED_IDS = uuid.UUID("6f0d3c1e-9a57-4bb4-8d2e-0c1b5e7a9f42")
-
-
-class IdempotencyKeyReusedError(Exception):
-    """The key was used before for another target: refuse rather than answer for it.
-
-    A key is bound to what it acts on: the bookmark of a resume, the type and correlation of
-    an event, the definition of a start. The body of a repeated delivery is not compared
-    (providers' redeliveries often differ in timestamps): the first result wins.
-    """
-
-    def __init__(self, key: str):
-        super().__init__(f"idempotency key {key!r} was already used for a different request")
-        self.key = key
 
 
 def fingerprint(*parts: Any) -> str:
@@ -158,7 +151,7 @@ class InstanceService:
                 return instance_view(existing), False
         model = admit(data)
 
-        def command(session: Session) -> tuple[WorkflowInstance, bool]:
+        def command(session: CommandAttempt) -> tuple[WorkflowInstance, bool]:
             if idempotency_key:
                 found = session.store.get(instance_id, tenant)
                 if found is not None:  # a concurrent start with the same key won the race
@@ -226,7 +219,7 @@ class InstanceService:
     # --- steer ---------------------------------------------------------------------------
 
     def cancel(self, tenant: str, instance_id: UUID, reason: str) -> dict[str, Any]:
-        def command(session: Session) -> WorkflowInstance:
+        def command(session: CommandAttempt) -> WorkflowInstance:
             instance = session.load(instance_id, tenant)
             engine.cancel(instance, reason, session.env)
             return instance
@@ -250,7 +243,7 @@ class InstanceService:
         if prior is not None:
             return prior, True
 
-        def command(session: Session) -> dict[str, Any]:
+        def command(session: CommandAttempt) -> dict[str, Any]:
             instance = session.load(instance_id, tenant)
             definition = session.definition_of(instance)
             engine.resume(
@@ -262,7 +255,7 @@ class InstanceService:
 
         return self._run_keyed(command, [instance_id], tenant, scope, idempotency_key, request)
 
-    def publish_event(
+    def deliver_event(
         self,
         tenant: str,
         event_type: str,
@@ -280,7 +273,7 @@ class InstanceService:
         waiting = self.queries.waiting_bookmarks(tenant, event_type, correlation)
         triggered = self.definition_store.event_triggered(tenant, event_type)
 
-        def command(session: Session) -> dict[str, Any]:
+        def command(session: CommandAttempt) -> dict[str, Any]:
             resumed = []
             for row in waiting:
                 instance = session.load(row.instance_id, tenant)

@@ -111,11 +111,3 @@ class Projection:
 class Page:
     items: list[Any]
     next_cursor: str | None
-
-
-class InvalidCursorError(ValueError):
-    """The cursor was not produced by this API (or was tampered with)."""
-
-    def __init__(self, cursor: str) -> None:
-        super().__init__(f"invalid cursor {cursor[:40]!r}")
-        self.cursor = cursor

@@ -5,21 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from application.admission import InvalidDataError
+from application.errors import InvalidDataError, TaskNotFoundError
 from application.ports import ActionResult, ReadModelQueries, SchemaValidator
 from application.read_models import ActivityRow, Page
-from application.session import CommandRunner, Session
+from application.session import CommandAttempt, CommandRunner
 from application.views import instance_view, task_view
 from domain import engine
 from domain.values import clean_text, contains_nul
 
 logger = logging.getLogger(__name__)
-
-
-class TaskNotFoundError(Exception):
-    def __init__(self, task_id: str):
-        super().__init__(f"task {task_id} not found")
-        self.task_id = task_id
 
 
 class TaskService:
@@ -85,7 +79,7 @@ class TaskService:
             if errors:
                 raise InvalidDataError("form data", errors)
 
-        def apply(instance: Any, session: Session) -> None:
+        def apply(instance: Any, session: CommandAttempt) -> None:
             engine.complete_task(
                 instance,
                 session.definition_of(instance),
@@ -104,7 +98,7 @@ class TaskService:
         if row is None:
             raise TaskNotFoundError(task_id)
 
-        def command(session: Session) -> dict[str, Any]:
+        def command(session: CommandAttempt) -> dict[str, Any]:
             instance = session.load(row.instance_id, tenant)
             apply(instance, session)
             return instance_view(instance)
@@ -131,7 +125,7 @@ class ActivityService:
                 activity.attempt,
             )
 
-        def command(session: Session) -> bool:
+        def command(session: CommandAttempt) -> bool:
             instance = session.load(activity.instance_id)
             if instance.is_ended:
                 return False

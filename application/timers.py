@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from application.errors import InstanceNotFoundError
 from application.ports import Clock, DueTimers
 from application.read_models import BookmarkRow
-from application.session import CommandRunner, InstanceNotFoundError, Session
+from application.session import CommandAttempt, CommandRunner
 from domain import engine
 from domain.errors import BookmarkNotOpenError, InstanceNotActiveError
 
@@ -37,7 +38,7 @@ class TimerService:
         return max(0.0, (due - self.clock.now()).total_seconds())
 
     def _fire(self, row: BookmarkRow) -> bool:
-        def command(session: Session) -> None:
+        def command(session: CommandAttempt) -> None:
             instance = session.load(row.instance_id)
             engine.fire_timer(instance, session.definition_of(instance), row.id, session.env)
 

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from application.admission import StartAdmission
-from application.callbacks import SignatureError, verify
-from application.definitions import DefinitionCache, DefinitionNotFoundError
+from application.callbacks import verify
+from application.definitions import DefinitionCache
+from application.errors import DefinitionNotFoundError, SignatureError
 from application.instances import InstanceService
 from application.ports import Clock
 from domain.definition import Definition

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from domain.definition import APPROVAL_OUTCOMES, TIMEOUT_OUTCOME, Definition, Node
-from domain.env import Env
+from domain.env import CommandEnv
 from domain.errors import (
     BookmarkNotFoundError,
     BookmarkNotOpenError,
@@ -38,7 +38,7 @@ from domain.values import UnstorableValueError, clean_text, clean_value
 __all__ = ["MAX_STEPS_PER_COMMAND", "select_route"]
 
 
-def start(instance: WorkflowInstance, definition: Definition, env: Env) -> None:
+def start(instance: WorkflowInstance, definition: Definition, env: CommandEnv) -> None:
     """Run from the start node until the instance waits or ends."""
     run(instance, definition, [(definition.start_node, None)], env)
 
@@ -52,7 +52,7 @@ def complete_task(
     data: dict[str, Any] | None,
     comment: str | None,
     completed_by: str | None,
-    env: Env,
+    env: CommandEnv,
 ) -> None:
     """A person decided an approval or finished a user task."""
     bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
@@ -75,7 +75,7 @@ def resume(
     *,
     payload: Any,
     source: str,
-    env: Env,
+    env: CommandEnv,
 ) -> None:
     """Resume a wait or timer with a payload (bookmark id, callback token or event)."""
     # Tasks are completed through the task queue, where their form data is validated.
@@ -89,7 +89,7 @@ def resume(
 
 
 def fire_timer(
-    instance: WorkflowInstance, definition: Definition, bookmark_id: str, env: Env
+    instance: WorkflowInstance, definition: Definition, bookmark_id: str, env: CommandEnv
 ) -> None:
     """A due time passed: a timer node continues, a wait takes its `timeout` route."""
     bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TIMER, BookmarkKind.WAIT))
@@ -108,7 +108,7 @@ def child_finished(
     status: str,
     output: Any,
     error: dict[str, Any] | None,
-    env: Env,
+    env: CommandEnv,
 ) -> None:
     """The child instance of a `sub_workflow` node ended."""
     bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.CHILD,))
@@ -138,7 +138,7 @@ def record_activity_result(
     output: Any,
     error: str | None,
     retryable: bool,
-    env: Env,
+    env: CommandEnv,
 ) -> bool:
     """Record a service task's outcome; False when it is stale (already recorded)."""
     activity = instance.activities.get(activity_id)
@@ -176,7 +176,7 @@ def record_activity_result(
     return True
 
 
-def cancel(instance: WorkflowInstance, reason: str, env: Env) -> None:
+def cancel(instance: WorkflowInstance, reason: str, env: CommandEnv) -> None:
     """Cancel a running or suspended instance and everything it waits on."""
     _require_active(instance)
     close_open_work(instance, f"instance cancelled: {reason}", env)

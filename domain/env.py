@@ -12,7 +12,7 @@ from datetime import datetime
 
 
 @dataclass(frozen=True)
-class Env:
+class CommandEnv:
     """The clock reading and id sources of one command, decided by the application layer."""
 
     now: datetime

@@ -32,14 +32,14 @@ async def callback(
 
 
 @router.post("/v1/events")
-def publish_event(
+def deliver_event(
     body: EventRequest,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
     principal: Principal = Depends(authorize),
     container: Container = Depends(get_container),
 ) -> JSONResponse:
     """Resume matching `wait` nodes and start definitions triggered by the event type."""
-    result, replayed = container.instances.publish_event(
+    result, replayed = container.instances.deliver_event(
         principal.tenant,
         body.type,
         correlation=body.correlation,

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import authorize, get_container
 from api.schemas import CancelRequest, InstanceStatus, ResumeRequest, StartInstanceRequest
-from application.session import InstanceNotFoundError
+from application.errors import InstanceNotFoundError
 from application.views import jsonable
 from infrastructure.container import Container, Principal
 

@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 
 from application.callbacks import sign
-from application.session import CommandConflictError
+from application.errors import CommandConflictError
 from domain.errors import BookmarkNotOpenError
 
 pytestmark = pytest.mark.integration
@@ -151,7 +151,7 @@ def test_concurrent_event_deliveries_with_one_key_resume_once(container: Any) ->
 
     results = race(
         5,
-        lambda i: container.instances.publish_event(
+        lambda i: container.instances.deliver_event(
             TENANT, "paid", correlation="o-9", payload={"n": i}, idempotency_key="delivery-1"
         ),
     )
@@ -225,7 +225,7 @@ def test_due_timers_fire_once_and_wait_timeouts_take_their_route(container: Any)
 
 
 def test_a_reused_idempotency_key_for_another_request_is_refused(container: Any) -> None:
-    from application.instances import IdempotencyKeyReusedError
+    from application.errors import IdempotencyKeyReusedError
 
     first, _ = container.instances.start(TENANT, "one-wait", input={"order": 1})
     second, _ = container.instances.start(TENANT, "one-wait", input={"order": 2})
@@ -358,12 +358,12 @@ def test_children_and_event_triggers_pass_the_same_admission_as_direct_starts(
     container.definitions.set_enabled(TENANT, "strict-child", True)
 
     # An event trigger whose payload violates the schema starts nothing and says why.
-    result, _ = container.instances.publish_event(
+    result, _ = container.instances.deliver_event(
         TENANT, "go", correlation=None, payload={"n": "x"}
     )
     assert result["started"] == []
     assert result["rejected"][0]["definition"] == "strict-child"
-    accepted, _ = container.instances.publish_event(
+    accepted, _ = container.instances.deliver_event(
         TENANT, "go", correlation=None, payload={"n": 1}
     )
     assert len(accepted["started"]) == 1 and accepted["rejected"] == []

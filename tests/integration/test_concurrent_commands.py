@@ -13,7 +13,7 @@ from uuid import UUID
 
 import pytest
 
-from application.session import CommandConflictError
+from application.errors import CommandConflictError
 
 pytestmark = pytest.mark.integration
 

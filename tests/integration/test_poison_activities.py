@@ -11,8 +11,8 @@ from uuid import UUID
 
 import pytest
 
+from application.errors import CommandConflictError
 from application.ports import ActionResult
-from application.session import CommandConflictError
 from workers.task_worker import MAX_UNRECORDED_RUNS, TaskWorker
 
 pytestmark = pytest.mark.integration

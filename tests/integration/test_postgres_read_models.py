@@ -9,9 +9,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from application.errors import InvalidCursorError
 from application.read_models import IdempotencyRecord, Projection
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
-from infrastructure.postgres.cursors import InvalidCursorError, encode_cursor
+from infrastructure.postgres.cursors import encode_cursor
 from infrastructure.postgres.definition_store import PostgresDefinitionStore
 from infrastructure.postgres.queries import PostgresReadModelQueries
 from infrastructure.postgres.recorder import write_projection

@@ -12,9 +12,10 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from application.callbacks import SignatureError, sign
+from application.callbacks import sign
+from application.errors import InstanceNotFoundError, SignatureError
 from application.instances import KeyedIds
-from application.session import InstanceNotFoundError, Session
+from application.session import CommandAttempt
 
 pytestmark = pytest.mark.integration
 
@@ -168,7 +169,7 @@ def test_an_instance_started_with_a_key_before_server_secrets_is_still_found(
     legacy_id = KeyedIds.legacy("acme", "start", "old-key")
     model = container.instances.admission.admit("acme", "one-wait", None, {})
 
-    def start_the_old_way(session: Session) -> None:
+    def start_the_old_way(session: CommandAttempt) -> None:
         session.start(
             instance_id=legacy_id,
             tenant="acme",

@@ -10,7 +10,8 @@ from typing import Any, cast
 
 import pytest
 
-from application.callbacks import SignatureError, sign
+from application.callbacks import sign
+from application.errors import SignatureError
 from application.instances import KeyedIds
 from application.webhooks import (
     WebhookService,

@@ -111,3 +111,24 @@ class Projection:
 class Page:
     items: list[Any]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class InstanceFilter:
+    """Which instances a list shows: every criterion given must hold (None: any)."""
+
+    status: str | None = None
+    definition: str | None = None
+    correlation_id: str | None = None
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks the queue shows: every criterion given must hold (None: any)."""
+
+    assignee: str | None = None
+    role: str | None = None
+    status: str | None = None
+    urgency: str | None = None

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import authorize, get_container
 from api.routes.instances import replayable
 from api.schemas import EventRequest
+from application.commands import DeliverCallback, DeliverEvent
 from infrastructure.container import Container, Principal
 
 router = APIRouter(tags=["callbacks"])
@@ -26,7 +27,7 @@ async def callback(
     credential, so the body is read as bytes, exactly as signed."""
     body = await request.body()
     result, replayed = await run_in_threadpool(
-        container.callbacks.callback, token, body, signature, idempotency_key
+        container.callbacks.callback, DeliverCallback(token, body, signature, idempotency_key)
     )
     return replayable(result, replayed)
 
@@ -40,10 +41,12 @@ def deliver_event(
 ) -> JSONResponse:
     """Resume matching `wait` nodes and start definitions triggered by the event type."""
     result, replayed = container.instances.deliver_event(
-        principal.tenant,
-        body.type,
-        correlation=body.correlation,
-        payload=body.payload,
-        idempotency_key=body.idempotency_key or idempotency_key,
+        DeliverEvent(
+            principal.tenant,
+            body.type,
+            correlation=body.correlation,
+            payload=body.payload,
+            idempotency_key=body.idempotency_key or idempotency_key,
+        )
     )
     return replayable(result, replayed)

@@ -158,9 +158,7 @@ def test_every_coded_error_has_a_row_in_the_one_table() -> None:
     import domain.errors
     import domain.values
 
-    errors = _subclasses(application.errors.WaymarkError) + _subclasses(
-        domain.errors.WorkflowError
-    )
+    errors = _subclasses(application.errors.WaymarkError) + _subclasses(domain.errors.WorkflowError)
     assert domain.values.UnstorableValueError in errors
     missing = {cls.__name__: cls.code for cls in errors if cls.code not in problems.KINDS}
     assert missing == {}

@@ -3,7 +3,7 @@
 Every error leaving the API is `application/problem+json` with a stable `type` URI
 (`https://waymark.dev/problems/<slug>`), a `title`, the `status`, a human `detail` and the
 request path as `instance`, plus per-type extras (`errors`, `allowed`, `bookmark`, ...).
-Domain and application errors never know about HTTP: they are mapped here, by class.
+Domain and application errors never know about HTTP: they are mapped here, by their `code`.
 An unexpected exception is logged with its traceback and answered with a bare 500: the
 client never sees a stack trace.
 """
@@ -24,28 +24,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from application.admission import InvalidDataError
-from application.callbacks import CallbackNotFoundError, SignatureError
-from application.definitions import (
-    DefinitionDisabledError,
-    DefinitionNotFoundError,
-    InvalidDefinitionError,
-)
-from application.instances import IdempotencyKeyReusedError
-from application.read_models import InvalidCursorError
-from application.session import CommandConflictError, InstanceNotFoundError
-from application.tasks import TaskNotFoundError
-from application.templates import TemplateNotFoundError
+from application.errors import WaymarkError
 from application.views import bookmark_view, jsonable
-from domain.errors import (
-    BookmarkNotFoundError,
-    BookmarkNotOpenError,
-    InstanceNotActiveError,
-    InvalidOutcomeError,
-    TaskAlreadyClaimedError,
-    WrongBookmarkKindError,
-)
-from domain.values import UnstorableValueError
+from domain.errors import WorkflowError
 
 logger = logging.getLogger(__name__)
 
@@ -109,79 +90,66 @@ def problem_response(
 @dataclass(frozen=True)
 class _Kind:
     status: int
-    slug: str
     extras: Callable[[Any], dict[str, Any]] = lambda exc: {}
     headers: Mapping[str, str] | None = None
 
 
-_NOT_FOUND = _Kind(404, "not-found")
-
-# Looked up along the exception's MRO, so subclasses map like their parents.
-KINDS: dict[type[Exception], _Kind] = {
-    InvalidDefinitionError: _Kind(
-        422, "invalid-definition", lambda exc: {"errors": [p.as_dict() for p in exc.problems]}
-    ),
-    DefinitionNotFoundError: _NOT_FOUND,
-    InstanceNotFoundError: _NOT_FOUND,
-    TaskNotFoundError: _NOT_FOUND,
-    TemplateNotFoundError: _NOT_FOUND,
-    BookmarkNotFoundError: _NOT_FOUND,
-    CallbackNotFoundError: _NOT_FOUND,
-    DefinitionDisabledError: _Kind(409, "definition-disabled", lambda e: {"definition": e.name}),
-    InvalidDataError: _Kind(
+# The one table: an error's stable `code` (application.errors, domain.errors) is the problem
+# type's slug; the row gives its status and the extra members read from the error.
+KINDS: dict[str, _Kind] = {
+    "not-found": _Kind(404),
+    "invalid-definition": _Kind(422, lambda exc: {"errors": [p.as_dict() for p in exc.problems]}),
+    "definition-disabled": _Kind(409, lambda e: {"definition": e.name}),
+    "invalid-data": _Kind(
         422,
-        "invalid-data",
         lambda e: {
             "errors": [{"path": p, "code": "schema_violation", "message": m} for p, m in e.errors]
         },
     ),
-    BookmarkNotOpenError: _Kind(
-        409, "bookmark-not-open", lambda e: {"bookmark": bookmark_view(e.bookmark)}
+    "bookmark-not-open": _Kind(409, lambda e: {"bookmark": bookmark_view(e.bookmark)}),
+    "instance-not-active": _Kind(
+        409, lambda e: {"instance_id": str(e.instance_id), "instance_status": e.status}
     ),
-    InstanceNotActiveError: _Kind(
-        409,
-        "instance-not-active",
-        lambda e: {"instance_id": str(e.instance_id), "instance_status": e.status},
-    ),
-    WrongBookmarkKindError: _Kind(
-        409, "wrong-bookmark-kind", lambda e: {"bookmark_id": e.bookmark_id, "kind": e.kind}
-    ),
-    InvalidOutcomeError: _Kind(422, "invalid-outcome", lambda e: {"allowed": list(e.allowed)}),
+    "wrong-bookmark-kind": _Kind(409, lambda e: {"bookmark_id": e.bookmark_id, "kind": e.kind}),
+    "invalid-outcome": _Kind(422, lambda e: {"allowed": list(e.allowed)}),
     # Transient (nothing was decided; repeat the request as it is): never the 409 of a
     # consumed bookmark, which a sender may rightly read as "already done".
-    CommandConflictError: _Kind(
+    "concurrency-conflict": _Kind(
         503,
-        "concurrency-conflict",
         lambda e: {"instance_ids": [str(i) for i in e.instance_ids], "retryable": True},
         headers={"Retry-After": "1"},
     ),
-    SignatureError: _Kind(401, "invalid-signature"),
-    TaskAlreadyClaimedError: _Kind(
-        409, "task-already-claimed", lambda e: {"claimed_by": e.claimed_by}
-    ),
-    InvalidCursorError: _Kind(400, "invalid-cursor"),
-    IdempotencyKeyReusedError: _Kind(422, "idempotency-key-reused"),
-    UnstorableValueError: _Kind(422, "unstorable-value", lambda e: {"what": e.what}),
-    json.JSONDecodeError: _Kind(400, "invalid-json"),
+    "invalid-signature": _Kind(401),
+    "task-already-claimed": _Kind(409, lambda e: {"claimed_by": e.claimed_by}),
+    "invalid-cursor": _Kind(400),
+    "idempotency-key-reused": _Kind(422),
+    "unstorable-value": _Kind(422, lambda e: {"what": e.what}),
+    "invalid-json": _Kind(400),
 }
 
+# Errors of other libraries that carry no code of ours.
+_FOREIGN_CODES: dict[type[Exception], str] = {json.JSONDecodeError: "invalid-json"}
+_CODED: tuple[type[Exception], ...] = (WaymarkError, WorkflowError)
 
-def kind_of(exc: BaseException) -> _Kind | None:
+
+def code_of(exc: BaseException) -> str | None:
+    if isinstance(exc, _CODED):
+        return getattr(exc, "code", None)
     for cls in type(exc).__mro__:
-        kind = KINDS.get(cls)
-        if kind is not None:
-            return kind
+        if cls in _FOREIGN_CODES:
+            return _FOREIGN_CODES[cls]
     return None
 
 
 async def _known_error(request: Request, exc: Exception) -> Response:
-    kind = kind_of(exc)
-    if kind is None:  # registered by class, so unreachable; never leak details regardless
+    code = code_of(exc)
+    kind = KINDS.get(code) if code else None
+    if code is None or kind is None:  # an error without a row: never leak its details
         return _internal_error(request.url.path, exc)
     return problem_response(
         request.url.path,
         kind.status,
-        kind.slug,
+        code,
         str(exc),
         headers=kind.headers,
         **kind.extras(exc),
@@ -360,7 +328,7 @@ class UnhandledErrors:
 
 def install(app: FastAPI) -> None:
     """Register every mapping on `app` (the middleware is added by `create_app`)."""
-    for cls in KINDS:
+    for cls in (*_CODED, *_FOREIGN_CODES):
         app.add_exception_handler(cls, _known_error)
     for cls in _database_unavailable_errors():
         app.add_exception_handler(cls, _database_unavailable)

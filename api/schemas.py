@@ -28,6 +28,7 @@ class StartInstanceRequest(Strict):
 
 class CancelRequest(Strict):
     reason: str | None = Field(default=None, max_length=1000)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class ResumeRequest(Strict):
@@ -56,6 +57,7 @@ class CompleteTaskRequest(Strict):
     outcome: str | None = Field(default=None, max_length=100)
     data: dict[str, Any] | None = None
     comment: str | None = Field(default=None, max_length=4000)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class InstantiateTemplateRequest(Strict):

@@ -5,22 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from application.definitions import (
-    DefinitionCache,
-    DefinitionDisabledError,
-    DefinitionNotFoundError,
-)
+from application.definitions import DefinitionCache
+from application.errors import DefinitionDisabledError, DefinitionNotFoundError, InvalidDataError
 from application.ports import DefinitionStore, SchemaValidator
 from domain.definition import Definition
-
-
-class InvalidDataError(Exception):
-    """Data (instance input, task form data) violates its JSON Schema."""
-
-    def __init__(self, what: str, errors: list[tuple[str, str]]):
-        super().__init__(f"{what} is invalid: " + "; ".join(f"{p}: {m}" for p, m in errors))
-        self.what = what
-        self.errors = errors
 
 
 class StartAdmission:

@@ -21,21 +21,12 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from application.commands import DeliverCallback, ResumeBookmark
+from application.errors import SignatureError
 from application.instances import InstanceService
 from application.ports import Clock, ReadModelQueries
 
 SIGNATURE_TOLERANCE_SECONDS = 300
-
-
-class SignatureError(Exception):
-    """Missing, malformed, stale or wrong signature."""
-
-
-class CallbackNotFoundError(Exception):
-    """No longer raised by `CallbackService` (an unknown token is a `SignatureError`)."""
-
-    def __init__(self) -> None:
-        super().__init__("no bookmark has this callback token")
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -92,9 +83,9 @@ class CallbackService:
         # can match it, so an unknown token always fails as "the signature does not match".
         self._decoy_secret = secrets.token_hex(32)
 
-    def callback(
-        self, token: str, body: bytes, signature: str | None, idempotency_key: str | None
-    ) -> tuple[dict[str, Any], bool]:
+    def callback(self, cmd: DeliverCallback) -> tuple[dict[str, Any], bool]:
+        """Resume the bookmark the token names; (result, replayed)."""
+        token, body, signature = cmd.token, cmd.body, cmd.signature
         bookmark = self.queries.bookmark_by_token(token)
         secret = self.secret_for(bookmark.tenant) if bookmark is not None else None
         # Missing token, or a tenant without a secret: the same checks, against the decoy,
@@ -104,10 +95,12 @@ class CallbackService:
             raise SignatureError("the signature does not match")
         payload = callback_payload(body)
         return self.instances.resume(
-            bookmark.tenant,
-            bookmark.instance_id,
-            bookmark.id,
-            payload,
-            idempotency_key=idempotency_key,
-            source="callback",
+            ResumeBookmark(
+                bookmark.tenant,
+                bookmark.instance_id,
+                bookmark.id,
+                payload,
+                idempotency_key=cmd.idempotency_key,
+                source="callback",
+            )
         )

@@ -7,31 +7,10 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from application.errors import DefinitionNotFoundError, InvalidDefinitionError
 from application.ports import DefinitionStore, PublishedDefinition, SchemaValidator
 from application.read_models import Page
 from domain.validation import Problem, validate_document
-
-
-class DefinitionNotFoundError(Exception):
-    def __init__(self, name: str, version: int | None = None):
-        shown = f"{name} version {version}" if version else name
-        super().__init__(f"definition {shown} not found")
-        self.name = name
-        self.version = version
-
-
-class DefinitionDisabledError(Exception):
-    def __init__(self, name: str):
-        super().__init__(f"definition {name} is disabled and starts no new instances")
-        self.name = name
-
-
-class InvalidDefinitionError(Exception):
-    """The document has problems; all of them are listed."""
-
-    def __init__(self, problems: list[Problem]):
-        super().__init__(f"definition has {len(problems)} problem(s)")
-        self.problems = problems
 
 
 class DefinitionCache:

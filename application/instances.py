@@ -5,29 +5,35 @@ from __future__ import annotations
 import builtins
 import hashlib
 import hmac
-import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.admission import InvalidDataError, StartAdmission
+from application.admission import StartAdmission
+from application.commands import CancelInstance, DeliverEvent, ResumeBookmark, StartInstance
 from application.definitions import DefinitionCache
+from application.errors import (
+    IdempotencyKeyReusedError,
+    InstanceNotFoundError,
+    InvalidCursorError,
+    InvalidDataError,
+)
+from application.idempotency import KeyedCommands, fingerprint, stored_result
 from application.ports import (
     DefinitionStore,
     DueTimers,
-    DuplicateIdempotencyKeyError,
     HistoryEntry,
     InstanceStore,
     ReadModelQueries,
 )
-from application.read_models import InvalidCursorError, Page
-from application.session import CommandRunner, InstanceNotFoundError, Session
+from application.read_models import InstanceFilter, Page
+from application.session import CommandAttempt, CommandRunner
 from application.views import (
     has_due_bookmarks,
     instance_row_view,
     instance_view,
+    jsonable,
     with_set_aside_timers,
 )
 from domain import engine
@@ -37,25 +43,6 @@ from domain.instance import WorkflowInstance
 
 # Before server secrets, keyed ids were uuid5 in this public namespace: computable by anyone.
 _LEGACY_KEYED_IDS = uuid.UUID("6f0d3c1e-9a57-4bb4-8d2e-0c1b5e7a9f42")
-
-
-class IdempotencyKeyReusedError(Exception):
-    """The key was used before for another target: refuse rather than answer for it.
-
-    A key is bound to what it acts on: the bookmark of a resume, the type and correlation of
-    an event, the definition of a start. The body of a repeated delivery is not compared
-    (providers' redeliveries often differ in timestamps): the first result wins.
-    """
-
-    def __init__(self, key: str):
-        super().__init__(f"idempotency key {key!r} was already used for a different request")
-        self.key = key
-
-
-def fingerprint(*parts: Any) -> str:
-    """What a keyed request acts on, so a reused key can be told from a repeated delivery."""
-    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class KeyedIds:
@@ -105,6 +92,7 @@ class InstanceService:
     ):
         self.timers = timers  # to show timers set aside after a failed firing
         self.runner = runner
+        self.keyed = KeyedCommands(runner, queries)
         self.keyed_ids = keyed_ids
         self.store = store
         self.definitions = definitions
@@ -114,28 +102,19 @@ class InstanceService:
 
     # --- start ---------------------------------------------------------------------------
 
-    def start(
-        self,
-        tenant: str,
-        definition: str,
-        *,
-        version: int | None = None,
-        input: dict[str, Any] | None = None,  # noqa: A002
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-    ) -> tuple[dict[str, Any], bool]:
+    def start(self, cmd: StartInstance) -> tuple[dict[str, Any], bool]:
         """Start an instance; (view, created). The same idempotency key gives the same one."""
 
         def same_start(found: WorkflowInstance) -> None:
-            _check_same_start(found, idempotency_key or "", definition, version)
+            _check_same_start(found, cmd.idempotency_key or "", cmd.definition, cmd.version)
 
         return self.start_keyed(
-            tenant,
-            lambda data: self.admission.admit(tenant, definition, version, data),
-            input or {},
+            cmd.tenant,
+            lambda data: self.admission.admit(cmd.tenant, cmd.definition, cmd.version, data),
+            cmd.input or {},
             scope="start",
-            idempotency_key=idempotency_key,
-            correlation_id=correlation_id,
+            idempotency_key=cmd.idempotency_key,
+            correlation_id=cmd.correlation_id,
             check_existing=same_start,
         )
 
@@ -166,7 +145,7 @@ class InstanceService:
                 return instance_view(existing), False
         model = admit(data)
 
-        def command(session: Session) -> tuple[WorkflowInstance, bool]:
+        def command(session: CommandAttempt) -> tuple[WorkflowInstance, bool]:
             if idempotency_key:
                 found = session.store.get(instance_id, tenant)
                 if found is not None:  # a concurrent start with the same key won the race
@@ -201,25 +180,12 @@ class InstanceService:
     def list(
         self,
         tenant: str,
+        criteria: InstanceFilter = InstanceFilter(),
         *,
-        status: str | None = None,
-        definition: str | None = None,
-        correlation_id: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        page = self.queries.list_instances(
-            tenant,
-            status=status,
-            definition=definition,
-            correlation_id=correlation_id,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            cursor=cursor,
-        )
+        page = self.queries.list_instances(tenant, criteria, limit=limit, cursor=cursor)
         return Page([instance_row_view(row) for row in page.items], page.next_cursor)
 
     def history(
@@ -236,62 +202,63 @@ class InstanceService:
 
     # --- steer ---------------------------------------------------------------------------
 
-    def cancel(self, tenant: str, instance_id: UUID, reason: str) -> dict[str, Any]:
-        def command(session: Session) -> WorkflowInstance:
-            instance = session.load(instance_id, tenant)
-            engine.cancel(instance, reason, session.env)
-            return instance
-
-        return instance_view(self.runner.run(command, instance_id))
-
-    def resume(
-        self,
-        tenant: str,
-        instance_id: UUID,
-        bookmark_id: str,
-        payload: Any,
-        *,
-        idempotency_key: str | None = None,
-        source: str = "api",
-    ) -> tuple[dict[str, Any], bool]:
-        """Resume one bookmark; (result, replayed). A repeated key replays the first result."""
-        scope = "resume"
-        request = fingerprint(str(instance_id), bookmark_id)
-        prior = self._first_result(tenant, scope, idempotency_key, request)
+    def cancel(self, cmd: CancelInstance) -> tuple[dict[str, Any], bool]:
+        """Cancel an instance; (view, replayed). A repeated key replays the first view."""
+        tenant, instance_id, key = cmd.tenant, cmd.instance_id, cmd.idempotency_key
+        scope = "cancel"
+        request = fingerprint(str(instance_id))
+        prior = self.keyed.first_result(tenant, scope, key, request)
         if prior is not None:
             return prior, True
 
-        def command(session: Session) -> dict[str, Any]:
+        def command(session: CommandAttempt) -> dict[str, Any]:
+            instance = session.load(instance_id, tenant)
+            engine.cancel(instance, cmd.reason, session.env)
+            view = jsonable(instance_view(instance))
+            session.remember(tenant, scope, key, stored_result(request, view))
+            return view
+
+        return self.keyed.run(command, [instance_id], tenant, scope, key, request)
+
+    def resume(self, cmd: ResumeBookmark) -> tuple[dict[str, Any], bool]:
+        """Resume one bookmark; (result, replayed). A repeated key replays the first result."""
+        tenant, instance_id, bookmark_id = cmd.tenant, cmd.instance_id, cmd.bookmark_id
+        scope, key = "resume", cmd.idempotency_key
+        request = fingerprint(str(instance_id), bookmark_id)
+        prior = self.keyed.first_result(tenant, scope, key, request)
+        if prior is not None:
+            return prior, True
+
+        def command(session: CommandAttempt) -> dict[str, Any]:
             instance = session.load(instance_id, tenant)
             definition = session.definition_of(instance)
             engine.resume(
-                instance, definition, bookmark_id, payload=payload, source=source, env=session.env
+                instance,
+                definition,
+                bookmark_id,
+                payload=cmd.payload,
+                source=cmd.source,
+                env=session.env,
             )
             result = _resume_result(instance, bookmark_id)
-            session.remember(tenant, scope, idempotency_key, _stored(request, result))
+            session.remember(tenant, scope, key, stored_result(request, result))
             return result
 
-        return self._run_keyed(command, [instance_id], tenant, scope, idempotency_key, request)
+        return self.keyed.run(command, [instance_id], tenant, scope, key, request)
 
-    def publish_event(
-        self,
-        tenant: str,
-        event_type: str,
-        *,
-        correlation: str | None,
-        payload: Any,
-        idempotency_key: str | None = None,
-    ) -> tuple[dict[str, Any], bool]:
+    def deliver_event(self, cmd: DeliverEvent) -> tuple[dict[str, Any], bool]:
         """Resume every matching `wait` and start every definition triggered by the event."""
+        tenant, event_type, correlation = cmd.tenant, cmd.type, cmd.correlation
+        payload, idempotency_key = cmd.payload, cmd.idempotency_key
         scope = "event"
         request = fingerprint(event_type, correlation)
-        prior = self._first_result(tenant, scope, idempotency_key, request)
+        prior = self.keyed.first_result(tenant, scope, idempotency_key, request)
         if prior is not None:
             return prior, True
         waiting = self.queries.waiting_bookmarks(tenant, event_type, correlation)
         triggered = self.definition_store.event_triggered(tenant, event_type)
 
-        def command(session: Session) -> dict[str, Any]:
+        def command(session: CommandAttempt) -> dict[str, Any]:
             resumed = []
             for row in waiting:
                 instance = session.load(row.instance_id, tenant)
@@ -336,42 +303,11 @@ class InstanceService:
                 "started": started,
                 "rejected": rejected,
             }
-            session.remember(tenant, scope, idempotency_key, _stored(request, result))
+            session.remember(tenant, scope, idempotency_key, stored_result(request, result))
             return result
 
         targets = [row.instance_id for row in waiting]
-        return self._run_keyed(command, targets, tenant, scope, idempotency_key, request)
-
-    def _run_keyed(
-        self,
-        command: Any,
-        targets: builtins.list[UUID],
-        tenant: str,
-        scope: str,
-        key: str | None,
-        request: str,
-    ) -> tuple[dict[str, Any], bool]:
-        try:
-            return self.runner.run(command, targets), False
-        except (DuplicateIdempotencyKeyError, BookmarkNotOpenError):
-            # A concurrent delivery with the same key committed first (we either collided
-            # on its record or found its bookmark consumed): answer as it did.
-            prior = self._first_result(tenant, scope, key, request)
-            if prior is None:
-                raise
-            return prior, True
-
-    def _first_result(
-        self, tenant: str, scope: str, key: str | None, request: str
-    ) -> dict[str, Any] | None:
-        """The first result stored under this key; the key must not name another request."""
-        stored = self.queries.idempotent_result(tenant, scope, key) if key else None
-        if stored is None:
-            return None
-        if stored.get("request") != request:
-            raise IdempotencyKeyReusedError(key or "")
-        result: dict[str, Any] = stored["result"]
-        return result
+        return self.keyed.run(command, targets, tenant, scope, idempotency_key, request)
 
 
 def _history_cursor(cursor: str | None) -> int:
@@ -382,10 +318,6 @@ def _history_cursor(cursor: str | None) -> int:
     if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
         raise InvalidCursorError(cursor)
     return int(cursor)
-
-
-def _stored(request: str, result: dict[str, Any]) -> dict[str, Any]:
-    return {"request": request, "result": result}
 
 
 def _check_same_start(

@@ -13,9 +13,11 @@ from uuid import UUID
 from application.read_models import (
     ActivityRow,
     BookmarkRow,
+    InstanceFilter,
     InstanceRow,
     Page,
     Projection,
+    TaskFilter,
     TaskRow,
 )
 from domain.definition import Definition
@@ -102,16 +104,7 @@ class ReadModelQueries(Protocol):
     def instance(self, tenant: str, instance_id: UUID) -> InstanceRow | None: ...
 
     def list_instances(
-        self,
-        tenant: str,
-        *,
-        status: str | None,
-        definition: str | None,
-        correlation_id: str | None,
-        created_after: datetime | None,
-        created_before: datetime | None,
-        limit: int,
-        cursor: str | None,
+        self, tenant: str, criteria: InstanceFilter, *, limit: int, cursor: str | None
     ) -> Page: ...
 
     def bookmark_by_token(self, token: str) -> BookmarkRow | None: ...
@@ -124,15 +117,7 @@ class ReadModelQueries(Protocol):
     def task(self, tenant: str, task_id: str) -> TaskRow | None: ...
 
     def list_tasks(
-        self,
-        tenant: str,
-        *,
-        assignee: str | None,
-        role: str | None,
-        status: str | None,
-        urgency: str | None,
-        limit: int,
-        cursor: str | None,
+        self, tenant: str, criteria: TaskFilter, *, limit: int, cursor: str | None
     ) -> Page: ...
 
     def idempotent_result(self, tenant: str, scope: str, key: str) -> dict[str, Any] | None: ...

@@ -119,9 +119,22 @@ class Page:
     next_cursor: str | None
 
 
-class InvalidCursorError(ValueError):
-    """The cursor was not produced by this API (or was tampered with)."""
+@dataclass(frozen=True)
+class InstanceFilter:
+    """Which instances a list shows: every criterion given must hold (None: any)."""
 
-    def __init__(self, cursor: str) -> None:
-        super().__init__(f"invalid cursor {cursor[:40]!r}")
-        self.cursor = cursor
+    status: str | None = None
+    definition: str | None = None
+    correlation_id: str | None = None
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks the queue shows: every criterion given must hold (None: any)."""
+
+    assignee: str | None = None
+    role: str | None = None
+    status: str | None = None
+    urgency: str | None = None

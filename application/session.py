@@ -1,14 +1,15 @@
 """The command path: load instances, decide, settle parent/child effects, commit once.
 
-A command is a function of a `Session`. The session keeps every instance it loaded or
-created (an identity map), then `settle()` starts the children that `sub_workflow` nodes
-asked for and resumes the parents of children that ended — all in the same unit of work, so
-the command's events for every instance commit in ONE transaction with their read-model
-rows. Losing the optimistic-concurrency race is not a transient error: the whole command is
-re-decided on fresh state a bounded number of times, then reported as a conflict.
+A command is a function of a `CommandAttempt` (one attempt at it). The attempt keeps every
+instance it loaded or created (an identity map), then `settle()` starts the children that
+`sub_workflow` nodes asked for and resumes the parents of children that ended — all in the
+same unit of work, so the command's events for every instance commit in ONE transaction with
+their read-model rows. Losing the optimistic-concurrency race is not a transient error: the
+whole command is re-decided on fresh state a bounded number of times, then reported as a
+conflict.
 
-The split between deciding (`Session`) and committing (`InstanceStore.save`) is the seam for
-group commit: sessions for different instances can later be saved together in one
+The split between deciding (`CommandAttempt`) and committing (`InstanceStore.save`) is the
+seam for group commit: attempts for different instances can later be saved together in one
 transaction without changing what each command means.
 """
 
@@ -24,18 +25,21 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 from uuid import UUID
 
-from application.admission import InvalidDataError, StartAdmission
-from application.definitions import (
-    DefinitionCache,
+from application.admission import StartAdmission
+from application.definitions import DefinitionCache
+from application.errors import (
+    CommandConflictError,
     DefinitionDisabledError,
     DefinitionNotFoundError,
+    InstanceNotFoundError,
+    InvalidDataError,
 )
 from application.ports import Clock, ConcurrencyConflictError, InstanceStore
 from application.projection import project
 from application.read_models import IdempotencyRecord, Projection
 from domain import engine
 from domain.definition import Definition
-from domain.env import Env
+from domain.env import CommandEnv
 from domain.events import ENDING_EVENTS, InstanceEvent
 from domain.instance import WorkflowInstance, parent_ref
 from domain.state import Bookmark, BookmarkKind
@@ -59,23 +63,6 @@ MAX_CHILDREN_PER_COMMAND = 200
 MAX_SETTLE_ROUNDS = 10_000
 
 
-class InstanceNotFoundError(Exception):
-    def __init__(self, instance_id: Any):
-        super().__init__(f"instance {instance_id} not found")
-        self.instance_id = instance_id
-
-
-class CommandConflictError(Exception):
-    """The command lost the concurrency race on every attempt (transient: retry later).
-
-    Not the "bookmark already consumed" answer: nothing was decided, the request may be
-    repeated as it is."""
-
-    def __init__(self, instance_ids: list[UUID]):
-        super().__init__(f"instance(s) {', '.join(map(str, instance_ids))} kept changing")
-        self.instance_ids = instance_ids
-
-
 def new_id() -> str:
     return str(uuid.uuid4())
 
@@ -85,7 +72,7 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class Session:
+class CommandAttempt:
     """One attempt at one command."""
 
     def __init__(
@@ -98,7 +85,7 @@ class Session:
         self.store = store
         self.definitions = definitions
         self.admission = admission
-        self.env = Env(now=clock.now(), new_id=new_id, new_token=new_token)
+        self.env = CommandEnv(now=clock.now(), new_id=new_id, new_token=new_token)
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
         self.committed_events: list[InstanceEvent] = []
@@ -325,7 +312,7 @@ class CommandRunner:
         # use it to wake up when work was scheduled for them).
         self.on_commit: list[Callable[[list[InstanceEvent]], None]] = []
 
-    def run(self, command: Callable[[Session], T], targets: UUID | Iterable[UUID] = ()) -> T:
+    def run(self, command: Callable[[CommandAttempt], T], targets: UUID | Iterable[UUID] = ()) -> T:
         """Run `command` (re-decided on conflicts) holding the locks of its `targets`."""
         ids = [targets] if isinstance(targets, UUID) else list(targets)
         if self.locks is None or not ids:
@@ -333,7 +320,7 @@ class CommandRunner:
         with self.locks.holding(ids):
             return self._attempts(command)
 
-    def _attempts(self, command: Callable[[Session], T]) -> T:
+    def _attempts(self, command: Callable[[CommandAttempt], T]) -> T:
         conflict: ConcurrencyConflictError | None = None
         deadline = time.monotonic() + self.retry_budget_seconds
         for attempt in range(self.max_attempts):
@@ -342,7 +329,7 @@ class CommandRunner:
                 if time.monotonic() + pause > deadline:
                     break
                 time.sleep(pause)
-            session = Session(self.store, self.definitions, self.admission, self.clock)
+            session = CommandAttempt(self.store, self.definitions, self.admission, self.clock)
             result = command(session)
             try:
                 session.commit()

@@ -5,21 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from application.admission import InvalidDataError
+from application.commands import ClaimTask, CompleteTask, DelegateTask
+from application.errors import InvalidDataError, TaskNotFoundError
+from application.idempotency import KeyedCommands, fingerprint, stored_result
 from application.ports import ActionResult, ReadModelQueries, SchemaValidator
-from application.read_models import ActivityRow, Page
-from application.session import CommandRunner, Session
-from application.views import instance_view, task_view
+from application.read_models import ActivityRow, Page, TaskFilter
+from application.session import CommandAttempt, CommandRunner
+from application.views import instance_view, jsonable, task_view
 from domain import engine
 from domain.values import clean_text, contains_nul
 
 logger = logging.getLogger(__name__)
-
-
-class TaskNotFoundError(Exception):
-    def __init__(self, task_id: str):
-        super().__init__(f"task {task_id} not found")
-        self.task_id = task_id
 
 
 class TaskService:
@@ -29,27 +25,17 @@ class TaskService:
         self.runner = runner
         self.queries = queries
         self.schemas = schemas
+        self.keyed = KeyedCommands(runner, queries)
 
     def list(
         self,
         tenant: str,
+        criteria: TaskFilter = TaskFilter(),
         *,
-        assignee: str | None = None,
-        role: str | None = None,
-        status: str | None = None,
-        urgency: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        page = self.queries.list_tasks(
-            tenant,
-            assignee=assignee,
-            role=role,
-            status=status,
-            urgency=urgency,
-            limit=limit,
-            cursor=cursor,
-        )
+        page = self.queries.list_tasks(tenant, criteria, limit=limit, cursor=cursor)
         return Page([task_view(row) for row in page.items], page.next_cursor)
 
     def get(self, tenant: str, task_id: str) -> dict[str, Any]:
@@ -58,53 +44,58 @@ class TaskService:
             raise TaskNotFoundError(task_id)
         return task_view(row)
 
-    def claim(self, tenant: str, task_id: str, user: str) -> dict[str, Any]:
-        return self._on_task(tenant, task_id, lambda i, s: engine.claim_task(i, task_id, user))
-
-    def delegate(self, tenant: str, task_id: str, assignee: str, by: str | None) -> dict[str, Any]:
+    def claim(self, cmd: ClaimTask) -> dict[str, Any]:
         return self._on_task(
-            tenant, task_id, lambda i, s: engine.delegate_task(i, task_id, assignee, by)
+            cmd.tenant, cmd.task_id, lambda i, s: engine.claim_task(i, cmd.task_id, cmd.user)
         )
 
-    def complete(
-        self,
-        tenant: str,
-        task_id: str,
-        *,
-        outcome: str | None,
-        data: dict[str, Any] | None,
-        comment: str | None,
-        user: str | None,
-    ) -> dict[str, Any]:
-        """Complete a task; form data is checked against the node's form schema first."""
+    def delegate(self, cmd: DelegateTask) -> dict[str, Any]:
+        return self._on_task(
+            cmd.tenant,
+            cmd.task_id,
+            lambda i, s: engine.delegate_task(i, cmd.task_id, cmd.assignee, cmd.by),
+        )
+
+    def complete(self, cmd: CompleteTask) -> tuple[dict[str, Any], bool]:
+        """Complete a task; (instance view, replayed). Form data is checked against the
+        node's form schema first; a repeated idempotency key replays the first view."""
+        tenant, task_id, key = cmd.tenant, cmd.task_id, cmd.idempotency_key
+        scope, request = "complete", fingerprint(task_id)
+        prior = self.keyed.first_result(tenant, scope, key, request)
+        if prior is not None:
+            return prior, True
         row = self.queries.task(tenant, task_id)
         if row is None:
             raise TaskNotFoundError(task_id)
         if row.form:
-            errors = self.schemas.validate(row.form, data or {})
+            errors = self.schemas.validate(row.form, cmd.data or {})
             if errors:
                 raise InvalidDataError("form data", errors)
 
-        def apply(instance: Any, session: Session) -> None:
+        def command(session: CommandAttempt) -> dict[str, Any]:
+            instance = session.load(row.instance_id, tenant)
             engine.complete_task(
                 instance,
                 session.definition_of(instance),
                 task_id,
-                outcome=outcome,
-                data=data,
-                comment=comment,
-                completed_by=user,
+                outcome=cmd.outcome,
+                data=cmd.data,
+                comment=cmd.comment,
+                completed_by=cmd.user,
                 env=session.env,
             )
+            view = jsonable(instance_view(instance))
+            session.remember(tenant, scope, key, stored_result(request, view))
+            return view
 
-        return self._on_task(tenant, task_id, apply)
+        return self.keyed.run(command, [row.instance_id], tenant, scope, key, request)
 
     def _on_task(self, tenant: str, task_id: str, apply: Any) -> dict[str, Any]:
         row = self.queries.task(tenant, task_id)
         if row is None:
             raise TaskNotFoundError(task_id)
 
-        def command(session: Session) -> dict[str, Any]:
+        def command(session: CommandAttempt) -> dict[str, Any]:
             instance = session.load(row.instance_id, tenant)
             apply(instance, session)
             return instance_view(instance)
@@ -131,7 +122,7 @@ class ActivityService:
                 activity.attempt,
             )
 
-        def command(session: Session) -> bool:
+        def command(session: CommandAttempt) -> bool:
             instance = session.load(activity.instance_id)
             if instance.is_ended:
                 return False

@@ -8,13 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from application.definitions import DefinitionService
+from application.errors import TemplateNotFoundError
 from application.ports import PublishedDefinition
-
-
-class TemplateNotFoundError(Exception):
-    def __init__(self, template_id: str):
-        super().__init__(f"template {template_id} not found")
-        self.template_id = template_id
 
 
 @dataclass(frozen=True)

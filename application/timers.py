@@ -12,14 +12,10 @@ from __future__ import annotations
 import logging
 from uuid import UUID
 
+from application.errors import CommandConflictError, InstanceNotFoundError
 from application.ports import Clock, DueTimers
 from application.read_models import BookmarkRow
-from application.session import (
-    CommandConflictError,
-    CommandRunner,
-    InstanceNotFoundError,
-    Session,
-)
+from application.session import CommandAttempt, CommandRunner
 from domain import engine
 from domain.errors import BookmarkNotOpenError, InstanceNotActiveError
 
@@ -58,7 +54,7 @@ class TimerService:
         return self.timers.set_aside_for(tenant, instance_id)
 
     def _fire(self, row: BookmarkRow) -> bool:
-        def command(session: Session) -> None:
+        def command(session: CommandAttempt) -> None:
             instance = session.load(row.instance_id)
             engine.fire_timer(instance, session.definition_of(instance), row.id, session.env)
 

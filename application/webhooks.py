@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from application.admission import StartAdmission
-from application.callbacks import SignatureError, verify
-from application.definitions import DefinitionCache, DefinitionNotFoundError
+from application.callbacks import verify
+from application.commands import TriggerWebhook
+from application.definitions import DefinitionCache
+from application.errors import DefinitionNotFoundError, SignatureError
 from application.instances import InstanceService
 from application.ports import Clock
 from domain.definition import Definition
@@ -54,18 +56,12 @@ class WebhookService:
         # wrong signature (same work, same detail): tenants cannot be probed.
         self._decoy_secret = secrets.token_hex(32)
 
-    def trigger(
-        self,
-        tenant: str | None,
-        definition: str,
-        body: bytes,
-        signature: str | None,
-        idempotency_key: str | None,
-    ) -> tuple[dict[str, Any], bool]:
+    def trigger(self, cmd: TriggerWebhook) -> tuple[dict[str, Any], bool]:
         """Start `definition` with the body as input; (view, created)."""
         # Verified before any lookup: an unsigned request learns nothing about definitions.
-        owner = self._verified_tenant(tenant, body, signature)
-        data = webhook_input(body)
+        owner = self._verified_tenant(cmd.tenant, cmd.body, cmd.signature)
+        data = webhook_input(cmd.body)
+        definition = cmd.definition
 
         def admit(data: dict[str, Any]) -> Definition:
             published = self.definitions.get(owner, definition)
@@ -79,7 +75,7 @@ class WebhookService:
             admit,
             data,
             scope=webhook_scope(definition),
-            idempotency_key=idempotency_key,
+            idempotency_key=cmd.idempotency_key,
             correlation_id=None,
         )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
+from application.commands import CompleteTask, StartInstance
 from bench.harness import (
     API_KEY,
     STOP,
@@ -125,7 +126,7 @@ def start_noop_op(bench: Bench) -> Callable[[int, int], Any]:
     instances = bench.container.instances
 
     def op(k: int, i: int) -> None:
-        view, _ = instances.start(TENANT, NOOP["name"], input={"n": i})
+        view, _ = instances.start(StartInstance(TENANT, NOOP["name"], input={"n": i}))
         if view["status"] != "completed":
             raise RuntimeError(f"noop instance ended {view['status']}")
 
@@ -149,11 +150,9 @@ def bench_start_approve(bench: Bench, sizes: Sizes) -> list[Result]:
     instances, tasks = bench.container.instances, bench.container.tasks
 
     def op(k: int, i: int) -> None:
-        view, _ = instances.start(TENANT, APPROVE["name"])
+        view, _ = instances.start(StartInstance(TENANT, APPROVE["name"]))
         task_id = view["bookmarks"][0]["id"]
-        done = tasks.complete(
-            TENANT, task_id, outcome="approved", data=None, comment=None, user=f"u{k}"
-        )
+        done, _ = tasks.complete(CompleteTask(TENANT, task_id, outcome="approved", user=f"u{k}"))
         if done["status"] != "completed":
             raise RuntimeError(f"approval instance ended {done['status']}")
 
@@ -189,14 +188,14 @@ def bench_service_task(bench: Bench, sizes: Sizes) -> list[Result]:
     try:
         # Warm up: a few instances through the whole path, untimed.
         for _ in range(4):
-            instances.start(TENANT, SERVICE["name"])
+            instances.start(StartInstance(TENANT, SERVICE["name"]))
         warm_deadline = time.monotonic() + 30
         while worker.tick() and time.monotonic() < warm_deadline and not STOP.is_set():
             pass
         baseline = _count_completed(bench.database_url, SERVICE["name"])
 
         def op(k: int, i: int) -> None:
-            view, _ = instances.start(TENANT, SERVICE["name"])
+            view, _ = instances.start(StartInstance(TENANT, SERVICE["name"]))
             if view["status"] not in ("running", "suspended"):
                 raise RuntimeError(f"service instance is {view['status']} after its start")
 

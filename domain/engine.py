@@ -19,7 +19,7 @@ from domain.definition import (
     Node,
     RetryPolicy,
 )
-from domain.env import Env
+from domain.env import CommandEnv
 from domain.errors import (
     BookmarkNotFoundError,
     BookmarkNotOpenError,
@@ -44,7 +44,7 @@ from domain.waits import due_after
 __all__ = ["select_route"]
 
 
-def start(instance: WorkflowInstance, definition: Definition, env: Env) -> None:
+def start(instance: WorkflowInstance, definition: Definition, env: CommandEnv) -> None:
     """Run from the start node until the instance waits or ends."""
     run(instance, definition, [(definition.start_node, None)], env)
 
@@ -58,7 +58,7 @@ def complete_task(
     data: dict[str, Any] | None,
     comment: str | None,
     completed_by: str | None,
-    env: Env,
+    env: CommandEnv,
 ) -> None:
     """A person decided an approval or finished a user task."""
     bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
@@ -81,7 +81,7 @@ def resume(
     *,
     payload: Any,
     source: str,
-    env: Env,
+    env: CommandEnv,
 ) -> None:
     """Resume a wait or timer with a payload (bookmark id, callback token or event)."""
     # Tasks are completed through the task queue, where their form data is validated.
@@ -95,7 +95,7 @@ def resume(
 
 
 def fire_timer(
-    instance: WorkflowInstance, definition: Definition, bookmark_id: str, env: Env
+    instance: WorkflowInstance, definition: Definition, bookmark_id: str, env: CommandEnv
 ) -> None:
     """A due time passed: a timer node continues, a wait takes its `timeout` route."""
     bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TIMER, BookmarkKind.WAIT))
@@ -114,7 +114,7 @@ def child_finished(
     status: str,
     output: Any,
     error: dict[str, Any] | None,
-    env: Env,
+    env: CommandEnv,
 ) -> None:
     """The child instance of a `sub_workflow` node ended."""
     bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.CHILD,))
@@ -144,7 +144,7 @@ def record_activity_result(
     output: Any,
     error: str | None,
     retryable: bool,
-    env: Env,
+    env: CommandEnv,
 ) -> bool:
     """Record a service task's outcome; False when it is stale (already recorded)."""
     activity = instance.activities.get(activity_id)
@@ -187,7 +187,7 @@ def record_activity_result(
     return True
 
 
-def _retry_due(env: Env, policy: RetryPolicy, attempt: int) -> datetime:
+def _retry_due(env: CommandEnv, policy: RetryPolicy, attempt: int) -> datetime:
     """When the retry runs; ValueError when the backoff overflows what can be stored."""
     try:
         delay = timedelta(seconds=policy.delay_before(attempt))
@@ -196,7 +196,7 @@ def _retry_due(env: Env, policy: RetryPolicy, attempt: int) -> datetime:
     return due_after(env.now, delay, "the retry delay")
 
 
-def cancel(instance: WorkflowInstance, reason: str, env: Env) -> None:
+def cancel(instance: WorkflowInstance, reason: str, env: CommandEnv) -> None:
     """Cancel a running or suspended instance and everything it waits on."""
     _require_active(instance)
     close_open_work(instance, f"instance cancelled: {reason}", env)

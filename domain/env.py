@@ -46,13 +46,13 @@ class StepBudget:
 
 
 @dataclass(frozen=True)
-class Env:
+class CommandEnv:
     """The clock reading and id sources of one command, decided by the application layer."""
 
     now: datetime
     new_id: Callable[[], str]
     new_token: Callable[[], str]
-    # One per command (the application builds one Env per attempt), so a loop that leaves
+    # One per command (the application builds one CommandEnv per attempt), so a loop that leaves
     # and re-enters `run` — a sub_workflow whose child completes at once — is counted too.
     steps: StepBudget = field(default_factory=StepBudget, compare=False, repr=False)
 

@@ -1,8 +1,9 @@
-"""Domain errors. They carry ids and never know about HTTP; the API maps them to problems."""
+"""Domain errors. They carry ids and a stable `code`, and never know about HTTP; the API maps
+codes to problems (`api/problems.py`), like those of `application.errors`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from domain.state import Bookmark
 
@@ -10,8 +11,12 @@ from domain.state import Bookmark
 class WorkflowError(Exception):
     """Base class of every domain error."""
 
+    code: ClassVar[str]
+
 
 class InstanceNotActiveError(WorkflowError):
+    code = "instance-not-active"
+
     def __init__(self, instance_id: Any, status: str):
         super().__init__(f"instance {instance_id} is {status}")
         self.instance_id = instance_id
@@ -19,6 +24,8 @@ class InstanceNotActiveError(WorkflowError):
 
 
 class BookmarkNotFoundError(WorkflowError):
+    code = "not-found"
+
     def __init__(self, instance_id: Any, bookmark_id: str):
         super().__init__(f"instance {instance_id} has no bookmark {bookmark_id}")
         self.instance_id = instance_id
@@ -28,6 +35,8 @@ class BookmarkNotFoundError(WorkflowError):
 class BookmarkNotOpenError(WorkflowError):
     """The bookmark was already consumed or cancelled; `bookmark` is its current state."""
 
+    code = "bookmark-not-open"
+
     def __init__(self, bookmark: Bookmark):
         super().__init__(f"bookmark {bookmark.id} is {bookmark.status}")
         self.bookmark = bookmark
@@ -35,6 +44,8 @@ class BookmarkNotOpenError(WorkflowError):
 
 
 class WrongBookmarkKindError(WorkflowError):
+    code = "wrong-bookmark-kind"
+
     def __init__(self, bookmark_id: str, kind: str, expected: str):
         super().__init__(f"bookmark {bookmark_id} is a {kind} bookmark, not a {expected}")
         self.bookmark_id = bookmark_id
@@ -42,6 +53,8 @@ class WrongBookmarkKindError(WorkflowError):
 
 
 class InvalidOutcomeError(WorkflowError):
+    code = "invalid-outcome"
+
     def __init__(self, bookmark_id: str, outcome: Any, allowed: list[str]):
         super().__init__(
             f"outcome {outcome!r} is not allowed for task {bookmark_id}; expected one of {allowed}"
@@ -53,6 +66,8 @@ class InvalidOutcomeError(WorkflowError):
 
 class TaskAlreadyClaimedError(WorkflowError):
     """Someone else holds the task; it must be delegated (or released) first."""
+
+    code = "task-already-claimed"
 
     def __init__(self, bookmark_id: str, claimed_by: str):
         super().__init__(f"task {bookmark_id} is already claimed by {claimed_by}")

@@ -334,6 +334,6 @@ def parent_ref(instance_id: UUID, bookmark_id: str, depth: int) -> dict[str, Any
 
     `depth` is the child's level in its instance tree (the root's children are 1). Instances
     started before it was recorded have no `depth` in their `Started` event: see
-    `application.session.Session.depth_of`.
+    `application.session.CommandAttempt.depth_of`.
     """
     return {"instance_id": str(instance_id), "bookmark_id": bookmark_id, "depth": depth}

@@ -13,7 +13,7 @@ from typing import Any
 
 from domain.definition import ERROR_OUTCOME, TIMEOUT_OUTCOME, Definition, Node, Route
 from domain.durations import parse_duration
-from domain.env import Env, NodeFailure
+from domain.env import CommandEnv, NodeFailure
 from domain.expressions import ExpressionError, evaluate, evaluate_mapping, render_value
 from domain.instance import WorkflowInstance
 from domain.values import UnstorableValueError, clean_value
@@ -24,7 +24,7 @@ def run(
     instance: WorkflowInstance,
     definition: Definition,
     targets: list[tuple[str, int | None]],
-    env: Env,
+    env: CommandEnv,
 ) -> None:
     queue = deque(targets)
     while queue and not instance.is_ended:
@@ -47,7 +47,7 @@ def _enter(
     definition: Definition,
     node: Node,
     via: int | None,
-    env: Env,
+    env: CommandEnv,
 ) -> list[tuple[str, int | None]]:
     """Apply one node; return the nodes to enter next (none when it waits or ends)."""
     ctx = instance.context(env.now)
@@ -100,7 +100,7 @@ def _end(
     definition: Definition,
     node: Node,
     ctx: dict[str, Any],
-    env: Env,
+    env: CommandEnv,
 ) -> None:
     # The end node's own mapping wins; else the definition's top-level `output`.
     mapping = node.get("output") or definition.output or {}
@@ -114,7 +114,7 @@ def _end(
 
 
 def _schedule_activity(
-    instance: WorkflowInstance, node: Node, ctx: dict[str, Any], env: Env
+    instance: WorkflowInstance, node: Node, ctx: dict[str, Any], env: CommandEnv
 ) -> None:
     action = _eval_value(
         node, lambda: render_value(node.get("action", {}), ctx), f"the action of {node.id}"
@@ -136,7 +136,11 @@ def _schedule_activity(
 
 
 def follow(
-    instance: WorkflowInstance, definition: Definition, node: Node, outcome: str | None, env: Env
+    instance: WorkflowInstance,
+    definition: Definition,
+    node: Node,
+    outcome: str | None,
+    env: CommandEnv,
 ) -> None:
     """Leave a node that finished waiting, taking the route for its outcome."""
     try:
@@ -147,13 +151,13 @@ def follow(
 
 
 def fail_node(
-    instance: WorkflowInstance, definition: Definition, node: Node, message: str, env: Env
+    instance: WorkflowInstance, definition: Definition, node: Node, message: str, env: CommandEnv
 ) -> None:
     run(instance, definition, _error_route(instance, definition, node, message, env), env)
 
 
 def _error_route(
-    instance: WorkflowInstance, definition: Definition, node: Node, message: str, env: Env
+    instance: WorkflowInstance, definition: Definition, node: Node, message: str, env: CommandEnv
 ) -> list[tuple[str, int | None]]:
     """Follow the node's `error` route if it has one; otherwise fail the instance."""
     for route in definition.outgoing(node.id):
@@ -164,12 +168,12 @@ def _error_route(
     return []
 
 
-def _fail(instance: WorkflowInstance, node_id: str, message: str, env: Env) -> None:
+def _fail(instance: WorkflowInstance, node_id: str, message: str, env: CommandEnv) -> None:
     close_open_work(instance, f"instance failed at {node_id}", env)
     instance.fail(node_id, {"message": message, "node_id": node_id}, env.now)
 
 
-def close_open_work(instance: WorkflowInstance, reason: str, env: Env) -> None:
+def close_open_work(instance: WorkflowInstance, reason: str, env: CommandEnv) -> None:
     for bookmark in instance.open_bookmarks():
         instance.cancel_bookmark(bookmark.id, reason, env.now)
     for activity in instance.scheduled_activities():

@@ -35,6 +35,8 @@ REPLACEMENT = "\ufffd"
 class UnstorableValueError(WorkflowError):
     """A value that JSON or PostgreSQL cannot hold, or past the size or depth limit."""
 
+    code = "unstorable-value"
+
     def __init__(self, what: str, reason: str):
         super().__init__(f"{what} cannot be stored: {reason}")
         self.what = what

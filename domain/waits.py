@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from domain.durations import parse_duration
-from domain.env import Env
+from domain.env import CommandEnv
 from domain.expressions import evaluate, evaluate_mapping, render_value
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def open_waiting_bookmark(
     instance: WorkflowInstance,
     node: Node,
     ctx: dict[str, Any],
-    env: Env,
+    env: CommandEnv,
     guard: Evaluator,
 ) -> None:
     """Suspend `instance` at `node`; `guard` turns expression errors into node failures."""
@@ -63,7 +63,9 @@ def open_waiting_bookmark(
     instance.create_bookmark(bookmark)
 
 
-def _task_fields(node: Node, ctx: dict[str, Any], env: Env, guard: Evaluator) -> dict[str, Any]:
+def _task_fields(
+    node: Node, ctx: dict[str, Any], env: CommandEnv, guard: Evaluator
+) -> dict[str, Any]:
     assignee = node.get("assignee")
     if assignee:
         assignee = guard(node, lambda: render_value(assignee, ctx)) or None
@@ -90,7 +92,9 @@ def _sla_due(sla_hours: float, now: datetime) -> datetime:
     return due_after(now, delay, "sla_hours")
 
 
-def _wait_fields(node: Node, ctx: dict[str, Any], env: Env, guard: Evaluator) -> dict[str, Any]:
+def _wait_fields(
+    node: Node, ctx: dict[str, Any], env: CommandEnv, guard: Evaluator
+) -> dict[str, Any]:
     correlation = node.get("correlation")
     value = guard(node, lambda: evaluate(correlation, ctx)) if correlation else None
     timeout = node.get("timeout")

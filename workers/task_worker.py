@@ -22,9 +22,9 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from application.errors import CommandConflictError
 from application.ports import ActionResult, ConcurrencyConflictError
 from application.read_models import ActivityRow
-from application.session import CommandConflictError
 from infrastructure.container import TaskWorkerContainer
 from infrastructure.postgres.datastore import DatabaseUnavailableError
 from infrastructure.postgres.listener import ACTIVITIES_CHANNEL, PostgresListener

@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 
 from api.auth import authorize, get_container
 from api.schemas import CancelRequest, InstanceStatus, ResumeRequest, StartInstanceRequest
-from application.session import InstanceNotFoundError
+from application.commands import CancelInstance, ResumeBookmark, StartInstance
+from application.errors import InstanceNotFoundError
+from application.read_models import InstanceFilter
 from application.views import jsonable
 from infrastructure.container import Container, Principal
 
@@ -43,12 +45,14 @@ def start_instance(
 ) -> JSONResponse:
     """Start an instance: 201, or 200 with the same instance when the key was seen before."""
     view, created = container.instances.start(
-        principal.tenant,
-        body.definition,
-        version=body.version,
-        input=body.input,
-        idempotency_key=body.idempotency_key or idempotency_key,
-        correlation_id=body.correlation_id,
+        StartInstance(
+            principal.tenant,
+            body.definition,
+            version=body.version,
+            input=body.input,
+            idempotency_key=body.idempotency_key or idempotency_key,
+            correlation_id=body.correlation_id,
+        )
     )
     return JSONResponse(
         view,
@@ -70,16 +74,14 @@ def list_instances(
     container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """Instances, newest first, filtered by status, definition, correlation id, creation."""
-    page = container.instances.list(
-        principal.tenant,
+    criteria = InstanceFilter(
         status=status,
         definition=definition,
         correlation_id=correlation_id,
         created_after=created_after,
         created_before=created_before,
-        limit=limit,
-        cursor=cursor,
     )
+    page = container.instances.list(principal.tenant, criteria, limit=limit, cursor=cursor)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -122,12 +124,22 @@ def get_history(
 def cancel_instance(
     instance_id: str,
     body: CancelRequest | None = Body(None),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
     principal: Principal = Depends(authorize),
     container: Container = Depends(get_container),
-) -> dict[str, Any]:
-    """Cancel a running or suspended instance (its open bookmarks and tasks too)."""
-    reason = (body.reason if body else None) or f"cancelled by {principal.key_name}"
-    return container.instances.cancel(principal.tenant, parse_instance_id(instance_id), reason)
+) -> JSONResponse:
+    """Cancel a running or suspended instance (its open bookmarks and tasks too); a repeated
+    idempotency key replays the first result."""
+    body = body or CancelRequest()
+    result, replayed = container.instances.cancel(
+        CancelInstance(
+            principal.tenant,
+            parse_instance_id(instance_id),
+            body.reason or f"cancelled by {principal.key_name}",
+            idempotency_key=body.idempotency_key or idempotency_key,
+        )
+    )
+    return replayable(result, replayed)
 
 
 @router.post("/{instance_id}/bookmarks/{bookmark_id}/resume")
@@ -142,11 +154,13 @@ def resume_bookmark(
     """Resume a waiting step with a payload; a repeated idempotency key replays the result."""
     body = body or ResumeRequest()
     result, replayed = container.instances.resume(
-        principal.tenant,
-        parse_instance_id(instance_id),
-        bookmark_id,
-        body.payload,
-        idempotency_key=body.idempotency_key or idempotency_key,
-        source=f"api:{principal.key_name}",
+        ResumeBookmark(
+            principal.tenant,
+            parse_instance_id(instance_id),
+            bookmark_id,
+            body.payload,
+            idempotency_key=body.idempotency_key or idempotency_key,
+            source=f"api:{principal.key_name}",
+        )
     )
     return replayable(result, replayed)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi.responses import JSONResponse
 
 from api.auth import authorize, get_container
+from api.routes.instances import replayable
 from api.schemas import ClaimRequest, CompleteTaskRequest, DelegateRequest, TaskStatus, Urgency
+from application.commands import ClaimTask, CompleteTask, DelegateTask
+from application.read_models import TaskFilter
 from infrastructure.container import Container, Principal
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -26,15 +30,8 @@ def list_tasks(
     container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """Tasks sorted by due time."""
-    page = container.tasks.list(
-        principal.tenant,
-        assignee=assignee,
-        role=role,
-        status=status,
-        urgency=urgency,
-        limit=limit,
-        cursor=cursor,
-    )
+    criteria = TaskFilter(assignee=assignee, role=role, status=status, urgency=urgency)
+    page = container.tasks.list(principal.tenant, criteria, limit=limit, cursor=cursor)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -57,7 +54,7 @@ def claim_task(
 ) -> dict[str, Any]:
     """Claim for `user` (the caller's key by default); returns the instance."""
     user = (body.user if body else None) or principal.key_name
-    return container.tasks.claim(principal.tenant, task_id, user)
+    return container.tasks.claim(ClaimTask(principal.tenant, task_id, user))
 
 
 @router.post("/{task_id}/delegate")
@@ -68,22 +65,30 @@ def delegate_task(
     container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """Hand the task to another assignee; returns the instance."""
-    return container.tasks.delegate(principal.tenant, task_id, body.assignee, principal.key_name)
+    return container.tasks.delegate(
+        DelegateTask(principal.tenant, task_id, body.assignee, by=principal.key_name)
+    )
 
 
 @router.post("/{task_id}/complete")
 def complete_task(
     task_id: str,
     body: CompleteTaskRequest,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
     principal: Principal = Depends(authorize),
     container: Container = Depends(get_container),
-) -> dict[str, Any]:
-    """Decide an approval (`approved`/`rejected`) or submit a user task's form data."""
-    return container.tasks.complete(
-        principal.tenant,
-        task_id,
-        outcome=body.outcome,
-        data=body.data,
-        comment=body.comment,
-        user=principal.key_name,
+) -> JSONResponse:
+    """Decide an approval (`approved`/`rejected`) or submit a user task's form data; a
+    repeated idempotency key replays the first result."""
+    result, replayed = container.tasks.complete(
+        CompleteTask(
+            principal.tenant,
+            task_id,
+            outcome=body.outcome,
+            data=body.data,
+            comment=body.comment,
+            user=principal.key_name,
+            idempotency_key=body.idempotency_key or idempotency_key,
+        )
     )
+    return replayable(result, replayed)

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import BEARER_SCHEME, CHALLENGE, bearer_key, find_principal, get_container
 from api.problems import ProblemError
 from api.routes.instances import REPLAYED_HEADER
+from application.commands import TriggerWebhook
 from infrastructure.container import Container
 
 router = APIRouter(tags=["webhooks"])
@@ -46,11 +47,9 @@ async def webhook(
     body = await request.body()  # the signature covers the raw bytes, exactly as sent
     view, created = await run_in_threadpool(
         container.webhooks.trigger,
-        webhook_tenant(request, container, tenant),
-        definition,
-        body,
-        signature,
-        idempotency_key,
+        TriggerWebhook(
+            webhook_tenant(request, container, tenant), definition, body, signature, idempotency_key
+        ),
     )
     headers = {"Location": f"/v1/instances/{view['id']}"}
     if not created:

@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.read_models import InvalidCursorError, Page
+from application.errors import InvalidCursorError
+from application.read_models import Page
 
-__all__ = ["InvalidCursorError", "clamp_limit", "decode_cursor", "encode_cursor"]
+__all__ = ["clamp_limit", "decode_cursor", "encode_cursor"]
 
 MAX_LIMIT = 500
 SIGNATURE_BYTES = 16

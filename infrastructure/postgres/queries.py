@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from application.read_models import BookmarkRow, InstanceRow, Page, TaskRow
+from application.read_models import (
+    BookmarkRow,
+    InstanceFilter,
+    InstanceRow,
+    Page,
+    TaskFilter,
+    TaskRow,
+)
 from infrastructure.postgres.cursors import (
     clamp_limit,
     decode_cursor,
@@ -49,24 +55,15 @@ class PostgresReadModelQueries:
         return to_row(InstanceRow, rows[0]) if rows else None
 
     def list_instances(
-        self,
-        tenant: str,
-        *,
-        status: str | None,
-        definition: str | None,
-        correlation_id: str | None,
-        created_after: datetime | None,
-        created_before: datetime | None,
-        limit: int,
-        cursor: str | None,
+        self, tenant: str, criteria: InstanceFilter, *, limit: int, cursor: str | None
     ) -> Page:
         """Newest first: (created_at, id) descending, which the tenant indexes serve."""
         where = _Where("tenant = %s", tenant)
-        where.add_if(status, "status = %s")
-        where.add_if(definition, "definition = %s")
-        where.add_if(correlation_id, "correlation_id = %s")
-        where.add_if(created_after, "created_at >= %s")
-        where.add_if(created_before, "created_at < %s")
+        where.add_if(criteria.status, "status = %s")
+        where.add_if(criteria.definition, "definition = %s")
+        where.add_if(criteria.correlation_id, "correlation_id = %s")
+        where.add_if(criteria.created_after, "created_at >= %s")
+        where.add_if(criteria.created_before, "created_at < %s")
         if cursor is not None:
             created_at, last_id = decode_cursor(
                 "instances", cursor, size=2, secret=self.cursor_secret
@@ -116,22 +113,14 @@ class PostgresReadModelQueries:
         return to_row(TaskRow, rows[0]) if rows else None
 
     def list_tasks(
-        self,
-        tenant: str,
-        *,
-        assignee: str | None,
-        role: str | None,
-        status: str | None,
-        urgency: str | None,
-        limit: int,
-        cursor: str | None,
+        self, tenant: str, criteria: TaskFilter, *, limit: int, cursor: str | None
     ) -> Page:
         """Most urgent first: due_at (tasks without a due time last), created_at, id."""
         where = _Where("tenant = %s", tenant)
-        where.add_if(assignee, "assignee = %s")
-        where.add_if(role, "role = %s")
-        where.add_if(status, "status = %s")
-        where.add_if(urgency, "urgency = %s")
+        where.add_if(criteria.assignee, "assignee = %s")
+        where.add_if(criteria.role, "role = %s")
+        where.add_if(criteria.status, "status = %s")
+        where.add_if(criteria.urgency, "urgency = %s")
         if cursor is not None:
             due_at, created_at, last_id = decode_cursor(
                 "tasks", cursor, size=3, secret=self.cursor_secret

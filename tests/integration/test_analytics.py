@@ -11,6 +11,8 @@ from uuid import UUID
 
 import pytest
 
+from application.commands import CancelInstance, CompleteTask, StartInstance
+
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
@@ -68,22 +70,24 @@ class Flows:
 
     def start(self, instant: bool = False) -> dict[str, Any]:
         view, _ = self.container.instances.start(
-            self.tenant, self.definition, input={"instant": instant}
+            StartInstance(self.tenant, self.definition, input={"instant": instant})
         )
         return view
 
     def decide(self, view: dict[str, Any], outcome: str) -> None:
         self.container.tasks.complete(
-            self.tenant,
-            view["bookmarks"][0]["id"],
-            outcome=outcome,
-            data=None,
-            comment=None,
-            user="u",
+            CompleteTask(
+                self.tenant,
+                view["bookmarks"][0]["id"],
+                outcome=outcome,
+                data=None,
+                comment=None,
+                user="u",
+            )
         )
 
     def cancel(self, view: dict[str, Any]) -> None:
-        self.container.instances.cancel(self.tenant, UUID(view["id"]), "not needed")
+        self.container.instances.cancel(CancelInstance(self.tenant, UUID(view["id"]), "not needed"))
 
 
 def by_definition(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,16 @@ from uuid import UUID
 import pytest
 
 from application.callbacks import sign
-from application.session import CommandConflictError
+from application.commands import (
+    ClaimTask,
+    CompleteTask,
+    DeliverCallback,
+    DeliverEvent,
+    ResumeBookmark,
+    StartInstance,
+)
+from application.errors import CommandConflictError
+from application.read_models import InstanceFilter
 from domain.errors import BookmarkNotOpenError
 
 pytestmark = pytest.mark.integration
@@ -87,18 +96,20 @@ def event_types(container: Any, instance_id: str) -> list[str]:
 
 
 def test_concurrent_completions_of_one_task_apply_exactly_once(container: Any) -> None:
-    view, _ = container.instances.start(TENANT, "one-approval")
+    view, _ = container.instances.start(StartInstance(TENANT, "one-approval"))
     task_id = view["bookmarks"][0]["id"]
 
     results = race(
         6,
         lambda i: container.tasks.complete(
-            TENANT, task_id, outcome="approved", data=None, comment=f"t{i}", user=f"u{i}"
+            CompleteTask(
+                TENANT, task_id, outcome="approved", data=None, comment=f"t{i}", user=f"u{i}"
+            )
         ),
     )
 
-    winners = [r for r in results if isinstance(r, dict)]
-    losers = [r for r in results if not isinstance(r, dict)]
+    winners = [r for r in results if isinstance(r, tuple)]  # (view, replayed)
+    losers = [r for r in results if not isinstance(r, tuple)]
     assert len(winners) == 1, results
     assert all(isinstance(e, BookmarkNotOpenError | CommandConflictError) for e in losers)
     assert event_types(container, view["id"]).count("TaskCompleted") == 1
@@ -107,23 +118,28 @@ def test_concurrent_completions_of_one_task_apply_exactly_once(container: Any) -
 
 def test_concurrent_keyed_starts_create_one_instance(container: Any) -> None:
     results = race(
-        6, lambda i: container.instances.start(TENANT, "one-approval", idempotency_key="same")
+        6,
+        lambda i: container.instances.start(
+            StartInstance(TENANT, "one-approval", idempotency_key="same")
+        ),
     )
 
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len({view["id"] for view, _ in results}) == 1
     assert sorted(created for _, created in results) == [False] * 5 + [True]
-    page = container.instances.list(TENANT, definition="one-approval", limit=50)
+    page = container.instances.list(TENANT, InstanceFilter(definition="one-approval"), limit=50)
     assert len(page.items) == 1
 
 
 def test_bookmark_is_found_by_token_right_after_the_start_returns(container: Any) -> None:
     for order in range(5):
-        view, _ = container.instances.start(TENANT, "one-wait", input={"order": order})
+        view, _ = container.instances.start(
+            StartInstance(TENANT, "one-wait", input={"order": order})
+        )
         token = view["bookmarks"][0]["token"]
         body = b'{"amount": 3}'
         result, replayed = container.callbacks.callback(
-            token, body, sign(SECRET, body, int(time.time())), None
+            DeliverCallback(token, body, sign(SECRET, body, int(time.time())), None)
         )
         assert (result["status"], replayed) == ("completed", False)
         assert container.instances.get(TENANT, UUID(view["id"]))["output"] == {
@@ -132,27 +148,31 @@ def test_bookmark_is_found_by_token_right_after_the_start_returns(container: Any
 
 
 def test_task_queue_reflects_each_command_immediately(container: Any) -> None:
-    view, _ = container.instances.start(TENANT, "one-approval")
+    view, _ = container.instances.start(StartInstance(TENANT, "one-approval"))
     task_id = view["bookmarks"][0]["id"]
     assert container.tasks.get(TENANT, task_id)["status"] == "open"
-    container.tasks.claim(TENANT, task_id, "ann")
+    container.tasks.claim(ClaimTask(TENANT, task_id, "ann"))
     assert container.tasks.get(TENANT, task_id)["claimed_by"] == "ann"
     container.tasks.complete(
-        TENANT, task_id, outcome="rejected", data=None, comment=None, user="ann"
+        CompleteTask(TENANT, task_id, outcome="rejected", data=None, comment=None, user="ann")
     )
     task = container.tasks.get(TENANT, task_id)
     assert (task["status"], task["outcome"]) == ("completed", "rejected")
-    row = container.instances.list(TENANT, definition="one-approval", status="failed").items
+    row = container.instances.list(
+        TENANT, InstanceFilter(definition="one-approval", status="failed")
+    ).items
     assert [r["id"] for r in row] == [view["id"]]
 
 
 def test_concurrent_event_deliveries_with_one_key_resume_once(container: Any) -> None:
-    view, _ = container.instances.start(TENANT, "one-wait", input={"order": "o-9"})
+    view, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": "o-9"}))
 
     results = race(
         5,
-        lambda i: container.instances.publish_event(
-            TENANT, "paid", correlation="o-9", payload={"n": i}, idempotency_key="delivery-1"
+        lambda i: container.instances.deliver_event(
+            DeliverEvent(
+                TENANT, "paid", correlation="o-9", payload={"n": i}, idempotency_key="delivery-1"
+            )
         ),
     )
 
@@ -175,17 +195,19 @@ def test_child_instance_starts_in_the_parents_transaction(container: Any) -> Non
             "routes": [{"from": "kid", "to": "done"}],
         },
     )
-    parent, _ = container.instances.start(TENANT, "parent-flow")
+    parent, _ = container.instances.start(StartInstance(TENANT, "parent-flow"))
     child_id = parent["bookmarks"][0]["child_id"]
     child = container.instances.get(TENANT, UUID(child_id))
     assert child["parent"]["instance_id"] == parent["id"]
     container.tasks.complete(
-        TENANT,
-        child["bookmarks"][0]["id"],
-        outcome="approved",
-        data=None,
-        comment=None,
-        user="u",
+        CompleteTask(
+            TENANT,
+            child["bookmarks"][0]["id"],
+            outcome="approved",
+            data=None,
+            comment=None,
+            user="u",
+        )
     )
     # The child's end resumed the parent in the same command.
     assert container.instances.get(TENANT, UUID(parent["id"]))["status"] == "completed"
@@ -209,7 +231,7 @@ def test_due_timers_fire_once_and_wait_timeouts_take_their_route(container: Any)
             ],
         },
     )
-    view, _ = container.instances.start(TENANT, "timers")
+    view, _ = container.instances.start(StartInstance(TENANT, "timers"))
     assert view["bookmarks"][0]["kind"] == "timer"
 
     # Two workers racing over the same due timers: each timer fires exactly once.
@@ -225,36 +247,49 @@ def test_due_timers_fire_once_and_wait_timeouts_take_their_route(container: Any)
 
 
 def test_a_reused_idempotency_key_for_another_request_is_refused(container: Any) -> None:
-    from application.instances import IdempotencyKeyReusedError
+    from application.errors import IdempotencyKeyReusedError
 
-    first, _ = container.instances.start(TENANT, "one-wait", input={"order": 1})
-    second, _ = container.instances.start(TENANT, "one-wait", input={"order": 2})
+    first, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 1}))
+    second, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 2}))
     container.instances.resume(
-        TENANT, UUID(first["id"]), first["bookmarks"][0]["id"], {"a": 1}, idempotency_key="r1"
+        ResumeBookmark(
+            TENANT, UUID(first["id"]), first["bookmarks"][0]["id"], {"a": 1}, idempotency_key="r1"
+        )
     )
     # The same key on another bookmark is a client bug, not a repeated delivery.
     with pytest.raises(IdempotencyKeyReusedError):
         container.instances.resume(
-            TENANT,
-            UUID(second["id"]),
-            second["bookmarks"][0]["id"],
-            {"a": 1},
-            idempotency_key="r1",
+            ResumeBookmark(
+                TENANT,
+                UUID(second["id"]),
+                second["bookmarks"][0]["id"],
+                {"a": 1},
+                idempotency_key="r1",
+            )
         )
     assert container.instances.get(TENANT, UUID(second["id"]))["status"] == "suspended"
-    container.instances.start(TENANT, "one-wait", input={"order": 3}, idempotency_key="s1")
+    container.instances.start(
+        StartInstance(TENANT, "one-wait", input={"order": 3}, idempotency_key="s1")
+    )
     with pytest.raises(IdempotencyKeyReusedError):
-        container.instances.start(TENANT, "one-approval", idempotency_key="s1")
+        container.instances.start(StartInstance(TENANT, "one-approval", idempotency_key="s1"))
     again, created = container.instances.start(
-        TENANT, "one-wait", input={"order": 4}, idempotency_key="s1"
+        StartInstance(TENANT, "one-wait", input={"order": 4}, idempotency_key="s1")
     )
     assert (again["input"], created) == ({"order": 3}, False)  # the first start wins
 
 
 def test_history_pages_follow_the_cursor(container: Any) -> None:
-    view, _ = container.instances.start(TENANT, "one-approval")
+    view, _ = container.instances.start(StartInstance(TENANT, "one-approval"))
     container.tasks.complete(
-        TENANT, view["bookmarks"][0]["id"], outcome="approved", data=None, comment=None, user="u"
+        CompleteTask(
+            TENANT,
+            view["bookmarks"][0]["id"],
+            outcome="approved",
+            data=None,
+            comment=None,
+            user="u",
+        )
     )
     everything, cursor = container.instances.history(TENANT, UUID(view["id"]))
     assert cursor is None
@@ -287,7 +322,7 @@ def test_a_killed_task_workers_activity_is_rerun_once_with_the_same_key(containe
             "routes": [{"from": "call", "to": "done"}],
         },
     )
-    view, _ = container.instances.start(TENANT, "one-call")
+    view, _ = container.instances.start(StartInstance(TENANT, "one-call"))
     now = container.clock.now()
 
     # Given worker A leased the activity and died before recording anything
@@ -345,25 +380,25 @@ def test_children_and_event_triggers_pass_the_same_admission_as_direct_starts(
         },
     )
 
-    good, _ = container.instances.start(TENANT, "caller", input={"n": 3})
+    good, _ = container.instances.start(StartInstance(TENANT, "caller", input={"n": 3}))
     assert good["status"] == "completed" and good["output"] == {"kid": {"n": 3}}
     # A child input that violates the child's input_schema fails the node: error route.
-    bad, _ = container.instances.start(TENANT, "caller", input={"n": "three"})
+    bad, _ = container.instances.start(StartInstance(TENANT, "caller", input={"n": "three"}))
     assert bad["status"] == "completed"
     assert "input is invalid" in bad["output"]["why"]
     # A disabled child definition is refused the same way.
     container.definitions.set_enabled(TENANT, "strict-child", False)
-    off, _ = container.instances.start(TENANT, "caller", input={"n": 3})
+    off, _ = container.instances.start(StartInstance(TENANT, "caller", input={"n": 3}))
     assert "disabled" in off["output"]["why"]
     container.definitions.set_enabled(TENANT, "strict-child", True)
 
     # An event trigger whose payload violates the schema starts nothing and says why.
-    result, _ = container.instances.publish_event(
-        TENANT, "go", correlation=None, payload={"n": "x"}
+    result, _ = container.instances.deliver_event(
+        DeliverEvent(TENANT, "go", correlation=None, payload={"n": "x"})
     )
     assert result["started"] == []
     assert result["rejected"][0]["definition"] == "strict-child"
-    accepted, _ = container.instances.publish_event(
-        TENANT, "go", correlation=None, payload={"n": 1}
+    accepted, _ = container.instances.deliver_event(
+        DeliverEvent(TENANT, "go", correlation=None, payload={"n": 1})
     )
     assert len(accepted["started"]) == 1 and accepted["rejected"] == []

@@ -13,7 +13,8 @@ from uuid import UUID
 
 import pytest
 
-from application.session import CommandConflictError
+from application.commands import ResumeBookmark, StartInstance
+from application.errors import CommandConflictError
 
 pytestmark = pytest.mark.integration
 
@@ -76,13 +77,15 @@ def race(actions: list[Callable[[], Any]]) -> list[Any]:
 
 def resumes(containers: list[Any]) -> tuple[str, list[Callable[[], Any]]]:
     """A new fork-of-20 instance and one resume per bookmark, dealt out to `containers`."""
-    view, _ = containers[0].instances.start(TENANT, "fork-20")
+    view, _ = containers[0].instances.start(StartInstance(TENANT, "fork-20"))
     instance_id = UUID(view["id"])
     bookmarks = [b["id"] for b in view["bookmarks"] if b["kind"] == "wait"]
     assert len(bookmarks) == BRANCHES
 
     def resume(container: Any, bookmark_id: str) -> Callable[[], Any]:
-        return lambda: container.instances.resume(TENANT, instance_id, bookmark_id, {"n": 1})
+        return lambda: container.instances.resume(
+            ResumeBookmark(TENANT, instance_id, bookmark_id, {"n": 1})
+        )
 
     actions = [resume(containers[i % len(containers)], b) for i, b in enumerate(bookmarks)]
     return view["id"], actions

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from application.commands import StartInstance
 from infrastructure.postgres.listener import (
     ACTIVITIES_CHANNEL,
     TIMERS_CHANNEL,
@@ -112,7 +113,7 @@ def heard(database_url: str) -> Iterator[Heard]:
 
 
 def test_a_commit_that_creates_a_timer_notifies_its_due_time(container: Any, heard: Heard) -> None:
-    view, _ = container.instances.start(TENANT, "one-timer")
+    view, _ = container.instances.start(StartInstance(TENANT, "one-timer"))
 
     channel, payload = heard.next()
     assert channel == TIMERS_CHANNEL
@@ -123,7 +124,7 @@ def test_a_commit_that_creates_a_timer_notifies_its_due_time(container: Any, hea
 def test_a_commit_that_schedules_an_activity_notifies_the_task_channel(
     container: Any, heard: Heard
 ) -> None:
-    container.instances.start(TENANT, "one-call")
+    container.instances.start(StartInstance(TENANT, "one-call"))
 
     channel, payload = heard.next()
     assert channel == ACTIVITIES_CHANNEL
@@ -133,7 +134,7 @@ def test_a_commit_that_schedules_an_activity_notifies_the_task_channel(
 def test_a_commit_that_creates_no_work_for_workers_notifies_nothing(
     container: Any, heard: Heard
 ) -> None:
-    container.instances.start(TENANT, "one-approval")
+    container.instances.start(StartInstance(TENANT, "one-approval"))
 
     assert heard.nothing_within(0.5)
 

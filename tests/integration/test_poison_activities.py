@@ -11,8 +11,9 @@ from uuid import UUID
 
 import pytest
 
+from application.commands import StartInstance
+from application.errors import CommandConflictError
 from application.ports import ActionResult
-from application.session import CommandConflictError
 from workers.task_worker import MAX_UNRECORDED_RUNS, TaskWorker
 
 pytestmark = pytest.mark.integration
@@ -111,7 +112,7 @@ def run_for_several_leases(
     """Start an instance, then let a worker claim and run it over five lease periods."""
     container.actions.register("target", target)
     container.actions.register("sink", sink or Target(None))
-    view, _ = container.instances.start(TENANT, "call-then-use")
+    view, _ = container.instances.start(StartInstance(TENANT, "call-then-use"))
     worker = TaskWorker(container, worker_id="w1")
     worker.clock = clock = LaterClock()
     if recorder is not None:

@@ -9,9 +9,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from application.read_models import IdempotencyRecord, Projection
+from application.errors import InvalidCursorError
+from application.read_models import IdempotencyRecord, InstanceFilter, Projection, TaskFilter
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
-from infrastructure.postgres.cursors import InvalidCursorError, encode_cursor
+from infrastructure.postgres.cursors import encode_cursor
 from infrastructure.postgres.definition_store import PostgresDefinitionStore
 from infrastructure.postgres.queries import PostgresReadModelQueries
 from infrastructure.postgres.recorder import write_projection
@@ -43,10 +44,7 @@ def _walk(list_page: Any, limit: int) -> list[list[Any]]:
 
 
 def _instances_page(queries: PostgresReadModelQueries, **filters: Any) -> Any:
-    defaults = dict.fromkeys(
-        ("status", "definition", "correlation_id", "created_after", "created_before")
-    )
-    return lambda **page: queries.list_instances("acme", **{**defaults, **filters, **page})
+    return lambda **page: queries.list_instances("acme", InstanceFilter(**filters), **page)
 
 
 def test_instance_pages_cover_every_instance_once(datastore: Any) -> None:
@@ -105,9 +103,7 @@ def test_task_queue_is_sorted_by_due_time_with_undated_tasks_last(datastore: Any
     queries = PostgresReadModelQueries(datastore)
 
     def list_page(**page: Any) -> Any:
-        return queries.list_tasks(
-            "acme", assignee=None, role="manager", status="open", urgency=None, **page
-        )
+        return queries.list_tasks("acme", TaskFilter(role="manager", status="open"), **page)
 
     for limit in (1, 2, 3, 10):
         listed = [t for page in _walk(list_page, limit) for t in page]

@@ -12,9 +12,11 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from application.callbacks import SignatureError, sign
+from application.callbacks import sign
+from application.commands import CancelInstance, DeliverCallback, ResumeBookmark, StartInstance
+from application.errors import InstanceNotFoundError, SignatureError
 from application.instances import KeyedIds
-from application.session import InstanceNotFoundError, Session
+from application.session import CommandAttempt
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +71,7 @@ def poison(database_url: str, instance_id: str) -> None:
 def test_another_tenants_instance_is_not_replayed_before_the_tenant_check(
     container: Any, database_url: str
 ) -> None:
-    view, _ = container.instances.start("acme", "one-wait")
+    view, _ = container.instances.start(StartInstance("acme", "one-wait"))
     instance_id = UUID(view["id"])
     bookmark = view["bookmarks"][0]["id"]
     poison(database_url, view["id"])
@@ -83,9 +85,9 @@ def test_another_tenants_instance_is_not_replayed_before_the_tenant_check(
     with pytest.raises(InstanceNotFoundError):
         container.instances.get("globex", instance_id)
     with pytest.raises(InstanceNotFoundError):
-        container.instances.cancel("globex", instance_id, "no")
+        container.instances.cancel(CancelInstance("globex", instance_id, "no"))
     with pytest.raises(InstanceNotFoundError):
-        container.instances.resume("globex", instance_id, bookmark, {})
+        container.instances.resume(ResumeBookmark("globex", instance_id, bookmark, {}))
     with pytest.raises(InstanceNotFoundError):
         container.runner.run(lambda session: session.load(instance_id, "globex"))
 
@@ -96,19 +98,19 @@ def test_another_tenants_instance_is_not_replayed_before_the_tenant_check(
 def test_an_unknown_callback_token_is_refused_exactly_like_a_forged_signature(
     container: Any,
 ) -> None:
-    view, _ = container.instances.start("acme", "one-wait")
+    view, _ = container.instances.start(StartInstance("acme", "one-wait"))
     token = view["bookmarks"][0]["token"]
     body = b'{"ok": true}'
 
     def refusal(token: str, secret: str, at: float | None = None) -> str:
         header = sign(secret, body, int(time.time() if at is None else at))
         with pytest.raises(SignatureError) as refused:
-            container.callbacks.callback(token, body, header, None)
+            container.callbacks.callback(DeliverCallback(token, body, header, None))
         return str(refused.value)
 
     def unsigned(token: str) -> str:
         with pytest.raises(SignatureError) as refused:
-            container.callbacks.callback(token, body, None, None)
+            container.callbacks.callback(DeliverCallback(token, body, None, None))
         return str(refused.value)
 
     made_up = "x" * len(token)
@@ -121,7 +123,7 @@ def test_an_unknown_callback_token_is_refused_exactly_like_a_forged_signature(
     assert unsigned(made_up) == unsigned(token)
     # And the live token still works with its tenant's secret.
     header = sign(SECRETS["acme"], body, int(time.time()))
-    result, _ = container.callbacks.callback(token, body, header, None)
+    result, _ = container.callbacks.callback(DeliverCallback(token, body, header, None))
     assert result["resumed"] is True
 
 
@@ -141,7 +143,9 @@ def test_keyed_ids_depend_on_the_secret_not_only_on_the_key() -> None:
 
 
 def test_a_keyed_start_gets_an_id_nobody_can_compute_from_the_key(container: Any) -> None:
-    view, created = container.instances.start("acme", "one-wait", idempotency_key="order-1")
+    view, created = container.instances.start(
+        StartInstance("acme", "one-wait", idempotency_key="order-1")
+    )
 
     assert created
     assert UUID(view["id"]) != KeyedIds.legacy("acme", "start", "order-1")
@@ -153,8 +157,12 @@ def test_replicas_of_one_database_derive_the_same_keyed_ids(
 ) -> None:
     replica = build(database_url)
     try:
-        first, created = container.instances.start("acme", "one-wait", idempotency_key="k")
-        again, again_created = replica.instances.start("acme", "one-wait", idempotency_key="k")
+        first, created = container.instances.start(
+            StartInstance("acme", "one-wait", idempotency_key="k")
+        )
+        again, again_created = replica.instances.start(
+            StartInstance("acme", "one-wait", idempotency_key="k")
+        )
     finally:
         replica.close()
 
@@ -168,7 +176,7 @@ def test_an_instance_started_with_a_key_before_server_secrets_is_still_found(
     legacy_id = KeyedIds.legacy("acme", "start", "old-key")
     model = container.instances.admission.admit("acme", "one-wait", None, {})
 
-    def start_the_old_way(session: Session) -> None:
+    def start_the_old_way(session: CommandAttempt) -> None:
         session.start(
             instance_id=legacy_id,
             tenant="acme",
@@ -180,14 +188,16 @@ def test_an_instance_started_with_a_key_before_server_secrets_is_still_found(
 
     container.runner.run(start_the_old_way)
 
-    view, created = container.instances.start("acme", "one-wait", idempotency_key="old-key")
+    view, created = container.instances.start(
+        StartInstance("acme", "one-wait", idempotency_key="old-key")
+    )
 
     assert not created
     assert view["id"] == str(legacy_id)
     # Only for its own tenant: another tenant's start with the same key is its own.
     container.definitions.publish("globex", WAIT)
     other, other_created = container.instances.start(
-        "globex", "one-wait", idempotency_key="old-key"
+        StartInstance("globex", "one-wait", idempotency_key="old-key")
     )
     assert other_created and other["id"] != str(legacy_id)
 

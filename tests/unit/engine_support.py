@@ -9,7 +9,7 @@ from uuid import uuid4
 
 from domain import engine
 from domain.definition import Definition
-from domain.env import Env
+from domain.env import CommandEnv
 from domain.instance import WorkflowInstance
 from domain.validation import validate_document
 
@@ -23,8 +23,8 @@ class FakeEnv:
         self.now = T0
         self._ids = itertools.count(1)
 
-    def env(self) -> Env:
-        return Env(
+    def env(self) -> CommandEnv:
+        return CommandEnv(
             now=self.now,
             new_id=lambda: f"id-{next(self._ids)}",
             new_token=lambda: f"tok-{next(self._ids)}",

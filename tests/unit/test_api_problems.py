@@ -21,15 +21,17 @@ from api import problems
 from api.auth import authorize, bearer_key, find_principal, may
 from api.limits import BodySizeLimit
 from api.schemas import StartInstanceRequest
-from application.admission import InvalidDataError
-from application.callbacks import CallbackNotFoundError, SignatureError
-from application.definitions import (
+from application.errors import (
+    CallbackNotFoundError,
+    CommandConflictError,
     DefinitionDisabledError,
     DefinitionNotFoundError,
+    InstanceNotFoundError,
+    InvalidDataError,
     InvalidDefinitionError,
+    SignatureError,
+    TaskNotFoundError,
 )
-from application.session import CommandConflictError, InstanceNotFoundError
-from application.tasks import TaskNotFoundError
 from domain.errors import (
     BookmarkNotFoundError,
     BookmarkNotOpenError,
@@ -142,6 +144,24 @@ def test_every_error_maps_to_a_stable_problem(error: Exception, status: int, slu
     assert body["type"] == f"https://waymark.dev/problems/{slug}"
     assert (body["status"], body["instance"], body["detail"]) == (status, "/boom", str(error))
     assert body["title"]
+
+
+def _subclasses(base: type) -> list[type]:
+    found = []
+    for cls in base.__subclasses__():
+        found += [cls, *_subclasses(cls)]
+    return found
+
+
+def test_every_coded_error_has_a_row_in_the_one_table() -> None:
+    import application.errors
+    import domain.errors
+    import domain.values
+
+    errors = _subclasses(application.errors.WaymarkError) + _subclasses(domain.errors.WorkflowError)
+    assert domain.values.UnstorableValueError in errors
+    missing = {cls.__name__: cls.code for cls in errors if cls.code not in problems.KINDS}
+    assert missing == {}
 
 
 def test_problem_extras() -> None:

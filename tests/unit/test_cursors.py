@@ -9,8 +9,9 @@ from uuid import uuid4
 
 import pytest
 
+from application.errors import InvalidCursorError
 from infrastructure.bootstrap import cursor_secret
-from infrastructure.postgres.cursors import InvalidCursorError, decode_cursor, encode_cursor
+from infrastructure.postgres.cursors import decode_cursor, encode_cursor
 from infrastructure.settings import Settings
 
 SECRET = b"s3cret"

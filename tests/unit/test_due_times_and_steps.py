@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from application.session import MAX_SUB_WORKFLOW_DEPTH, Session
+from application.session import MAX_SUB_WORKFLOW_DEPTH, CommandAttempt
 from domain import engine
 from domain.definition import Definition
 from domain.env import MAX_NODE_ENTRIES_PER_COMMAND
@@ -195,7 +195,7 @@ def test_a_loop_that_waits_each_round_is_counted_per_command() -> None:
 
 
 class MemoryStore:
-    """Instances by id, as a stand-in InstanceStore for `Session.depth_of` (reads only)."""
+    """Instances by id, as a stand-in InstanceStore for `CommandAttempt.depth_of` (reads only)."""
 
     def __init__(self, instances: list[WorkflowInstance]) -> None:
         self.by_id = {i.id: i for i in instances}
@@ -227,9 +227,9 @@ def tree(levels: int, *, record_depth: bool) -> list[WorkflowInstance]:
     return chain
 
 
-def session_over(instances: list[WorkflowInstance]) -> Session:
+def session_over(instances: list[WorkflowInstance]) -> CommandAttempt:
     clock = type("Clock", (), {"now": staticmethod(lambda: T0)})()
-    return Session(MemoryStore(instances), None, None, clock)  # type: ignore[arg-type]
+    return CommandAttempt(MemoryStore(instances), None, None, clock)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("record_depth", [True, False], ids=["recorded", "old-events"])

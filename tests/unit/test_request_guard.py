@@ -12,9 +12,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from api.request_guard import MAX_JSON_DEPTH, body_problems, document_problems
-from application.callbacks import SignatureError, callback_payload, sign, verify
+from application.callbacks import callback_payload, sign, verify
+from application.errors import InvalidCursorError, SignatureError
 from application.instances import _history_cursor
-from application.read_models import InvalidCursorError
 from application.views import MAX_RENDER_DEPTH, TRUNCATED, jsonable
 
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from application.definitions import DefinitionService, InvalidDefinitionError
+from application.definitions import DefinitionService
+from application.errors import InvalidDefinitionError, TemplateNotFoundError
 from application.ports import PublishedDefinition
-from application.templates import Template, TemplateNotFoundError, TemplateService
+from application.templates import Template, TemplateService
 from domain import engine
 from domain.definition import Definition
 from domain.instance import WorkflowInstance

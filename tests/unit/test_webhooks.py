@@ -10,7 +10,9 @@ from typing import Any, cast
 
 import pytest
 
-from application.callbacks import SignatureError, sign
+from application.callbacks import sign
+from application.commands import TriggerWebhook
+from application.errors import SignatureError
 from application.instances import KeyedIds
 from application.webhooks import (
     WebhookService,
@@ -80,7 +82,7 @@ def _refusal(tenant: str | None, secret: str, at: float | None = None) -> str:
     body = b'{"n": 1}'
     header = sign(secret, body, int(time.time() if at is None else at))
     with pytest.raises(SignatureError) as refused:
-        service().trigger(tenant, "flow", body, header, None)
+        service().trigger(TriggerWebhook(tenant, "flow", body, header, None))
     return str(refused.value)
 
 

@@ -1,0 +1,115 @@
+"""Commands: what a caller asks the engine to do, as plain data.
+
+The HTTP routes build them from request models, and the coming Kafka command consumer (and
+the CLI) will build the same objects from their messages, so every entry point runs one
+use case with one meaning. A command carries the tenant it acts for; an `idempotency_key`,
+where a command has one, makes a repeat answer with the first result instead of acting
+twice (the key is bound to the command's target: reusing it for another is refused).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class StartInstance:
+    """Start an instance of a definition (the latest version unless `version` is given)."""
+
+    tenant: str
+    definition: str
+    version: int | None = None
+    input: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelInstance:
+    """Cancel a running or suspended instance, with its open bookmarks and tasks."""
+
+    tenant: str
+    instance_id: UUID
+    reason: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ResumeBookmark:
+    """Resume one waiting step of an instance with a payload."""
+
+    tenant: str
+    instance_id: UUID
+    bookmark_id: str
+    payload: Any = None
+    idempotency_key: str | None = None
+    source: str = "api"
+
+
+@dataclass(frozen=True)
+class DeliverEvent:
+    """An external event comes in: it resumes matching `wait` nodes and starts the
+    definitions it triggers. ("Publishing" is what the outbox does with our own events.)"""
+
+    tenant: str
+    type: str
+    correlation: str | None = None
+    payload: Any = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliverCallback:
+    """A signed callback for the bookmark whose token it names; `body` is the raw bytes the
+    signature covers."""
+
+    token: str
+    body: bytes
+    signature: str | None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class TriggerWebhook:
+    """A signed webhook delivery that starts `definition` with its body as input; the tenant
+    comes from an API key or the `Waymark-Tenant` header (None when neither was sent)."""
+
+    tenant: str | None
+    definition: str
+    body: bytes
+    signature: str | None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimTask:
+    """Claim a task for `user`."""
+
+    tenant: str
+    task_id: str
+    user: str
+
+
+@dataclass(frozen=True)
+class DelegateTask:
+    """Hand a task to another assignee; `by` is who handed it over."""
+
+    tenant: str
+    task_id: str
+    assignee: str
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class CompleteTask:
+    """Decide an approval (`outcome`) or submit a user task's form `data`."""
+
+    tenant: str
+    task_id: str
+    outcome: str | None = None
+    data: dict[str, Any] | None = None
+    comment: str | None = None
+    user: str | None = None
+    idempotency_key: str | None = None

@@ -127,7 +127,13 @@ class PostgresInstanceStore:
         detail = _diagnostic_detail(error) or ""
         if constraint == IDEMPOTENCY_RECORDS_PRIMARY_KEY:
             records = projection.idempotency
-            matched = [r for r in records if f"=({r.tenant}, {r.scope}, {r.key})" in detail]
+            matched = list(
+                {
+                    (r.tenant, r.scope, r.key): r
+                    for r in records
+                    if f"=({r.tenant}, {r.scope}, {r.key})" in detail
+                }.values()
+            )
             if len(matched) != 1:
                 matched = self._existing_records(records)
             if matched:
@@ -135,7 +141,14 @@ class PostgresInstanceStore:
                 return DuplicateIdempotencyKeyError(r.tenant, r.key, scope=r.scope)
             return DuplicateIdempotencyKeyError()
         rows = [row for row in projection.instances if row.idempotency_key is not None]
-        found = [row for row in rows if f"=({row.tenant}, {row.idempotency_key})" in detail]
+        # Keyed by the key: with two rows of one save sharing it, the later one collided.
+        found = list(
+            {
+                (row.tenant, row.idempotency_key): row
+                for row in rows
+                if f"=({row.tenant}, {row.idempotency_key})" in detail
+            }.values()
+        )
         if len(found) != 1:
             found = self._existing_start_keys(rows)
         if found:

@@ -151,3 +151,14 @@ def test_a_duplicate_start_key_names_the_key_and_the_instance(ports: Ports) -> N
 
 def _row(instance: WorkflowInstance, key: str):  # an instance row carrying a start key
     return instance_row(instance, idempotency_key=key)
+
+
+def test_one_key_twice_in_one_save_is_named_too(ports: Ports) -> None:
+    # What a group commit of two deliveries with the same key would write.
+    probe = Probe(tenant="acme", label="p")
+    records = [IdempotencyRecord("acme", "event", "dup", {"n": n}) for n in (1, 2)]
+    with pytest.raises(DuplicateIdempotencyKeyError) as raised:
+        ports.instances.save([probe], Projection(idempotency=records))
+    assert (raised.value.scope, raised.value.key) == ("event", "dup")
+    assert ports.queries.idempotent_result("acme", "event", "dup") is None
+    assert ports.instances.get(probe.id) is None

@@ -33,7 +33,76 @@ class ConcurrencyConflictError(Exception):
 
 
 class DuplicateIdempotencyKeyError(Exception):
-    """Another command with the same (tenant, scope, key) committed first."""
+    """Another command with the same idempotency key committed first.
+
+    Names the key that collided, so a group of commits saved together can tell which of
+    its commands lost: `scope` is the command's record scope (`resume`, `event`, ...) for
+    an idempotency record, or None for an instance's own start key, in which case
+    `instance_id` is the instance of this commit that carried it. `key` is None only when
+    the store could not tell which key collided.
+    """
+
+    def __init__(
+        self,
+        tenant: str | None = None,
+        key: str | None = None,
+        *,
+        scope: str | None = None,
+        instance_id: UUID | None = None,
+    ) -> None:
+        what = f"idempotency key {key!r}" if key is not None else "an idempotency key"
+        where = f" (tenant {tenant}, scope {scope or 'instance'})" if tenant else ""
+        owner = f" of instance {instance_id}" if instance_id else ""
+        super().__init__(f"{what}{where}{owner} was already used")
+        self.tenant = tenant
+        self.key = key
+        self.scope = scope
+        self.instance_id = instance_id
+
+
+@dataclass(frozen=True)
+class PendingCommit:
+    """What one command attempt decided, ready to store: its events and read-model rows.
+
+    `events` were taken from `instances` when the commit was prepared (the aggregates'
+    queues are empty afterwards), so the same PendingCommit can be saved again, alone or
+    with others, after a failed group save. `projection` holds every row the events
+    changed plus the command's idempotency records.
+    """
+
+    instances: tuple[WorkflowInstance, ...]
+    events: tuple[WorkflowInstance.Event, ...]
+    projection: Projection
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.events and not self.projection.idempotency
+
+    @property
+    def instance_ids(self) -> frozenset[UUID]:
+        return frozenset(i.id for i in self.instances)
+
+    def involves(self, error: Exception) -> bool:
+        """Whether the save error was caused by this commit (to split a failed group)."""
+        if isinstance(error, ConcurrencyConflictError):
+            return bool(self.instance_ids.intersection(error.instance_ids))
+        if isinstance(error, DuplicateIdempotencyKeyError):
+            if error.scope is None:
+                return error.instance_id in self.instance_ids
+            return any(
+                (r.tenant, r.scope, r.key) == (error.tenant, error.scope, error.key)
+                for r in self.projection.idempotency
+            )
+        return False
+
+
+class Committer(Protocol):
+    """Stores prepared commits. The default stores each at once, in its own transaction;
+    a group committer may hold several and store them in one, as long as every caller
+    gets the outcome of its own commit (or the error its commit caused)."""
+
+    def commit(self, pending: PendingCommit) -> None:
+        """Store `pending`, or raise ConcurrencyConflictError / DuplicateIdempotencyKeyError."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +155,20 @@ class InstanceStore(Protocol):
         for than a missing one (no timing oracle on its size).
         """
 
-    def save(self, instances: Sequence[WorkflowInstance], projection: Projection) -> None:
-        """Commit the instances' pending events and the projection in ONE transaction.
+    def save(
+        self,
+        changes: Sequence[WorkflowInstance | WorkflowInstance.Event],
+        projection: Projection,
+    ) -> None:
+        """Commit the events and the projection in ONE transaction.
+
+        `changes` are events, or instances standing for their pending events (collected,
+        so the instances' queues are empty afterwards, whatever the outcome).
 
         Raises ConcurrencyConflictError when an instance's version moved on (after checking
         that the conflicting events are not our own, committed by an earlier try whose reply
-        was lost), DuplicateIdempotencyKeyError when an idempotency record already exists.
+        was lost), DuplicateIdempotencyKeyError (naming the key) when an idempotency record,
+        or an instance's start key, already exists.
         """
 
     def history(

@@ -8,9 +8,10 @@ their read-model rows. Losing the optimistic-concurrency race is not a transient
 whole command is re-decided on fresh state a bounded number of times, then reported as a
 conflict.
 
-The split between deciding (`CommandAttempt`) and committing (`InstanceStore.save`) is the
-seam for group commit: attempts for different instances can later be saved together in one
-transaction without changing what each command means.
+Deciding and storing are two steps: `CommandAttempt.prepare()` turns the attempt into a
+`PendingCommit` (events and read-model rows), and the runner hands it to a `Committer`
+port. The default saves it at once; a group committer can later save the commits of several
+commands in one transaction without changing what each command means.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from application.admission import StartAdmission
+from application.commit import ImmediateCommitter
 from application.definitions import DefinitionCache
 from application.errors import (
     CommandConflictError,
@@ -34,7 +36,13 @@ from application.errors import (
     InstanceNotFoundError,
     InvalidDataError,
 )
-from application.ports import Clock, ConcurrencyConflictError, InstanceStore
+from application.ports import (
+    Clock,
+    Committer,
+    ConcurrencyConflictError,
+    InstanceStore,
+    PendingCommit,
+)
 from application.projection import project
 from application.read_models import IdempotencyRecord, Projection
 from domain import engine
@@ -88,7 +96,6 @@ class CommandAttempt:
         self.env = CommandEnv(now=clock.now(), new_id=new_id, new_token=new_token)
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
-        self.committed_events: list[InstanceEvent] = []
         self.children_started = 0
 
     def load(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance:
@@ -249,17 +256,25 @@ class CommandAttempt:
                 return depth
         return depth
 
-    def commit(self) -> None:
+    def prepare(self) -> PendingCommit:
+        """Settle children and parents, project the read models, take the events to store.
+
+        The instances' event queues are emptied: from here on the PendingCommit is what the
+        command decided, whoever stores it and however often it has to try.
+        """
         self.settle()
         changed = [i for i in self.instances.values() if i.pending_events]
-        self.committed_events = [
-            e for i in changed for e in i.pending_events if isinstance(e, WorkflowInstance.Event)
-        ]
         projection = Projection(idempotency=list(self.idempotency))
         for instance in changed:
+            # Projected before the events are collected: project() reads the pending ones.
             projection.extend(project(instance))
-        if changed or self.idempotency:
-            self.store.save(changed, projection)
+        # Every event class of WorkflowInstance derives from WorkflowInstance.Event.
+        events = tuple(
+            cast(WorkflowInstance.Event, e)
+            for instance in changed
+            for e in instance.collect_events()
+        )
+        return PendingCommit(instances=tuple(changed), events=events, projection=projection)
 
 
 def _needs_settling(e: object) -> bool:
@@ -298,8 +313,11 @@ class CommandRunner:
         retry_cap_seconds: float = 0.25,
         retry_budget_seconds: float = 3.0,
         lock_instances: bool = True,
+        committer: Committer | None = None,
     ):
         self.store = store
+        # Where prepared commits go: saved at once unless a group committer is given.
+        self.committer = committer or ImmediateCommitter(store)
         self.definitions = definitions
         self.admission = admission
         self.clock = clock
@@ -331,14 +349,16 @@ class CommandRunner:
                 time.sleep(pause)
             session = CommandAttempt(self.store, self.definitions, self.admission, self.clock)
             result = command(session)
+            pending = session.prepare()
             try:
-                session.commit()
+                self.committer.commit(pending)
             except ConcurrencyConflictError as e:
                 conflict = e
                 continue
-            if session.committed_events:
+            if pending.events:
+                committed = list(pending.events)
                 for listener in self.on_commit:
-                    listener(session.committed_events)
+                    listener(committed)
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])
 

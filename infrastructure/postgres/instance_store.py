@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 from collections.abc import Sequence
-from datetime import date, datetime, time
-from decimal import Decimal
-from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
@@ -22,26 +17,29 @@ from application.ports import (
     DuplicateIdempotencyKeyError,
     HistoryEntry,
 )
-from application.read_models import Projection
-from domain.events import InstanceEvent, event_name
+from application.read_models import IdempotencyRecord, InstanceRow, Projection
+from infrastructure.history import history_entry
 from infrastructure.postgres.event_store import WaymarkApplication, WaymarkFactory
-from infrastructure.postgres.recorder import EVENTS_TABLE, IDEMPOTENCY_CONSTRAINTS
+from infrastructure.postgres.recorder import (
+    EVENTS_TABLE,
+    IDEMPOTENCY_CONSTRAINTS,
+    IDEMPOTENCY_RECORDS_PRIMARY_KEY,
+)
 
 if TYPE_CHECKING:
     from domain.instance import WorkflowInstance
 
 EVENTS_PRIMARY_KEY = f"{EVENTS_TABLE}_pkey"
-# Envelope fields: reported as the entry's version/timestamp, or internal to the library.
-_EVENT_FIELDS_NOT_IN_DATA = frozenset(
-    {"originator_id", "originator_version", "timestamp", "originator_topic"}
-)
-
 _SELECT_HISTORY = (
     "SELECT originator_id, originator_version, topic, state, notification_id "
     "FROM waymark_events WHERE originator_id = %s AND originator_version > %s "
     "ORDER BY originator_version LIMIT %s"
 )
 _SELECT_OWNED = "SELECT 1 FROM instances WHERE id = %s AND tenant = %s"
+_SELECT_RECORD = "SELECT 1 FROM idempotency_records WHERE tenant = %s AND scope = %s AND key = %s"
+_SELECT_START_KEY = (
+    "SELECT 1 FROM instances WHERE tenant = %s AND idempotency_key = %s AND id <> %s"
+)
 _SELECT_AT_VERSIONS = (
     "SELECT e.originator_id, e.originator_version, e.topic, e.state "
     "FROM waymark_events e "
@@ -76,17 +74,26 @@ class PostgresInstanceStore:
             curs.execute(_SELECT_OWNED, (instance_id, tenant))
             return curs.fetchone() is not None
 
-    def save(self, instances: Sequence[Aggregate], projection: Projection) -> None:
+    def save(self, changes: Sequence[Aggregate | DomainEvent], projection: Projection) -> None:
         # Collect the pending events ourselves (the aggregates' queues are emptied either
         # way) so that a failed save can be compared with what is in the table.
-        pending = [event for instance in instances for event in instance.collect_events()]
+        pending = [
+            event
+            for change in changes
+            for event in (change.collect_events() if isinstance(change, Aggregate) else [change])
+        ]
         try:
             self.app.save(*pending, projection=projection)
         except IntegrityError as error:
-            self._classify_conflict(error, pending, [i.id for i in instances])
+            instance_ids = list(dict.fromkeys(cast(UUID, e.originator_id) for e in pending))
+            self._classify_conflict(error, pending, instance_ids, projection)
 
     def _classify_conflict(
-        self, error: IntegrityError, pending: list[Any], instance_ids: list[UUID]
+        self,
+        error: IntegrityError,
+        pending: list[Any],
+        instance_ids: list[UUID],
+        projection: Projection,
     ) -> None:
         """Return if our events are in fact committed, else raise the matching port error."""
         ours = [self.app.mapper.to_stored_event(event) for event in pending]
@@ -98,9 +105,7 @@ class PostgresInstanceStore:
             return
         constraint = _constraint_name(error)
         if constraint in IDEMPOTENCY_CONSTRAINTS:
-            raise DuplicateIdempotencyKeyError(
-                f"idempotency key already used (constraint {constraint})"
-            ) from error
+            raise self._duplicate_key(constraint, error, projection) from error
         if constraint == EVENTS_PRIMARY_KEY:
             # StoredEvent.originator_id is typed UUID | str; aggregates here have UUID ids.
             conflicted = list(
@@ -108,6 +113,66 @@ class PostgresInstanceStore:
             )
             raise ConcurrencyConflictError(conflicted or instance_ids) from error
         raise error
+
+    def _duplicate_key(
+        self, constraint: str | None, error: IntegrityError, projection: Projection
+    ) -> DuplicateIdempotencyKeyError:
+        """The error naming which of our keys collided (so a failed group can be split).
+
+        PostgreSQL's detail spells the key out, `Key (tenant, scope, key)=(acme, resume,
+        k1) already exists.`; our candidates are matched against it. Values with ", " in
+        them could make that ambiguous, and a server may withhold the detail, so without
+        exactly one match the tables are asked which of our keys exist.
+        """
+        detail = _diagnostic_detail(error) or ""
+        if constraint == IDEMPOTENCY_RECORDS_PRIMARY_KEY:
+            records = projection.idempotency
+            matched = list(
+                {
+                    (r.tenant, r.scope, r.key): r
+                    for r in records
+                    if f"=({r.tenant}, {r.scope}, {r.key})" in detail
+                }.values()
+            )
+            if len(matched) != 1:
+                matched = self._existing_records(records)
+            if matched:
+                r = matched[0]
+                return DuplicateIdempotencyKeyError(r.tenant, r.key, scope=r.scope)
+            return DuplicateIdempotencyKeyError()
+        rows = [row for row in projection.instances if row.idempotency_key is not None]
+        # Keyed by the key: with two rows of one save sharing it, the later one collided.
+        found = list(
+            {
+                (row.tenant, row.idempotency_key): row
+                for row in rows
+                if f"=({row.tenant}, {row.idempotency_key})" in detail
+            }.values()
+        )
+        if len(found) != 1:
+            found = self._existing_start_keys(rows)
+        if found:
+            row = found[0]
+            return DuplicateIdempotencyKeyError(row.tenant, row.idempotency_key, instance_id=row.id)
+        return DuplicateIdempotencyKeyError()
+
+    def _existing_records(self, records: list[IdempotencyRecord]) -> list[IdempotencyRecord]:
+        with self.datastore.transaction(commit=False) as curs:
+            return [
+                r
+                for r in records
+                if curs.execute(_SELECT_RECORD, (r.tenant, r.scope, r.key)).fetchone()
+            ]
+
+    def _existing_start_keys(self, rows: list[InstanceRow]) -> list[InstanceRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            return [
+                row
+                for row in rows
+                if curs.execute(
+                    _SELECT_START_KEY, (row.tenant, row.idempotency_key, row.id)
+                ).fetchone()
+            ]
 
     def _stored_at(self, ours: list[StoredEvent]) -> dict[tuple[UUID, int], tuple[str, bytes]]:
         if not ours:
@@ -130,65 +195,41 @@ class PostgresInstanceStore:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(_SELECT_HISTORY, (instance_id, after_version, limit))
             rows = curs.fetchall()
-        entries = []
-        for row in rows:
-            event = self.app.mapper.to_domain_event(
+        return [
+            history_entry(
+                self.app.mapper,
                 StoredEvent(
                     originator_id=row["originator_id"],
                     originator_version=row["originator_version"],
                     topic=row["topic"],
                     state=bytes(row["state"]),
-                )
+                ),
+                position=row["notification_id"],
             )
-            data = {
-                name: json_safe(value)
-                for name, value in vars(event).items()
-                if name not in _EVENT_FIELDS_NOT_IN_DATA
-            }
-            entries.append(
-                HistoryEntry(
-                    position=row["notification_id"],
-                    version=row["originator_version"],
-                    type=event_name(cast(type[InstanceEvent], type(event))),
-                    # to_domain_event() is typed as a protocol without a timestamp;
-                    # instance events are eventsourcing DomainEvents.
-                    timestamp=cast(DomainEvent, event).timestamp,
-                    data=data,
-                )
-            )
-        return entries
+            for row in rows
+        ]
 
 
 def _key(event: StoredEvent) -> tuple[UUID, int]:
     return (UUID(str(event.originator_id)), event.originator_version)
 
 
-def _constraint_name(error: BaseException) -> str | None:
-    """The violated constraint behind eventsourcing's wrapped psycopg error, if any."""
+def _psycopg_error(error: BaseException) -> psycopg.errors.IntegrityError | None:
+    """The psycopg error behind eventsourcing's wrapped one, if any."""
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, psycopg.errors.IntegrityError):
-            return cause.diag.constraint_name
+            return cause
         cause = cause.__cause__
     return None
 
 
-def json_safe(value: Any) -> Any:
-    """The value with UUIDs, timestamps, decimals, enums and bytes made JSON-serialisable."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v) for v in value]
-    if isinstance(value, UUID | Decimal):
-        return str(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return json_safe(value.value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return json_safe(dataclasses.asdict(value))
-    return str(value)
+def _constraint_name(error: BaseException) -> str | None:
+    """The violated constraint, from PostgreSQL's diagnostic."""
+    cause = _psycopg_error(error)
+    return cause.diag.constraint_name if cause is not None else None
+
+
+def _diagnostic_detail(error: BaseException) -> str | None:
+    cause = _psycopg_error(error)
+    return cause.diag.message_detail if cause is not None else None

@@ -24,9 +24,9 @@ from application.read_models import (
 from infrastructure.postgres.listener import notify_new_work
 
 EVENTS_TABLE = "waymark_events"
-IDEMPOTENCY_CONSTRAINTS = frozenset(
-    {"idempotency_records_pkey", "instances_tenant_idempotency_key_key"}
-)
+IDEMPOTENCY_RECORDS_PRIMARY_KEY = "idempotency_records_pkey"
+INSTANCES_START_KEY = "instances_tenant_idempotency_key_key"
+IDEMPOTENCY_CONSTRAINTS = frozenset({IDEMPOTENCY_RECORDS_PRIMARY_KEY, INSTANCES_START_KEY})
 
 
 def _upsert(table: str, row_type: type, extra_updates: str = "") -> sql.Composed:

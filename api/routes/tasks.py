@@ -5,25 +5,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Query
 
-from api.auth import authorize, get_container
+from api.auth import ContainerDep, PrincipalDep
+from api.responses import AUTHENTICATED, WITH_BODY, InstanceView, TaskPage, TaskView, ok
 from api.schemas import ClaimRequest, CompleteTaskRequest, DelegateRequest, TaskStatus, Urgency
-from infrastructure.container import Container, Principal
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 
-@router.get("")
+@router.get("", response_model=None, responses=ok(TaskPage, *AUTHENTICATED, 400))
 def list_tasks(
+    principal: PrincipalDep,
+    container: ContainerDep,
     assignee: str | None = None,
     role: str | None = None,
     status: TaskStatus | None = None,
     urgency: Urgency | None = None,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """Tasks sorted by due time."""
     page = container.tasks.list(
@@ -38,45 +38,45 @@ def list_tasks(
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-@router.get("/{task_id}")
-def get_task(
-    task_id: str,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
-) -> dict[str, Any]:
+@router.get("/{task_id}", response_model=None, responses=ok(TaskView, *AUTHENTICATED, 404))
+def get_task(task_id: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
     """One task, with its form and due time."""
     return container.tasks.get(principal.tenant, task_id)
 
 
-@router.post("/{task_id}/claim")
+# Claim, delegate and complete answer with the task's instance.
+_ON_TASK = ok(InstanceView, *WITH_BODY, 404, 409, description="The task's instance")
+
+
+@router.post("/{task_id}/claim", response_model=None, responses=_ON_TASK)
 def claim_task(
     task_id: str,
+    principal: PrincipalDep,
+    container: ContainerDep,
     body: ClaimRequest | None = Body(None),
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """Claim for `user` (the caller's key by default); returns the instance."""
     user = (body.user if body else None) or principal.key_name
     return container.tasks.claim(principal.tenant, task_id, user)
 
 
-@router.post("/{task_id}/delegate")
+@router.post("/{task_id}/delegate", response_model=None, responses=_ON_TASK)
 def delegate_task(
     task_id: str,
     body: DelegateRequest,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
+    principal: PrincipalDep,
+    container: ContainerDep,
 ) -> dict[str, Any]:
     """Hand the task to another assignee; returns the instance."""
     return container.tasks.delegate(principal.tenant, task_id, body.assignee, principal.key_name)
 
 
-@router.post("/{task_id}/complete")
+@router.post("/{task_id}/complete", response_model=None, responses=_ON_TASK)
 def complete_task(
     task_id: str,
     body: CompleteTaskRequest,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
+    principal: PrincipalDep,
+    container: ContainerDep,
 ) -> dict[str, Any]:
     """Decide an approval (`approved`/`rejected`) or submit a user task's form data."""
     return container.tasks.complete(

@@ -52,7 +52,10 @@ async def deliver_callback(
 
 
 @router.post(
-    "/v1/events", tags=["events"], response_model=None, responses=ok(EventResult, *WITH_BODY)
+    "/v1/events",
+    tags=["events"],
+    response_model=None,
+    responses=ok(EventResult, *WITH_BODY, headers=REPLAYED),
 )
 def publish_event(
     body: EventRequest,

@@ -377,7 +377,11 @@ def install(app: FastAPI) -> None:
 def openapi_document(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, plus the Problem schema the routes' error responses refer to
     (`api/responses.py`), and optional bodies declared as their model alone: FastAPI writes
-    `anyOf: [model, null]`, which generated clients cannot omit."""
+    `anyOf: [model, null]`, which generated clients cannot omit.
+
+    Routes returning `dict[str, Any]` keep it as their response model (pydantic serializes
+    it, fast, exactly as before) and declare their named model in `responses=`; FastAPI
+    merges the two schemas, and the named one is what the route sends."""
     if app.openapi_schema is None:
         from api.responses import Problem  # api.responses imports this module
 
@@ -389,6 +393,10 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         for path in document.get("paths", {}).values():
             for operation in path.values():
                 _unwrap_optional_body(operation.get("requestBody"))
+                for response in operation.get("responses", {}).values():
+                    for media in response.get("content", {}).values():
+                        if "$ref" in media.get("schema", {}):
+                            media["schema"] = {"$ref": media["schema"]["$ref"]}
     return app.openapi_schema or {}
 
 

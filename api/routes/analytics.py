@@ -13,7 +13,7 @@ from api.responses import AUTHENTICATED, AnalyticsReport, ok
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 
-@router.get("", response_model=None, responses=ok(AnalyticsReport, *AUTHENTICATED))
+@router.get("", responses=ok(AnalyticsReport, *AUTHENTICATED))
 def get_analytics(
     principal: PrincipalDep,
     container: ContainerDep,

@@ -30,7 +30,6 @@ RAW_JSON_BODY = {
 @router.post(
     "/v1/callbacks/{token}",
     tags=["callbacks"],
-    response_model=None,
     # No API key: the signature is the credential (401 when it is missing or wrong).
     responses=ok(ResumeResult, 400, 401, 404, 409, 413, 422, 500, 503, headers=REPLAYED),
     openapi_extra=RAW_JSON_BODY,
@@ -54,7 +53,6 @@ async def deliver_callback(
 @router.post(
     "/v1/events",
     tags=["events"],
-    response_model=None,
     responses=ok(EventResult, *WITH_BODY, headers=REPLAYED),
 )
 def publish_event(

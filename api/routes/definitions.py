@@ -41,7 +41,6 @@ DocumentBody = Annotated[Any, Body(description="the definition document (SPEC §
 @router.post(
     "",
     status_code=201,
-    response_model=None,
     responses=ok(DefinitionView, *WITH_BODY, status=201, description="The published version"),
 )
 def publish_definition(
@@ -51,7 +50,7 @@ def publish_definition(
     return definition_view(container.definitions.publish(principal.tenant, document))
 
 
-@router.post("/validate", response_model=None, responses=ok(ValidationResult, *WITH_BODY))
+@router.post("/validate", responses=ok(ValidationResult, *WITH_BODY))
 def validate_definition(
     document: DocumentBody, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
@@ -60,7 +59,7 @@ def validate_definition(
     return {"valid": not problems, "errors": [p.as_dict() for p in problems]}
 
 
-@router.get("", response_model=None, responses=ok(DefinitionPage, *AUTHENTICATED, 400))
+@router.get("", responses=ok(DefinitionPage, *AUTHENTICATED, 400))
 def list_definitions(
     principal: PrincipalDep,
     container: ContainerDep,
@@ -72,7 +71,7 @@ def list_definitions(
     return {"items": [definition_view(p) for p in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/{name}", response_model=None, responses=ok(DefinitionView, *AUTHENTICATED, 404))
+@router.get("/{name}", responses=ok(DefinitionView, *AUTHENTICATED, 404))
 def get_definition(
     name: str,
     principal: PrincipalDep,
@@ -95,9 +94,9 @@ def _set_enabled(enabled: bool, doc: str) -> Any:
 
 
 _TOGGLED = ok(DefinitionView, *AUTHENTICATED, 404)
-router.post("/{name}/enable", response_model=None, responses=_TOGGLED)(
+router.post("/{name}/enable", responses=_TOGGLED)(
     _set_enabled(True, "Let the definition start new instances again.")
 )
-router.post("/{name}/disable", response_model=None, responses=_TOGGLED)(
+router.post("/{name}/disable", responses=_TOGGLED)(
     _set_enabled(False, "Disabled definitions start no new instances; running ones carry on.")
 )

@@ -75,7 +75,7 @@ _REPORT = {
 }
 
 
-@router.get("", response_model=None, responses=_REPORT)
+@router.get("", responses=_REPORT)
 @router.head("", include_in_schema=False)
 async def health(request: Request, container: ContainerDep) -> JSONResponse:
     """Every component's status (database; in-process workers); 503 when the database is down."""
@@ -83,14 +83,14 @@ async def health(request: Request, container: ContainerDep) -> JSONResponse:
     return await report(container, worker_status(runners))
 
 
-@router.get("/live", response_model=None, responses=ok(Liveness))
+@router.get("/live", responses=ok(Liveness))
 @router.head("/live", include_in_schema=False)
 async def live() -> dict[str, str]:
     """The process is up and serving requests."""
     return {"status": "ok"}
 
 
-@router.get("/ready", response_model=None, responses=_REPORT)
+@router.get("/ready", responses=_REPORT)
 @router.head("/ready", include_in_schema=False)
 async def ready(container: ContainerDep) -> JSONResponse:
     """Ready for traffic: the database answers. 503 (with each component's status) if not."""

@@ -53,7 +53,6 @@ IdempotencyKeyHeader = Annotated[
 @router.post(
     "",
     status_code=201,
-    response_model=None,
     responses={
         **ok(InstanceView, status=201, description="Started", headers=LOCATION),
         **ok(
@@ -88,7 +87,7 @@ def start_instance(
     )
 
 
-@router.get("", response_model=None, responses=ok(InstancePage, *AUTHENTICATED, 400))
+@router.get("", responses=ok(InstancePage, *AUTHENTICATED, 400))
 def list_instances(
     principal: PrincipalDep,
     container: ContainerDep,
@@ -114,7 +113,7 @@ def list_instances(
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-@router.get("/{instance_id}", response_model=None, responses=ok(InstanceView, *AUTHENTICATED, 404))
+@router.get("/{instance_id}", responses=ok(InstanceView, *AUTHENTICATED, 404))
 def get_instance(
     instance_id: str, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
@@ -124,7 +123,6 @@ def get_instance(
 
 @router.get(
     "/{instance_id}/history",
-    response_model=None,
     responses=ok(HistoryPage, *AUTHENTICATED, 400, 404),
 )
 def get_history(
@@ -153,7 +151,6 @@ def get_history(
 
 @router.post(
     "/{instance_id}/cancel",
-    response_model=None,
     responses=ok(InstanceView, *WITH_BODY, 404, 409, description="The cancelled instance"),
 )
 def cancel_instance(
@@ -169,7 +166,6 @@ def cancel_instance(
 
 @router.post(
     "/{instance_id}/bookmarks/{bookmark_id}/resume",
-    response_model=None,
     responses=ok(ResumeResult, *WITH_BODY, 404, 409, headers=REPLAYED),
 )
 def resume_bookmark(

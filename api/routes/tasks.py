@@ -14,7 +14,7 @@ from api.schemas import ClaimRequest, CompleteTaskRequest, DelegateRequest, Task
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 
-@router.get("", response_model=None, responses=ok(TaskPage, *AUTHENTICATED, 400))
+@router.get("", responses=ok(TaskPage, *AUTHENTICATED, 400))
 def list_tasks(
     principal: PrincipalDep,
     container: ContainerDep,
@@ -38,7 +38,7 @@ def list_tasks(
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-@router.get("/{task_id}", response_model=None, responses=ok(TaskView, *AUTHENTICATED, 404))
+@router.get("/{task_id}", responses=ok(TaskView, *AUTHENTICATED, 404))
 def get_task(task_id: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
     """One task, with its form and due time."""
     return container.tasks.get(principal.tenant, task_id)
@@ -48,7 +48,7 @@ def get_task(task_id: str, principal: PrincipalDep, container: ContainerDep) -> 
 _ON_TASK = ok(InstanceView, *WITH_BODY, 404, 409, description="The task's instance")
 
 
-@router.post("/{task_id}/claim", response_model=None, responses=_ON_TASK)
+@router.post("/{task_id}/claim", responses=_ON_TASK)
 def claim_task(
     task_id: str,
     principal: PrincipalDep,
@@ -60,7 +60,7 @@ def claim_task(
     return container.tasks.claim(principal.tenant, task_id, user)
 
 
-@router.post("/{task_id}/delegate", response_model=None, responses=_ON_TASK)
+@router.post("/{task_id}/delegate", responses=_ON_TASK)
 def delegate_task(
     task_id: str,
     body: DelegateRequest,
@@ -71,7 +71,7 @@ def delegate_task(
     return container.tasks.delegate(principal.tenant, task_id, body.assignee, principal.key_name)
 
 
-@router.post("/{task_id}/complete", response_model=None, responses=_ON_TASK)
+@router.post("/{task_id}/complete", responses=_ON_TASK)
 def complete_task(
     task_id: str,
     body: CompleteTaskRequest,

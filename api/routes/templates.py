@@ -35,14 +35,14 @@ def template_summary(template: Template) -> dict[str, Any]:
     )
 
 
-@router.get("", response_model=None, responses=ok(TemplatePage, *AUTHENTICATED))
+@router.get("", responses=ok(TemplatePage, *AUTHENTICATED))
 def list_templates(principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
     """Every built-in template, by id (a short, fixed list: never more than one page)."""
     items = [template_summary(t) for t in container.templates.list()]
     return {"items": items, "next_cursor": None}
 
 
-@router.get("/{template_id}", response_model=None, responses=ok(TemplateView, *AUTHENTICATED, 404))
+@router.get("/{template_id}", responses=ok(TemplateView, *AUTHENTICATED, 404))
 def get_template(
     template_id: str, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
@@ -54,7 +54,6 @@ def get_template(
 @router.post(
     "/{template_id}/instantiate",
     status_code=201,
-    response_model=None,
     responses=ok(DefinitionView, *WITH_BODY, 404, status=201, description="The published version"),
 )
 def instantiate_template(

@@ -40,7 +40,6 @@ TenantHeader = Annotated[
 @router.post(
     "/v1/webhooks/{definition}",
     status_code=201,
-    response_model=None,
     responses={
         **ok(InstanceView, status=201, description="Started", headers=LOCATION),
         **ok(

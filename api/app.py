@@ -70,6 +70,10 @@ def create_app(
         version="0.1.0",
         description="Event-sourced workflow engine (HTTP API v1).",
         lifespan=lifespan,
+        # operationIds are the route functions' names (`resume_bookmark`), which is what a
+        # generated client calls its methods; FastAPI's default appends path and method.
+        generate_unique_id_function=lambda route: route.name,
+        openapi_tags=OPENAPI_TAGS,
     )
     problems.install(app)
     # Added last = outermost: unhandled errors are caught around everything else; the
@@ -87,6 +91,19 @@ def create_app(
         return RedirectResponse("/docs", status_code=307)
 
     return app
+
+
+OPENAPI_TAGS = [
+    {"name": "definitions", "description": "Publish, validate, list and toggle definitions"},
+    {"name": "instances", "description": "Start, read, cancel instances; resume bookmarks"},
+    {"name": "tasks", "description": "The task queue: claim, delegate, complete"},
+    {"name": "callbacks", "description": "Signed callbacks from external systems (no API key)"},
+    {"name": "webhooks", "description": "Signed webhook triggers (no API key required)"},
+    {"name": "events", "description": "Events that resume waits and start definitions"},
+    {"name": "analytics", "description": "Per-definition volumes, durations, SLA compliance"},
+    {"name": "templates", "description": "The built-in template library"},
+    {"name": "health", "description": "Probes (no API key)"},
+]
 
 
 def _max_body_bytes(app: FastAPI) -> int:

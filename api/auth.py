@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -56,11 +57,13 @@ def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, "unauthorized", detail, headers={"WWW-Authenticate": CHALLENGE})
 
 
-def authorize(
-    request: Request,
-    container: Container = Depends(get_container),
-    _: HTTPAuthorizationCredentials | None = Security(BEARER_SCHEME),
-) -> Principal:
+# The container, as a route parameter: `container: ContainerDep`.
+ContainerDep = Annotated[Container, Depends(get_container)]
+# The Bearer credentials, declared for the OpenAPI document only (see BEARER_SCHEME).
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)]
+
+
+def authorize(request: Request, container: ContainerDep, _: BearerDep) -> Principal:
     """FastAPI dependency: the caller's Principal, or a 401/403 problem."""
     key = bearer_key(request.headers.get("authorization"))
     if key is None:
@@ -76,3 +79,8 @@ def authorize(
             f"do not allow {request.method} requests",
         )
     return principal
+
+
+# The authenticated caller, as a route parameter: `principal: PrincipalDep`. Reads need any
+# role, writes `admin` or `operator` (decided by the request's method, see `may`).
+PrincipalDep = Annotated[Principal, Depends(authorize)]

@@ -328,6 +328,7 @@ class UnhandledErrors:
 
 def install(app: FastAPI) -> None:
     """Register every mapping on `app` (the middleware is added by `create_app`)."""
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     for cls in (*_CODED, *_FOREIGN_CODES):
         app.add_exception_handler(cls, _known_error)
     for cls in _database_unavailable_errors():
@@ -336,3 +337,42 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(_too_large_error(), _command_too_large)
     app.add_exception_handler(RequestValidationError, _request_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+
+
+# --- the OpenAPI side -----------------------------------------------------------------------
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the Problem schema the routes' error responses refer to
+    (`api/responses.py`), and optional bodies declared as their model alone: FastAPI writes
+    `anyOf: [model, null]`, which generated clients cannot omit.
+
+    Routes returning `dict[str, Any]` keep it as their response model (pydantic serializes
+    it, fast, exactly as before) and declare their named model in `responses=`; FastAPI
+    merges the two schemas, and the named one is what the route sends."""
+    if app.openapi_schema is None:
+        from api.responses import Problem  # api.responses imports this module
+
+        document = FastAPI.openapi(app)  # builds and caches app.openapi_schema
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(problem.pop("$defs", {}))
+        schemas["Problem"] = problem
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                _unwrap_optional_body(operation.get("requestBody"))
+                for response in operation.get("responses", {}).values():
+                    for media in response.get("content", {}).values():
+                        if "$ref" in media.get("schema", {}):
+                            media["schema"] = {"$ref": media["schema"]["$ref"]}
+    return app.openapi_schema or {}
+
+
+def _unwrap_optional_body(body: dict[str, Any] | None) -> None:
+    if body is None or body.get("required"):
+        return
+    for media in body.get("content", {}).values():
+        options = media.get("schema", {}).get("anyOf", [])
+        refs = [o for o in options if "$ref" in o]
+        if len(options) == 2 and len(refs) == 1 and {"type": "null"} in options:
+            media["schema"] = refs[0]

@@ -5,21 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from api.auth import authorize, get_container
-from infrastructure.container import Container, Principal
+from api.auth import ContainerDep, PrincipalDep
+from api.responses import AUTHENTICATED, AnalyticsReport, ok
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 
-@router.get("")
+@router.get("", responses=ok(AnalyticsReport, *AUTHENTICATED))
 def get_analytics(
+    principal: PrincipalDep,
+    container: ContainerDep,
     definition: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """One item per definition with instances created in [created_after, created_before)."""
     return container.analytics.report(

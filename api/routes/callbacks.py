@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import authorize, get_container
-from api.routes.instances import replayable
+from api.auth import ContainerDep, PrincipalDep
+from api.responses import REPLAYED, WITH_BODY, EventResult, ResumeResult, ok
+from api.routes.instances import IdempotencyKeyHeader, replayable
 from api.schemas import EventRequest
 from application.commands import DeliverCallback, DeliverEvent
-from infrastructure.container import Container, Principal
 
-router = APIRouter(tags=["callbacks"])
+router = APIRouter()
+
+SIGNATURE = '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<path>.<raw body>">` (SPEC §4)'
+SignatureHeader = Annotated[str | None, Header(alias="Waymark-Signature", description=SIGNATURE)]
+# The body is read raw (the signature covers its bytes), so FastAPI sees no body parameter:
+# declared here for the OpenAPI document, so a generated client can send one.
+RAW_JSON_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": {"description": "any JSON value"}}},
+    }
+}
 
 
-@router.post("/v1/callbacks/{token}")
-async def callback(
+@router.post(
+    "/v1/callbacks/{token}",
+    tags=["callbacks"],
+    # No API key: the signature is the credential (401 when it is missing or wrong).
+    responses=ok(ResumeResult, 400, 401, 404, 409, 413, 422, 500, 503, headers=REPLAYED),
+    openapi_extra=RAW_JSON_BODY,
+)
+async def deliver_callback(
     token: str,
     request: Request,
-    signature: str | None = Header(None, alias="Waymark-Signature"),
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
-    container: Container = Depends(get_container),
+    container: ContainerDep,
+    signature: SignatureHeader = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Resume the bookmark whose token this is. The signature over the raw body is the
     credential, so the body is read as bytes, exactly as signed."""
@@ -32,12 +51,16 @@ async def callback(
     return replayable(result, replayed)
 
 
-@router.post("/v1/events")
+@router.post(
+    "/v1/events",
+    tags=["events"],
+    responses=ok(EventResult, *WITH_BODY, headers=REPLAYED),
+)
 def deliver_event(
     body: EventRequest,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
+    principal: PrincipalDep,
+    container: ContainerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Resume matching `wait` nodes and start definitions triggered by the event type."""
     result, replayed = container.instances.deliver_event(

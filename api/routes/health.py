@@ -7,11 +7,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import get_container
+from api.auth import ContainerDep
+from api.responses import HealthReport, Liveness, ok
 from infrastructure.container import Container
 from infrastructure.postgres.migrate import SchemaNotCurrentError
 
@@ -73,9 +74,16 @@ async def report(
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
-@router.get("")
+# 503 carries the same report, with the failing component marked `down`.
+_REPORT = {
+    **ok(HealthReport, description="Every component is up (or only a worker is failing)"),
+    503: {"model": HealthReport, "description": "The database is down"},
+}
+
+
+@router.get("", responses=_REPORT)
 @router.head("", include_in_schema=False)
-async def health(request: Request, container: Container = Depends(get_container)) -> JSONResponse:
+async def health(request: Request, container: ContainerDep) -> JSONResponse:
     """Every component's status (database; in-process workers); 503 when the database is down."""
     runners = getattr(request.app.state, "worker_runners", [])
     return await report(container, worker_status(runners), await timer_status(container))
@@ -94,15 +102,15 @@ async def timer_status(container: Container) -> dict[str, Any] | None:
     return {"status": "up", "set_aside": count}
 
 
-@router.get("/live")
+@router.get("/live", responses=ok(Liveness))
 @router.head("/live", include_in_schema=False)
 async def live() -> dict[str, str]:
     """The process is up and serving requests."""
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", responses=_REPORT)
 @router.head("/ready", include_in_schema=False)
-async def ready(container: Container = Depends(get_container)) -> JSONResponse:
+async def ready(container: ContainerDep) -> JSONResponse:
     """Ready for traffic: the database answers. 503 (with each component's status) if not."""
     return await report(container)

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import JSONResponse
 
-from api.auth import authorize, get_container
+from api.auth import ContainerDep, PrincipalDep
+from api.responses import (
+    AUTHENTICATED,
+    LOCATION,
+    REPLAYED,
+    WITH_BODY,
+    HistoryPage,
+    InstancePage,
+    InstanceView,
+    ResumeResult,
+    ok,
+)
 from api.schemas import CancelRequest, InstanceStatus, ResumeRequest, StartInstanceRequest
 from application.commands import CancelInstance, ResumeBookmark, StartInstance
 from application.errors import InstanceNotFoundError
 from application.read_models import InstanceFilter
 from application.views import jsonable
-from infrastructure.container import Container, Principal
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
 
@@ -36,12 +46,32 @@ def replayable(result: dict[str, Any], replayed: bool) -> JSONResponse:
     return JSONResponse(jsonable(result), headers=headers)
 
 
-@router.post("", status_code=201, responses={200: {"description": "same idempotency key"}})
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="the body's `idempotency_key` wins if both"),
+]
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        **ok(InstanceView, status=201, description="Started", headers=LOCATION),
+        **ok(
+            InstanceView,
+            *WITH_BODY,
+            404,
+            409,
+            description="Same idempotency key: the instance it started",
+            headers=LOCATION,
+        ),
+    },
+)
 def start_instance(
     body: StartInstanceRequest,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
+    principal: PrincipalDep,
+    container: ContainerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Start an instance: 201, or 200 with the same instance when the key was seen before."""
     view, created = container.instances.start(
@@ -61,8 +91,10 @@ def start_instance(
     )
 
 
-@router.get("")
+@router.get("", responses=ok(InstancePage, *AUTHENTICATED, 400))
 def list_instances(
+    principal: PrincipalDep,
+    container: ContainerDep,
     status: InstanceStatus | None = None,
     definition: str | None = None,
     correlation_id: str | None = None,
@@ -70,8 +102,6 @@ def list_instances(
     created_before: datetime | None = None,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """Instances, newest first, filtered by status, definition, correlation id, creation."""
     criteria = InstanceFilter(
@@ -85,23 +115,24 @@ def list_instances(
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-@router.get("/{instance_id}")
+@router.get("/{instance_id}", responses=ok(InstanceView, *AUTHENTICATED, 404))
 def get_instance(
-    instance_id: str,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
+    instance_id: str, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
     """State, variables, open bookmarks, output and error."""
     return container.instances.get(principal.tenant, parse_instance_id(instance_id))
 
 
-@router.get("/{instance_id}/history")
+@router.get(
+    "/{instance_id}/history",
+    responses=ok(HistoryPage, *AUTHENTICATED, 400, 404),
+)
 def get_history(
     instance_id: str,
+    principal: PrincipalDep,
+    container: ContainerDep,
     limit: int = Query(500, ge=1, le=500),
     cursor: str | None = None,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """The instance's events in order: the immutable audit trail."""
     entries, next_cursor = container.instances.history(
@@ -120,13 +151,18 @@ def get_history(
     return {"items": jsonable(items), "next_cursor": next_cursor}
 
 
-@router.post("/{instance_id}/cancel")
+@router.post(
+    "/{instance_id}/cancel",
+    responses=ok(
+        InstanceView, *WITH_BODY, 404, 409, headers=REPLAYED, description="The cancelled instance"
+    ),
+)
 def cancel_instance(
     instance_id: str,
+    principal: PrincipalDep,
+    container: ContainerDep,
     body: CancelRequest | None = Body(None),
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Cancel a running or suspended instance (its open bookmarks and tasks too); a repeated
     idempotency key replays the first result."""
@@ -142,14 +178,17 @@ def cancel_instance(
     return replayable(result, replayed)
 
 
-@router.post("/{instance_id}/bookmarks/{bookmark_id}/resume")
+@router.post(
+    "/{instance_id}/bookmarks/{bookmark_id}/resume",
+    responses=ok(ResumeResult, *WITH_BODY, 404, 409, headers=REPLAYED),
+)
 def resume_bookmark(
     instance_id: str,
     bookmark_id: str,
+    principal: PrincipalDep,
+    container: ContainerDep,
     body: ResumeRequest | None = Body(None),
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Resume a waiting step with a payload; a repeated idempotency key replays the result."""
     body = body or ResumeRequest()

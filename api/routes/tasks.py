@@ -5,29 +5,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
-from api.auth import authorize, get_container
-from api.routes.instances import replayable
+from api.auth import ContainerDep, PrincipalDep
+from api.responses import (
+    AUTHENTICATED,
+    REPLAYED,
+    WITH_BODY,
+    InstanceView,
+    TaskPage,
+    TaskView,
+    ok,
+)
+from api.routes.instances import IdempotencyKeyHeader, replayable
 from api.schemas import ClaimRequest, CompleteTaskRequest, DelegateRequest, TaskStatus, Urgency
 from application.commands import ClaimTask, CompleteTask, DelegateTask
 from application.read_models import TaskFilter
-from infrastructure.container import Container, Principal
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 
-@router.get("")
+@router.get("", responses=ok(TaskPage, *AUTHENTICATED, 400))
 def list_tasks(
+    principal: PrincipalDep,
+    container: ContainerDep,
     assignee: str | None = None,
     role: str | None = None,
     status: TaskStatus | None = None,
     urgency: Urgency | None = None,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """Tasks sorted by due time."""
     criteria = TaskFilter(assignee=assignee, role=role, status=status, urgency=urgency)
@@ -35,34 +43,34 @@ def list_tasks(
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-@router.get("/{task_id}")
-def get_task(
-    task_id: str,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
-) -> dict[str, Any]:
+@router.get("/{task_id}", responses=ok(TaskView, *AUTHENTICATED, 404))
+def get_task(task_id: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
     """One task, with its form and due time."""
     return container.tasks.get(principal.tenant, task_id)
 
 
-@router.post("/{task_id}/claim")
+# Claim, delegate and complete answer with the task's instance.
+_ON_TASK = ok(InstanceView, *WITH_BODY, 404, 409, description="The task's instance")
+
+
+@router.post("/{task_id}/claim", responses=_ON_TASK)
 def claim_task(
     task_id: str,
+    principal: PrincipalDep,
+    container: ContainerDep,
     body: ClaimRequest | None = Body(None),
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """Claim for `user` (the caller's key by default); returns the instance."""
     user = (body.user if body else None) or principal.key_name
     return container.tasks.claim(ClaimTask(principal.tenant, task_id, user))
 
 
-@router.post("/{task_id}/delegate")
+@router.post("/{task_id}/delegate", responses=_ON_TASK)
 def delegate_task(
     task_id: str,
     body: DelegateRequest,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
+    principal: PrincipalDep,
+    container: ContainerDep,
 ) -> dict[str, Any]:
     """Hand the task to another assignee; returns the instance."""
     return container.tasks.delegate(
@@ -70,13 +78,18 @@ def delegate_task(
     )
 
 
-@router.post("/{task_id}/complete")
+@router.post(
+    "/{task_id}/complete",
+    responses=ok(
+        InstanceView, *WITH_BODY, 404, 409, headers=REPLAYED, description="The task's instance"
+    ),
+)
 def complete_task(
     task_id: str,
     body: CompleteTaskRequest,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
+    principal: PrincipalDep,
+    container: ContainerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Decide an approval (`approved`/`rejected`) or submit a user task's form data; a
     repeated idempotency key replays the first result."""

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 
-from api.auth import authorize, get_container
+from api.auth import ContainerDep, PrincipalDep
+from api.responses import (
+    AUTHENTICATED,
+    WITH_BODY,
+    DefinitionView,
+    TemplatePage,
+    TemplateView,
+    ok,
+)
 from api.routes.definitions import definition_view
 from api.schemas import InstantiateTemplateRequest
 from application.templates import Template
 from application.views import jsonable
-from infrastructure.container import Container, Principal
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
 
@@ -28,33 +35,32 @@ def template_summary(template: Template) -> dict[str, Any]:
     )
 
 
-@router.get("")
-def list_templates(
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
-) -> dict[str, Any]:
+@router.get("", responses=ok(TemplatePage, *AUTHENTICATED))
+def list_templates(principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
     """Every built-in template, by id (a short, fixed list: never more than one page)."""
     items = [template_summary(t) for t in container.templates.list()]
     return {"items": items, "next_cursor": None}
 
 
-@router.get("/{template_id}")
+@router.get("/{template_id}", responses=ok(TemplateView, *AUTHENTICATED, 404))
 def get_template(
-    template_id: str,
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
+    template_id: str, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
     """One template with its definition document."""
     template = container.templates.get(template_id)
     return {**template_summary(template), "definition": jsonable(template.definition)}
 
 
-@router.post("/{template_id}/instantiate", status_code=201)
-def instantiate(
+@router.post(
+    "/{template_id}/instantiate",
+    status_code=201,
+    responses=ok(DefinitionView, *WITH_BODY, 404, status=201, description="The published version"),
+)
+def instantiate_template(
     template_id: str,
+    principal: PrincipalDep,
+    container: ContainerDep,
     request: InstantiateTemplateRequest | None = Body(None),
-    principal: Principal = Depends(authorize),
-    container: Container = Depends(get_container),
 ) -> dict[str, Any]:
     """Publish the template's definition for the caller's tenant (next version if it exists)."""
     name = request.name if request is not None else None

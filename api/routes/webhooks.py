@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Request, Security
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import BEARER_SCHEME, CHALLENGE, bearer_key, find_principal, get_container
+from api.auth import CHALLENGE, ContainerDep, bearer_key, find_principal
 from api.problems import ProblemError
-from api.routes.instances import REPLAYED_HEADER
+from api.responses import LOCATION, REPLAYED, InstanceView, ok
+from api.routes.callbacks import RAW_JSON_BODY, SignatureHeader
+from api.routes.instances import REPLAYED_HEADER, IdempotencyKeyHeader
 from application.commands import TriggerWebhook
 from infrastructure.container import Container
 
@@ -29,19 +32,43 @@ def webhook_tenant(request: Request, container: Container, named: str | None) ->
     return principal.tenant
 
 
+TenantHeader = Annotated[
+    str | None,
+    Header(alias="Waymark-Tenant", description="the tenant, when no API key is sent"),
+]
+
+
 @router.post(
     "/v1/webhooks/{definition}",
     status_code=201,
-    responses={200: {"description": "a redelivery with the same Idempotency-Key"}},
+    responses={
+        **ok(InstanceView, status=201, description="Started", headers=LOCATION),
+        **ok(
+            InstanceView,
+            400,
+            401,
+            404,
+            409,
+            413,
+            422,
+            500,
+            503,
+            description="A redelivery with the same Idempotency-Key: the instance it started",
+            headers={**LOCATION, **REPLAYED},
+        ),
+    },
+    # Signed, not authenticated: no security requirement. An API key may still be sent (it
+    # names the tenant instead of Waymark-Tenant), but `[{}, bearer]` makes generated
+    # clients demand one.
+    openapi_extra={**RAW_JSON_BODY, "security": []},
 )
-async def webhook(
+async def trigger_webhook(
     definition: str,
     request: Request,
-    signature: str | None = Header(None, alias="Waymark-Signature"),
-    tenant: str | None = Header(None, alias="Waymark-Tenant"),
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
-    container: Container = Depends(get_container),
-    _: HTTPAuthorizationCredentials | None = Security(BEARER_SCHEME),
+    container: ContainerDep,
+    signature: SignatureHeader = None,
+    tenant: TenantHeader = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Start the definition with the body as input: 201, or 200 for a redelivery."""
     body = await request.body()  # the signature covers the raw bytes, exactly as sent

@@ -1,0 +1,365 @@
+"""Response bodies of the HTTP API (SPEC §4), for the OpenAPI document.
+
+They describe what the routes send today, which `application/views.py` renders: the routes
+keep returning those views (so the JSON on the wire is exactly the views'), and these models
+are declared with `responses=` only. Every object allows more members than it lists ("more
+fields are welcome", SPEC §4), so a client generated from the document keeps what it does
+not know. `tests/e2e/test_generated_client.py` parses real responses with a client generated
+from this document, which fails when a required member is missing or of another type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.problems import MEDIA_TYPE
+
+InstanceStatus = Literal["running", "suspended", "completed", "failed", "cancelled"]
+BookmarkKind = Literal["task", "wait", "timer", "child", "retry"]
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- problems (RFC 9457) ------------------------------------------------------------------
+
+
+class ErrorItem(Open):
+    """One problem with a part of the request, named by its JSON path (`$.input.amount`)."""
+
+    path: str
+    code: str
+    message: str
+
+
+class Problem(Open):
+    """An RFC 9457 problem: a stable `type` URI, plus members of its own per type
+    (`allowed`, `bookmark`, `retryable`, ...)."""
+
+    type: str = Field(examples=["https://waymark.dev/problems/not-found"])
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(description="the request's path")
+    errors: list[ErrorItem] | None = Field(
+        default=None, description="invalid-request, invalid-definition, invalid-data"
+    )
+
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before repeating the request (it is safe to repeat)",
+        "schema": {"type": "integer"},
+    }
+}
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed JSON or an invalid cursor",
+    401: "No API key, an unknown one, or an invalid signature",
+    403: "The key's roles do not allow this",
+    404: "No such resource (for this tenant)",
+    409: "Conflict with the resource's state",
+    413: "The body or what the command would store is too large",
+    422: "The request (or the data it carries) is invalid; `errors` names each part",
+    500: "An unexpected error (logged by the server)",
+    503: "The database is unavailable or timed out, or a transient conflict; retry",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entries of the problems a route can answer with."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "description": _PROBLEM_DESCRIPTIONS[status],
+            "content": {MEDIA_TYPE: {"schema": PROBLEM_REF}},
+        }
+        if status == 503:
+            entry["headers"] = RETRY_AFTER
+        out[status] = entry
+    return out
+
+
+# Every authenticated route: the key, the request guard (422), the database (503), a bug.
+AUTHENTICATED = (401, 403, 422, 500, 503)
+# And every route that takes a JSON body: malformed JSON, the body and storage limits.
+WITH_BODY = (*AUTHENTICATED, 400, 413)
+
+
+def ok(
+    model: type[BaseModel],
+    *statuses: int,
+    status: int = 200,
+    description: str = "Success",
+    headers: dict[str, Any] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route answering `model` with `status`, and these problems."""
+    entry: dict[str, Any] = {"model": model, "description": description}
+    if headers:
+        entry["headers"] = headers
+    return {status: entry, **problems(*statuses)}
+
+
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored result of an earlier request with the "
+        "same idempotency key",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+LOCATION = {
+    "Location": {"description": "the instance's path", "schema": {"type": "string"}},
+}
+
+
+# --- definitions ---------------------------------------------------------------------------
+
+
+class DefinitionView(Open):
+    """One published version of a definition."""
+
+    name: str
+    version: int
+    enabled: bool
+    created_at: datetime
+    document: dict[str, Any]
+
+
+class DefinitionPage(Open):
+    items: list[DefinitionView]
+    next_cursor: str | None
+
+
+class ValidationResult(Open):
+    """Every problem of a definition, each with its JSON path (none when valid)."""
+
+    valid: bool
+    errors: list[ErrorItem]
+
+
+# --- instances -----------------------------------------------------------------------------
+
+
+class BookmarkView(Open):
+    """An open bookmark: where the instance waits, and for what."""
+
+    id: str
+    node_id: str
+    kind: BookmarkKind
+    status: str
+    token: str | None = Field(description="the callback token (`wait` bookmarks)")
+    due_at: datetime | None
+    created_at: datetime | None = None
+    event_type: str | None = None
+    correlation: str | None = None
+    child_id: str | None = None
+    task_kind: str | None = None
+    attempt: int | None = Field(default=None, description="`retry` bookmarks")
+    last_error: str | None = Field(default=None, description="`retry` bookmarks")
+
+
+class ActivityView(Open):
+    id: str
+    node_id: str
+    attempt: int
+    status: str
+    last_error: str | None
+
+
+class InstanceView(Open):
+    """An instance: state, variables, open bookmarks, output and error."""
+
+    id: UUID
+    tenant: str
+    definition: str
+    version: int
+    status: InstanceStatus
+    input: dict[str, Any]
+    variables: dict[str, Any]
+    output: dict[str, Any] | None
+    error: dict[str, Any] | None
+    correlation_id: str | None
+    parent: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    bookmarks: list[BookmarkView]
+    activities: list[ActivityView]
+    aggregate_version: int
+
+
+class InstanceSummary(Open):
+    """An instance as listed (no variables or bookmarks: read the instance for those)."""
+
+    id: UUID
+    definition: str
+    version: int
+    status: InstanceStatus
+    correlation_id: str | None
+    idempotency_key: str | None
+    parent_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+
+class InstancePage(Open):
+    items: list[InstanceSummary]
+    next_cursor: str | None
+
+
+class HistoryEntry(Open):
+    """One stored event of the instance."""
+
+    position: int | None = Field(description="the global position (null until recorded)")
+    version: int
+    type: str
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+class HistoryPage(Open):
+    items: list[HistoryEntry]
+    next_cursor: str | None
+
+
+class ResumeResult(Open):
+    """A resumed bookmark and the instance's status after it."""
+
+    instance_id: UUID
+    bookmark_id: str
+    status: InstanceStatus
+    resumed: bool
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+class ResumedBookmark(Open):
+    instance_id: UUID
+    bookmark_id: str
+
+
+class InputError(Open):
+    path: str
+    message: str
+
+
+class RejectedStart(Open):
+    """An event-triggered definition that refused the event's payload as its input."""
+
+    definition: str
+    errors: list[InputError]
+
+
+class EventResult(Open):
+    """What an event did: the bookmarks it resumed, the instances it started."""
+
+    type: str
+    resumed: list[ResumedBookmark]
+    started: list[UUID]
+    rejected: list[RejectedStart]
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+
+class TaskView(Open):
+    """An approval or user task."""
+
+    id: str
+    instance_id: UUID
+    definition: str
+    node_id: str
+    name: str
+    kind: Literal["approval", "user_task"]
+    status: Literal["open", "claimed", "completed", "cancelled"]
+    assignee: str | None
+    role: str | None
+    claimed_by: str | None
+    due_at: datetime | None
+    urgency: str
+    form: dict[str, Any] | None
+    outcome: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class TaskPage(Open):
+    items: list[TaskView]
+    next_cursor: str | None
+
+
+# --- analytics -----------------------------------------------------------------------------
+
+
+class SlaStats(Open):
+    hours: float | None
+    met: int
+    breached: int
+    compliance: float | None = Field(description="met / (met + breached); null when none")
+
+
+class TaskStats(Open):
+    open: int
+    overdue: int
+
+
+class DefinitionStats(Open):
+    definition: str
+    started: int
+    completed: int
+    failed: int
+    cancelled: int
+    running: int
+    suspended: int
+    avg_duration_seconds: float | None
+    p95_duration_seconds: float | None
+    sla: SlaStats
+    tasks: TaskStats
+
+
+class AnalyticsReport(Open):
+    items: list[DefinitionStats]
+    generated_at: datetime
+
+
+# --- templates -----------------------------------------------------------------------------
+
+
+class TemplateSummary(Open):
+    id: str
+    name: str
+    description: str
+    category: str
+    parameters: list[dict[str, Any]]
+
+
+class TemplatePage(Open):
+    items: list[TemplateSummary]
+    next_cursor: str | None
+
+
+class TemplateView(TemplateSummary):
+    """A template with its definition document."""
+
+    definition: dict[str, Any]
+
+
+# --- health --------------------------------------------------------------------------------
+
+
+class HealthReport(Open):
+    """`ok`, `degraded` (a worker fails) or `unavailable` (503), with each component."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+    components: dict[str, dict[str, Any]]
+
+
+class Liveness(Open):
+    status: Literal["ok"]

@@ -24,7 +24,7 @@ _EXAMPLES = "e.g. 'PT30S', 'PT1H30M', 'P1D', 'P1DT12H', 'PT0.5S'"
 
 # The longest duration a definition may publish (timers, timeouts): ten 365-day years. Due
 # times stay far inside what PostgreSQL and `datetime` hold; retry intervals are bounded
-# tighter (`domain.retry`).
+# tighter (`domain.engine.retry`).
 MAX_DURATION = timedelta(days=3650)
 
 

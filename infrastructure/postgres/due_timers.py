@@ -8,7 +8,7 @@ from uuid import UUID
 from eventsourcing.postgres import PostgresDatastore
 
 from application.read_models import BookmarkRow
-from domain.waits import EARLIEST_DUE, LATEST_DUE
+from domain.engine.waits import EARLIEST_DUE, LATEST_DUE
 from infrastructure.postgres.queries import to_row
 
 # What a set-aside row keeps of its error (the full text is in the worker's log).

@@ -12,9 +12,9 @@ import pytest
 from application.session import MAX_SUB_WORKFLOW_DEPTH, CommandAttempt
 from domain import engine
 from domain.definition import Definition
+from domain.engine.waits import EARLIEST_DUE, LATEST_DUE, checked_due
 from domain.env import MAX_NODE_ENTRIES_PER_COMMAND
 from domain.instance import WorkflowInstance, parent_ref
-from domain.waits import EARLIEST_DUE, LATEST_DUE, checked_due
 from tests.unit.engine_support import T0, FakeEnv, definition, start
 
 END = {"id": "done", "type": "end"}

@@ -7,7 +7,7 @@ import pytest
 
 from domain import engine
 from domain.definition import Definition, Node
-from domain.retry import MAX_RETRY_INTERVAL_SECONDS, retry_policy_of
+from domain.engine.retry import MAX_RETRY_INTERVAL_SECONDS, retry_policy_of
 from domain.values import UnstorableValueError
 from tests.unit.engine_support import FakeEnv, definition, event_names, replay_stored, start
 

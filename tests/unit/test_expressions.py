@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from domain import expressions
-from domain.expressions import (
+from domain.expressions import evaluator as expressions
+from domain.expressions.evaluator import (
     CompiledExpression,
     ExpressionError,
     compile_expression,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from domain.expression_functions import FUNCTIONS
-from domain.expression_limits import (
+from domain.expressions.functions import FUNCTIONS
+from domain.expressions.limits import (
     MAX_DEPTH,
     MAX_INT_BITS,
     MAX_NODES,

@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from domain.expression_limits import ExpressionError
+from domain.expressions.limits import ExpressionError
 
 
 def split_template(template: str) -> list[tuple[bool, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from domain.expression_limits import MAX_INT_STRING, MAX_ROUND_DIGITS, ExpressionError
+from domain.expressions.limits import MAX_INT_STRING, MAX_ROUND_DIGITS, ExpressionError
 
 
 def _int(value: Any = 0, *base: int) -> int:

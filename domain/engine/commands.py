@@ -4,7 +4,7 @@ Each command decides here and records its decisions as events on the `WorkflowIn
 Side-effect-free nodes (gateway, set, parallel, join, end) run in the same command as the
 event that woke the instance; it stops at every node that waits (a bookmark) and before
 every side effect (a scheduled activity, executed later by a task worker). The walk itself
-is in `domain.traversal`.
+is in `domain.engine.traversal`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ from domain.definition import (
     Node,
     RetryPolicy,
 )
+from domain.engine.retry import retry_policy_of
+from domain.engine.traversal import (
+    close_open_work,
+    fail_node,
+    follow,
+    run,
+    select_route,
+)
+from domain.engine.waits import due_after
 from domain.env import CommandEnv
 from domain.errors import (
     BookmarkNotFoundError,
@@ -29,17 +38,8 @@ from domain.errors import (
     WrongBookmarkKindError,
 )
 from domain.instance import WorkflowInstance
-from domain.retry import retry_policy_of
 from domain.state import Bookmark, BookmarkKind
-from domain.traversal import (
-    close_open_work,
-    fail_node,
-    follow,
-    run,
-    select_route,
-)
 from domain.values import UnstorableValueError, clean_text, clean_value
-from domain.waits import due_after
 
 __all__ = ["select_route"]
 

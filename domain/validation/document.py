@@ -1,7 +1,7 @@
 """What each object kind of a definition document may hold (SPEC §2), as data.
 
 Each kind (top level, node type, route, retry policy, http action, trigger) maps its allowed
-keys to a checker from `domain.field_checkers`; `domain.validation` runs the tables.
+keys to a checker from `domain.validation.fields`; `domain.validation` runs the tables.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 from domain.definition import NODE_TYPES
-from domain.field_checkers import (
+from domain.engine.retry import MAX_ATTEMPTS, MAX_BACKOFF, MAX_RETRY_INTERVAL_SECONDS
+from domain.validation.fields import (
     Checker,
     boolean,
     check_fields,
@@ -33,8 +34,7 @@ from domain.field_checkers import (
     template_string,
     templates_within,
 )
-from domain.retry import MAX_ATTEMPTS, MAX_BACKOFF, MAX_RETRY_INTERVAL_SECONDS
-from domain.validation_report import Path, Report, short
+from domain.validation.report import Path, Report, short
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 NODE_ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")

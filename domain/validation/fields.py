@@ -1,7 +1,7 @@
 """Field checkers for validating definition documents, and `check_fields` that runs them.
 
 A checker is `(report, path, value) -> None`: it reports what is wrong with one value. Each
-object kind's table of checkers is in `domain.document_fields`.
+object kind's table of checkers is in `domain.validation.document`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from domain.durations import MAX_DURATION, format_duration, parse_duration
-from domain.expressions import ExpressionError, compile_expression, template_expressions
-from domain.validation_report import Path, Report, short, type_name
+from domain.expressions.evaluator import ExpressionError, compile_expression, template_expressions
+from domain.validation.report import Path, Report, short, type_name
 from domain.values import MAX_VALUE_DEPTH, NUL
 
 Checker = Callable[[Report, Path, Any], None]

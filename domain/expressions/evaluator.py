@@ -21,8 +21,8 @@ import ast
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from domain.expression_functions import FUNCTIONS
-from domain.expression_limits import (
+from domain.expressions.functions import FUNCTIONS
+from domain.expressions.limits import (
     MAX_DEPTH,
     MAX_INT_BITS,
     MAX_INT_STRING,
@@ -36,8 +36,13 @@ from domain.expression_limits import (
     checked,
     precheck,
 )
-from domain.expression_syntax import OPERATORS, CompiledExpression, compile_expression, node_problem
-from domain.expression_templates import format_value, split_template, template_expressions
+from domain.expressions.syntax import (
+    OPERATORS,
+    CompiledExpression,
+    compile_expression,
+    node_problem,
+)
+from domain.expressions.templates import format_value, split_template, template_expressions
 
 __all__ = [
     "MAX_DEPTH",

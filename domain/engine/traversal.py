@@ -13,11 +13,11 @@ from typing import Any
 
 from domain.definition import ERROR_OUTCOME, TIMEOUT_OUTCOME, Definition, Node, Route
 from domain.durations import parse_duration
+from domain.engine.waits import open_waiting_bookmark
 from domain.env import CommandEnv, NodeFailure
-from domain.expressions import ExpressionError, evaluate, evaluate_mapping, render_value
+from domain.expressions.evaluator import ExpressionError, evaluate, evaluate_mapping, render_value
 from domain.instance import WorkflowInstance
 from domain.values import UnstorableValueError, clean_value
-from domain.waits import open_waiting_bookmark
 
 
 def run(

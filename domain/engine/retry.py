@@ -10,7 +10,7 @@ from domain.durations import parse_duration
 # SPEC §6 "external calls": 3 attempts, 1 s x1.5.
 DEFAULT_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, backoff=1.5, max_interval=30.0)
 
-# What a published retry policy may ask for (checked at publish time, `domain.document_fields`).
+# What a published retry policy may ask for (checked at publish time, `domain.validation.document`).
 MAX_ATTEMPTS = 100
 MAX_BACKOFF = 10
 MAX_RETRY_INTERVAL_SECONDS = 86_400.0  # one day

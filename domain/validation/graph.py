@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domain.definition import APPROVAL_OUTCOMES, ERROR_OUTCOME, TIMEOUT_OUTCOME
-from domain.validation_report import Path
+from domain.validation.report import Path
 
 _TRUE_LITERALS = frozenset({"true", "True"})
 
 
-class Reporter(Protocol):  # a domain.validation_report.Report
+class Reporter(Protocol):  # a domain.validation.report.Report
     def add(self, parts: Path, code: str, message: str) -> None: ...
 
 

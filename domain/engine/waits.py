@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from domain.durations import parse_duration
 from domain.env import CommandEnv
-from domain.expressions import evaluate, evaluate_mapping, render_value
+from domain.expressions.evaluator import evaluate, evaluate_mapping, render_value
 
 if TYPE_CHECKING:
     from domain.definition import Node

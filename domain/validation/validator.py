@@ -6,16 +6,16 @@ document may be published and handed to `Definition.from_document`.
 
 Field rules are data: each object kind (top level, node type, route, retry policy, http action,
 trigger) maps its allowed keys to a checker `(report, path, value) -> None`; the tables are in
-`domain.document_fields`, the checkers in `domain.field_checkers`, and the problems are
-collected by `domain.validation_report`. Graph rules (endpoints, reachability, gateways, joins,
-outcomes) live in `domain.graph`.
+`domain.validation.document`, the checkers in `domain.validation.fields`, and the problems are
+collected by `domain.validation.report`. Graph rules (endpoints, reachability, gateways, joins,
+outcomes) live in `domain.validation.graph`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from domain.document_fields import (
+from domain.validation.document import (
     COMMON_NODE_FIELDS,
     END_STATUSES,
     HTTP_METHODS,
@@ -29,9 +29,9 @@ from domain.document_fields import (
     TOP_FIELDS,
     URGENCIES,
 )
-from domain.field_checkers import Checker, check_fields, expect, storable_characters
-from domain.graph import GraphNode, GraphRoute, check_graph
-from domain.validation_report import Path, Problem, Report, type_name
+from domain.validation.fields import Checker, check_fields, expect, storable_characters
+from domain.validation.graph import GraphNode, GraphRoute, check_graph
+from domain.validation.report import Path, Problem, Report, type_name
 
 __all__ = [
     "END_STATUSES",

@@ -15,6 +15,7 @@ from uuid import UUID
 
 import pytest
 
+from application.commands import StartInstance
 from infrastructure.bootstrap import build_api, build_task_worker, build_timer_worker
 from infrastructure.settings import Settings
 
@@ -102,7 +103,9 @@ def test_worker_containers_on_the_api_core_share_it_and_leave_it_open(database_u
         assert timers.runner is api.runner  # one command path, so on_commit reaches both
         timers.close()
         api.definitions.publish("acme", TIMER)
-        view, _ = api.instances.start("acme", "short-pause")  # the pool is still open
+        view, _ = api.instances.start(
+            StartInstance("acme", "short-pause")
+        )  # the pool is still open
         assert view["status"] == "suspended"
     finally:
         api.close()
@@ -136,7 +139,7 @@ def test_in_process_workers_wake_on_the_api_commit(database_url: str, hooked: bo
             api.runner.on_commit.remove(workers._wake)
         for runner in workers.runners:
             wait_until(lambda r=runner: r.last_tick_at is not None, 10, f"{runner.name} tick")
-        view, _ = api.instances.start("acme", "short-pause")
+        view, _ = api.instances.start(StartInstance("acme", "short-pause"))
 
         def completed() -> bool:
             return api.instances.get("acme", UUID(str(view["id"])))["status"] == "completed"

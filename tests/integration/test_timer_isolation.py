@@ -12,6 +12,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from application.commands import CancelInstance, ResumeBookmark, StartInstance
 from application.session import MAX_SUB_WORKFLOW_DEPTH
 
 pytestmark = pytest.mark.integration
@@ -87,11 +88,11 @@ def test_a_row_that_cannot_be_read_back_is_set_aside_and_the_rows_behind_it_fire
     container: Any, database_url: str, literal: str
 ) -> None:
     # Given a timer whose stored due time psycopg cannot read (the old year-1 `until`)
-    poisoned, _ = container.instances.start(TENANT, "one-day")
+    poisoned, _ = container.instances.start(StartInstance(TENANT, "one-day"))
     bookmark_id = poisoned["bookmarks"][0]["id"]
     set_due_at(database_url, bookmark_id, literal)
     # and another instance's timer that is due now
-    healthy, _ = container.instances.start(TENANT, "at-once")
+    healthy, _ = container.instances.start(StartInstance(TENANT, "at-once"))
 
     # When the timer worker looks (the wake-up query first, as the worker does)
     assert container.timers.seconds_until_next() == 0.0
@@ -110,7 +111,9 @@ def test_a_row_that_cannot_be_read_back_is_set_aside_and_the_rows_behind_it_fire
     assert container.timers.seconds_until_next() is None
 
     # When an operator resumes the bookmark by hand (the documented retry)
-    container.instances.resume(TENANT, UUID(poisoned["id"]), bookmark_id, payload=None)
+    container.instances.resume(
+        ResumeBookmark(TENANT, UUID(poisoned["id"]), bookmark_id, payload=None)
+    )
 
     # Then it continues, and the set-aside mark goes with the bookmark's new state
     assert status(container, poisoned["id"]) == "completed"
@@ -122,7 +125,7 @@ def test_a_timer_whose_firing_fails_is_set_aside_with_its_error(
     container: Any, database_url: str
 ) -> None:
     # Given a due timer row the instance does not know (a read model out of step with it)
-    healthy, _ = container.instances.start(TENANT, "at-once")
+    healthy, _ = container.instances.start(StartInstance(TENANT, "at-once"))
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO bookmarks (id, tenant, instance_id, node_id, kind, status, due_at, "
@@ -165,7 +168,7 @@ def test_workflows_calling_each_other_through_a_timer_stop_at_the_depth_limit(
     container: Any, database_url: str
 ) -> None:
     # Given two definitions that start each other after a timer, one command per level
-    root, _ = container.instances.start(TENANT, "ping", correlation_id="recursion")
+    root, _ = container.instances.start(StartInstance(TENANT, "ping", correlation_id="recursion"))
 
     # When every due timer fires until none is left
     rounds = fire_until_quiet(container)
@@ -183,13 +186,13 @@ def test_cancelling_the_root_of_a_deep_tree_cancels_every_instance_in_it(
     container: Any, database_url: str
 ) -> None:
     # Given a recursion 25 levels deep (more than the 20 settle rounds a command had)
-    root, _ = container.instances.start(TENANT, "ping", correlation_id="deep")
+    root, _ = container.instances.start(StartInstance(TENANT, "ping", correlation_id="deep"))
     for _ in range(25):
         assert container.timers.fire_due(1) == 1
     assert tree_of(database_url, "deep") == {"suspended": 26}
 
     # When the root is cancelled
-    view = container.instances.cancel(TENANT, UUID(root["id"]), "stop")
+    view, _ = container.instances.cancel(CancelInstance(TENANT, UUID(root["id"]), "stop"))
 
     # Then the whole tree is cancelled in that one command, and no timer is left
     assert view["status"] == "cancelled"
@@ -215,7 +218,7 @@ def test_a_chain_longer_than_the_old_step_limit_starts_and_runs_to_its_end(
             "routes": [*routes, {"from": f"n{length - 1}", "to": "done"}],
         },
     )
-    view, _ = container.instances.start(TENANT, "long-chain")
+    view, _ = container.instances.start(StartInstance(TENANT, "long-chain"))
     assert (view["status"], view["output"]) == ("completed", {"last": length - 1})
 
 
@@ -237,7 +240,7 @@ def test_workflows_calling_each_other_in_one_command_stop_at_the_depth_limit(
         )
 
     # When one starts, the whole recursion is settled in that command
-    view, _ = container.instances.start(TENANT, "tic", correlation_id="one-command")
+    view, _ = container.instances.start(StartInstance(TENANT, "tic", correlation_id="one-command"))
 
     # Then it stopped at the depth limit and failed to the root
     assert view["status"] == "failed"
@@ -273,7 +276,9 @@ def test_a_loop_through_a_child_that_ends_at_once_is_bounded_per_command(
     )
 
     # When it starts, the command stops starting children at the limit
-    view, _ = container.instances.start(TENANT, "calls-forever", correlation_id="loop")
+    view, _ = container.instances.start(
+        StartInstance(TENANT, "calls-forever", correlation_id="loop")
+    )
 
     # Then the parent failed, with the children it could start completed
     assert view["status"] == "failed"

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from application.commands import StartInstance
+
 pytestmark = pytest.mark.integration
 
 TENANT = "acme"
@@ -46,7 +48,7 @@ def replicas(database_url: str) -> Iterator[list[Any]]:
 def start_timers(container: Any, n: int) -> set[str]:
     ids = set()
     for _ in range(n):
-        view, _ = container.instances.start(TENANT, "at-once")
+        view, _ = container.instances.start(StartInstance(TENANT, "at-once"))
         ids.add(view["bookmarks"][0]["id"])
     return ids
 

@@ -55,3 +55,7 @@ def cloudevents_type(event_class: type[InstanceEvent]) -> str:
     """The CloudEvents `type` of the event: `waymark.instance.bookmark_created`."""
     snake = re.sub(r"(?<!^)(?=[A-Z])", "_", event_name(event_class)).lower()
     return CLOUDEVENTS_TYPE_PREFIX + snake
+
+
+# The class of each event by its name (`HistoryEntry.type`, the history endpoint's `type`).
+EVENTS_BY_NAME: dict[str, type[InstanceEvent]] = {event_name(c): c for c in INSTANCE_EVENTS}

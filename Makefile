@@ -1,6 +1,9 @@
 # Thin wrapper: every install step lives here so a fresh clone needs only Python 3.11.
 PYTHON ?= python3
 VENV   ?= .venv
+# The suite waits on servers more than it computes: a few workers per core (files stay whole
+# on one worker, so module-scoped servers start once).
+TEST_WORKERS ?= 4
 BIN    := $(VENV)/bin
 # `make run` needs only the package; `make test` also the test tools (ruff, mypy, ...).
 STAMP      := $(VENV)/.installed
@@ -31,7 +34,7 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 unit: $(TEST_STAMP)
 	$(BIN)/pytest -q tests/unit

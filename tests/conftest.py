@@ -99,3 +99,15 @@ def datastore(database_url: str) -> Iterator[Any]:
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[Any]:
+    """A real Kafka-compatible broker (tansu) for the session, started on first use."""
+    from tests.kafka_broker import KafkaBroker
+
+    broker = KafkaBroker().start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -120,6 +120,7 @@ KINDS: dict[str, _Kind] = {
         headers={"Retry-After": "1"},
     ),
     "invalid-signature": _Kind(401),
+    "signature-replayed": _Kind(409),
     "task-already-claimed": _Kind(409, lambda e: {"claimed_by": e.claimed_by}),
     "invalid-cursor": _Kind(400),
     "idempotency-key-reused": _Kind(422),

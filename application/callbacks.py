@@ -1,7 +1,8 @@
 """Signed callbacks: an external system resumes a waiting step with its bookmark token.
 
-Signature (SPEC §4): `Waymark-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw
-body>">` with the tenant's secret; rejected when the timestamp is more than five minutes
+Signature (SPEC §4): `Waymark-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<request
+path>.<raw body>">` with the tenant's secret — the path as sent (`/v1/callbacks/<token>`), so a
+signature is valid for one target only; rejected when the timestamp is more than five minutes
 off or the MAC differs (constant-time compare). A rejected callback changes nothing.
 
 An unknown token is answered exactly like a wrong signature (`SignatureError`, same
@@ -29,9 +30,10 @@ from application.ports import Clock, ReadModelQueries
 SIGNATURE_TOLERANCE_SECONDS = 300
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The header value a sender puts in `Waymark-Signature`."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+def sign(secret: str, body: bytes, timestamp: int, path: str) -> str:
+    """The header value a sender puts in `Waymark-Signature` for a POST to `path`."""
+    signed = f"{timestamp}.{path}.".encode() + body
+    mac = hmac.new(secret.encode(), signed, hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
@@ -41,7 +43,8 @@ _TIMESTAMP = re.compile(r"[0-9]{1,15}")
 _MAC = re.compile(r"[0-9a-f]{64}")
 
 
-def verify(secret: str, body: bytes, header: str | None, now: float) -> None:
+def verify(secret: str, body: bytes, header: str | None, now: float, path: str) -> str:
+    """Check the signature of a POST of `body` to `path`; its MAC (hex) when it holds."""
     if not header:
         raise SignatureError("the Waymark-Signature header is missing")
     parts = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
@@ -50,10 +53,11 @@ def verify(secret: str, body: bytes, header: str | None, now: float) -> None:
         raise SignatureError("the Waymark-Signature header is malformed")
     if abs(now - int(timestamp)) > SIGNATURE_TOLERANCE_SECONDS:
         raise SignatureError("the signature timestamp is more than 5 minutes off")
-    expected = sign(secret, body, int(timestamp)).split("v1=", 1)[1]
+    expected = sign(secret, body, int(timestamp), path).split("v1=", 1)[1]
     # Both ASCII by now (compare_digest raises TypeError on non-ASCII str).
     if not hmac.compare_digest(expected.encode(), given.encode()):
         raise SignatureError("the signature does not match")
+    return given
 
 
 def callback_payload(body: bytes) -> Any:
@@ -90,7 +94,9 @@ class CallbackService:
         secret = self.secret_for(bookmark.tenant) if bookmark is not None else None
         # Missing token, or a tenant without a secret: the same checks, against the decoy,
         # so the answer (and its cost) is that of a live token with a wrong signature.
-        verify(secret or self._decoy_secret, body, signature, self.clock.now().timestamp())
+        verify(
+            secret or self._decoy_secret, body, signature, self.clock.now().timestamp(), cmd.path
+        )
         if bookmark is None or not secret:
             raise SignatureError("the signature does not match")
         payload = callback_payload(body)

@@ -69,6 +69,12 @@ class DeliverCallback:
     body: bytes
     signature: str | None
     idempotency_key: str | None = None
+    # The request path as sent: the signature covers it (`/v1/callbacks/<token>`).
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            object.__setattr__(self, "path", f"/v1/callbacks/{self.token}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,12 @@ class TriggerWebhook:
     body: bytes
     signature: str | None
     idempotency_key: str | None = None
+    # The request path as sent: the signature covers it (`/v1/webhooks/<definition>`).
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            object.__setattr__(self, "path", f"/v1/webhooks/{self.definition}")
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,15 @@ class SignatureError(WaymarkError):
     code = "invalid-signature"
 
 
+class SignatureReplayedError(WaymarkError):
+    """A webhook signature that was accepted before: each is accepted once (SPEC §4)."""
+
+    code = "signature-replayed"
+
+    def __init__(self) -> None:
+        super().__init__("this signature was already used: sign every delivery anew")
+
+
 class InvalidCursorError(WaymarkError, ValueError):
     """The cursor was not produced by this API (or was tampered with)."""
 

@@ -128,9 +128,11 @@ class InstanceService:
         idempotency_key: str | None,
         correlation_id: str | None,
         check_existing: Callable[[WorkflowInstance], None] = lambda found: None,
+        remember: tuple[str, str] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Start once per (tenant, scope, key): the key derives the instance id, so a repeat —
-        even a concurrent one — finds the first instance; (view, created)."""
+        even a concurrent one — finds the first instance; (view, created). `remember` is a
+        (scope, key) recorded in the start's transaction (a webhook signature, used once)."""
         instance_id = (
             self.keyed_ids.derive(tenant, scope, idempotency_key)
             if idempotency_key
@@ -161,6 +163,10 @@ class InstanceService:
                 # theirs in the derived id, so they never collide with an API start.
                 idempotency_key=idempotency_key if scope == "start" else None,
             )
+            if remember is not None:
+                session.remember(
+                    tenant, remember[0], remember[1], {"instance_id": str(instance_id)}
+                )
             return started, True
 
         instance, created = self.runner.run(command, instance_id)

@@ -11,9 +11,9 @@ from application.admission import StartAdmission
 from application.callbacks import verify
 from application.commands import TriggerWebhook
 from application.definitions import DefinitionCache
-from application.errors import DefinitionNotFoundError, SignatureError
+from application.errors import DefinitionNotFoundError, SignatureError, SignatureReplayedError
 from application.instances import InstanceService
-from application.ports import Clock
+from application.ports import Clock, DuplicateIdempotencyKeyError, ReadModelQueries
 from domain.definition import Definition
 
 
@@ -31,6 +31,10 @@ def webhook_input(body: bytes) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {"payload": payload}
 
 
+# Where accepted webhook signatures are recorded (idempotency records, with the start).
+SIGNATURE_SCOPE = "webhook-signature"
+
+
 def webhook_scope(definition: str) -> str:
     """The idempotency scope of a definition's webhook: apart from API and event starts."""
     return f"webhook:{definition}"
@@ -46,7 +50,9 @@ class WebhookService:
         admission: StartAdmission,
         secret_for: Callable[[str], str | None],
         clock: Clock,
+        queries: ReadModelQueries,
     ):
+        self.queries = queries
         self.instances = instances
         self.definitions = definitions
         self.admission = admission
@@ -59,7 +65,11 @@ class WebhookService:
     def trigger(self, cmd: TriggerWebhook) -> tuple[dict[str, Any], bool]:
         """Start `definition` with the body as input; (view, created)."""
         # Verified before any lookup: an unsigned request learns nothing about definitions.
-        owner = self._verified_tenant(cmd.tenant, cmd.body, cmd.signature)
+        owner, mac = self._verified_tenant(cmd)
+        # A signature is accepted once (SPEC §4): a replay within the tolerance window is 409,
+        # recorded in the start's own transaction (a concurrent replay collides there).
+        if self.queries.idempotent_result(owner, SIGNATURE_SCOPE, mac) is not None:
+            raise SignatureReplayedError()
         data = webhook_input(cmd.body)
         definition = cmd.definition
 
@@ -70,21 +80,29 @@ class WebhookService:
             # Admit the version whose trigger was just checked, even if a newer one appears.
             return self.admission.admit(owner, definition, published.version, data)
 
-        return self.instances.start_keyed(
-            owner,
-            admit,
-            data,
-            scope=webhook_scope(definition),
-            idempotency_key=cmd.idempotency_key,
-            correlation_id=None,
-        )
+        try:
+            return self.instances.start_keyed(
+                owner,
+                admit,
+                data,
+                scope=webhook_scope(definition),
+                idempotency_key=cmd.idempotency_key,
+                correlation_id=None,
+                remember=(SIGNATURE_SCOPE, mac),
+            )
+        except DuplicateIdempotencyKeyError as e:
+            if e.scope == SIGNATURE_SCOPE:
+                raise SignatureReplayedError() from e
+            raise
 
-    def _verified_tenant(self, tenant: str | None, body: bytes, signature: str | None) -> str:
-        """The tenant, once the body is signed with its secret; else SignatureError."""
-        if not tenant:
+    def _verified_tenant(self, cmd: TriggerWebhook) -> tuple[str, str]:
+        """(tenant, signature MAC), once the body is signed with its secret; else
+        SignatureError."""
+        if not cmd.tenant:
             raise SignatureError("a Waymark-Tenant header or an API key is required")
-        secret = self.secret_for(tenant)
-        verify(secret or self._decoy_secret, body, signature, self.clock.now().timestamp())
+        secret = self.secret_for(cmd.tenant)
+        now = self.clock.now().timestamp()
+        mac = verify(secret or self._decoy_secret, cmd.body, cmd.signature, now, cmd.path)
         if not secret:
             raise SignatureError("the signature does not match")
-        return tenant
+        return cmd.tenant, mac

@@ -171,7 +171,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         instances=instances,
         tasks=TaskService(core.runner, queries, schemas),
         callbacks=CallbackService(instances, queries, secrets.get, clock),
-        webhooks=WebhookService(instances, core.cache, core.admission, secrets.get, clock),
+        webhooks=WebhookService(instances, core.cache, core.admission, secrets.get, clock, queries),
         templates=TemplateService(PackagedTemplateCatalog(), definitions),
         analytics=AnalyticsService(PostgresAnalyticsQueries(datastore), clock),
         timers=TimerService(core.runner, due_timers, clock),

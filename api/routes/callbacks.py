@@ -46,7 +46,8 @@ async def deliver_callback(
     credential, so the body is read as bytes, exactly as signed."""
     body = await request.body()
     result, replayed = await run_in_threadpool(
-        container.callbacks.callback, DeliverCallback(token, body, signature, idempotency_key)
+        container.callbacks.callback,
+        DeliverCallback(token, body, signature, idempotency_key, path=request.url.path),
     )
     return replayable(result, replayed)
 

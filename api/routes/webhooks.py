@@ -75,7 +75,12 @@ async def trigger_webhook(
     view, created = await run_in_threadpool(
         container.webhooks.trigger,
         TriggerWebhook(
-            webhook_tenant(request, container, tenant), definition, body, signature, idempotency_key
+            webhook_tenant(request, container, tenant),
+            definition,
+            body,
+            signature,
+            idempotency_key,
+            path=request.url.path,
         ),
     )
     headers = {"Location": f"/v1/instances/{view['id']}"}

@@ -377,7 +377,7 @@ def post_signed(
     body = json.dumps(payload).encode()
     signed = {
         "Content-Type": "application/json",
-        "Waymark-Signature": sign(secret, body, int(time.time()) if at is None else at),
+        "Waymark-Signature": sign(secret, body, int(time.time()) if at is None else at, path),
         **(headers or {}),
     }
     return client.post(path, content=body, headers=signed)

@@ -195,7 +195,7 @@ def test_nul_in_a_signed_callback_body_is_refused(
     refused(post_signed(anonymous, callback, {"v": NUL}, secret=secret), "$.v")
     # Invalid UTF-8, correctly signed: the body is not JSON text.
     body = b'{"v": "\xff\xfe"}'
-    signature = sign(secret, body, int(time.time()))
+    signature = sign(secret, body, int(time.time()), callback)
     broken = anonymous.post(callback, content=body, headers={"Waymark-Signature": signature})
     is_problem(broken, 400, "invalid-json")
     assert instance(acme, instance_id)["status"] == "suspended"

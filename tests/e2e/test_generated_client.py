@@ -247,10 +247,11 @@ def test_signed_callback_and_webhook_send_their_bodies(
     )
     secret = TENANT_SECRETS["acme"]
 
-    def signature(payload: Any) -> str:
-        # Sign exactly the bytes the generated client sends (httpx's JSON encoding).
+    def signature(payload: Any, path: str, at: int | None = None) -> str:
+        # Sign exactly the bytes the generated client sends (httpx's JSON encoding), for
+        # the path it posts to (a signature is valid for one target only).
         body = httpx.Request("POST", server.base_url, json=payload).content
-        return sign(secret, body, int(time.time()))
+        return sign(secret, body, int(time.time()) if at is None else at, path)
 
     # A webhook needs no API key: a plain Client, the tenant in Waymark-Tenant.
     payload = {"order": "A-1"}
@@ -260,7 +261,7 @@ def test_signed_callback_and_webhook_send_their_bodies(
             definition=name,
             client=anonymous,
             body=payload,
-            waymark_signature=signature(payload),
+            waymark_signature=signature(payload, f"/v1/webhooks/{name}"),
             waymark_tenant="acme",
             idempotency_key=key,
         )
@@ -271,7 +272,8 @@ def test_signed_callback_and_webhook_send_their_bodies(
             definition=name,
             client=anonymous,
             body=payload,
-            waymark_signature=signature(payload),
+            # A redelivery is signed anew (each signature is accepted once).
+            waymark_signature=signature(payload, f"/v1/webhooks/{name}", int(time.time()) + 1),
             waymark_tenant="acme",
             idempotency_key=key,
         )
@@ -282,7 +284,10 @@ def test_signed_callback_and_webhook_send_their_bodies(
         token = hooked.parsed.bookmarks[0].token
         paid = {"paid": True}
         called = g.op("callbacks", "deliver_callback").sync_detailed(
-            token=token, client=anonymous, body=paid, waymark_signature=signature(paid)
+            token=token,
+            client=anonymous,
+            body=paid,
+            waymark_signature=signature(paid, f"/v1/callbacks/{token}"),
         )
         assert called.status_code == 200, called.content
         assert isinstance(called.parsed, g.model("ResumeResult"))

@@ -228,7 +228,7 @@ def test_document_signature_resumes_on_a_signed_callback(
     # When the provider calls back, signed with the tenant's secret
     token = open_bookmark(waiting, "await_signature")["token"]
     body = json.dumps({"status": "declined", "reason": "wrong amount"}).encode()
-    signature = sign(TENANT_SECRETS["acme"], body, int(time.time()))
+    signature = sign(TENANT_SECRETS["acme"], body, int(time.time()), f"/v1/callbacks/{token}")
     called_back = anonymous.post(
         f"/v1/callbacks/{token}",
         content=body,

@@ -179,7 +179,8 @@ def test_input_is_admitted_like_any_start(acme: httpx.Client, anonymous: httpx.C
     invalid = deliver(anonymous, name, {"amount": "lots"})
     valid = deliver(anonymous, name, {"amount": 5})
     acme.post(f"/v1/definitions/{name}/disable").raise_for_status()
-    disabled = deliver(anonymous, name, {"amount": 5})
+    # (signed anew: the same signature twice would be a replay, 409 signature-replayed)
+    disabled = deliver(anonymous, name, {"amount": 5}, at=int(time.time()) + 1)
 
     assert is_problem(invalid, 422, "invalid-data")["errors"][0]["path"] == "$.amount"
     assert valid.status_code == 201, valid.text
@@ -193,7 +194,9 @@ def test_invalid_json_with_a_valid_signature_is_a_bad_request(
     body = b"{not json"
     headers = {
         "Waymark-Tenant": "acme",
-        "Waymark-Signature": sign(TENANT_SECRETS["acme"], body, int(time.time())),
+        "Waymark-Signature": sign(
+            TENANT_SECRETS["acme"], body, int(time.time()), f"/v1/webhooks/{definition}"
+        ),
     }
 
     response = anonymous.post(f"/v1/webhooks/{definition}", content=body, headers=headers)
@@ -214,3 +217,35 @@ def test_an_api_key_names_the_tenant(
     is_problem(signed_by_globex, 404, "not-found")  # globex has no such definition
     with server.client("not-a-key") as stranger:
         is_problem(deliver(stranger, definition, {}), 401, "unauthorized")
+
+
+def test_a_signature_is_accepted_once_a_replay_is_409(
+    anonymous: httpx.Client, acme: httpx.Client, definition: str
+) -> None:
+    # Given a delivery accepted with its signature
+    before = instance_ids(acme, definition)
+    at = int(time.time())
+    first = deliver(anonymous, definition, {"n": 7}, at=at)
+    assert first.status_code == 201, first.text
+
+    # When the same signed request is sent again (a replay within the 5-minute window)
+    replay = deliver(anonymous, definition, {"n": 7}, at=at)
+
+    # Then it is refused and starts nothing
+    is_problem(replay, 409, "signature-replayed")
+    assert instance_ids(acme, definition) - before == {first.json()["id"]}
+    # A redelivery signed anew is accepted.
+    assert deliver(anonymous, definition, {"n": 7}, at=at + 1).status_code == 201
+
+
+def test_a_signature_made_for_another_webhook_is_refused(
+    anonymous: httpx.Client, definition: str
+) -> None:
+    body = b'{"n": 1}'
+    signed_elsewhere = sign(TENANT_SECRETS["acme"], body, int(time.time()), "/v1/webhooks/other")
+    response = anonymous.post(
+        f"/v1/webhooks/{definition}",
+        content=body,
+        headers={"Waymark-Tenant": "acme", "Waymark-Signature": signed_elsewhere},
+    )
+    is_problem(response, 401, "invalid-signature")

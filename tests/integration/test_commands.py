@@ -139,7 +139,9 @@ def test_bookmark_is_found_by_token_right_after_the_start_returns(container: Any
         token = view["bookmarks"][0]["token"]
         body = b'{"amount": 3}'
         result, replayed = container.callbacks.callback(
-            DeliverCallback(token, body, sign(SECRET, body, int(time.time())), None)
+            DeliverCallback(
+                token, body, sign(SECRET, body, int(time.time()), f"/v1/callbacks/{token}"), None
+            )
         )
         assert (result["status"], replayed) == ("completed", False)
         assert container.instances.get(TENANT, UUID(view["id"]))["output"] == {

@@ -103,7 +103,9 @@ def test_an_unknown_callback_token_is_refused_exactly_like_a_forged_signature(
     body = b'{"ok": true}'
 
     def refusal(token: str, secret: str, at: float | None = None) -> str:
-        header = sign(secret, body, int(time.time() if at is None else at))
+        header = sign(
+            secret, body, int(time.time() if at is None else at), f"/v1/callbacks/{token}"
+        )
         with pytest.raises(SignatureError) as refused:
             container.callbacks.callback(DeliverCallback(token, body, header, None))
         return str(refused.value)
@@ -122,7 +124,7 @@ def test_an_unknown_callback_token_is_refused_exactly_like_a_forged_signature(
     assert refusal(made_up, "guess", at=0) == refusal(token, "guess", at=0)
     assert unsigned(made_up) == unsigned(token)
     # And the live token still works with its tenant's secret.
-    header = sign(SECRETS["acme"], body, int(time.time()))
+    header = sign(SECRETS["acme"], body, int(time.time()), f"/v1/callbacks/{token}")
     result, _ = container.callbacks.callback(DeliverCallback(token, body, header, None))
     assert result["resumed"] is True
 

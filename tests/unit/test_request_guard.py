@@ -61,15 +61,15 @@ def test_valid_or_non_json_bodies_are_left_to_the_route(body: bytes) -> None:
 
 def test_signature_headers_that_are_not_ascii_or_too_long_are_malformed() -> None:
     body, now = b"{}", time.time()
-    good = sign("s", body, int(now))
-    verify("s", body, good, now)
+    good = sign("s", body, int(now), "/p")
+    verify("s", body, good, now, "/p")
     for header in ("t=1,v1=é", f"t={int(now)},v1=" + "é" * 64, "t=٣,v1=" + "0" * 64):
         with pytest.raises(SignatureError, match="malformed"):
-            verify("s", body, header, now)
+            verify("s", body, header, now, "/p")
     with pytest.raises(SignatureError, match="malformed"):
-        verify("s", body, "t=" + "9" * 4000 + ",v1=" + "0" * 64, now)
+        verify("s", body, "t=" + "9" * 4000 + ",v1=" + "0" * 64, now, "/p")
     with pytest.raises(SignatureError, match="does not match"):
-        verify("s", body, good[:-1] + ("0" if good[-1] != "0" else "1"), now)
+        verify("s", body, good[:-1] + ("0" if good[-1] != "0" else "1"), now, "/p")
 
 
 def test_a_callback_body_that_is_not_utf8_is_a_json_error() -> None:
@@ -107,3 +107,11 @@ def test_views_render_any_stored_value() -> None:
 def test_views_keep_values_within_the_bound_whole() -> None:
     value = {"v": nested(MAX_JSON_DEPTH), "t": (1, "a"), 3: None}
     assert jsonable(value) == {"v": nested(MAX_JSON_DEPTH), "t": [1, "a"], "3": None}
+
+
+def test_a_signature_covers_the_path_it_was_made_for() -> None:
+    body, now = b"{}", time.time()
+    made_for_a = sign("s", body, int(now), "/v1/callbacks/a")
+    assert verify("s", body, made_for_a, now, "/v1/callbacks/a")
+    with pytest.raises(SignatureError, match="does not match"):
+        verify("s", body, made_for_a, now, "/v1/callbacks/b")

@@ -32,7 +32,7 @@ class FixedClock:
 def service() -> WebhookService:
     # Signature checks come before any lookup, so the stores are never touched here.
     unused = cast(Any, None)
-    return WebhookService(unused, unused, unused, SECRETS.get, FixedClock())
+    return WebhookService(unused, unused, unused, SECRETS.get, FixedClock(), unused)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_webhook_keys_have_their_own_scope_per_definition() -> None:
 
 def _refusal(tenant: str | None, secret: str, at: float | None = None) -> str:
     body = b'{"n": 1}'
-    header = sign(secret, body, int(time.time() if at is None else at))
+    header = sign(secret, body, int(time.time() if at is None else at), "/v1/webhooks/flow")
     with pytest.raises(SignatureError) as refused:
         service().trigger(TriggerWebhook(tenant, "flow", body, header, None))
     return str(refused.value)

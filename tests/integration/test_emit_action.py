@@ -82,7 +82,9 @@ def engine(database_url: str) -> Iterator[Any]:
 
 
 def start(engine: Any, name: str, data: dict[str, Any]) -> dict[str, Any]:
-    view, created = engine.instances.start(StartInstance(tenant=TENANT, definition=name, input=data))
+    view, created = engine.instances.start(
+        StartInstance(tenant=TENANT, definition=name, input=data)
+    )
     assert created
     return view
 
@@ -123,7 +125,9 @@ def test_emit_resumes_a_wait_and_starts_a_triggered_definition_in_one_transactio
     assert emitter["status"] == "completed", emitter
     told = emitter["output"]["told"]
     assert told["type"] == "order.paid"
-    assert told["resumed"] == [{"instance_id": waiter["id"], "bookmark_id": told["resumed"][0]["bookmark_id"]}]
+    assert told["resumed"] == [
+        {"instance_id": waiter["id"], "bookmark_id": told["resumed"][0]["bookmark_id"]}
+    ]
     assert len(told["started"]) == 1 and told["rejected"] == []
     started_id = told["started"][0]
     resumed = engine.instances.get(TENANT, UUID(waiter["id"]))

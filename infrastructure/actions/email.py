@@ -6,7 +6,7 @@ and the action runs on a worker thread, so a blocking client is what it needs.
 
 The connection (`type: smtp`) holds `host`, `port`, `security` (`starttls`, `tls` or
 `none`; default `starttls`, or `tls` on port 465), `username`, `password`, `from` and
-optionally `timeout` and `verify` (false: accept any server certificate — tests only) or
+optionally `verify` (false: accept any server certificate — tests only) or
 `ca_file`. The action holds the message: `to`, `cc`, `bcc`, `subject`, `text` and/or
 `html`, `reply_to`, `from` (overrides the connection's), `headers`.
 
@@ -72,7 +72,7 @@ class EmailAction:
         except ValueError as exc:
             return ActionResult(ok=False, error=f"email action: {exc}", retryable=False)
         host = str(connection.get("host"))
-        seconds = float(connection.get("timeout") or timeout or DEFAULT_TIMEOUT_SECONDS)
+        seconds = float(timeout or DEFAULT_TIMEOUT_SECONDS)
         where = f"SMTP {host}:{port} (connection {connection.name!r})"
         try:
             refused = self._send(connection, host, port, security, seconds, message, recipients)

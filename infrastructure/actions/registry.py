@@ -10,6 +10,7 @@ from typing import Any
 
 from application.connections import Connection, ConnectionCatalog, NoConnections
 from application.ports import ActionResult
+from domain.durations import parse_duration
 from domain.validation.document import ACTION_CONNECTION_TYPES
 from infrastructure.actions.email import EmailAction
 from infrastructure.actions.http import HttpAction
@@ -86,7 +87,11 @@ class ActionRegistry:
                     idempotency_key=idempotency_key,
                     timeout=timeout,
                 )
-            return self._call(type_name, lambda: connected(action, idempotency_key, timeout, found))
+            try:
+                seconds = _action_timeout(action.get("timeout"), timeout)
+            except ValueError as exc:
+                return _failure(f"{type_name} action 'timeout': {exc}", False)
+            return self._call(type_name, lambda: connected(action, idempotency_key, seconds, found))
         try:
             handler = self._handler(type_name)
         except Exception as exc:
@@ -165,6 +170,16 @@ def _emit_outside_a_command(
     # `emit` is settled by the command that schedules it (application/session.py); a worker
     # only meets one scheduled by a runner without event delivery (a misconfiguration).
     return _failure("the emit action runs inside the engine's command, not in a task worker", False)
+
+
+def _action_timeout(value: Any, default: float) -> float:
+    """The action's own `timeout` (an ISO-8601 duration) if it has one, else the node's."""
+    if value is None:
+        return default
+    seconds = parse_duration(value).total_seconds()
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
 
 
 def _with_http_connection(action: dict[str, Any], connection: Connection) -> dict[str, Any]:

@@ -200,3 +200,12 @@ def test_an_http_connection_supplies_base_url_and_headers() -> None:
 def test_emit_is_never_run_by_a_worker() -> None:
     result = ActionRegistry().run({"type": "emit", "event": "x"}, idempotency_key="k", timeout=1)
     assert not result.ok and not result.retryable and "inside the engine" in (result.error or "")
+
+
+def test_a_built_ins_own_timeout_overrides_the_nodes() -> None:
+    email = Recording()
+    registry = ActionRegistry(connections=CATALOG, email=email)
+    action = {"type": "email", "connection": "mail", "to": "a@b.c"}
+    registry.run({**action, "timeout": "PT5S"}, idempotency_key="k", timeout=120.0, tenant="acme")
+    registry.run(action, idempotency_key="k", timeout=120.0, tenant="acme")
+    assert [call[2] for call in email.calls] == [5.0, 120.0]

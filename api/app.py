@@ -17,6 +17,7 @@ from api.request_guard import RequestGuard
 from api.routes import (
     analytics,
     callbacks,
+    connections,
     definitions,
     health,
     instances,
@@ -84,6 +85,7 @@ def create_app(
     for module in (health, definitions, instances, tasks, callbacks, webhooks, analytics):
         app.include_router(module.router)
     app.include_router(templates.router)
+    app.include_router(connections.router)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -102,6 +104,7 @@ OPENAPI_TAGS = [
     {"name": "events", "description": "Events that resume waits and start definitions"},
     {"name": "analytics", "description": "Per-definition volumes, durations, SLA compliance"},
     {"name": "templates", "description": "The built-in template library"},
+    {"name": "connections", "description": "Named per-tenant connections (admin; no secrets)"},
     {"name": "health", "description": "Probes (no API key)"},
 ]
 

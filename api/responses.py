@@ -351,6 +351,19 @@ class TemplateView(TemplateSummary):
     definition: dict[str, Any]
 
 
+# --- connections ---------------------------------------------------------------------------
+
+
+class ConnectionSummary(Open):
+    name: str
+    type: str
+
+
+class ConnectionPage(Open):
+    items: list[ConnectionSummary]
+    next_cursor: str | None
+
+
 # --- health --------------------------------------------------------------------------------
 
 

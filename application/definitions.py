@@ -7,6 +7,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from application.connections import ConnectionCatalog, NoConnections, missing_connections
 from application.errors import DefinitionNotFoundError, InvalidDefinitionError
 from application.ports import DefinitionStore, PublishedDefinition, SchemaValidator
 from application.read_models import Page
@@ -46,9 +47,15 @@ class DefinitionCache:
 class DefinitionService:
     """Publishing and reading definitions."""
 
-    def __init__(self, store: DefinitionStore, schemas: SchemaValidator):
+    def __init__(
+        self,
+        store: DefinitionStore,
+        schemas: SchemaValidator,
+        connections: ConnectionCatalog | None = None,
+    ):
         self.store = store
         self.schemas = schemas
+        self.connections = connections or NoConnections()
 
     def validate(self, document: Any) -> list[Problem]:
         problems = validate_document(document)
@@ -58,6 +65,10 @@ class DefinitionService:
 
     def publish(self, tenant: str, document: Any) -> PublishedDefinition:
         problems = self.validate(document)
+        if problems:
+            raise InvalidDefinitionError(problems)
+        # The tenant's connections: a definition naming one it lacks would fail at run time.
+        problems = missing_connections(self.connections, tenant, document)
         if problems:
             raise InvalidDefinitionError(problems)
         return self.store.publish(tenant, document["name"], document)

@@ -13,11 +13,11 @@ from uuid import UUID
 from application.admission import StartAdmission
 from application.commands import CancelInstance, DeliverEvent, ResumeBookmark, StartInstance
 from application.definitions import DefinitionCache
+from application.delivery import EventDelivery
 from application.errors import (
     IdempotencyKeyReusedError,
     InstanceNotFoundError,
     InvalidCursorError,
-    InvalidDataError,
 )
 from application.idempotency import KeyedCommands, fingerprint, stored_result
 from application.ports import (
@@ -38,7 +38,6 @@ from application.views import (
 )
 from domain import engine
 from domain.definition import Definition
-from domain.errors import BookmarkNotOpenError
 from domain.instance import WorkflowInstance
 
 # Before server secrets, keyed ids were uuid5 in this public namespace: computable by anyone.
@@ -99,6 +98,7 @@ class InstanceService:
         self.definition_store = definition_store
         self.queries = queries
         self.admission = admission
+        self.delivery = EventDelivery(queries, definition_store, admission)
 
     # --- start ---------------------------------------------------------------------------
 
@@ -261,54 +261,24 @@ class InstanceService:
         prior = self.keyed.first_result(tenant, scope, idempotency_key, request)
         if prior is not None:
             return prior, True
-        waiting = self.queries.waiting_bookmarks(tenant, event_type, correlation)
-        triggered = self.definition_store.event_triggered(tenant, event_type)
+        waiting, triggered = self.delivery.lookup(tenant, event_type, correlation)
 
         def command(session: CommandAttempt) -> dict[str, Any]:
-            resumed = []
-            for row in waiting:
-                instance = session.load(row.instance_id, tenant)
-                try:
-                    engine.resume(
-                        instance,
-                        session.definition_of(instance),
-                        row.id,
-                        payload=payload,
-                        source=f"event:{event_type}",
-                        env=session.env,
-                    )
-                except BookmarkNotOpenError:
-                    continue  # resumed by someone else between the lookup and now
-                resumed.append({"instance_id": str(instance.id), "bookmark_id": row.id})
-            started, rejected = [], []
-            data = payload if isinstance(payload, dict) else {"payload": payload}
-            for published in triggered:
-                try:
-                    self.admission.check_input(published.definition, data)
-                except InvalidDataError as e:
-                    # One definition refusing the payload does not stop the others.
-                    errors = [{"path": p, "message": m} for p, m in e.errors]
-                    rejected.append({"definition": published.name, "errors": errors})
-                    continue
-                instance = session.start(
-                    instance_id=(
-                        self.keyed_ids.derive(tenant, f"event:{published.name}", idempotency_key)
-                        if idempotency_key
-                        else uuid.uuid4()
-                    ),
-                    tenant=tenant,
-                    definition=published.definition,
-                    input=data,
-                    correlation_id=correlation,
-                    idempotency_key=None,
-                )
-                started.append(str(instance.id))
-            result = {
-                "type": event_type,
-                "resumed": resumed,
-                "started": started,
-                "rejected": rejected,
-            }
+            result = self.delivery.deliver(
+                session,
+                tenant,
+                event_type,
+                correlation,
+                payload,
+                waiting=waiting,
+                triggered=triggered,
+                source=f"event:{event_type}",
+                new_instance_id=lambda published: (
+                    self.keyed_ids.derive(tenant, f"event:{published.name}", idempotency_key)
+                    if idempotency_key
+                    else uuid.uuid4()
+                ),
+            )
             session.remember(tenant, scope, idempotency_key, stored_result(request, result))
             return result
 

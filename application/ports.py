@@ -240,8 +240,17 @@ class ActionResult:
 
 
 class ActionRunner(Protocol):
-    def run(self, action: dict[str, Any], *, idempotency_key: str, timeout: float) -> ActionResult:
-        """Perform the side effect. Never raises: failures come back as ActionResult(ok=False)."""
+    def run(
+        self,
+        action: dict[str, Any],
+        *,
+        idempotency_key: str,
+        timeout: float,
+        tenant: str | None = None,
+    ) -> ActionResult:
+        """Perform the side effect. Never raises: failures come back as ActionResult(ok=False).
+
+        `tenant` selects the tenant's connections (`action["connection"]`)."""
 
 
 class SchemaValidator(Protocol):

@@ -29,6 +29,7 @@ from uuid import UUID
 from application.admission import StartAdmission
 from application.commit import ImmediateCommitter
 from application.definitions import DefinitionCache
+from application.delivery import EventDelivery
 from application.errors import (
     CommandConflictError,
     DefinitionDisabledError,
@@ -70,6 +71,14 @@ MAX_CHILDREN_PER_COMMAND = 200
 # the depth limit existed may be deeper than MAX_SUB_WORKFLOW_DEPTH and must still cancel.
 MAX_SETTLE_ROUNDS = 10_000
 
+# `emit` actions one command may settle. An emitted event can resume an instance or start a
+# definition whose next step emits again, all inside the same command: this bounds such a
+# chain (a definition triggered by the event it emits would otherwise start itself forever).
+# Instances an emit starts also count against MAX_CHILDREN_PER_COMMAND.
+MAX_EMITS_PER_COMMAND = 50
+
+EMIT_ACTION = "emit"
+
 
 def new_id() -> str:
     return str(uuid.uuid4())
@@ -89,14 +98,19 @@ class CommandAttempt:
         definitions: DefinitionCache,
         admission: StartAdmission,
         clock: Clock,
+        delivery: EventDelivery | None = None,
     ):
         self.store = store
         self.definitions = definitions
         self.admission = admission
+        # Settles `emit` actions in this unit of work (None: they wait for a task worker,
+        # which refuses them).
+        self.delivery = delivery
         self.env = CommandEnv(now=clock.now(), new_id=new_id, new_token=new_token)
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
         self.children_started = 0
+        self.emits = 0
 
     def load(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance:
         """The instance (from this session if already loaded); tenant-checked when given."""
@@ -154,7 +168,8 @@ class CommandAttempt:
                 (instance, e)
                 for instance in list(self.instances.values())
                 for e in instance.pending_events
-                if (instance.id, _event_key(e)) not in handled and _needs_settling(e)
+                if (instance.id, _event_key(e)) not in handled
+                and (_needs_settling(e) or (self.delivery is not None and _is_emit(e)))
             ]
             if not work:
                 return
@@ -164,7 +179,9 @@ class CommandAttempt:
         raise RuntimeError("sub-workflow nesting too deep to settle in one command")
 
     def _settle_event(self, instance: WorkflowInstance, e: object) -> None:
-        if isinstance(e, WorkflowInstance.BookmarkCreated):
+        if isinstance(e, WorkflowInstance.ActivityScheduled):
+            self._emit(instance, e.activity)
+        elif isinstance(e, WorkflowInstance.BookmarkCreated):
             self._start_child(instance, Bookmark.from_payload(e.bookmark))
         elif isinstance(e, WorkflowInstance.BookmarkCancelled):
             child_id = instance.bookmarks[e.bookmark_id].child_id
@@ -225,6 +242,58 @@ class CommandAttempt:
             parent=parent_ref(parent.id, bookmark.id, depth),
         )
 
+    def _emit(self, instance: WorkflowInstance, scheduled: dict[str, Any]) -> None:
+        """Settle an `emit` service task: deliver its event here, complete the node with
+        `{type, resumed, started, rejected}` (or fail it, never retried)."""
+        activity = instance.activities.get(scheduled["id"])
+        if instance.is_ended or activity is None or not activity.is_scheduled:
+            return  # the instance moved on in this same command (cancelled, ended)
+        action = activity.action
+        event_type, correlation = action.get("event"), action.get("correlation")
+        assert self.delivery is not None  # noqa: S101 - only called when delivery is set
+        error: str | None = None
+        output: dict[str, Any] | None = None
+        if not isinstance(event_type, str) or not event_type:
+            error = "the emit action needs an 'event' (a non-empty string)"
+        elif correlation is not None and not isinstance(correlation, str):
+            error = "the emit action's 'correlation' must be a string"
+        elif self.emits >= MAX_EMITS_PER_COMMAND:
+            error = (
+                f"emit limit exceeded: one command may emit at most {MAX_EMITS_PER_COMMAND} "
+                f"events (an event that triggers a definition emitting it again?)"
+            )
+        else:
+            waiting, triggered = self.delivery.lookup(instance.tenant, event_type, correlation)
+            if self.children_started + len(triggered) > MAX_CHILDREN_PER_COMMAND:
+                error = (
+                    f"emit limit exceeded: one command may start at most "
+                    f"{MAX_CHILDREN_PER_COMMAND} instances"
+                )
+            else:
+                self.emits += 1
+                self.children_started += len(triggered)
+                output = self.delivery.deliver(
+                    self,
+                    instance.tenant,
+                    event_type,
+                    correlation,
+                    action.get("payload"),
+                    waiting=waiting,
+                    triggered=triggered,
+                    source=f"emit:{instance.id}:{activity.node_id}",
+                )
+        engine.record_activity_result(
+            instance,
+            self.definition_of(instance),
+            activity.id,
+            attempt=activity.attempt,
+            ok=error is None,
+            output=output,
+            error=error,
+            retryable=False,
+            env=self.env,
+        )
+
     def _child_failed(self, parent: WorkflowInstance, bookmark: Bookmark, why: str) -> None:
         engine.child_finished(
             parent,
@@ -283,6 +352,13 @@ def _needs_settling(e: object) -> bool:
     return isinstance(e, (WorkflowInstance.BookmarkCancelled, *ENDING_EVENTS))
 
 
+def _is_emit(e: object) -> bool:
+    if not isinstance(e, WorkflowInstance.ActivityScheduled):
+        return False
+    action = e.activity.get("action")
+    return isinstance(action, dict) and action.get("type") == EMIT_ACTION
+
+
 def _event_key(e: Any) -> str:
     return f"{e.originator_version}"
 
@@ -314,8 +390,11 @@ class CommandRunner:
         retry_budget_seconds: float = 3.0,
         lock_instances: bool = True,
         committer: Committer | None = None,
+        delivery: EventDelivery | None = None,
     ):
         self.store = store
+        # Settles `emit` actions inside the command that reaches them.
+        self.delivery = delivery
         # Where prepared commits go: saved at once unless a group committer is given.
         self.committer = committer or ImmediateCommitter(store)
         self.definitions = definitions
@@ -347,7 +426,9 @@ class CommandRunner:
                 if time.monotonic() + pause > deadline:
                     break
                 time.sleep(pause)
-            session = CommandAttempt(self.store, self.definitions, self.admission, self.clock)
+            session = CommandAttempt(
+                self.store, self.definitions, self.admission, self.clock, self.delivery
+            )
             result = command(session)
             pending = session.prepare()
             try:

@@ -20,7 +20,9 @@ from eventsourcing.postgres import PostgresDatastore
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
+from application.connections import ConnectionCatalog, ConnectionService, NoConnections
 from application.definitions import DefinitionCache, DefinitionService
+from application.delivery import EventDelivery
 from application.instances import InstanceService, KeyedIds
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
@@ -29,6 +31,7 @@ from application.timers import TimerService
 from application.webhooks import WebhookService
 from infrastructure.actions import ActionRegistry
 from infrastructure.clock import SystemClock
+from infrastructure.connections import FileConnections
 from infrastructure.container import (
     Container,
     Core,
@@ -108,6 +111,12 @@ def _core_on(
     store = PostgresInstanceStore(app)
     cache = DefinitionCache(definition_store)
     admission = StartAdmission(definition_store, cache, JsonSchemaValidator())
+    # `emit` actions deliver their event inside the command that reaches them.
+    delivery = EventDelivery(
+        PostgresReadModelQueries(datastore, cursor_secret=cursor_secret(settings, server_key)),
+        definition_store,
+        admission,
+    )
 
     def check_database() -> None:
         # Reachable, and at the schema revision this code expects (else SchemaNotCurrentError).
@@ -122,7 +131,8 @@ def _core_on(
         definition_store=definition_store,
         cache=cache,
         admission=admission,
-        runner=CommandRunner(store, cache, admission, clock),
+        runner=CommandRunner(store, cache, admission, clock, delivery=delivery),
+        connections=_connections(settings),
         server_key=server_key,
         database_url=database_url,
         check_database=check_database,
@@ -163,7 +173,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         timers=due_timers,
     )
     secrets = _tenant_secrets(settings)
-    definitions = DefinitionService(core.definition_store, schemas)
+    definitions = DefinitionService(core.definition_store, schemas, core.connections)
     return Container(
         core=core,
         owns_core=owns_core,
@@ -176,6 +186,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         analytics=AnalyticsService(PostgresAnalyticsQueries(datastore), clock),
         timers=TimerService(core.runner, due_timers, clock),
         api_keys=_api_keys(settings),
+        connections=ConnectionService(core.connections),
     )
 
 
@@ -184,7 +195,7 @@ def build_task_worker(settings: Settings, *, core: Core | None = None) -> TaskWo
     activity queue, the action registry and the use case that records results."""
     owns_core = core is None
     core = core or build_core(settings)
-    actions = ActionRegistry()
+    actions = ActionRegistry(connections=core.connections)
     return TaskWorkerContainer(
         core=core,
         owns_core=owns_core,
@@ -203,6 +214,13 @@ def build_timer_worker(settings: Settings, *, core: Core | None = None) -> Timer
         core.runner, PostgresDueTimers(core.datastore, settings.timer_lease_seconds), core.clock
     )
     return TimerWorkerContainer(core=core, owns_core=owns_core, timers=timers)
+
+
+def _connections(settings: Settings) -> ConnectionCatalog:
+    """WAYMARK_CONNECTIONS_FILE, read once (a broken file stops the process at start)."""
+    if settings.connections_file is None:
+        return NoConnections()
+    return FileConnections.from_file(settings.connections_file)
 
 
 def bootstrap(settings: Settings) -> Container:

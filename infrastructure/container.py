@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
+from application.connections import ConnectionCatalog, ConnectionService, NoConnections
 from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
@@ -65,6 +66,8 @@ class Core:
     database_url: str
     check_database: Callable[[], None]
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    # The tenants' named connections (WAYMARK_CONNECTIONS_FILE): actions and publish use them.
+    connections: ConnectionCatalog = field(default_factory=NoConnections)
 
     def close(self) -> None:
         close_all(self._closers)
@@ -118,6 +121,10 @@ class Container(_OnCore):
     # The API fires no timers: it reads the set-aside count for GET /health.
     timers: TimerService
     api_keys: dict[str, Principal]
+    # GET /v1/connections: names and types only.
+    connections: ConnectionService = field(
+        default_factory=lambda: ConnectionService(NoConnections())
+    )
 
 
 @dataclass

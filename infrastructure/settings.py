@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     cursor_secret: str | None = None
     log_level: str = "INFO"
 
+    # --- actions: connections (docs/actions.md) ---
+    # A JSON or YAML file `{tenant: {name: {"type": "smtp"|"slack"|"teams"|"twilio"|"http",
+    # ...settings}}}`; `${VAR}` in values is read from the environment. Unset: no connections.
+    connections_file: Path | None = None
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def dev_mode(self) -> bool:

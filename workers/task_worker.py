@@ -170,7 +170,10 @@ class TaskWorker:
             return
         try:
             result = self.actions.run(
-                row.action, idempotency_key=row.idempotency_key, timeout=row.timeout_seconds
+                row.action,
+                idempotency_key=row.idempotency_key,
+                timeout=row.timeout_seconds,
+                tenant=row.tenant,
             )
         except Exception as exc:  # ActionRunner promises not to raise; do not trust that blindly
             logger.exception("activity %s: action runner raised", row.id)

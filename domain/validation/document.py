@@ -83,6 +83,26 @@ _RETRY_FIELDS: dict[str, Checker] = {
     "max_interval": _retry_interval,
 }
 _action_timeout = duration_up_to(MAX_ACTION_TIMEOUT)
+CONNECTION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# A connection is named literally (never templated): publish checks that it exists.
+_connection = pattern(CONNECTION_PATTERN, "a connection name (letters, digits, '.', '_', '-')")
+
+
+def _recipients(report: Report, parts: Path, value: Any) -> None:
+    """One address (a string) or a list of addresses."""
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            expect(report, parts + (index,), item, "string")
+    else:
+        expect(report, parts, value, "string")
+
+
+def _blocks(report: Report, parts: Path, value: Any) -> None:
+    if expect(report, parts, value, "array"):
+        for index, item in enumerate(value):
+            expect(report, parts + (index,), item, "object")
+
+
 _HTTP_FIELDS: dict[str, Checker] = {
     "type": skip,
     "url": string,
@@ -90,18 +110,96 @@ _HTTP_FIELDS: dict[str, Checker] = {
     "headers": json_object,
     "body": skip,
     "timeout": _action_timeout,
+    "connection": _connection,
+}
+# Built-in action types: (allowed fields, required fields, "at least one of" fields).
+ACTION_FIELDS: dict[str, tuple[dict[str, Checker], tuple[str, ...], tuple[str, ...]]] = {
+    "http": (_HTTP_FIELDS, ("url",), ()),
+    "email": (
+        {
+            "type": skip,
+            "connection": _connection,
+            "from": string,
+            "to": _recipients,
+            "cc": _recipients,
+            "bcc": _recipients,
+            "reply_to": string,
+            "subject": string,
+            "text": string,
+            "html": string,
+            "headers": json_object,
+            "timeout": _action_timeout,
+        },
+        ("connection", "to", "subject"),
+        ("text", "html"),
+    ),
+    "slack": (
+        {
+            "type": skip,
+            "connection": _connection,
+            "channel": string,
+            "text": string,
+            "blocks": _blocks,
+            "thread_ts": string,
+            "timeout": _action_timeout,
+        },
+        ("connection",),
+        ("text", "blocks"),
+    ),
+    "teams": (
+        {
+            "type": skip,
+            "connection": _connection,
+            "title": string,
+            "text": string,
+            "theme_color": string,
+            "card": json_object,
+            "timeout": _action_timeout,
+        },
+        ("connection",),
+        ("text", "card"),
+    ),
+    "sms": (
+        {
+            "type": skip,
+            "connection": _connection,
+            "to": string,
+            "from": string,
+            "body": string,
+            "timeout": _action_timeout,
+        },
+        ("connection", "to", "body"),
+        (),
+    ),
+    "emit": (
+        {"type": skip, "event": string, "correlation": string, "payload": skip},
+        ("event",),
+        (),
+    ),
+}
+# The connection type each built-in action needs (`http` may name one, the others must).
+ACTION_CONNECTION_TYPES: dict[str, str] = {
+    "http": "http",
+    "email": "smtp",
+    "slack": "slack",
+    "teams": "teams",
+    "sms": "twilio",
 }
 
 
 def _action(report: Report, parts: Path, value: Any) -> None:
-    """`type` is required; `http` fields are checked, other action types take any fields."""
+    """`type` is required; built-in types' fields are checked, plug-in types take any."""
     if not expect(report, parts, value, "object"):
         return
     kind = value.get("type")
     if "type" not in value:
         report.about(parts + ("type",), "missing_field", "an action needs a 'type'")
-    elif expect(report, parts + ("type",), kind, "string") and kind == "http":
-        check_fields(report, parts, value, _HTTP_FIELDS, required=("url",))
+    elif expect(report, parts + ("type",), kind, "string") and kind in ACTION_FIELDS:
+        fields, required, one_of = ACTION_FIELDS[kind]
+        check_fields(report, parts, value, fields, required=required)
+        if one_of and not any(key in value for key in one_of):
+            wanted = " or ".join(f"'{k}'" for k in one_of)
+            report.about(parts, "missing_field", f"a {kind} action needs {wanted}")
     templates_within(report, parts, value)
 
 

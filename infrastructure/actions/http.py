@@ -11,6 +11,7 @@ import httpx
 
 from application.ports import ActionResult
 from domain.durations import parse_duration
+from infrastructure.actions import outbound
 
 DEFAULT_METHOD = "POST"
 DEFAULT_TIMEOUT_SECONDS = 120.0  # SPEC §6: external calls time out after 2 min
@@ -34,6 +35,10 @@ class HttpAction:
         url = action.get("url")
         if not isinstance(url, str) or urlsplit(url).scheme.lower() not in _ALLOWED_SCHEMES:
             return _failure(f"http action needs an http(s) 'url', got {url!r}", retryable=False)
+        try:
+            outbound.check_url(url)
+        except Exception as exc:
+            return _failure(f"outbound call to {_redacted(url)} refused: {exc}", retryable=False)
         try:
             seconds = _timeout_seconds(action.get("timeout"), timeout)
         except ValueError as exc:

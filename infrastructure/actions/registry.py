@@ -8,9 +8,16 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
+from application.connections import Connection, ConnectionCatalog, NoConnections
 from application.ports import ActionResult
+from domain.durations import parse_duration
+from domain.validation.document import ACTION_CONNECTION_TYPES
+from infrastructure.actions.email import EmailAction
 from infrastructure.actions.http import HttpAction
 from infrastructure.actions.noop import noop_action
+from infrastructure.actions.slack import SlackAction
+from infrastructure.actions.sms import SmsAction
+from infrastructure.actions.teams import TeamsAction
 
 logger = logging.getLogger(__name__)
 
@@ -18,26 +25,73 @@ ENTRY_POINT_GROUP = "waymark.actions"
 
 # handler(action, idempotency_key, timeout_seconds) -> ActionResult
 ActionHandler = Callable[[dict[str, Any], str, float], ActionResult]
+# handler(action, idempotency_key, timeout_seconds, connection) -> ActionResult: built-ins
+# that need the tenant's connection (resolved by the registry from `action["connection"]`).
+ConnectedHandler = Callable[[dict[str, Any], str, float, Connection], ActionResult]
 
 
 class ActionRegistry:
     """ActionRunner dispatching on `action["type"]`: http, noop, registered and plug-in types."""
 
     def __init__(
-        self, *, http: HttpAction | None = None, entry_point_group: str = ENTRY_POINT_GROUP
+        self,
+        *,
+        http: HttpAction | None = None,
+        entry_point_group: str = ENTRY_POINT_GROUP,
+        connections: ConnectionCatalog | None = None,
+        email: ConnectedHandler | None = None,
+        slack: ConnectedHandler | None = None,
+        teams: ConnectedHandler | None = None,
+        sms: ConnectedHandler | None = None,
     ):
         self._http = http or HttpAction()
-        self._handlers: dict[str, ActionHandler] = {"http": self._http, "noop": noop_action}
+        self._handlers: dict[str, ActionHandler] = {
+            "http": self._http,
+            "noop": noop_action,
+            "emit": _emit_outside_a_command,
+        }
+        self._connected: dict[str, ConnectedHandler] = {
+            "email": email or EmailAction(),
+            "slack": slack or SlackAction(),
+            "teams": teams or TeamsAction(),
+            "sms": sms or SmsAction(),
+        }
+        self._connections = connections or NoConnections()
         self._group = entry_point_group
         self._lock = threading.Lock()
 
     def register(self, type_name: str, handler: ActionHandler) -> None:
-        """Add (or replace) the handler of an action type."""
+        """Add (or replace, built-ins included) the handler of an action type."""
         with self._lock:
             self._handlers[type_name] = handler
+            self._connected.pop(type_name, None)
 
-    def run(self, action: dict[str, Any], *, idempotency_key: str, timeout: float) -> ActionResult:
+    def run(
+        self,
+        action: dict[str, Any],
+        *,
+        idempotency_key: str,
+        timeout: float,
+        tenant: str | None = None,
+    ) -> ActionResult:
         type_name = action.get("type") if isinstance(action, dict) else None
+        with self._lock:
+            connected = self._connected.get(type_name) if isinstance(type_name, str) else None
+        if connected is not None or (type_name == "http" and action.get("connection")):
+            found = self._connection(action, str(type_name), tenant)
+            if isinstance(found, ActionResult):
+                return found
+            if connected is None:  # http through a connection: its base URL and headers
+                return self.run(
+                    _with_http_connection(action, found),
+                    idempotency_key=idempotency_key,
+                    timeout=timeout,
+                )
+            try:
+                seconds = _action_timeout(action.get("timeout"), timeout)
+            except ValueError as exc:
+                return _failure(f"{type_name} action 'timeout': {exc}", False)
+            return self._call(type_name, lambda: connected(action, idempotency_key, seconds, found))
         try:
             handler = self._handler(type_name)
         except Exception as exc:
@@ -46,8 +100,29 @@ class ActionRegistry:
             return _failure(f"cannot load action type {type_name!r}: {_describe(exc)}", False)
         if handler is None:
             return _failure(f"unknown action type {type_name!r}", False)
+        return self._call(type_name, lambda: handler(action, idempotency_key, timeout))
+
+    def _connection(
+        self, action: dict[str, Any], type_name: str, tenant: str | None
+    ) -> Connection | ActionResult:
+        name = action.get("connection")
+        if not isinstance(name, str) or not name:
+            return _failure(f"a {type_name} action needs a 'connection'", False)
+        found = self._connections.get(tenant or "", name) if tenant else None
+        if found is None:
+            return _failure(f"no connection {name!r} is configured for tenant {tenant!r}", False)
+        wanted = ACTION_CONNECTION_TYPES.get(type_name)
+        if found.type != wanted:
+            return _failure(
+                f"connection {name!r} is of type {found.type!r}; a {type_name} action needs "
+                f"a {wanted!r} connection",
+                False,
+            )
+        return found
+
+    def _call(self, type_name: Any, call: Callable[[], ActionResult]) -> ActionResult:
         try:
-            result = handler(action, idempotency_key, timeout)
+            result = call()
         except Exception as exc:
             # The contract is "never raises": the worker records the failure and the node's
             # retry policy decides what happens next.
@@ -63,7 +138,8 @@ class ActionRegistry:
     def close(self) -> None:
         """Close the shared HTTP client (and any handler that has a `close`)."""
         with self._lock:
-            handlers = list(dict.fromkeys(self._handlers.values()))
+            handlers: list[Any] = list(dict.fromkeys(self._handlers.values()))
+            handlers += list(dict.fromkeys(self._connected.values()))
         for handler in handlers:
             close = None if isinstance(handler, type) else getattr(handler, "close", None)
             if callable(close):
@@ -86,6 +162,39 @@ class ActionRegistry:
             with self._lock:
                 return self._handlers.setdefault(type_name, loaded)
         return None
+
+
+def _emit_outside_a_command(
+    action: dict[str, Any], idempotency_key: str, timeout: float
+) -> ActionResult:
+    # `emit` is settled by the command that schedules it (application/session.py); a worker
+    # only meets one scheduled by a runner without event delivery (a misconfiguration).
+    return _failure("the emit action runs inside the engine's command, not in a task worker", False)
+
+
+def _action_timeout(value: Any, default: float) -> float:
+    """The action's own `timeout` (an ISO-8601 duration) if it has one, else the node's."""
+    if value is None:
+        return default
+    seconds = parse_duration(value).total_seconds()
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+def _with_http_connection(action: dict[str, Any], connection: Connection) -> dict[str, Any]:
+    """The action with the connection's `base_url` (for a relative `url`) and `headers`
+    (the action's own win) applied; `connection` removed."""
+    merged = {k: v for k, v in action.items() if k != "connection"}
+    url = str(action.get("url") or "")
+    base = connection.get("base_url")
+    if base and "://" not in url:
+        merged["url"] = str(base).rstrip("/") + "/" + url.lstrip("/")
+    headers = dict(connection.get("headers") or {})
+    headers.update(action.get("headers") or {})
+    if headers:
+        merged["headers"] = headers
+    return merged
 
 
 def _failure(message: str, retryable: bool) -> ActionResult:

@@ -82,6 +82,8 @@ class Target:
     requests: list[Recorded] = field(default_factory=list)
     # path prefix -> status code; anything else gets 200 {"ok": true}
     statuses: dict[str, int] = field(default_factory=dict)
+    # path prefix -> the JSON body to answer (instead of {"ok": ..., "path": ...})
+    replies: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, path_prefix: str, status: int = 500) -> None:
@@ -91,6 +93,14 @@ class Target:
     def status_for(self, path: str) -> int:
         with self.lock:
             return next((s for p, s in self.statuses.items() if path.startswith(p)), 200)
+
+    def reply(self, path_prefix: str, body: Any) -> None:
+        with self.lock:
+            self.replies[path_prefix] = body
+
+    def reply_for(self, path: str) -> Any:
+        with self.lock:
+            return next((b for p, b in self.replies.items() if path.startswith(p)), None)
 
     def record(self, request: Recorded) -> None:
         with self.lock:
@@ -109,7 +119,10 @@ def _handler_for(target: Target) -> type[http.server.BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             target.record(Recorded(self.command, self.path, headers, body))
             status = target.status_for(self.path)
-            payload = json.dumps({"ok": status < 400, "path": self.path}).encode()
+            reply = target.reply_for(self.path)
+            if reply is None:
+                reply = {"ok": status < 400, "path": self.path}
+            payload = json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))

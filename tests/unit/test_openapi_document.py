@@ -15,6 +15,7 @@ from api.problems import MEDIA_TYPE
 from api.routes import (
     analytics,
     callbacks,
+    connections,
     definitions,
     health,
     instances,
@@ -43,7 +44,17 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 
 
 def test_operation_ids_are_the_route_functions_names(document: dict[str, Any]) -> None:
-    modules = (analytics, callbacks, definitions, health, instances, tasks, templates, webhooks)
+    modules = (
+        analytics,
+        callbacks,
+        connections,
+        definitions,
+        health,
+        instances,
+        tasks,
+        templates,
+        webhooks,
+    )
     routes = {
         (method, route.path): route.endpoint.__name__
         for module in modules

@@ -75,7 +75,7 @@ def test_every_node_type_with_all_its_fields_validates_clean():
                     "max_interval": "PT1M",
                 },
             },
-            {"id": "mail", "type": "service_task", "action": {"type": "email", "anything": 1}},
+            {"id": "mail", "type": "service_task", "action": {"type": "fax", "anything": 1}},
             {"id": "fork", "type": "parallel"},
             {
                 "id": "task",

@@ -14,6 +14,7 @@ from application.definitions import DefinitionCache
 from application.errors import DefinitionNotFoundError, SignatureError
 from application.instances import InstanceService
 from application.ports import Clock
+from domain import origin
 from domain.definition import Definition
 
 
@@ -77,6 +78,7 @@ class WebhookService:
             scope=webhook_scope(definition),
             idempotency_key=cmd.idempotency_key,
             correlation_id=None,
+            started_by=origin.by_webhook(),
         )
 
     def _verified_tenant(self, tenant: str | None, body: bytes, signature: str | None) -> str:

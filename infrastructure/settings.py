@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,15 @@ class Settings(BaseSettings):
     # Signs pagination cursors; the same on every replica. Unset: derived (see bootstrap).
     cursor_secret: str | None = None
     log_level: str = "INFO"
+
+    # --- cron schedule triggers (the scheduler inside `waymark worker timers`) ---
+    # Ticks missed while the scheduler was down: `latest` fires the latest one once, `none`
+    # skips them (a tick fires only when at most poll interval + 60 s late), `all` fires
+    # every one (at most 100, the newest).
+    schedule_catchup: Literal["latest", "none", "all"] = "latest"
+    # How often the scheduler re-reads the scheduled definitions; between reads it wakes
+    # at the next tick. A newly published schedule is seen within this time.
+    schedule_poll_interval: float = Field(default=30.0, gt=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -171,6 +171,23 @@ class ActivityView(Open):
     last_error: str | None
 
 
+class StartedByView(Open):
+    """What started an instance: `kind` (api, event, webhook, schedule, parent, kafka) and
+    its details (key_name; event_type, correlation; tick, cron, timezone; parent_id, node_id;
+    topic). Null for instances started before it was recorded."""
+
+    kind: Literal["api", "event", "webhook", "schedule", "parent", "kafka"]
+    key_name: str | None = None
+    event_type: str | None = None
+    correlation: str | None = None
+    tick: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    parent_id: str | None = None
+    node_id: str | None = None
+    topic: str | None = None
+
+
 class InstanceView(Open):
     """An instance: state, variables, open bookmarks, output and error."""
 
@@ -185,6 +202,7 @@ class InstanceView(Open):
     error: dict[str, Any] | None
     correlation_id: str | None
     parent: dict[str, Any] | None
+    started_by: StartedByView | None = None
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None

@@ -24,6 +24,8 @@ class StartInstance:
     input: dict[str, Any] | None = None
     idempotency_key: str | None = None
     correlation_id: str | None = None
+    # What asked for it (`domain.origin`); None: an API start by an unnamed caller.
+    started_by: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

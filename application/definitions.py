@@ -9,7 +9,12 @@ from typing import Any
 
 from application.connections import ConnectionCatalog, NoConnections, missing_connections
 from application.errors import DefinitionNotFoundError, InvalidDefinitionError
-from application.ports import DefinitionStore, PublishedDefinition, SchemaValidator
+from application.ports import (
+    CronCalendar,
+    DefinitionStore,
+    PublishedDefinition,
+    SchemaValidator,
+)
 from application.read_models import Page
 from domain.validation import Problem, validate_document
 
@@ -52,15 +57,19 @@ class DefinitionService:
         store: DefinitionStore,
         schemas: SchemaValidator,
         connections: ConnectionCatalog | None = None,
+        calendar: CronCalendar | None = None,
     ):
         self.store = store
         self.schemas = schemas
         self.connections = connections or NoConnections()
+        self.calendar = calendar  # checks that a schedule's cron can be scheduled
 
     def validate(self, document: Any) -> list[Problem]:
         problems = validate_document(document)
         if isinstance(document, dict):
             problems.extend(self._schema_problems(document))
+            if self.calendar is not None:
+                problems.extend(self._schedule_problems(document, {p.path for p in problems}))
         return problems
 
     def publish(self, tenant: str, document: Any) -> PublishedDefinition:
@@ -86,6 +95,28 @@ class DefinitionService:
         if not self.store.set_enabled(tenant, name, enabled):
             raise DefinitionNotFoundError(name)
         return self.get(tenant, name)
+
+    def _schedule_problems(
+        self, document: dict[str, Any], reported: set[str]
+    ) -> builtins.list[Problem]:
+        """A `schedule` trigger's cron must parse and match some time (`0 0 31 2 *` never
+        does); the document check has already checked its shape and the time zone."""
+        assert self.calendar is not None
+        triggers = document.get("triggers")
+        found = []
+        for i, trigger in enumerate(triggers if isinstance(triggers, list) else []):
+            if not isinstance(trigger, dict) or trigger.get("type") != "schedule":
+                continue
+            path = f"$.triggers[{i}].cron"
+            cron, timezone = trigger.get("cron"), trigger.get("timezone", "UTC")
+            if path in reported or f"$.triggers[{i}].timezone" in reported:
+                continue
+            if not isinstance(cron, str) or not isinstance(timezone, str):
+                continue
+            problem = self.calendar.problem(cron, timezone)
+            if problem:
+                found.append(Problem(path, "invalid_value", f"trigger #{i} cron: {problem}"))
+        return found
 
     def _schema_problems(self, document: dict[str, Any]) -> builtins.list[Problem]:
         """JSON Schemas inside the document (input_schema, forms) must be valid schemas."""

@@ -17,7 +17,7 @@ from application.admission import StartAdmission
 from application.errors import InvalidDataError
 from application.ports import DefinitionStore, PublishedDefinition, ReadModelQueries
 from application.read_models import BookmarkRow
-from domain import engine
+from domain import engine, origin
 from domain.errors import BookmarkNotOpenError
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ class EventDelivery:
                 input=data,
                 correlation_id=correlation,
                 idempotency_key=None,
+                started_by=origin.by_event(event_type, correlation),
             )
             started.append(str(instance.id))
         return {"type": event_type, "resumed": resumed, "started": started, "rejected": rejected}

@@ -36,7 +36,7 @@ from application.views import (
     jsonable,
     with_set_aside_timers,
 )
-from domain import engine
+from domain import engine, origin
 from domain.definition import Definition
 from domain.instance import WorkflowInstance
 
@@ -116,6 +116,7 @@ class InstanceService:
             idempotency_key=cmd.idempotency_key,
             correlation_id=cmd.correlation_id,
             check_existing=same_start,
+            started_by=cmd.started_by or origin.by_api(None),
         )
 
     def start_keyed(
@@ -129,6 +130,7 @@ class InstanceService:
         correlation_id: str | None,
         check_existing: Callable[[WorkflowInstance], None] = lambda found: None,
         remember: tuple[str, str] | None = None,
+        started_by: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Start once per (tenant, scope, key): the key derives the instance id, so a repeat —
         even a concurrent one — finds the first instance; (view, created). `remember` is a
@@ -162,6 +164,7 @@ class InstanceService:
                 # The instances' key column holds API start keys only; other scopes keep
                 # theirs in the derived id, so they never collide with an API start.
                 idempotency_key=idempotency_key if scope == "start" else None,
+                started_by=started_by,
             )
             if remember is not None:
                 session.remember(

@@ -145,6 +145,10 @@ class DefinitionStore(Protocol):
     def event_triggered(self, tenant: str, event_type: str) -> builtins.list[PublishedDefinition]:
         """Latest enabled version of each definition with an `event` trigger on the type."""
 
+    def schedule_triggered(self) -> builtins.list[PublishedDefinition]:
+        """Latest version of each definition of any tenant with a `schedule` trigger,
+        enabled or not (the scheduler moves a disabled one's cursor without firing)."""
+
 
 class InstanceStore(Protocol):
     def get(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance | None:
@@ -263,3 +267,27 @@ class SchemaValidator(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class CronCalendar(Protocol):
+    """The ticks of a cron expression in a time zone, as UTC instants."""
+
+    def problem(self, cron: str, timezone: str) -> str | None:
+        """Why the expression cannot be scheduled (bad field, never matches), or None."""
+
+    def ticks_back(
+        self, cron: str, timezone: str, *, after: datetime, until: datetime, limit: int
+    ) -> list[datetime]:
+        """Ticks in (after, until], newest first, at most `limit`."""
+
+    def next_after(self, cron: str, timezone: str, after: datetime) -> datetime | None:
+        """The first tick after `after`."""
+
+
+class ScheduleCursors(Protocol):
+    """Per (tenant, definition): the instant up to which its ticks have been handled."""
+
+    def all(self) -> dict[tuple[str, str], datetime]: ...
+
+    def advance(self, tenant: str, definition: str, to: datetime) -> None:
+        """Move the cursor forward to `to` (never back: replicas' clocks differ)."""

@@ -46,7 +46,7 @@ from application.ports import (
 )
 from application.projection import project
 from application.read_models import IdempotencyRecord, Projection
-from domain import engine
+from domain import engine, origin
 from domain.definition import Definition
 from domain.env import CommandEnv
 from domain.events import ENDING_EVENTS, InstanceEvent
@@ -140,6 +140,7 @@ class CommandAttempt:
         correlation_id: str | None,
         idempotency_key: str | None,
         parent: dict[str, Any] | None = None,
+        started_by: dict[str, Any] | None = None,
     ) -> WorkflowInstance:
         instance = WorkflowInstance(
             id=instance_id,
@@ -150,6 +151,7 @@ class CommandAttempt:
             correlation_id=correlation_id,
             idempotency_key=idempotency_key,
             parent=parent,
+            started_by=started_by,
         )
         self.instances[instance.id] = instance
         engine.start(instance, definition, self.env)
@@ -240,6 +242,7 @@ class CommandAttempt:
             correlation_id=parent.correlation_id,
             idempotency_key=None,
             parent=parent_ref(parent.id, bookmark.id, depth),
+            started_by=origin.by_parent(str(parent.id), bookmark.node_id),
         )
 
     def _emit(self, instance: WorkflowInstance, scheduled: dict[str, Any]) -> None:

@@ -95,6 +95,7 @@ def instance_view(instance: WorkflowInstance) -> dict[str, Any]:
             "error": instance.error,
             "correlation_id": instance.correlation_id,
             "parent": instance.parent,
+            "started_by": instance.started_by,
             "created_at": instance.created_on,
             "updated_at": instance.modified_on,
             "ended_at": instance.ended_at,

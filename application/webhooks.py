@@ -14,6 +14,7 @@ from application.definitions import DefinitionCache
 from application.errors import DefinitionNotFoundError, SignatureError, SignatureReplayedError
 from application.instances import InstanceService
 from application.ports import Clock, DuplicateIdempotencyKeyError, ReadModelQueries
+from domain import origin
 from domain.definition import Definition
 
 
@@ -89,6 +90,7 @@ class WebhookService:
                 idempotency_key=cmd.idempotency_key,
                 correlation_id=None,
                 remember=(SIGNATURE_SCOPE, mac),
+                started_by=origin.by_webhook(),
             )
         except DuplicateIdempotencyKeyError as e:
             if e.scope == SIGNATURE_SCOPE:

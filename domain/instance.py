@@ -35,6 +35,8 @@ class WorkflowInstance(Aggregate):
         correlation_id: str | None
         idempotency_key: str | None
         parent: dict[str, Any] | None
+        # What started it (`domain.origin`); absent from events stored before it existed.
+        started_by: dict[str, Any] | None = None
 
     @event(Started)
     def __init__(
@@ -47,6 +49,7 @@ class WorkflowInstance(Aggregate):
         correlation_id: str | None,
         idempotency_key: str | None,
         parent: dict[str, Any] | None,
+        started_by: dict[str, Any] | None = None,
     ) -> None:
         self.tenant = tenant
         self.definition = definition
@@ -55,6 +58,7 @@ class WorkflowInstance(Aggregate):
         self.correlation_id = correlation_id
         self.idempotency_key = idempotency_key
         self.parent = parent  # parent_ref(...) for a child
+        self.started_by = started_by
         self.variables: dict[str, Any] = {}
         self.node_results: dict[str, Any] = {}
         self.node_attempts: dict[str, int] = {}

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from eventsourcing.postgres import PostgresDatastore
 
@@ -24,6 +25,7 @@ from application.connections import ConnectionCatalog, ConnectionService, NoConn
 from application.definitions import DefinitionCache, DefinitionService
 from application.delivery import EventDelivery
 from application.instances import InstanceService, KeyedIds
+from application.schedules import CatchUp, ScheduleService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
@@ -40,6 +42,7 @@ from infrastructure.container import (
     TimerWorkerContainer,
     close_all,
 )
+from infrastructure.cron import CroniterCalendar
 from infrastructure.embedded_postgres import EmbeddedPostgres
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.analytics import PostgresAnalyticsQueries
@@ -51,6 +54,7 @@ from infrastructure.postgres.instance_store import PostgresInstanceStore
 from infrastructure.postgres.migrate import check_revisions, check_schema, migrate, read_revisions
 from infrastructure.postgres.queries import PostgresReadModelQueries
 from infrastructure.postgres.recorder import WriteLimits
+from infrastructure.postgres.schedule_cursors import PostgresScheduleCursors
 from infrastructure.postgres.server_secrets import KEYED_INSTANCE_IDS, server_secret
 from infrastructure.schemas import JsonSchemaValidator
 from infrastructure.settings import Settings
@@ -173,7 +177,9 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         timers=due_timers,
     )
     secrets = _tenant_secrets(settings)
-    definitions = DefinitionService(core.definition_store, schemas, core.connections)
+    definitions = DefinitionService(
+        core.definition_store, schemas, connections=core.connections, calendar=CroniterCalendar()
+    )
     return Container(
         core=core,
         owns_core=owns_core,
@@ -213,7 +219,9 @@ def build_timer_worker(settings: Settings, *, core: Core | None = None) -> Timer
     timers = TimerService(
         core.runner, PostgresDueTimers(core.datastore, settings.timer_lease_seconds), core.clock
     )
-    return TimerWorkerContainer(core=core, owns_core=owns_core, timers=timers)
+    return TimerWorkerContainer(
+        core=core, owns_core=owns_core, timers=timers, schedules=build_scheduler(core)
+    )
 
 
 def _connections(settings: Settings) -> ConnectionCatalog:
@@ -280,3 +288,27 @@ def _tenant_secrets(settings: Settings) -> dict[str, str]:
         )
         secrets[DEV_TENANT] = DEV_SECRET
     return secrets
+
+
+def build_scheduler(core: Core) -> ScheduleService:
+    """The cron scheduler of `schedule` triggers, on a core (the timer worker's)."""
+    settings = core.settings
+    signing = cursor_secret(settings, core.server_key)
+    instances = InstanceService(
+        core.runner,
+        core.store,
+        core.cache,
+        core.definition_store,
+        PostgresReadModelQueries(core.datastore, cursor_secret=signing),
+        core.admission,
+        KeyedIds(core.server_key),
+    )
+    return ScheduleService(
+        instances,
+        core.definition_store,
+        PostgresScheduleCursors(core.datastore),
+        CroniterCalendar(),
+        core.clock,
+        catchup=CatchUp(settings.schedule_catchup),
+        grace=timedelta(seconds=settings.schedule_poll_interval + 60),
+    )

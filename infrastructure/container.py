@@ -19,6 +19,7 @@ from application.connections import ConnectionCatalog, ConnectionService, NoConn
 from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
+from application.schedules import ScheduleService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
@@ -141,6 +142,8 @@ class TimerWorkerContainer(_OnCore):
     """`waymark worker timers`: the timer use case (due timers and the command path)."""
 
     timers: TimerService
+    # The cron scheduler (its own tick in the timer worker): None when not built.
+    schedules: ScheduleService | None = None
 
 
 WorkerContainer = TaskWorkerContainer | TimerWorkerContainer

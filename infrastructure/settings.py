@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,14 @@ class Settings(BaseSettings):
     # A JSON or YAML file `{tenant: {name: {"type": "smtp"|"slack"|"teams"|"twilio"|"http",
     # ...settings}}}`; `${VAR}` in values is read from the environment. Unset: no connections.
     connections_file: Path | None = None
+    # --- cron schedule triggers (the scheduler inside `waymark worker timers`) ---
+    # Ticks missed while the scheduler was down: `latest` fires the latest one once, `none`
+    # skips them (a tick fires only when at most poll interval + 60 s late), `all` fires
+    # every one (at most 100, the newest).
+    schedule_catchup: Literal["latest", "none", "all"] = "latest"
+    # How often the scheduler re-reads the scheduled definitions; between reads it wakes
+    # at the next tick. A newly published schedule is seen within this time.
+    schedule_poll_interval: float = Field(default=30.0, gt=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

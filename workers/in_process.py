@@ -1,5 +1,5 @@
-"""The task and timer workers as threads of `waymark serve` (development, or when
-`WAYMARK_RUN_WORKERS_IN_PROCESS` asks for it).
+"""The task and timer workers (and the cron scheduler) as threads of `waymark serve`
+(development, or when `WAYMARK_RUN_WORKERS_IN_PROCESS` asks for it).
 
 They are built on the API's core, so they share its pool and its `CommandRunner`: a commit
 that schedules work wakes its worker through `on_commit` at once, with no LISTEN needed.
@@ -16,7 +16,7 @@ from infrastructure.bootstrap import build_task_worker, build_timer_worker
 from infrastructure.container import Core
 from workers.runner import WorkerRunner
 from workers.task_worker import TaskWorker
-from workers.timer_worker import TimerWorker
+from workers.timer_worker import TimerWorker, schedule_worker_of
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class InProcessWorkers:
     def __init__(self, core: Core):
         self.tasks = TaskWorker(build_task_worker(core.settings, core=core))
         self.timers = TimerWorker(build_timer_worker(core.settings, core=core))
+        self.schedules = schedule_worker_of(self.timers.container)
         self._core = core
 
     @classmethod
@@ -44,7 +45,8 @@ class InProcessWorkers:
 
     @property
     def runners(self) -> list[WorkerRunner]:
-        return [self.tasks.runner, self.timers.runner]
+        runners = [self.tasks.runner, self.timers.runner]
+        return runners + ([self.schedules.runner] if self.schedules else [])
 
     def stop(self, timeout: float = WORKER_STOP_TIMEOUT_SECONDS) -> None:
         """Stop both loops (each within `timeout`), then release what they hold."""
@@ -54,6 +56,8 @@ class InProcessWorkers:
             if not worker.runner.stop(timeout):
                 logger.warning("%s did not stop within %g s", worker.runner.name, timeout)
             worker.close()
+        if self.schedules is not None and not self.schedules.runner.stop(timeout):
+            logger.warning("the scheduler did not stop within %g s", timeout)
         # The worker containers do not own the core: only their own parts are released.
         self.tasks.container.close()
         self.timers.container.close()

@@ -11,6 +11,7 @@ import logging
 from infrastructure.container import TimerWorkerContainer
 from infrastructure.postgres.listener import TIMERS_CHANNEL, PostgresListener
 from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner
+from workers.schedule_worker import ScheduleWorker
 from workers.wakeups import ALARM_SLACK_SECONDS, wake_on_notify
 
 logger = logging.getLogger(__name__)
@@ -72,9 +73,26 @@ class TimerWorker:
 def main(container: TimerWorkerContainer) -> None:
     """`waymark worker timers`: run until SIGTERM/SIGINT."""
     worker = TimerWorker(container, listen=bool(getattr(container.settings, "worker_listen", True)))
+    scheduler = schedule_worker_of(container)
     worker.runner.install_signal_handlers()
+    if scheduler is not None:
+        scheduler.runner.start_in_thread()
     try:
         worker.runner.run_forever()
     finally:
+        if scheduler is not None:
+            scheduler.runner.stop(worker.runner.shutdown_grace)
         worker.close()
         container.close()
+
+
+def schedule_worker_of(container: TimerWorkerContainer) -> ScheduleWorker | None:
+    """The cron scheduler that runs beside the timer loop (None if not built)."""
+    if container.schedules is None:
+        return None
+    settings = container.settings
+    return ScheduleWorker(
+        container.schedules,
+        poll_interval=settings.schedule_poll_interval,
+        shutdown_grace=settings.worker_shutdown_grace,
+    )

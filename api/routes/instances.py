@@ -26,6 +26,7 @@ from application.commands import CancelInstance, ResumeBookmark, StartInstance
 from application.errors import InstanceNotFoundError
 from application.read_models import InstanceFilter
 from application.views import jsonable
+from domain import origin
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
 
@@ -82,6 +83,7 @@ def start_instance(
             input=body.input,
             idempotency_key=body.idempotency_key or idempotency_key,
             correlation_id=body.correlation_id,
+            started_by=origin.by_api(principal.key_name),
         )
     )
     return JSONResponse(

@@ -7,6 +7,7 @@ keys to a checker from `domain.validation.fields`; `domain.validation` runs the 
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -73,6 +74,16 @@ def _cron(report: Report, parts: Path, value: Any) -> None:
             f"must have 5 space-separated "
             f"fields (minute hour day month weekday), got {short(value)}",
         )
+
+
+def _timezone(report: Report, parts: Path, value: Any) -> None:
+    if not expect(report, parts, value, "string"):
+        return
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        text = f"unknown time zone {short(value)}; expected an IANA name like 'Europe/Berlin'"
+        report.about(parts, "invalid_value", text)
 
 
 _retry_interval = duration_up_to(timedelta(seconds=MAX_RETRY_INTERVAL_SECONDS))
@@ -206,7 +217,7 @@ def _action(report: Report, parts: Path, value: Any) -> None:
 _TRIGGERS: dict[str, tuple[dict[str, Checker], tuple[str, ...]]] = {
     "event": ({"type": skip, "name": string, "event": string}, ("event",)),
     "webhook": ({"type": skip, "name": string}, ()),
-    "schedule": ({"type": skip, "name": string, "cron": _cron, "timezone": string}, ("cron",)),
+    "schedule": ({"type": skip, "name": string, "cron": _cron, "timezone": _timezone}, ("cron",)),
 }
 
 

@@ -93,3 +93,19 @@ class MemoryDefinitionStore:
             )
 
         return [d for d in self._latest(tenant) if d.enabled and triggered(d)]
+
+    def schedule_triggered(self) -> builtins.list[PublishedDefinition]:
+        """Latest version of every tenant's definitions with a `schedule` trigger."""
+        with self.tables.lock:
+            latest = [versions[-1] for versions in self.tables.definitions.values() if versions]
+        return sorted(
+            (
+                d
+                for d in latest
+                if any(
+                    isinstance(t, dict) and t.get("type") == "schedule"
+                    for t in d.document.get("triggers") or []
+                )
+            ),
+            key=lambda d: (d.tenant, d.name),
+        )

@@ -58,6 +58,16 @@ _SELECT_EVENT_TRIGGERED = """
     ORDER BY name
 """
 
+# Every tenant's: the scheduler serves them all.
+_SELECT_SCHEDULE_TRIGGERED = """
+    SELECT * FROM (
+        SELECT DISTINCT ON (tenant, name) * FROM definitions
+        ORDER BY tenant, name, version DESC
+    ) AS latest
+    WHERE document -> 'triggers' @> '[{"type": "schedule"}]'
+    ORDER BY tenant, name
+"""
+
 
 def _published(row: dict[str, Any]) -> PublishedDefinition:
     return PublishedDefinition(
@@ -122,6 +132,11 @@ class PostgresDefinitionStore:
         trigger = Jsonb([{"type": "event", "event": event_type}])
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(_SELECT_EVENT_TRIGGERED, (tenant, trigger))
+            return [_published(row) for row in curs.fetchall()]
+
+    def schedule_triggered(self) -> builtins.list[PublishedDefinition]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(_SELECT_SCHEDULE_TRIGGERED)
             return [_published(row) for row in curs.fetchall()]
 
     def set_enabled(self, tenant: str, name: str, enabled: bool) -> bool:

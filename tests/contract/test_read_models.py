@@ -203,3 +203,21 @@ def test_definitions_publish_versions_list_and_triggers(ports: Ports) -> None:
     assert store.publish("acme", "flow", doc).enabled is False
     assert store.event_triggered("acme", "paid") == []
     assert store.get("globex", "flow").enabled is True
+
+
+def test_schedule_triggered_definitions_are_the_latest_versions_of_every_tenant(
+    ports: Ports,
+) -> None:
+    store = ports.definitions
+    cron = {"type": "schedule", "cron": "0 9 * * *"}
+    store.publish("acme", "nightly", {"name": "nightly", "triggers": [cron]})
+    store.publish("globex", "nightly", {"name": "nightly", "triggers": [cron]})
+    store.publish("acme", "dropped", {"name": "dropped", "triggers": [cron]})
+    store.publish("acme", "dropped", {"name": "dropped"})  # the latest has no schedule
+    store.publish("acme", "evented", {"name": "evented", "triggers": [{"type": "event"}]})
+    store.set_enabled("globex", "nightly", False)
+
+    found = [(d.tenant, d.name, d.version, d.enabled) for d in store.schedule_triggered()]
+
+    # Disabled ones too: the scheduler moves their cursors without firing.
+    assert found == [("acme", "nightly", 1, True), ("globex", "nightly", 1, False)]

@@ -158,7 +158,7 @@ def test_health_and_docs_need_no_key(anonymous: httpx.Client) -> None:
     full = anonymous.get("/health")
     assert full.status_code == 200
     workers = full.json()["components"]["workers"]["workers"]
-    assert set(workers) == {"task-worker", "timer-worker"}
+    assert set(workers) == {"task-worker", "timer-worker", "scheduler"}
     assert all(w["status"] == "up" and w["consecutive_failures"] == 0 for w in workers.values())
     assert anonymous.get("/docs").status_code == 200
     assert "/v1/instances" in anonymous.get("/openapi.json").json()["paths"]
@@ -167,3 +167,23 @@ def test_health_and_docs_need_no_key(anonymous: httpx.Client) -> None:
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert {"HTTPBearer": []} in spec["paths"]["/v1/instances"]["post"]["security"]
     assert "security" not in spec["paths"]["/v1/callbacks/{token}"]["post"]
+
+
+def test_a_schedule_that_cannot_run_is_refused_at_its_json_path(acme: httpx.Client) -> None:
+    document = {
+        "name": unique("cron"),
+        "nodes": [{"id": "done", "type": "end"}],
+        "triggers": [
+            {"type": "schedule", "cron": "0 9 * * MON-FRI", "timezone": "Europe/Berlin"},
+            {"type": "schedule", "cron": "0 0 30 2 *"},
+            {"type": "schedule", "cron": "0 9 * * *", "timezone": "Europe/Atlantis"},
+        ],
+    }
+
+    body = is_problem(acme.post("/v1/definitions", json=document), 422, "invalid-definition")
+
+    found = {(e["path"], e["code"]) for e in body["errors"]}
+    assert found == {
+        ("$.triggers[1].cron", "invalid_value"),
+        ("$.triggers[2].timezone", "invalid_value"),
+    }

@@ -79,7 +79,12 @@ def test_a_signed_delivery_starts_the_definition(
     assert response.headers["location"] == f"/v1/instances/{view['id']}"
     assert (view["definition"], view["version"]) == (definition, 1)
     assert view["input"] == {"order": 42}
+    assert view["started_by"] == {"kind": "webhook"}
     assert instance(acme, view["id"])["output"] == {"got": {"order": 42}}
+    # An API start names the API key (by its stable, non-secret name)
+    by_api = start(acme, definition)
+    assert by_api["started_by"]["kind"] == "api"
+    assert by_api["started_by"]["key_name"].startswith("key-")
 
 
 def test_a_body_that_is_not_an_object_becomes_the_payload(

@@ -111,6 +111,11 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("value", "text", "NO"),
         ("created_at", TZ, "NO"),
     ],
+    "schedule_ticks": [
+        ("tenant", "text", "NO"),
+        ("definition", "text", "NO"),
+        ("last_tick", TZ, "NO"),
+    ],
 }
 
 
@@ -201,4 +206,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0004",)
+    assert row == ("0007",)

@@ -263,3 +263,26 @@ def test_a_notification_wakes_now_or_sets_the_alarm_for_its_due_time():
         runner._woken = False
         _wake_for(runner, Clock(), payload)
         assert runner._woken
+
+
+def test_the_scheduler_sets_its_alarm_for_the_next_tick():
+    from workers.schedule_worker import ScheduleWorker
+
+    class Schedules:
+        fired = 0
+
+        def fire_due(self):
+            self.fired += 1
+            return 1
+
+        def seconds_until_next(self):
+            return 42.0
+
+    schedules = Schedules()
+    worker = ScheduleWorker(schedules, poll_interval=30.0)  # type: ignore[arg-type]
+
+    # A tick reports nothing left to repeat at once (the started ticks are behind the
+    # cursor), and wakes at the next tick rather than the poll interval.
+    assert worker.tick() == 0
+    assert schedules.fired == 1
+    assert 41.9 < worker.runner._alarm - time.monotonic() <= 42.1

@@ -92,6 +92,16 @@ def test_routes_must_be_an_array():
         ({"type": "schedule"}, "missing_field", "$.triggers[0].cron"),
         ({"type": "schedule", "cron": "every day"}, "invalid_value", "$.triggers[0].cron"),
         ({"type": "schedule", "cron": "* * * *"}, "invalid_value", "$.triggers[0].cron"),
+        (
+            {"type": "schedule", "cron": "0 9 * * *", "timezone": "Europe/Nowhere"},
+            "invalid_value",
+            "$.triggers[0].timezone",
+        ),
+        (
+            {"type": "schedule", "cron": "0 9 * * *", "timezone": 1},
+            "invalid_type",
+            "$.triggers[0].timezone",
+        ),
         ({"type": "webhook", "secret": "s"}, "unknown_field", "$.triggers[0].secret"),
     ],
 )

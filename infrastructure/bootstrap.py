@@ -14,13 +14,16 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
+from uuid import UUID
 
+from eventsourcing.persistence import Mapper
 from eventsourcing.postgres import PostgresDatastore
 
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
 from application.definitions import DefinitionCache, DefinitionService
+from application.feed import EventFeed
 from application.instances import InstanceService, KeyedIds
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
@@ -44,6 +47,8 @@ from infrastructure.postgres.datastore import build_datastore
 from infrastructure.postgres.definition_store import PostgresDefinitionStore
 from infrastructure.postgres.due_timers import PostgresDueTimers
 from infrastructure.postgres.event_store import WaymarkApplication
+from infrastructure.postgres.feed import PostgresEventFeed
+from infrastructure.postgres.feed_wakeups import FeedWakeups
 from infrastructure.postgres.instance_store import PostgresInstanceStore
 from infrastructure.postgres.migrate import check_revisions, check_schema, migrate, read_revisions
 from infrastructure.postgres.queries import PostgresReadModelQueries
@@ -164,7 +169,10 @@ def _api_on(core: Core, owns_core: bool) -> Container:
     )
     secrets = _tenant_secrets(settings)
     definitions = DefinitionService(core.definition_store, schemas)
-    return Container(
+    feed_wakeups = (
+        FeedWakeups.for_database(core.database_url) if settings.feed_listen else FeedWakeups()
+    )
+    container = Container(
         core=core,
         owns_core=owns_core,
         definitions=definitions,
@@ -176,7 +184,11 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         analytics=AnalyticsService(PostgresAnalyticsQueries(datastore), clock),
         timers=TimerService(core.runner, due_timers, clock),
         api_keys=_api_keys(settings),
+        feed=EventFeed(PostgresEventFeed(datastore, _mapper(core))),
+        feed_wakeups=feed_wakeups,
     )
+    container._closers.append(feed_wakeups.close)
+    return container
 
 
 def build_task_worker(settings: Settings, *, core: Core | None = None) -> TaskWorkerContainer:
@@ -262,3 +274,10 @@ def _tenant_secrets(settings: Settings) -> dict[str, str]:
         )
         secrets[DEV_TENANT] = DEV_SECRET
     return secrets
+
+
+def _mapper(core: Core) -> Mapper[UUID]:
+    """The event store's mapper (decodes stored events), from the core's PostgreSQL store."""
+    if not isinstance(core.store, PostgresInstanceStore):
+        raise TypeError(f"the event feed needs the PostgreSQL instance store, not {core.store!r}")
+    return core.store.app.mapper

@@ -16,6 +16,7 @@ from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
 from application.definitions import DefinitionCache, DefinitionService
+from application.feed import EventFeed
 from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
 from application.session import CommandRunner
@@ -27,6 +28,7 @@ from application.webhooks import WebhookService
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresDatastore
 
+    from infrastructure.postgres.feed_wakeups import FeedWakeups
     from infrastructure.settings import Settings
 
 
@@ -118,6 +120,9 @@ class Container(_OnCore):
     # The API fires no timers: it reads the set-aside count for GET /health.
     timers: TimerService
     api_keys: dict[str, Principal]
+    # The event feed (GET /v1/feed) and what wakes its streams (closed with the container).
+    feed: EventFeed
+    feed_wakeups: FeedWakeups
 
 
 @dataclass

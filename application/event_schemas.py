@@ -123,8 +123,8 @@ def type_schema(annotation: Any) -> dict[str, Any]:
         inner = type_schema(value)
         return {"type": "object", **({"additionalProperties": inner} if inner else {})}
     if origin in (list, tuple, set, frozenset):
-        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
-        return {"type": "array", **({"items": type_schema(args[0])} if args else {})}
+        items = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return {"type": "array", **({"items": type_schema(items[0])} if items else {})}
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
             return {"type": "string", "enum": [m.value for m in annotation]}
@@ -166,9 +166,10 @@ def data_fields(event_class: type[InstanceEvent]) -> dict[str, Any]:
     own: dict[str, Any] = {}
     for klass in reversed(event_class.__mro__):
         for name in vars(klass).get("__annotations__", {}):
-            if name in hints and name not in _ENVELOPE_FIELDS and not name.startswith("_"):
-                if typing.get_origin(hints[name]) is not typing.ClassVar:
-                    own[name] = hints[name]
+            hint = hints.get(name)
+            ours = name not in _ENVELOPE_FIELDS and not name.startswith("_")
+            if hint is not None and ours and typing.get_origin(hint) is not typing.ClassVar:
+                own[name] = hint
     return own
 
 

@@ -95,12 +95,18 @@ class FeedWakeups:
             )
             self._thread.start()
 
-    def close(self) -> None:
-        """End every stream (they see `closed`) and stop listening. Idempotent."""
+    def end_streams(self) -> None:
+        """Shutdown has begun: every stream ends (they see `closed`). Never blocks, so a
+        signal handler on the event loop's thread may call it. Idempotent."""
         with self._lock:
             self._closed = True
-            thread = self._thread
         self._stop.set()
         self.wake()
+
+    def close(self) -> None:
+        """End every stream and stop listening (waits for the listener's thread)."""
+        self.end_streams()
+        with self._lock:
+            thread = self._thread
         if thread is not None:
             thread.join(5.0)

@@ -16,6 +16,7 @@ from api.routes import (
     analytics,
     callbacks,
     definitions,
+    feed,
     health,
     instances,
     tasks,
@@ -43,7 +44,17 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 
 
 def test_operation_ids_are_the_route_functions_names(document: dict[str, Any]) -> None:
-    modules = (analytics, callbacks, definitions, health, instances, tasks, templates, webhooks)
+    modules = (
+        analytics,
+        callbacks,
+        definitions,
+        feed,
+        health,
+        instances,
+        tasks,
+        templates,
+        webhooks,
+    )
     routes = {
         (method, route.path): route.endpoint.__name__
         for module in modules
@@ -81,6 +92,8 @@ def test_every_success_has_a_named_schema(document: dict[str, Any]) -> None:
         successes = {s: r for s, r in operation["responses"].items() if int(s) < 400}
         assert successes, (method, path)
         for status, response in successes.items():
+            if (method, path) == ("GET", "/v1/feed/stream"):
+                continue  # Server-Sent Events, not JSON: the test below
             schema = response["content"]["application/json"]["schema"]
             assert set(schema) == {"$ref"}, (method, path, status, schema)
 
@@ -131,3 +144,15 @@ def test_security_and_tags(document: dict[str, Any]) -> None:
     declared = {t["name"] for t in document["tags"]}
     used = {t for _, _, op in operations(document) for t in op["tags"]}
     assert used <= declared
+
+
+def test_the_feed_stream_declares_server_sent_events(document: dict[str, Any]) -> None:
+    stream = document["paths"]["/v1/feed/stream"]["get"]
+    assert stream["responses"]["200"]["content"] == {
+        "text/event-stream": {"schema": {"type": "string"}}
+    }
+    assert "Last-Event-ID" in {p["name"] for p in stream["parameters"]}
+    page = document["paths"]["/v1/feed"]["get"]["responses"]["200"]
+    assert page["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/FeedPage"
+    }

@@ -19,6 +19,7 @@ from api.routes import (
     callbacks,
     connections,
     definitions,
+    feed,
     health,
     instances,
     tasks,
@@ -86,6 +87,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(templates.router)
     app.include_router(connections.router)
+    app.include_router(feed.router)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -102,11 +104,20 @@ OPENAPI_TAGS = [
     {"name": "callbacks", "description": "Signed callbacks from external systems (no API key)"},
     {"name": "webhooks", "description": "Signed webhook triggers (no API key required)"},
     {"name": "events", "description": "Events that resume waits and start definitions"},
+    {"name": "feed", "description": "Every stored event as CloudEvents, paged or streamed"},
     {"name": "analytics", "description": "Per-definition volumes, durations, SLA compliance"},
     {"name": "templates", "description": "The built-in template library"},
     {"name": "connections", "description": "Named per-tenant connections (admin; no secrets)"},
     {"name": "health", "description": "Probes (no API key)"},
 ]
+
+
+def end_event_streams(app: FastAPI) -> None:
+    """Shutdown has begun: end the open feed streams now (uvicorn waits for open responses
+    before it runs the lifespan's exit, and a stream would not end by itself)."""
+    container = getattr(app.state, "container", None)
+    if container is not None:
+        container.feed_wakeups.end_streams()
 
 
 def _max_body_bytes(app: FastAPI) -> int:

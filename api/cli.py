@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from api.app import HostedWorkers
     from infrastructure.container import Container
 
@@ -53,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(host: str, port: int) -> int:
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, end_event_streams
     from infrastructure.bootstrap import build_api, prepare_schema
     from infrastructure.settings import Settings
     from infrastructure.telemetry import configure_logging
@@ -67,14 +69,22 @@ def serve(host: str, port: int) -> int:
         start_workers=_in_process_workers if settings.workers_in_process else None,
     )
     # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan's exit.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    return 0
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            end_event_streams(app)  # open feed streams end now, not after the grace period
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
+    server.run()
+    return 0 if server.started else 3  # uvicorn.run's exit code for a failed startup
 
 
 def _in_process_workers(container: Container) -> HostedWorkers:

@@ -394,3 +394,48 @@ class HealthReport(Open):
 
 class Liveness(Open):
     status: Literal["ok"]
+
+
+# --- the event feed and the event types ----------------------------------------------------
+
+
+class FeedEvent(Open):
+    """A stored event as a CloudEvent (structured JSON); `waymarkposition` is its global
+    position, `id` (`<instance>:<version>`) is stable for de-duplication."""
+
+    specversion: Literal["1.0"]
+    id: str
+    type: str = Field(examples=["waymark.instance.started"])
+    source: str = Field(examples=["/waymark/tenants/acme"])
+    subject: str = Field(description="the instance id")
+    time: datetime
+    datacontenttype: Literal["application/json"]
+    waymarktenant: str
+    waymarkposition: int
+    data: dict[str, Any]
+
+
+class FeedPage(Open):
+    """Events after the requested position, oldest first."""
+
+    items: list[FeedEvent]
+    next_after: int = Field(
+        description="read on with `after=` this: every event up to it has been read"
+    )
+    next_cursor: str | None = Field(
+        description="set while more events may follow at once; null once caught up"
+    )
+
+
+class EventType(Open):
+    """One event type: its CloudEvents `type`, when it happens, the schema of its `data`."""
+
+    name: str = Field(examples=["Started"])
+    type: str = Field(examples=["waymark.instance.started"])
+    description: str
+    data_schema: dict[str, Any] = Field(description="a JSON Schema (2020-12) of `data`")
+
+
+class EventTypeCatalogue(Open):
+    envelope: dict[str, Any] = Field(description="a JSON Schema of the CloudEvents envelope")
+    items: list[EventType]

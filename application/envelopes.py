@@ -56,6 +56,15 @@ def event_source(tenant: str) -> str:
     return f"/waymark/tenants/{tenant}"
 
 
+def _without_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    """The data minus bearer capabilities: a wait's callback `token` never leaves Waymark
+    (with the tenant's secret it would resume the wait); the history still shows it."""
+    bookmark = data.get("bookmark")
+    if isinstance(bookmark, dict) and bookmark.get("token") is not None:
+        return {**data, "bookmark": {**bookmark, "token": None}}
+    return data
+
+
 def envelope(entry: HistoryEntry, *, instance_id: UUID, tenant: str) -> EventEnvelope:
     """The envelope of one stored event (a history entry that has its global position)."""
     if entry.position is None:
@@ -68,5 +77,5 @@ def envelope(entry: HistoryEntry, *, instance_id: UUID, tenant: str) -> EventEnv
         time=entry.timestamp,
         tenant=tenant,
         position=entry.position,
-        data=entry.data,
+        data=_without_secrets(entry.data),
     )

@@ -291,3 +291,31 @@ class ScheduleCursors(Protocol):
 
     def advance(self, tenant: str, definition: str, to: datetime) -> None:
         """Move the cursor forward to `to` (never back: replicas' clocks differ)."""
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One stored event of the feed, with the instance and tenant it belongs to."""
+
+    instance_id: UUID
+    tenant: str
+    entry: HistoryEntry  # its `position` is set
+
+
+@dataclass(frozen=True)
+class FeedBatch:
+    """The tenant's events after a position, oldest first, and how far the read reached.
+
+    `read_to` is a position every event up to which has been read (this tenant's are in
+    `entries`): the next read starts after it. `more` says events may follow it already.
+    """
+
+    entries: list[FeedEntry]
+    read_to: int
+    more: bool
+
+
+class EventFeedReader(Protocol):
+    def events_after(self, tenant: str, after: int, limit: int) -> FeedBatch:
+        """The tenant's committed events with a global position above `after`, in commit
+        order; at most `limit` of them."""

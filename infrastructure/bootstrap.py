@@ -15,7 +15,9 @@ import hmac
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from uuid import UUID
 
+from eventsourcing.persistence import Mapper
 from eventsourcing.postgres import PostgresDatastore
 
 from application.admission import StartAdmission
@@ -24,6 +26,7 @@ from application.callbacks import CallbackService
 from application.connections import ConnectionCatalog, ConnectionService, NoConnections
 from application.definitions import DefinitionCache, DefinitionService
 from application.delivery import EventDelivery
+from application.feed import EventFeed
 from application.instances import InstanceService, KeyedIds
 from application.schedules import CatchUp, ScheduleService
 from application.session import CommandRunner
@@ -50,6 +53,8 @@ from infrastructure.postgres.datastore import build_datastore
 from infrastructure.postgres.definition_store import PostgresDefinitionStore
 from infrastructure.postgres.due_timers import PostgresDueTimers
 from infrastructure.postgres.event_store import WaymarkApplication
+from infrastructure.postgres.feed import PostgresEventFeed
+from infrastructure.postgres.feed_wakeups import FeedWakeups
 from infrastructure.postgres.instance_store import PostgresInstanceStore
 from infrastructure.postgres.migrate import check_revisions, check_schema, migrate, read_revisions
 from infrastructure.postgres.queries import PostgresReadModelQueries
@@ -180,7 +185,10 @@ def _api_on(core: Core, owns_core: bool) -> Container:
     definitions = DefinitionService(
         core.definition_store, schemas, connections=core.connections, calendar=CroniterCalendar()
     )
-    return Container(
+    feed_wakeups = (
+        FeedWakeups.for_database(core.database_url) if settings.feed_listen else FeedWakeups()
+    )
+    container = Container(
         core=core,
         owns_core=owns_core,
         definitions=definitions,
@@ -193,7 +201,11 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         timers=TimerService(core.runner, due_timers, clock),
         api_keys=_api_keys(settings),
         connections=ConnectionService(core.connections),
+        feed=EventFeed(PostgresEventFeed(datastore, _mapper(core))),
+        feed_wakeups=feed_wakeups,
     )
+    container._closers.append(feed_wakeups.close)
+    return container
 
 
 def build_task_worker(settings: Settings, *, core: Core | None = None) -> TaskWorkerContainer:
@@ -312,3 +324,10 @@ def build_scheduler(core: Core) -> ScheduleService:
         catchup=CatchUp(settings.schedule_catchup),
         grace=timedelta(seconds=settings.schedule_poll_interval + 60),
     )
+
+
+def _mapper(core: Core) -> Mapper[UUID]:
+    """The event store's mapper (decodes stored events), from the core's PostgreSQL store."""
+    if not isinstance(core.store, PostgresInstanceStore):
+        raise TypeError(f"the event feed needs the PostgreSQL instance store, not {core.store!r}")
+    return core.store.app.mapper

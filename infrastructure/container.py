@@ -17,6 +17,7 @@ from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
 from application.connections import ConnectionCatalog, ConnectionService, NoConnections
 from application.definitions import DefinitionCache, DefinitionService
+from application.feed import EventFeed
 from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
 from application.schedules import ScheduleService
@@ -29,6 +30,7 @@ from application.webhooks import WebhookService
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresDatastore
 
+    from infrastructure.postgres.feed_wakeups import FeedWakeups
     from infrastructure.settings import Settings
 
 
@@ -122,6 +124,9 @@ class Container(_OnCore):
     # The API fires no timers: it reads the set-aside count for GET /health.
     timers: TimerService
     api_keys: dict[str, Principal]
+    # The event feed (GET /v1/feed) and what wakes its streams (closed with the container).
+    feed: EventFeed
+    feed_wakeups: FeedWakeups
     # GET /v1/connections: names and types only.
     connections: ConnectionService = field(
         default_factory=lambda: ConnectionService(NoConnections())

@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     # How often the scheduler re-reads the scheduled definitions; between reads it wakes
     # at the next tick. A newly published schedule is seen within this time.
     schedule_poll_interval: float = Field(default=30.0, gt=0)
+    # --- the HTTP event feed (GET /v1/feed, /v1/feed/stream) --------------------------------
+    # Streams wake at once on new events (LISTEN waymark_events, one connection per API
+    # process); false where LISTEN cannot work: they find events at their next poll.
+    feed_listen: bool = True
+    # A stream re-reads at least this often (seconds) without a notification.
+    feed_poll_interval: float = Field(default=5.0, gt=0)
+    # An idle stream sends a comment line this often (seconds), so proxies keep it open.
+    feed_keepalive_interval: float = Field(default=15.0, gt=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -301,3 +301,29 @@ def test_signed_callback_and_webhook_send_their_bodies(
     view = g.op("instances", "get_instance").sync(instance_id=str(hooked.parsed.id), client=acme)
     assert view.status.value == "completed"
     assert view.output.to_dict() == {"paid": paid}
+
+
+def test_the_feed_and_the_event_types_parse_as_typed_results(
+    generated: Generated, acme: Any, target: Target
+) -> None:
+    g = generated
+    name = unique("po-feed")
+    published = g.op("definitions", "publish_definition").sync_detailed(
+        client=acme, body=purchase_approval(name, target.base_url)
+    )
+    assert published.status_code == 201, published.content
+    body = {"definition": name, "input": {"amount": 5, "po_id": "PO-9"}}
+    start = g.model("StartInstanceRequest").from_dict(body)
+    started = g.op("instances", "start_instance").sync(client=acme, body=start)
+    assert isinstance(started, g.model("InstanceView"))
+
+    page = g.op("feed", "read_feed").sync(client=acme, after=0, limit=500)
+    assert isinstance(page, g.model("FeedPage"))
+    ours = [e for e in page.items if e.subject == str(started.id)]
+    assert ours and all(isinstance(e, g.model("FeedEvent")) for e in ours)
+    assert ours[0].type_ == "waymark.instance.started" and isinstance(ours[0].time, datetime)
+    assert isinstance(page.next_after, int)
+
+    types = g.op("feed", "list_event_types").sync(client=acme)
+    assert isinstance(types, g.model("EventTypeCatalogue"))
+    assert "waymark.instance.started" in {t.type_ for t in types.items}

@@ -49,3 +49,13 @@ def test_every_catalogued_event_has_an_envelope_type() -> None:
 def test_an_event_without_a_global_position_has_no_envelope() -> None:
     with pytest.raises(ValueError, match="global position"):
         envelope(entry(position=None), instance_id=uuid4(), tenant="t")
+
+
+def test_a_callback_token_never_leaves_waymark() -> None:
+    data = {"bookmark": {"id": "b", "kind": "wait", "token": "secret-capability"}}
+    created = HistoryEntry(
+        position=1, version=2, type="BookmarkCreated", timestamp=datetime.now(UTC), data=data
+    )
+    env = envelope(created, instance_id=uuid4(), tenant="t")
+    assert env.data["bookmark"] == {"id": "b", "kind": "wait", "token": None}
+    assert data["bookmark"]["token"] == "secret-capability"  # the history's copy is untouched

@@ -17,6 +17,7 @@ from api.routes import (
     callbacks,
     connections,
     definitions,
+    feed,
     health,
     instances,
     tasks,
@@ -49,6 +50,7 @@ def test_operation_ids_are_the_route_functions_names(document: dict[str, Any]) -
         callbacks,
         connections,
         definitions,
+        feed,
         health,
         instances,
         tasks,
@@ -92,6 +94,8 @@ def test_every_success_has_a_named_schema(document: dict[str, Any]) -> None:
         successes = {s: r for s, r in operation["responses"].items() if int(s) < 400}
         assert successes, (method, path)
         for status, response in successes.items():
+            if (method, path) == ("GET", "/v1/feed/stream"):
+                continue  # Server-Sent Events, not JSON: the test below
             schema = response["content"]["application/json"]["schema"]
             assert set(schema) == {"$ref"}, (method, path, status, schema)
 
@@ -142,3 +146,15 @@ def test_security_and_tags(document: dict[str, Any]) -> None:
     declared = {t["name"] for t in document["tags"]}
     used = {t for _, _, op in operations(document) for t in op["tags"]}
     assert used <= declared
+
+
+def test_the_feed_stream_declares_server_sent_events(document: dict[str, Any]) -> None:
+    stream = document["paths"]["/v1/feed/stream"]["get"]
+    assert stream["responses"]["200"]["content"] == {
+        "text/event-stream": {"schema": {"type": "string"}}
+    }
+    assert "Last-Event-ID" in {p["name"] for p in stream["parameters"]}
+    page = document["paths"]["/v1/feed"]["get"]["responses"]["200"]
+    assert page["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/FeedPage"
+    }

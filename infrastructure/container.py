@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
+from application.cleanup import CleanupService
 from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
@@ -118,6 +119,8 @@ class Container(_OnCore):
     # The API fires no timers: it reads the set-aside count for GET /health.
     timers: TimerService
     api_keys: dict[str, Principal]
+    # Erasure and the long-running/stuck listings; /health reads the last cleanup run.
+    cleanup: CleanupService | None = None
 
 
 @dataclass
@@ -136,4 +139,11 @@ class TimerWorkerContainer(_OnCore):
     timers: TimerService
 
 
-WorkerContainer = TaskWorkerContainer | TimerWorkerContainer
+@dataclass
+class CleanupWorkerContainer(_OnCore):
+    """`waymark worker cleanup` and `waymark cleanup --once`: retention and erasure."""
+
+    cleanup: CleanupService
+
+
+WorkerContainer = TaskWorkerContainer | TimerWorkerContainer | CleanupWorkerContainer

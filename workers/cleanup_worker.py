@@ -43,10 +43,15 @@ class CleanupWorker:
         )
         self._next_run = 0.0  # monotonic time; 0: run as soon as this process leads
         self.runs = 0
+        self._standing_by = False
 
     def tick(self) -> int:
         if not self.leadership.ensure():
+            if not self._standing_by:
+                logger.info("cleanup: another replica leads; standing by")
+                self._standing_by = True
             return 0
+        self._standing_by = False
         now = time.monotonic()
         if now < self._next_run:
             return 0

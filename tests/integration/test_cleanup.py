@@ -280,7 +280,8 @@ def test_old_dead_letters_go_when_the_table_exists(
     with psycopg.connect(database_url) as conn:
         conn.execute("CREATE TABLE outbox_dead_letters (id serial, created_at timestamptz)")
         conn.execute(
-            "INSERT INTO outbox_dead_letters (created_at) VALUES (now() - interval '8 days'), (now())"
+            "INSERT INTO outbox_dead_letters (created_at) "
+            "VALUES (now() - interval '8 days'), (now())"
         )
 
     report = service(container, clock).run()

@@ -56,7 +56,7 @@ class CleanupWorker:
         if now < self._next_run:
             return 0
         self._next_run = now + self.interval
-        report = self.cleanup.run(progress=_log_progress, should_stop=lambda: self.runner.stopping)
+        report = self.cleanup.run(progress=_Progress(), should_stop=lambda: self.runner.stopping)
         self.runs += 1
         if report.error is None:
             logger.info("cleanup: deleted %s", report.deleted)
@@ -67,8 +67,22 @@ class CleanupWorker:
         self.leadership.release()
 
 
-def _log_progress(stage: str, counts: dict[str, Any]) -> None:
-    logger.info("cleanup progress (%s): %s", stage, counts)
+PROGRESS_EVERY_SECONDS = 10.0
+
+
+class _Progress:
+    """Logs a long run's running totals at most every PROGRESS_EVERY_SECONDS (and each stage
+    change), not once per batch."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.stage = ""
+
+    def __call__(self, stage: str, counts: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if stage != self.stage or now - self.last >= PROGRESS_EVERY_SECONDS:
+            logger.info("cleanup progress (%s): %s", stage, counts)
+            self.last, self.stage = now, stage
 
 
 def main(container: CleanupWorkerContainer) -> None:

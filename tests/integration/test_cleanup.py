@@ -344,3 +344,23 @@ def test_long_running_and_stuck_instances_are_listed_and_counted(
     # Tenant-scoped, and counted for GET /health
     assert finder.list_condition("globex", "stuck").items == []
     assert finder.condition_counts() == {"long_running": 3, "stuck": 1}
+
+
+def test_an_ended_parent_with_a_running_child_stays(
+    container: Any, clock: ShiftedClock, database_url: str
+) -> None:
+    # Given an old ended instance that a still-suspended instance names as its parent
+    parent = start(container, "quick")
+    child = start(container, "waiting")
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE instances SET parent_id = %s WHERE id = %s", (parent, child))
+    clock.offset = timedelta(days=100)
+
+    service(container, clock).run()
+    assert not gone(database_url, parent)  # the child would resume a parent that is gone
+
+    # Once the child has ended, the parent goes (the child, ended just now, stays)
+    container.instances.cancel(CancelInstance(TENANT, child, "done"))
+    service(container, clock).run()
+    assert gone(database_url, parent)
+    assert not gone(database_url, child)

@@ -23,9 +23,6 @@ from domain.retention import Retention
 
 logger = logging.getLogger(__name__)
 
-CONDITIONS = ("long_running", "stuck")
-# What one pass deletes: instance rows, and the rows of the tables that go with them.
-INSTANCE_TABLES = ("instances", "waymark_events", "bookmarks", "tasks", "activities")
 
 
 @dataclass(frozen=True)

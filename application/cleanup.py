@@ -24,7 +24,6 @@ from domain.retention import Retention
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Scope:
     """The instances one pass looks at: one definition version's (with its own retention), or

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 WORKERS = ("outbox", "timers", "tasks", "cleanup", "commands")
-AVAILABLE_WORKERS = frozenset({"tasks", "timers"})
+AVAILABLE_WORKERS = frozenset({"tasks", "timers", "cleanup"})
 # After SIGTERM, open requests get this long before uvicorn closes their connections.
 GRACEFUL_SHUTDOWN_SECONDS = 20
 
@@ -40,6 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run one background worker")
     worker.add_argument("name", choices=WORKERS, help="which worker")
+
+    cleanup = commands.add_parser("cleanup", help="prune by retention (see docs/runbook.md)")
+    cleanup.add_argument("--once", action="store_true", help="one run, then exit (a CronJob)")
+    cleanup.add_argument(
+        "--dry-run", action="store_true", help="print what would be deleted; delete nothing"
+    )
+
+    erase = commands.add_parser("erase", help="erase an ended instance completely (GDPR)")
+    erase.add_argument("--instance", required=True, help="the instance id")
+    erase.add_argument("--tenant", help="refuse unless the instance belongs to this tenant")
+    erase.add_argument("--reason", help="recorded in the audit entry")
+    erase.add_argument("--by", default="cli", help="who asks (recorded; default 'cli')")
     return parser
 
 
@@ -49,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args.host, args.port)
     if args.command == "migrate":
         return migrate()
+    if args.command == "cleanup":
+        return cleanup(once=args.once or args.dry_run, dry_run=args.dry_run)
+    if args.command == "erase":
+        return erase(args.instance, args.tenant, args.reason, args.by)
     return worker(args.name)
 
 
@@ -129,10 +145,76 @@ def worker(name: str) -> int:
     settings = Settings()
     configure_logging(settings.log_level)
     # Each worker has its own composition root: no API keys, no tenant secrets, no FastAPI.
+    if name == "cleanup":
+        return cleanup(once=False, dry_run=False)
     if name == "tasks":
         task_worker.main(or_refuse("worker tasks", lambda: build_task_worker(settings)))
     else:
         timer_worker.main(or_refuse("worker timers", lambda: build_timer_worker(settings)))
+    return 0
+
+
+def cleanup(*, once: bool, dry_run: bool) -> int:
+    """`waymark cleanup --once [--dry-run]` (or the worker loop: `waymark worker cleanup`)."""
+    from infrastructure.bootstrap import build_cleanup_worker
+    from infrastructure.settings import Settings
+    from infrastructure.telemetry import configure_logging
+    from workers import cleanup_worker
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    container = or_refuse("cleanup", lambda: build_cleanup_worker(settings))
+    if not once:
+        cleanup_worker.main(container)
+        return 0
+    try:
+        report = container.cleanup.run(
+            dry_run=dry_run,
+            progress=lambda stage, counts: print(
+                f"progress ({stage}): {_counts(counts)}", file=sys.stderr
+            ),
+        )
+    finally:
+        container.close()
+    verb = "would delete" if dry_run else "deleted"
+    for table, count in sorted(report.deleted.items()):
+        print(f"{verb} {count} rows from {table}")
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"{verb} {sum(report.deleted.values())} rows in total")
+    return 0
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{table}={count}" for table, count in sorted(counts.items()))
+
+
+def erase(instance: str, tenant: str | None, reason: str | None, by: str) -> int:
+    """`waymark erase --instance ID`: the instance's events and read models, completely."""
+    import json
+    from uuid import UUID
+
+    from application.errors import WaymarkError
+    from infrastructure.bootstrap import build_cleanup_worker
+    from infrastructure.settings import Settings
+    from infrastructure.telemetry import configure_logging
+
+    try:
+        instance_id = UUID(instance)
+    except ValueError:
+        print(f"waymark erase: {instance!r} is not an instance id", file=sys.stderr)
+        return 2
+    settings = Settings()
+    configure_logging(settings.log_level)
+    container = or_refuse("erase", lambda: build_cleanup_worker(settings))
+    try:
+        result = container.cleanup.erase(instance_id, tenant=tenant, erased_by=by, reason=reason)
+    except WaymarkError as error:
+        print(f"waymark erase: {error}", file=sys.stderr)
+        return 1
+    finally:
+        container.close()
+    print(json.dumps(result, sort_keys=True))
     return 0
 
 

@@ -126,6 +126,9 @@ KINDS: dict[str, _Kind] = {
     "idempotency-key-reused": _Kind(422),
     "unstorable-value": _Kind(422, lambda e: {"what": e.what}),
     "invalid-json": _Kind(400),
+    "instance-not-ended": _Kind(
+        409, lambda e: {"instance_id": str(e.instance_id), "instance_status": e.status}
+    ),
 }
 
 # Errors of other libraries that carry no code of ours.

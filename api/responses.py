@@ -231,6 +231,17 @@ class InstancePage(Open):
     next_cursor: str | None
 
 
+class ErasureView(Open):
+    """The audit entry of an erasure: the only trace of the instance that remains."""
+
+    instance_id: str
+    tenant: str
+    erased_at: datetime
+    erased_by: str
+    reason: str | None
+    deleted: dict[str, int] = Field(description="rows deleted, per table")
+
+
 class HistoryEntry(Open):
     """One stored event of the instance."""
 

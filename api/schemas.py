@@ -31,6 +31,13 @@ class CancelRequest(Strict):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class EraseRequest(Strict):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+InstanceCondition = Literal["long_running", "stuck"]
+
+
 class ResumeRequest(Strict):
     payload: Any = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)

@@ -154,3 +154,17 @@ class CommandConflictError(WaymarkError):
     def __init__(self, instance_ids: list[UUID]):
         super().__init__(f"instance(s) {', '.join(map(str, instance_ids))} kept changing")
         self.instance_ids = instance_ids
+
+
+# --- retention and erasure ------------------------------------------------------------------
+
+
+class InstanceNotEndedError(WaymarkError):
+    """Only an ended instance may be erased (a running one's events are its state)."""
+
+    code = "instance-not-ended"
+
+    def __init__(self, instance_id: Any, status: str, why: str = ""):
+        super().__init__(f"instance {instance_id} is {status}{why}: only an ended one is erased")
+        self.instance_id = instance_id
+        self.status = status

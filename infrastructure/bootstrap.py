@@ -23,6 +23,7 @@ from eventsourcing.postgres import PostgresDatastore
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
+from application.cleanup import CleanupPolicy, CleanupService
 from application.connections import ConnectionCatalog, ConnectionService, NoConnections
 from application.definitions import DefinitionCache, DefinitionService
 from application.delivery import EventDelivery
@@ -34,10 +35,12 @@ from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
 from application.webhooks import WebhookService
+from domain.retention import MAX_RETENTION, Retention, parse_retention
 from infrastructure.actions import ActionRegistry
 from infrastructure.clock import SystemClock
 from infrastructure.connections import FileConnections
 from infrastructure.container import (
+    CleanupWorkerContainer,
     Container,
     Core,
     Principal,
@@ -49,6 +52,7 @@ from infrastructure.cron import CroniterCalendar
 from infrastructure.embedded_postgres import EmbeddedPostgres
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.analytics import PostgresAnalyticsQueries
+from infrastructure.postgres.cleanup import PostgresCleanupStore
 from infrastructure.postgres.datastore import build_datastore
 from infrastructure.postgres.definition_store import PostgresDefinitionStore
 from infrastructure.postgres.due_timers import PostgresDueTimers
@@ -203,6 +207,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         connections=ConnectionService(core.connections),
         feed=EventFeed(PostgresEventFeed(datastore, _mapper(core))),
         feed_wakeups=feed_wakeups,
+        cleanup=cleanup_service(core, signing),
     )
     container._closers.append(feed_wakeups.close)
     return container
@@ -331,3 +336,51 @@ def _mapper(core: Core) -> Mapper[UUID]:
     if not isinstance(core.store, PostgresInstanceStore):
         raise TypeError(f"the event feed needs the PostgreSQL instance store, not {core.store!r}")
     return core.store.app.mapper
+
+
+def cleanup_policy(settings: Settings) -> CleanupPolicy:
+    """The retention settings as durations (a malformed one stops the process here)."""
+
+    def kept(name: str) -> timedelta | None:
+        try:
+            return parse_retention(getattr(settings, name))
+        except ValueError as exc:
+            raise ValueError(f"WAYMARK_{name.upper()}: {exc}") from None
+
+    def period(name: str) -> timedelta:
+        value = kept(name)
+        return value if value is not None else MAX_RETENTION
+
+    history = kept("retention_history")
+    return CleanupPolicy(
+        retention=Retention(
+            completed=kept("retention_completed"), failed=history, cancelled=history
+        ),
+        idempotency=period("retention_idempotency"),
+        dead_letters=period("retention_outbox"),
+        batch_rows=settings.cleanup_batch_rows,
+        long_running_after=period("long_running_after"),
+        vacuum=settings.cleanup_vacuum,
+        outbox_configured=bool(settings.kafka_bootstrap_servers),
+    )
+
+
+def cleanup_service(core: Core, signing: bytes | None = None) -> CleanupService:
+    store = PostgresCleanupStore(
+        core.datastore,
+        core.database_url,
+        cursor_secret=signing or cursor_secret(core.settings, core.server_key),
+    )
+    return CleanupService(store, core.clock, cleanup_policy(core.settings))
+
+
+def build_cleanup_worker(settings: Settings, *, core: Core | None = None) -> CleanupWorkerContainer:
+    """`waymark worker cleanup` and `waymark cleanup --once` / `waymark erase`."""
+    owns_core = core is None
+    core = core or build_core(settings)
+    try:
+        return CleanupWorkerContainer(core=core, owns_core=owns_core, cleanup=cleanup_service(core))
+    except BaseException:
+        if owns_core:
+            core.close()
+        raise

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
+from application.cleanup import CleanupService
 from application.connections import ConnectionCatalog, ConnectionService, NoConnections
 from application.definitions import DefinitionCache, DefinitionService
 from application.feed import EventFeed
@@ -131,6 +132,8 @@ class Container(_OnCore):
     connections: ConnectionService = field(
         default_factory=lambda: ConnectionService(NoConnections())
     )
+    # Erasure and the long-running/stuck listings; /health reads the last cleanup run.
+    cleanup: CleanupService | None = None
 
 
 @dataclass
@@ -151,4 +154,11 @@ class TimerWorkerContainer(_OnCore):
     schedules: ScheduleService | None = None
 
 
-WorkerContainer = TaskWorkerContainer | TimerWorkerContainer
+@dataclass
+class CleanupWorkerContainer(_OnCore):
+    """`waymark worker cleanup` and `waymark cleanup --once`: retention and erasure."""
+
+    cleanup: CleanupService
+
+
+WorkerContainer = TaskWorkerContainer | TimerWorkerContainer | CleanupWorkerContainer

@@ -90,6 +90,18 @@ class Settings(BaseSettings):
     feed_poll_interval: float = Field(default=5.0, gt=0)
     # An idle stream sends a comment line this often (seconds), so proxies keep it open.
     feed_keepalive_interval: float = Field(default=15.0, gt=0)
+    # --- cleanup and retention (waymark worker cleanup, waymark cleanup --once) ----------
+    # ISO-8601 durations (SPEC §6). Ended instances: completed ones are kept 90 days; failed
+    # and cancelled ones are execution history, kept 365 days (what people investigate).
+    # "forever" keeps them. A definition's `retention` field overrides these per version.
+    cleanup_interval: float = Field(default=7200.0, gt=0)  # seconds between runs (2 h)
+    cleanup_batch_rows: int = Field(default=2000, ge=1, le=100_000)
+    cleanup_vacuum: bool = True  # VACUUM (ANALYZE) the tables a run deleted from
+    retention_completed: str = "P90D"
+    retention_history: str = "P365D"
+    retention_idempotency: str = "P90D"
+    retention_outbox: str = "P7D"  # outbox dead letters
+    long_running_after: str = "P1D"  # a suspended instance this old is "long_running"
 
     @computed_field  # type: ignore[prop-decorator]
     @property

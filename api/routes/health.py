@@ -58,12 +58,15 @@ async def report(
     container: Container,
     workers: dict[str, Any] | None = None,
     timers: dict[str, Any] | None = None,
+    cleanup: dict[str, Any] | None = None,
 ) -> JSONResponse:
     parts = await components(container)
     healthy = all(c["status"] == "up" for c in parts.values())
     body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "components": parts}
     if timers is not None:
         parts["timers"] = timers
+    if cleanup is not None:
+        parts["cleanup"] = cleanup
     if workers:
         # A failing worker degrades the process but must not take it out of the load
         # balancer: the API still serves, and readiness asks only about the database.
@@ -86,7 +89,28 @@ _REPORT = {
 async def health(request: Request, container: ContainerDep) -> JSONResponse:
     """Every component's status (database; in-process workers); 503 when the database is down."""
     runners = getattr(request.app.state, "worker_runners", [])
-    return await report(container, worker_status(runners), await timer_status(container))
+    return await report(
+        container,
+        worker_status(runners),
+        await timer_status(container),
+        await cleanup_status(container),
+    )
+
+
+async def cleanup_status(container: Container) -> dict[str, Any] | None:
+    """The last cleanup run (when, what it deleted) and the instances needing an operator:
+    suspended longer than WAYMARK_LONG_RUNNING_AFTER, and stuck ones (counted here until
+    metrics exist). Informational: the component stays `up`."""
+    if container.cleanup is None:
+        return None
+    service = container.cleanup
+    try:
+        last_run = await run_in_threadpool(service.last_run)
+        counts = await run_in_threadpool(service.condition_counts)
+    except Exception as exc:  # the database component reports the outage itself
+        logger.warning("health: reading the cleanup state failed: %s", exc)
+        return None
+    return {"status": "up", "last_run": last_run, "instances": counts}
 
 
 async def timer_status(container: Container) -> dict[str, Any] | None:

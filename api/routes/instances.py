@@ -10,18 +10,27 @@ from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import JSONResponse
 
 from api.auth import ContainerDep, PrincipalDep
+from api.problems import ProblemError
 from api.responses import (
     AUTHENTICATED,
     LOCATION,
     REPLAYED,
     WITH_BODY,
+    ErasureView,
     HistoryPage,
     InstancePage,
     InstanceView,
     ResumeResult,
     ok,
 )
-from api.schemas import CancelRequest, InstanceStatus, ResumeRequest, StartInstanceRequest
+from api.schemas import (
+    CancelRequest,
+    EraseRequest,
+    InstanceCondition,
+    InstanceStatus,
+    ResumeRequest,
+    StartInstanceRequest,
+)
 from application.commands import CancelInstance, ResumeBookmark, StartInstance
 from application.errors import InstanceNotFoundError
 from application.read_models import InstanceFilter
@@ -104,8 +113,22 @@ def list_instances(
     created_before: datetime | None = None,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
+    condition: Annotated[
+        InstanceCondition | None,
+        Query(
+            description="`long_running`: suspended longer than WAYMARK_LONG_RUNNING_AFTER; "
+            "`stuck`: not ended, no open bookmark, no scheduled activity. Oldest change "
+            "first; the other filters do not apply."
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Instances, newest first, filtered by status, definition, correlation id, creation."""
+    """Instances, newest first, filtered by status, definition, correlation id, creation;
+    or those needing an operator (`condition`)."""
+    if condition is not None and container.cleanup is not None:
+        found = container.cleanup.list_condition(
+            principal.tenant, condition, limit=limit, cursor=cursor
+        )
+        return {"items": jsonable(found.items), "next_cursor": found.next_cursor}
     criteria = InstanceFilter(
         status=status,
         definition=definition,
@@ -205,3 +228,28 @@ def resume_bookmark(
         )
     )
     return replayable(result, replayed)
+
+
+@router.post(
+    "/{instance_id}/erase",
+    responses=ok(ErasureView, *WITH_BODY, 404, 409, description="Erased; the audit entry"),
+)
+def erase_instance(
+    instance_id: str,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    body: EraseRequest | None = Body(None),
+) -> dict[str, Any]:
+    """Erase an ended instance completely (GDPR): its events and read models go, an audit
+    entry stays. Admin keys only; 409 while the instance is running or suspended."""
+    if "admin" not in principal.roles or container.cleanup is None:
+        raise ProblemError(403, "forbidden", "erasing an instance needs a key with role admin")
+    body = body or EraseRequest()
+    return jsonable(
+        container.cleanup.erase(
+            parse_instance_id(instance_id),
+            tenant=principal.tenant,
+            erased_by=principal.key_name,
+            reason=body.reason,
+        )
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 from domain.definition import NODE_TYPES
 from domain.engine.retry import MAX_ATTEMPTS, MAX_BACKOFF, MAX_RETRY_INTERVAL_SECONDS
+from domain.retention import ENDED_STATUSES, FOREVER, parse_retention
 from domain.validation.fields import (
     Checker,
     boolean,
@@ -240,6 +241,26 @@ def _triggers(report: Report, parts: Path, value: Any) -> None:
                 check_fields(report, where, trigger, spec[0], spec[1])
 
 
+def _retention_period(report: Report, parts: Path, value: Any) -> None:
+    if not expect(report, parts, value, "string"):
+        return
+    try:
+        parse_retention(value)
+    except ValueError as exc:
+        report.about(parts, "invalid_duration", str(exc))
+
+
+def _retention(report: Report, parts: Path, value: Any) -> None:
+    """`"forever"`, or per end status an ISO-8601 duration or `"forever"`."""
+    if value == FOREVER:
+        return
+    if isinstance(value, str):
+        report.about(parts, "invalid_value", f"must be 'forever' or an object, got {short(value)}")
+        return
+    if expect(report, parts, value, "object"):
+        check_fields(report, parts, value, dict.fromkeys(ENDED_STATUSES, _retention_period))
+
+
 TOP_FIELDS: dict[str, Checker] = {
     "name": _slug,
     "description": string,
@@ -250,6 +271,7 @@ TOP_FIELDS: dict[str, Checker] = {
     "triggers": _triggers,
     "version": integer,
     "metadata": json_object,
+    "retention": _retention,
     "nodes": skip,  # _check_nodes
     "routes": skip,  # _check_routes
 }

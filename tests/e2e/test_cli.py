@@ -55,7 +55,7 @@ def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
         _drop_database(postgres_admin_url, name)
 
 
-@pytest.mark.parametrize("name", ["outbox", "cleanup", "commands"])
+@pytest.mark.parametrize("name", ["outbox", "commands"])
 def test_workers_of_later_releases_say_so(name: str, tmp_path: Path) -> None:
     result = run("worker", name, env=server_env(None, tmp_path))
 

@@ -106,6 +106,23 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("result", "jsonb", "NO"),
         ("created_at", TZ, "NO"),
     ],
+    "cleanup_runs": [
+        ("id", "bigint", "NO"),
+        ("started_at", TZ, "NO"),
+        ("finished_at", TZ, "YES"),
+        ("dry_run", "boolean", "NO"),
+        ("deleted", "jsonb", "NO"),
+        ("error", "text", "YES"),
+    ],
+    "erasures": [
+        ("id", "bigint", "NO"),
+        ("instance_id", "uuid", "NO"),
+        ("tenant", "text", "NO"),
+        ("erased_at", TZ, "NO"),
+        ("erased_by", "text", "NO"),
+        ("reason", "text", "YES"),
+        ("deleted", "jsonb", "NO"),
+    ],
     "server_secrets": [
         ("name", "text", "NO"),
         ("value", "text", "NO"),
@@ -206,4 +223,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0007",)
+    assert row == ("0008",)

@@ -89,11 +89,14 @@ class CommandAttempt:
         definitions: DefinitionCache,
         admission: StartAdmission,
         clock: Clock,
+        public_url: str = "",
     ):
         self.store = store
         self.definitions = definitions
         self.admission = admission
-        self.env = CommandEnv(now=clock.now(), new_id=new_id, new_token=new_token)
+        self.env = CommandEnv(
+            now=clock.now(), new_id=new_id, new_token=new_token, public_url=public_url
+        )
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
         self.children_started = 0
@@ -314,6 +317,7 @@ class CommandRunner:
         retry_budget_seconds: float = 3.0,
         lock_instances: bool = True,
         committer: Committer | None = None,
+        public_url: str = "",
     ):
         self.store = store
         # Where prepared commits go: saved at once unless a group committer is given.
@@ -326,6 +330,7 @@ class CommandRunner:
         self.retry_cap_seconds = retry_cap_seconds
         self.retry_budget_seconds = retry_budget_seconds
         self.locks = InstanceLocks() if lock_instances else None
+        self.public_url = public_url  # links in task notifications (WAYMARK_PUBLIC_URL)
         # Called after each commit with the events it stored, in order (in-process workers
         # use it to wake up when work was scheduled for them).
         self.on_commit: list[Callable[[list[InstanceEvent]], None]] = []
@@ -347,7 +352,9 @@ class CommandRunner:
                 if time.monotonic() + pause > deadline:
                     break
                 time.sleep(pause)
-            session = CommandAttempt(self.store, self.definitions, self.admission, self.clock)
+            session = CommandAttempt(
+                self.store, self.definitions, self.admission, self.clock, self.public_url
+            )
             result = command(session)
             pending = session.prepare()
             try:

@@ -1,4 +1,6 @@
-"""Firing due timers: a `timer` node continues, a `wait` past its timeout takes `timeout`.
+"""Firing due timers: a `timer` node continues, a `wait` past its timeout takes `timeout`,
+and a task past its SLA takes its `timeout` route or is escalated (`engine.escalate`, once:
+the command is guarded by optimistic concurrency and the bookmark records the escalation).
 
 Each row is fired on its own: one whose firing fails unexpectedly is set aside with its
 error (the due query skips it from then on) and the rows behind it still fire, so one
@@ -25,8 +27,11 @@ log = logging.getLogger(__name__)
 class TimerService:
     """Fires the timers whose due time has passed."""
 
-    def __init__(self, runner: CommandRunner, timers: DueTimers, clock: Clock):
+    def __init__(
+        self, runner: CommandRunner, timers: DueTimers, clock: Clock, *, sla_escalation: bool = True
+    ):
         self.runner = runner
+        self.sla_escalation = sla_escalation  # WAYMARK_SLA_ESCALATION: off marks overdue only
         self.timers = timers
         self.clock = clock
         self.set_aside_total = 0  # set aside by this process since it started
@@ -56,7 +61,17 @@ class TimerService:
     def _fire(self, row: BookmarkRow) -> bool:
         def command(session: CommandAttempt) -> None:
             instance = session.load(row.instance_id)
-            engine.fire_timer(instance, session.definition_of(instance), row.id, session.env)
+            definition = session.definition_of(instance)
+            if row.kind == "task":
+                engine.escalate(
+                    instance,
+                    definition,
+                    row.id,
+                    session.env,
+                    escalation_enabled=self.sla_escalation,
+                )
+            else:
+                engine.fire_timer(instance, definition, row.id, session.env)
 
         try:
             self.runner.run(command, row.instance_id)

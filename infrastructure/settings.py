@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     cursor_secret: str | None = None
     log_level: str = "INFO"
 
+    # --- task SLAs and notifications (issue 8) ---
+    # Off: a task past its SLA is marked overdue (TaskEscalated with to_role null) but no
+    # escalate_to_role is added; `timeout` routes still fire.
+    sla_escalation: bool = True
+    # The base of task links in notifications (`{{ task.link }}`); empty: relative links.
+    public_url: str = ""
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def dev_mode(self) -> bool:

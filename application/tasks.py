@@ -24,7 +24,6 @@ class TaskService:
 
     def __init__(self, runner: CommandRunner, queries: ReadModelQueries, schemas: SchemaValidator):
         self.runner = runner
-        self.clock = runner.clock  # urgency is judged at read time, by the commands' clock
         self.queries = queries
         self.schemas = schemas
         self.keyed = KeyedCommands(runner, queries)
@@ -37,7 +36,7 @@ class TaskService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        now = self.clock.now()
+        now = self.runner.clock.now()  # urgency is judged at read time
         criteria = replace(criteria, now=now)
         page = self.queries.list_tasks(tenant, criteria, limit=limit, cursor=cursor)
         return Page([task_view(row, now) for row in page.items], page.next_cursor)
@@ -46,7 +45,7 @@ class TaskService:
         row = self.queries.task(tenant, task_id)
         if row is None:
             raise TaskNotFoundError(task_id)
-        return task_view(row, self.clock.now())
+        return task_view(row, self.runner.clock.now())
 
     def claim(self, cmd: ClaimTask) -> dict[str, Any]:
         return self._on_task(

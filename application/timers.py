@@ -59,22 +59,23 @@ class TimerService:
         return self.timers.set_aside_for(tenant, instance_id)
 
     def _fire(self, row: BookmarkRow) -> bool:
-        def command(session: CommandAttempt) -> None:
+        def command(session: CommandAttempt) -> bool:
             instance = session.load(row.instance_id)
             definition = session.definition_of(instance)
             if row.kind == "task":
-                engine.escalate(
+                # None: escalated already (by another replica), or not due by our clock.
+                return None is not engine.escalate(
                     instance,
                     definition,
                     row.id,
                     session.env,
                     escalation_enabled=self.sla_escalation,
                 )
-            else:
-                engine.fire_timer(instance, definition, row.id, session.env)
+            engine.fire_timer(instance, definition, row.id, session.env)
+            return True
 
         try:
-            self.runner.run(command, row.instance_id)
+            acted = self.runner.run(command, row.instance_id)
         except (BookmarkNotOpenError, InstanceNotActiveError, InstanceNotFoundError):
             # Resumed, cancelled or fired by another worker since we read it: nothing to do.
             log.debug("timer %s of instance %s was already handled", row.id, row.instance_id)
@@ -87,7 +88,7 @@ class TimerService:
         except Exception as e:  # noqa: BLE001 - any other failure sets this row aside
             self._set_aside(row, e)
             return False
-        return True
+        return acted
 
     def _set_aside(self, row: BookmarkRow, error: Exception) -> None:
         message = f"{type(error).__name__}: {error}"

@@ -174,9 +174,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         webhooks=WebhookService(instances, core.cache, core.admission, secrets.get, clock),
         templates=TemplateService(PackagedTemplateCatalog(), definitions),
         analytics=AnalyticsService(PostgresAnalyticsQueries(datastore), clock),
-        timers=TimerService(
-            core.runner, due_timers, clock, sla_escalation=settings.sla_escalation
-        ),
+        timers=TimerService(core.runner, due_timers, clock, sla_escalation=settings.sla_escalation),
         api_keys=_api_keys(settings),
     )
 

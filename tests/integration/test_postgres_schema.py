@@ -65,6 +65,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("timer_failed_at", TZ, "YES"),
         ("timer_attempts", "integer", "NO"),
         ("timer_leased_until", TZ, "YES"),
+        ("escalated_at", TZ, "YES"),
     ],
     "tasks": [
         ("id", "text", "NO"),
@@ -84,6 +85,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("outcome", "text", "YES"),
         ("created_at", TZ, "NO"),
         ("completed_at", TZ, "YES"),
+        ("escalated_at", TZ, "YES"),
+        ("escalated_to", "text", "YES"),
     ],
     "activities": [
         ("id", "text", "NO"),
@@ -201,4 +204,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0004",)
+    assert row == ("0006",)

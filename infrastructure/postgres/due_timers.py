@@ -72,7 +72,7 @@ _COUNT_SET_ASIDE = (
 _SET_ASIDE_FOR = """
     SELECT id, tenant, instance_id, node_id, kind, status, token, event_type, correlation,
            CASE WHEN due_at >= %(earliest)s AND due_at < %(latest)s THEN due_at END AS due_at,
-           created_at, resolved_at, timer_error, timer_failed_at, timer_attempts
+           created_at, resolved_at, timer_error, timer_failed_at, timer_attempts, escalated_at
     FROM bookmarks
     WHERE tenant = %(tenant)s AND instance_id = %(instance_id)s
       AND status = 'open' AND timer_error IS NOT NULL

@@ -120,8 +120,12 @@ def instance_view(instance: WorkflowInstance) -> dict[str, Any]:
 
 
 def has_due_bookmarks(view: dict[str, Any]) -> bool:
-    """Whether the view shows an open timer or wait timeout (one the timer worker fires)."""
-    return any(b["kind"] in ("timer", "wait") and b.get("due_at") for b in view["bookmarks"])
+    """Whether the view shows an open timer, wait timeout or task SLA not yet handled (one
+    the timer worker fires, and may have set aside)."""
+    return any(
+        b["kind"] in ("timer", "wait", "task") and b.get("due_at") and not b.get("escalated_at")
+        for b in view["bookmarks"]
+    )
 
 
 def with_set_aside_timers(view: dict[str, Any], rows: list[BookmarkRow]) -> dict[str, Any]:

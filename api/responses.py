@@ -17,6 +17,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.problems import MEDIA_TYPE
+from api.schemas import Urgency
 
 InstanceStatus = Literal["running", "suspended", "completed", "failed", "cancelled"]
 BookmarkKind = Literal["task", "wait", "timer", "child", "retry"]
@@ -159,6 +160,8 @@ class BookmarkView(Open):
     correlation: str | None = None
     child_id: str | None = None
     task_kind: str | None = None
+    roles: list[str] | None = Field(default=None, description="a task's candidate roles")
+    escalated_at: datetime | None = Field(default=None, description="a task's SLA passed")
     attempt: int | None = Field(default=None, description="`retry` bookmarks")
     last_error: str | None = Field(default=None, description="`retry` bookmarks")
 
@@ -169,6 +172,10 @@ class ActivityView(Open):
     attempt: int
     status: str
     last_error: str | None
+    purpose: Literal["notify"] | None = Field(
+        default=None, description="`notify`: a task notification, which never moves the instance"
+    )
+    notify: str | None = Field(default=None, description="`created` or `escalated`")
 
 
 class StartedByView(Open):
@@ -209,6 +216,12 @@ class InstanceView(Open):
     bookmarks: list[BookmarkView]
     activities: list[ActivityView]
     aggregate_version: int
+    sla_due_at: datetime | None = Field(
+        default=None, description="created_at + the definition's sla_hours (GET only)"
+    )
+    late: bool | None = Field(
+        default=None, description="open past sla_due_at, or ended after it (GET only)"
+    )
 
 
 class InstanceSummary(Open):
@@ -312,7 +325,11 @@ class TaskView(Open):
     role: str | None
     claimed_by: str | None
     due_at: datetime | None
-    urgency: str
+    urgency: Urgency = Field(description="open tasks with a due time: from the time left now")
+    overdue: bool
+    roles: list[str] = Field(description="candidate roles: `role`, then `escalated_to`")
+    escalated_at: datetime | None = None
+    escalated_to: str | None = None
     form: dict[str, Any] | None
     outcome: str | None
     created_at: datetime

@@ -9,7 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 # Filter values of the list endpoints (SPEC §3, §4): a typo is a 422, not an empty list.
 InstanceStatus = Literal["running", "suspended", "completed", "failed", "cancelled"]
 TaskStatus = Literal["open", "claimed", "completed", "cancelled"]
-Urgency = Literal["low", "normal", "high", "critical"]
+# `low`/`critical` (and undated tasks' `normal`/`high`) are a node's fixed `urgency`; an open
+# task with a due time gets `overdue`, `urgent` (< 4 h left), `high` (< 24 h) or `normal`
+# computed from the time left when it is read.
+Urgency = Literal["low", "normal", "high", "critical", "urgent", "overdue"]
 
 
 class Strict(BaseModel):

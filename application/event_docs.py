@@ -90,6 +90,7 @@ EXAMPLES: dict[type[InstanceEvent], dict[str, Any]] = {
     },
     W.TaskClaimed: {"bookmark_id": "bm-7f3a", "claimed_by": "alice"},
     W.TaskDelegated: {"bookmark_id": "bm-7f3a", "assignee": "bob", "delegated_by": "alice"},
+    W.TaskEscalated: {"bookmark_id": "bm-7f3a", "to_role": "director", "at": _T},
     W.BookmarkCancelled: {"bookmark_id": "bm-2c1d", "reason": "instance cancelled", "at": _T},
     W.JoinArrived: {"node_id": "meet", "route_index": 0},
     W.JoinCompleted: {"node_id": "meet"},

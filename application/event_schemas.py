@@ -46,6 +46,8 @@ DESCRIPTIONS: dict[type[InstanceEvent], str] = {
     WorkflowInstance.TaskCompleted: "A human task was completed with an outcome and form data.",
     WorkflowInstance.TaskClaimed: "A human task was claimed by a user.",
     WorkflowInstance.TaskDelegated: "A human task was delegated to another assignee.",
+    WorkflowInstance.TaskEscalated: "A human task passed its SLA: marked overdue and, unless "
+    "escalation is off, `to_role` became a candidate role of the task (null: only overdue).",
     WorkflowInstance.BookmarkCancelled: "A wait was closed without resuming it (the instance "
     "was cancelled or failed, a wait timed out, or a branch moved on).",
     WorkflowInstance.JoinArrived: "A parallel branch arrived at a join node (`route_index`: "

@@ -35,6 +35,7 @@ from application.views import (
     instance_view,
     jsonable,
     with_set_aside_timers,
+    with_sla,
 )
 from domain import engine, origin
 from domain.definition import Definition
@@ -182,6 +183,8 @@ class InstanceService:
         if instance is None or instance.tenant != tenant:
             raise InstanceNotFoundError(instance_id)
         view = instance_view(instance)
+        definition = self.definitions.get(tenant, instance.definition, instance.definition_version)
+        view = with_sla(view, definition.definition.sla_hours, self.runner.clock.now())
         if self.timers is not None and has_due_bookmarks(view):
             view = with_set_aside_timers(view, self.timers.set_aside_for(tenant, instance_id))
         return view

@@ -12,6 +12,7 @@ _BOOKMARK_EVENTS = (
     WorkflowInstance.TaskCompleted,
     WorkflowInstance.TaskClaimed,
     WorkflowInstance.TaskDelegated,
+    WorkflowInstance.TaskEscalated,
     WorkflowInstance.BookmarkCancelled,
 )
 _ACTIVITY_EVENTS = (
@@ -83,6 +84,7 @@ def bookmark_row(instance: WorkflowInstance, b: Bookmark) -> BookmarkRow:
         due_at=b.due_at,
         created_at=b.created_at,
         resolved_at=b.resolved_at,
+        escalated_at=b.escalated_at,
     )
 
 
@@ -109,6 +111,8 @@ def task_row(instance: WorkflowInstance, b: Bookmark) -> TaskRow:
         outcome=b.outcome,
         created_at=b.created_at,
         completed_at=b.resolved_at if b.status is BookmarkStatus.CONSUMED else None,
+        escalated_at=b.escalated_at,
+        escalated_to=b.escalated_to,
     )
 
 

@@ -48,6 +48,8 @@ class BookmarkRow:
     timer_error: str | None = None
     timer_failed_at: datetime | None = None
     timer_attempts: int = 0
+    # A task whose SLA passed (TaskEscalated): the timer worker's due query skips it.
+    escalated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class TaskRow:
     outcome: str | None
     created_at: datetime
     completed_at: datetime | None
+    escalated_at: datetime | None = None  # when its SLA passed (TaskEscalated)
+    escalated_to: str | None = None  # the candidate role the escalation added
 
 
 @dataclass(frozen=True)
@@ -137,4 +141,5 @@ class TaskFilter:
     assignee: str | None = None
     role: str | None = None
     status: str | None = None
-    urgency: str | None = None
+    urgency: str | None = None  # computed from due_at and `now` (engine.sla.urgency_at)
+    now: datetime | None = None  # the time urgency is judged at; the use case sets it

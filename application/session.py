@@ -99,6 +99,7 @@ class CommandAttempt:
         admission: StartAdmission,
         clock: Clock,
         delivery: EventDelivery | None = None,
+        public_url: str = "",
     ):
         self.store = store
         self.definitions = definitions
@@ -106,7 +107,9 @@ class CommandAttempt:
         # Settles `emit` actions in this unit of work (None: they wait for a task worker,
         # which refuses them).
         self.delivery = delivery
-        self.env = CommandEnv(now=clock.now(), new_id=new_id, new_token=new_token)
+        self.env = CommandEnv(
+            now=clock.now(), new_id=new_id, new_token=new_token, public_url=public_url
+        )
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
         self.children_started = 0
@@ -394,6 +397,7 @@ class CommandRunner:
         lock_instances: bool = True,
         committer: Committer | None = None,
         delivery: EventDelivery | None = None,
+        public_url: str = "",
     ):
         self.store = store
         # Settles `emit` actions inside the command that reaches them.
@@ -408,6 +412,7 @@ class CommandRunner:
         self.retry_cap_seconds = retry_cap_seconds
         self.retry_budget_seconds = retry_budget_seconds
         self.locks = InstanceLocks() if lock_instances else None
+        self.public_url = public_url  # links in task notifications (WAYMARK_PUBLIC_URL)
         # Called after each commit with the events it stored, in order (in-process workers
         # use it to wake up when work was scheduled for them).
         self.on_commit: list[Callable[[list[InstanceEvent]], None]] = []
@@ -430,7 +435,12 @@ class CommandRunner:
                     break
                 time.sleep(pause)
             session = CommandAttempt(
-                self.store, self.definitions, self.admission, self.clock, self.delivery
+                self.store,
+                self.definitions,
+                self.admission,
+                self.clock,
+                delivery=self.delivery,
+                public_url=self.public_url,
             )
             result = command(session)
             pending = session.prepare()

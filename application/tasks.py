@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from application.commands import ClaimTask, CompleteTask, DelegateTask
@@ -35,14 +36,16 @@ class TaskService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
+        now = self.runner.clock.now()  # urgency is judged at read time
+        criteria = replace(criteria, now=now)
         page = self.queries.list_tasks(tenant, criteria, limit=limit, cursor=cursor)
-        return Page([task_view(row) for row in page.items], page.next_cursor)
+        return Page([task_view(row, now) for row in page.items], page.next_cursor)
 
     def get(self, tenant: str, task_id: str) -> dict[str, Any]:
         row = self.queries.task(tenant, task_id)
         if row is None:
             raise TaskNotFoundError(task_id)
-        return task_view(row)
+        return task_view(row, self.runner.clock.now())
 
     def claim(self, cmd: ClaimTask) -> dict[str, Any]:
         return self._on_task(

@@ -1,4 +1,6 @@
-"""Firing due timers: a `timer` node continues, a `wait` past its timeout takes `timeout`.
+"""Firing due timers: a `timer` node continues, a `wait` past its timeout takes `timeout`,
+and a task past its SLA takes its `timeout` route or is escalated (`engine.escalate`, once:
+the command is guarded by optimistic concurrency and the bookmark records the escalation).
 
 Each row is fired on its own: one whose firing fails unexpectedly is set aside with its
 error (the due query skips it from then on) and the rows behind it still fire, so one
@@ -25,8 +27,11 @@ log = logging.getLogger(__name__)
 class TimerService:
     """Fires the timers whose due time has passed."""
 
-    def __init__(self, runner: CommandRunner, timers: DueTimers, clock: Clock):
+    def __init__(
+        self, runner: CommandRunner, timers: DueTimers, clock: Clock, *, sla_escalation: bool = True
+    ):
         self.runner = runner
+        self.sla_escalation = sla_escalation  # WAYMARK_SLA_ESCALATION: off marks overdue only
         self.timers = timers
         self.clock = clock
         self.set_aside_total = 0  # set aside by this process since it started
@@ -54,12 +59,23 @@ class TimerService:
         return self.timers.set_aside_for(tenant, instance_id)
 
     def _fire(self, row: BookmarkRow) -> bool:
-        def command(session: CommandAttempt) -> None:
+        def command(session: CommandAttempt) -> bool:
             instance = session.load(row.instance_id)
-            engine.fire_timer(instance, session.definition_of(instance), row.id, session.env)
+            definition = session.definition_of(instance)
+            if row.kind == "task":
+                # None: escalated already (by another replica), or not due by our clock.
+                return None is not engine.escalate(
+                    instance,
+                    definition,
+                    row.id,
+                    session.env,
+                    escalation_enabled=self.sla_escalation,
+                )
+            engine.fire_timer(instance, definition, row.id, session.env)
+            return True
 
         try:
-            self.runner.run(command, row.instance_id)
+            acted = self.runner.run(command, row.instance_id)
         except (BookmarkNotOpenError, InstanceNotActiveError, InstanceNotFoundError):
             # Resumed, cancelled or fired by another worker since we read it: nothing to do.
             log.debug("timer %s of instance %s was already handled", row.id, row.instance_id)
@@ -72,7 +88,7 @@ class TimerService:
         except Exception as e:  # noqa: BLE001 - any other failure sets this row aside
             self._set_aside(row, e)
             return False
-        return True
+        return acted
 
     def _set_aside(self, row: BookmarkRow, error: Exception) -> None:
         message = f"{type(error).__name__}: {error}"

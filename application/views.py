@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from application.read_models import BookmarkRow, InstanceRow, TaskRow
+from domain.engine.sla import urgency_at
 from domain.instance import WorkflowInstance
 from domain.state import Bookmark, BookmarkKind
 
@@ -17,6 +18,7 @@ from domain.state import Bookmark, BookmarkKind
 # string. JSON serializers have hard recursion limits (pydantic-core's is 255 levels): a
 # deeper value made every read of its instance a 500.
 MAX_RENDER_DEPTH = 128
+OPEN_TASK_STATUSES = ("open", "claimed")
 TRUNCATED = f"<truncated: nested deeper than {MAX_RENDER_DEPTH} levels>"
 
 
@@ -60,6 +62,8 @@ def bookmark_view(b: Bookmark) -> dict[str, Any]:
         view["child_id"] = b.child_id
     if b.kind is BookmarkKind.TASK:
         view["task_kind"] = b.task_kind
+        view["roles"] = b.roles
+        view["escalated_at"] = b.escalated_at
     return jsonable(view)
 
 
@@ -67,7 +71,7 @@ def instance_view(instance: WorkflowInstance) -> dict[str, Any]:
     bookmarks = [bookmark_view(b) for b in instance.open_bookmarks()]
     # A service task waiting out its retry backoff is shown as a `retry` bookmark.
     for a in instance.scheduled_activities():
-        if a.attempt > 1:
+        if a.attempt > 1 and not a.is_notification:
             bookmarks.append(
                 jsonable(
                     {
@@ -107,6 +111,7 @@ def instance_view(instance: WorkflowInstance) -> dict[str, Any]:
                     "attempt": a.attempt,
                     "status": a.status.value,
                     "last_error": a.last_error,
+                    **({"purpose": a.purpose, "notify": a.notify_event} if a.purpose else {}),
                 }
                 for a in instance.activities.values()
             ],
@@ -116,8 +121,12 @@ def instance_view(instance: WorkflowInstance) -> dict[str, Any]:
 
 
 def has_due_bookmarks(view: dict[str, Any]) -> bool:
-    """Whether the view shows an open timer or wait timeout (one the timer worker fires)."""
-    return any(b["kind"] in ("timer", "wait") and b.get("due_at") for b in view["bookmarks"])
+    """Whether the view shows an open timer, wait timeout or task SLA not yet handled (one
+    the timer worker fires, and may have set aside)."""
+    return any(
+        b["kind"] in ("timer", "wait", "task") and b.get("due_at") and not b.get("escalated_at")
+        for b in view["bookmarks"]
+    )
 
 
 def with_set_aside_timers(view: dict[str, Any], rows: list[BookmarkRow]) -> dict[str, Any]:
@@ -139,7 +148,27 @@ def instance_row_view(row: InstanceRow) -> dict[str, Any]:
     return jsonable(view)
 
 
-def task_view(row: TaskRow) -> dict[str, Any]:
+def task_view(row: TaskRow, now: datetime) -> dict[str, Any]:
+    """The task as of `now`: an open task's urgency comes from the time left to `due_at`
+    (`overdue`, `urgent`, `high`, `normal`); `roles` are its candidate roles."""
     view = asdict(row)
     view.pop("tenant")
+    is_open = row.status in OPEN_TASK_STATUSES
+    view["urgency"] = urgency_at(row.due_at if is_open else None, now, row.urgency)
+    view["overdue"] = view["urgency"] == "overdue"
+    view["roles"] = [r for r in (row.role, row.escalated_to) if r]
     return jsonable(view)
+
+
+def with_sla(view: dict[str, Any], sla_hours: float | None, now: datetime) -> dict[str, Any]:
+    """Add the definition-level SLA: `sla_due_at` and `late` (still open past it, or ended
+    after it: what `GET /v1/analytics` counts as breached)."""
+    if not sla_hours:
+        view["sla_due_at"], view["late"] = None, False
+        return view
+    created = datetime.fromisoformat(view["created_at"])
+    due = created + timedelta(hours=sla_hours)
+    ended = view.get("ended_at")
+    view["sla_due_at"] = due.isoformat()
+    view["late"] = (datetime.fromisoformat(ended) if ended else now) > due
+    return view

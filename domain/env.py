@@ -52,6 +52,8 @@ class CommandEnv:
     now: datetime
     new_id: Callable[[], str]
     new_token: Callable[[], str]
+    # The base of links in task notifications (`WAYMARK_PUBLIC_URL`); "" gives relative ones.
+    public_url: str = ""
     # One per command (the application builds one CommandEnv per attempt), so a loop that leaves
     # and re-enters `run` — a sub_workflow whose child completes at once — is counted too.
     steps: StepBudget = field(default_factory=StepBudget, compare=False, repr=False)

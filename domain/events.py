@@ -23,6 +23,7 @@ INSTANCE_EVENTS: tuple[type[InstanceEvent], ...] = (
     WorkflowInstance.TaskCompleted,
     WorkflowInstance.TaskClaimed,
     WorkflowInstance.TaskDelegated,
+    WorkflowInstance.TaskEscalated,
     WorkflowInstance.BookmarkCancelled,
     WorkflowInstance.JoinArrived,
     WorkflowInstance.JoinCompleted,

@@ -76,7 +76,8 @@ class WorkflowInstance(Aggregate):
     def status(self) -> str:
         if self.ended_status:
             return self.ended_status
-        if any(a.is_scheduled for a in self.activities.values()):
+        # A notification does not hold the instance: a task waiting stays `suspended`.
+        if any(a.is_scheduled and not a.is_notification for a in self.activities.values()):
             return "running"
         if self.open_bookmarks():
             return "suspended"
@@ -202,6 +203,17 @@ class WorkflowInstance(Aggregate):
     @event(TaskDelegated)
     def delegate_task(self, bookmark_id: str, assignee: str, delegated_by: str | None) -> None:
         self._replace_bookmark(bookmark_id, assignee=assignee, claimed_by=None)
+
+    class TaskEscalated(Event):
+        """A task's SLA passed: marked overdue, `to_role` added as a candidate (or None)."""
+
+        bookmark_id: str
+        to_role: str | None
+        at: datetime
+
+    @event(TaskEscalated)
+    def escalate_task(self, bookmark_id: str, to_role: str | None, at: datetime) -> None:
+        self._replace_bookmark(bookmark_id, escalated_at=at, escalated_to=to_role)
 
     class BookmarkCancelled(Event):
         bookmark_id: str

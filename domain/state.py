@@ -36,6 +36,9 @@ class ActivityStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+NOTIFY_PURPOSE = "notify"
+
+
 @dataclass(frozen=True)
 class Bookmark:
     """A point where an instance waits; fields beyond the first five depend on the kind."""
@@ -62,6 +65,10 @@ class Bookmark:
     urgency: str | None = None
     form: Any = None
     escalate_to_role: str | None = None
+    # set once, by `TaskEscalated`, when the SLA (`due_at`) passed; `escalated_to` is the
+    # candidate role it added (None: marked overdue only, escalation off or no role)
+    escalated_at: datetime | None = None
+    escalated_to: str | None = None
     outcome: str | None = None
     completed_by: str | None = None
     # child
@@ -81,6 +88,11 @@ class Bookmark:
     def is_open(self) -> bool:
         return self.status is BookmarkStatus.OPEN
 
+    @property
+    def roles(self) -> list[str]:
+        """A task's candidate roles: its own, then the one an escalation added."""
+        return [r for r in (self.role, self.escalated_to) if r]
+
 
 @dataclass(frozen=True)
 class Activity:
@@ -96,6 +108,14 @@ class Activity:
     idempotency_key: str
     status: ActivityStatus = ActivityStatus.SCHEDULED
     last_error: str | None = None
+    # None: a service task, whose result moves the instance on. "notify": a task node's
+    # notification (`notify.created`/`notify.escalated`), whose result is only recorded.
+    purpose: str | None = None
+    notify_event: str | None = None
+
+    @property
+    def is_notification(self) -> bool:
+        return self.purpose == NOTIFY_PURPOSE
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Activity:

@@ -144,7 +144,9 @@ def _core_on(
         definition_store=definition_store,
         cache=cache,
         admission=admission,
-        runner=CommandRunner(store, cache, admission, clock, delivery=delivery),
+        runner=CommandRunner(
+            store, cache, admission, clock, delivery=delivery, public_url=settings.public_url
+        ),
         connections=_connections(settings),
         server_key=server_key,
         database_url=database_url,
@@ -202,7 +204,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         webhooks=WebhookService(instances, core.cache, core.admission, secrets.get, clock, queries),
         templates=TemplateService(PackagedTemplateCatalog(), definitions),
         analytics=AnalyticsService(PostgresAnalyticsQueries(datastore), clock),
-        timers=TimerService(core.runner, due_timers, clock),
+        timers=TimerService(core.runner, due_timers, clock, sla_escalation=settings.sla_escalation),
         api_keys=_api_keys(settings),
         connections=ConnectionService(core.connections),
         feed=EventFeed(PostgresEventFeed(datastore, _mapper(core))),
@@ -234,7 +236,10 @@ def build_timer_worker(settings: Settings, *, core: Core | None = None) -> Timer
     owns_core = core is None
     core = core or build_core(settings)
     timers = TimerService(
-        core.runner, PostgresDueTimers(core.datastore, settings.timer_lease_seconds), core.clock
+        core.runner,
+        PostgresDueTimers(core.datastore, settings.timer_lease_seconds),
+        core.clock,
+        sla_escalation=settings.sla_escalation,
     )
     return TimerWorkerContainer(
         core=core, owns_core=owns_core, timers=timers, schedules=build_scheduler(core)

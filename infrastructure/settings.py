@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     retention_idempotency: str = "P90D"
     retention_outbox: str = "P7D"  # outbox dead letters
     long_running_after: str = "P1D"  # a suspended instance this old is "long_running"
+    # --- task SLAs and notifications (issue 8) ---
+    # Off: a task past its SLA is marked overdue (TaskEscalated with to_role null) but no
+    # escalate_to_role is added; `timeout` routes still fire.
+    sla_escalation: bool = True
+    # The base of task links in notifications (`{{ task.link }}`); empty: relative links.
+    public_url: str = ""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -20,6 +20,12 @@ from domain.definition import (
     RetryPolicy,
 )
 from domain.engine.retry import retry_policy_of
+from domain.engine.sla import (
+    SLA_PASSED,
+    escalation_target,
+    has_timeout_route,
+    schedule_notification,
+)
 from domain.engine.traversal import (
     close_open_work,
     fail_node,
@@ -38,7 +44,7 @@ from domain.errors import (
     WrongBookmarkKindError,
 )
 from domain.instance import WorkflowInstance
-from domain.state import Bookmark, BookmarkKind
+from domain.state import Activity, Bookmark, BookmarkKind
 from domain.values import UnstorableValueError, clean_text, clean_value
 
 __all__ = ["select_route"]
@@ -106,6 +112,37 @@ def fire_timer(
     follow(instance, definition, node, outcome, env)
 
 
+def escalate(
+    instance: WorkflowInstance,
+    definition: Definition,
+    bookmark_id: str,
+    env: CommandEnv,
+    *,
+    escalation_enabled: bool = True,
+) -> str | None:
+    """A task's SLA passed: take its `timeout` route, or mark it overdue and escalate it.
+
+    Returns `"timeout"`, `"escalated"` (a role was added), `"overdue"` (marked only), or None
+    when there is nothing to do: already escalated (a replica that lost the race re-decides
+    on the fresh state and lands here, so it happens once), or not yet due by this clock.
+    """
+    bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
+    if bookmark.escalated_at is not None or bookmark.due_at is None or bookmark.due_at > env.now:
+        return None
+    node = definition.nodes[bookmark.node_id]
+    if has_timeout_route(definition, node):
+        instance.cancel_bookmark(bookmark_id, SLA_PASSED, env.now)
+        instance.complete_node(node.id, TIMEOUT_OUTCOME, None, None)
+        follow(instance, definition, node, TIMEOUT_OUTCOME, env)
+        return "timeout"
+    to_role = escalation_target(node, bookmark, escalation_enabled)
+    instance.escalate_task(bookmark_id, to_role, env.now)
+    if to_role is None:
+        return "overdue"
+    schedule_notification(instance, node, instance.bookmarks[bookmark_id], "escalated", env)
+    return "escalated"
+
+
 def child_finished(
     instance: WorkflowInstance,
     definition: Definition,
@@ -151,6 +188,11 @@ def record_activity_result(
     if activity is None or not activity.is_scheduled or activity.attempt != attempt:
         return False
     node = definition.nodes[activity.node_id]
+    if activity.is_notification:
+        _record_notification(
+            instance, node, activity, ok=ok, error=error, retryable=retryable, env=env
+        )
+        return True
     if ok:
         try:
             # The side effect happened: NULs are replaced (U+FFFD) rather than the result lost.
@@ -185,6 +227,39 @@ def record_activity_result(
     instance.fail_activity(activity_id, attempt, message)
     fail_node(instance, definition, node, f"{message} (after {attempt} attempt(s))", env)
     return True
+
+
+def _record_notification(
+    instance: WorkflowInstance,
+    node: Node,
+    activity: Activity,
+    *,
+    ok: bool,
+    error: str | None,
+    retryable: bool,
+    env: CommandEnv,
+) -> None:
+    """A notification's result is recorded only: the instance neither moves nor fails."""
+    if ok:
+        # The output is not kept: a notification has no result variable.
+        instance.complete_activity(activity.id, activity.attempt, None)
+        return
+    message = clean_text(error or "action failed")
+    policy = retry_policy_of(node)
+    if retryable and activity.attempt < policy.max_attempts:
+        try:
+            run_after = _retry_due(env, policy, activity.attempt + 1)
+        except ValueError:
+            pass
+        else:
+            attempt = activity.attempt + 1
+            # `instance:task:notify-<what>:<attempt>` (engine.sla.notify_key), next attempt
+            key = f"{activity.idempotency_key.rpartition(':')[0]}:{attempt}"
+            instance.schedule_activity_retry(
+                activity.id, activity.attempt, message, attempt, attempt, run_after, key
+            )
+            return
+    instance.fail_activity(activity.id, activity.attempt, message)
 
 
 def _retry_due(env: CommandEnv, policy: RetryPolicy, attempt: int) -> datetime:

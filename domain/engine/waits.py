@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from domain.durations import parse_duration
+from domain.engine.sla import schedule_notification
 from domain.env import CommandEnv
 from domain.expressions.evaluator import evaluate, evaluate_mapping, render_value
 
@@ -61,6 +62,8 @@ def open_waiting_bookmark(
     else:  # the validator only admits known types; this guards the engine itself
         raise ValueError(f"node type {node.type} does not wait")
     instance.create_bookmark(bookmark)
+    if bookmark["kind"] == "task":
+        schedule_notification(instance, node, instance.bookmarks[bookmark["id"]], "created", env)
 
 
 def _task_fields(

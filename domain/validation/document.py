@@ -14,6 +14,7 @@ from typing import Any
 
 from domain.definition import NODE_TYPES
 from domain.engine.retry import MAX_ATTEMPTS, MAX_BACKOFF, MAX_RETRY_INTERVAL_SECONDS
+from domain.engine.sla import NOTIFY_EVENTS
 from domain.retention import ENDED_STATUSES, FOREVER, parse_retention
 from domain.validation.fields import (
     Checker,
@@ -293,10 +294,26 @@ COMMON_NODE_FIELDS: dict[str, Checker] = {
     "start": boolean,
     "description": string,
 }
+
+
+def _notify(report: Report, parts: Path, value: Any) -> None:
+    """`{"created": <action>, "escalated": <action>}`: actions like a service task's."""
+    if not expect(report, parts, value, "object"):
+        return
+    for key, action in value.items():
+        if key not in NOTIFY_EVENTS:
+            text = f"unknown notification {short(key)}; expected one of {', '.join(NOTIFY_EVENTS)}"
+            report.about(parts + (key,), "unknown_field", text)
+        else:
+            _action(report, parts + (key,), action)
+
+
 _TASK_FIELDS: dict[str, Checker] = {
     "assignee": template_string,
     "sla_hours": _sla_hours,
     "escalate_to_role": string,
+    "escalate": boolean,
+    "notify": _notify,
     "urgency": enum(*URGENCIES),
     "form": _form,
     "result_var": _identifier,

@@ -219,7 +219,22 @@ def _wait_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> None
         )
 
 
+def _task_timeout_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> None:
+    """A task's `timeout` route is taken when its SLA passes: without `sla_hours`, never."""
+    if node.raw.get("sla_hours"):
+        return
+    for edge in outgoing:
+        if edge.raw.get("outcome") == TIMEOUT_OUTCOME:
+            report.add(
+                ("routes", edge.index, "outcome"),
+                "invalid_value",
+                f"route #{edge.index} from {node.label} has outcome 'timeout', taken when the "
+                "task's SLA passes, but the node has no 'sla_hours'",
+            )
+
+
 def _approval_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> None:
+    _task_timeout_rule(report, node, outgoing)
     if any(e.raw.get("outcome") is None for e in outgoing):
         return  # a route without outcome catches every decision
     covered = [e.raw.get("outcome") for e in outgoing]
@@ -234,6 +249,7 @@ _OUTGOING_RULES: dict[str, Callable[[Reporter, GraphNode, list[_Edge]], None]] =
     "gateway": _gateway_rule,
     "parallel": _parallel_rule,
     "approval": _approval_rule,
+    "user_task": _task_timeout_rule,
     "wait": _wait_rule,
 }
 

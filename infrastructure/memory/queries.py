@@ -14,6 +14,8 @@ from application.read_models import (
     TaskFilter,
     TaskRow,
 )
+from application.views import OPEN_TASK_STATUSES
+from domain.engine.sla import urgency_at
 from infrastructure.memory.tables import MemoryTables
 from infrastructure.postgres.cursors import (
     clamp_limit,
@@ -32,6 +34,12 @@ _NO_DUE = datetime.min.replace(tzinfo=UTC)
 def _task_key(due_at: datetime | None, created_at: datetime, task_id: str) -> tuple[Any, ...]:
     """ORDER BY due_at ASC NULLS LAST, created_at, id."""
     return (due_at is None, due_at or _NO_DUE, created_at, task_id)
+
+
+def _urgency(task: TaskRow, now: datetime) -> str:
+    """The urgency the task view shows at `now` (what PostgreSQL's filter computes)."""
+    judged = task.status in OPEN_TASK_STATUSES
+    return urgency_at(task.due_at if judged else None, now, task.urgency)
 
 
 class MemoryReadModelQueries:
@@ -110,15 +118,16 @@ class MemoryReadModelQueries:
             created_at = parse_datetime(cursor, created)
             if created_at is not None:
                 after = _task_key(parse_datetime(cursor, due), created_at, str(last_id))
+        now = criteria.now or datetime.now(UTC)
         with self.tables.lock:
             rows = [
                 t
                 for t in self.tables.tasks.values()
                 if t.tenant == tenant
                 and (criteria.assignee is None or t.assignee == criteria.assignee)
-                and (criteria.role is None or t.role == criteria.role)
+                and (criteria.role is None or criteria.role in (t.role, t.escalated_to))
                 and (criteria.status is None or t.status == criteria.status)
-                and (criteria.urgency is None or t.urgency == criteria.urgency)
+                and (criteria.urgency is None or _urgency(t, now) == criteria.urgency)
                 and (after is None or _task_key(t.due_at, t.created_at, t.id) > after)
             ]
         rows.sort(key=lambda t: _task_key(t.due_at, t.created_at, t.id))

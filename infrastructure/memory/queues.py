@@ -26,7 +26,7 @@ class MemoryDueTimers:
                 b
                 for b in self.tables.bookmarks.values()
                 if b.status == "open"
-                and b.kind in _TIMER_KINDS
+                and (b.kind in _TIMER_KINDS or (b.kind == "task" and b.escalated_at is None))
                 and b.due_at is not None
                 and b.timer_error is None
             ]

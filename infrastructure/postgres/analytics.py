@@ -64,7 +64,7 @@ ORDER BY s.definition
 TASK_STATS = """
 SELECT t.definition,
        count(*) AS open_tasks,
-       count(*) FILTER (WHERE t.due_at < %(now)s) AS overdue_tasks
+       count(*) FILTER (WHERE t.due_at <= %(now)s) AS overdue_tasks
 FROM tasks t
 WHERE {where}
 GROUP BY t.definition

@@ -1,4 +1,5 @@
-"""DueTimers on PostgreSQL: open timer and wait-timeout bookmarks whose time has come."""
+"""DueTimers on PostgreSQL: open timer and wait-timeout bookmarks whose time has come, and
+open tasks past their SLA that were not escalated yet."""
 
 from __future__ import annotations
 
@@ -21,11 +22,16 @@ MAX_ERROR_CHARS = 2_000
 # the other finds the bookmark consumed. A worker that dies leaves its rows to expire.
 # Set-aside rows (timer_error) are skipped, so a row that fails every time never holds back
 # the rows behind it; the range check keeps rows that cannot be read back out of the result.
+# What the timer worker fires: timers, wait timeouts, and task SLAs not yet handled (a task
+# past its SLA is escalated once; `escalated_at` is the projection of its TaskEscalated).
+# A constant: the queries below are built from it once, never from input.
+_DUE_KINDS = "(kind IN ('timer', 'wait') OR (kind = 'task' AND escalated_at IS NULL))"
+
 _CLAIM_DUE = """
     UPDATE bookmarks SET timer_leased_until = %(now)s + make_interval(secs => %(lease)s)
     WHERE id IN (
         SELECT id FROM bookmarks
-        WHERE status = 'open' AND kind IN ('timer', 'wait') AND due_at <= %(now)s
+        WHERE status = 'open' AND {due_kinds} AND due_at <= %(now)s
           AND due_at >= %(earliest)s AND timer_error IS NULL
           AND (timer_leased_until IS NULL OR timer_leased_until <= %(now)s)
         ORDER BY due_at
@@ -33,7 +39,7 @@ _CLAIM_DUE = """
         FOR UPDATE SKIP LOCKED
     )
     RETURNING *
-"""
+""".replace("{due_kinds}", _DUE_KINDS)
 
 _RELEASE = "UPDATE bookmarks SET timer_leased_until = NULL WHERE id = %(id)s"
 
@@ -42,15 +48,15 @@ _RELEASE = "UPDATE bookmarks SET timer_leased_until = NULL WHERE id = %(id)s"
 _SET_ASIDE_OUT_OF_RANGE = """
     UPDATE bookmarks
     SET timer_error = %(error)s, timer_failed_at = %(now)s, timer_attempts = timer_attempts + 1
-    WHERE status = 'open' AND kind IN ('timer', 'wait') AND timer_error IS NULL
+    WHERE status = 'open' AND {due_kinds} AND timer_error IS NULL
       AND (due_at < %(earliest)s OR due_at >= %(latest)s)
-"""
+""".replace("{due_kinds}", _DUE_KINDS)
 
 _NEXT_DUE = """
     SELECT min(due_at) AS due_at FROM bookmarks
-    WHERE status = 'open' AND kind IN ('timer', 'wait') AND timer_error IS NULL
+    WHERE status = 'open' AND {due_kinds} AND timer_error IS NULL
       AND due_at >= %(earliest)s AND due_at < %(latest)s
-"""
+""".replace("{due_kinds}", _DUE_KINDS)
 
 _SET_ASIDE = """
     UPDATE bookmarks
@@ -66,7 +72,7 @@ _COUNT_SET_ASIDE = (
 _SET_ASIDE_FOR = """
     SELECT id, tenant, instance_id, node_id, kind, status, token, event_type, correlation,
            CASE WHEN due_at >= %(earliest)s AND due_at < %(latest)s THEN due_at END AS due_at,
-           created_at, resolved_at, timer_error, timer_failed_at, timer_attempts
+           created_at, resolved_at, timer_error, timer_failed_at, timer_attempts, escalated_at
     FROM bookmarks
     WHERE tenant = %(tenant)s AND instance_id = %(instance_id)s
       AND status = 'open' AND timer_error IS NOT NULL

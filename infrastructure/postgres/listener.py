@@ -45,14 +45,20 @@ def notify_new_work(curs: Cursor[Any], projection: Projection) -> None:
     open timer among them is new or rescheduled; a spare notification only costs a tick.
     """
     run_after = [a.run_after for a in projection.activities if _value(a.status) == "scheduled"]
+    # A task's SLA is a timer too (escalated by the timer worker), until it is escalated.
     due = [
         b.due_at
         for b in projection.bookmarks
-        if _value(b.kind) in TIMER_KINDS and _value(b.status) == "open" and b.due_at is not None
+        if _is_due_kind(b) and _value(b.status) == "open" and b.due_at is not None
     ]
     for channel, times in ((ACTIVITIES_CHANNEL, run_after), (TIMERS_CHANNEL, due)):
         if times:
             curs.execute("SELECT pg_notify(%s, %s)", (channel, min(times).isoformat()))
+
+
+def _is_due_kind(b: Any) -> bool:
+    kind = _value(b.kind)
+    return kind in TIMER_KINDS or (kind == "task" and b.escalated_at is None)
 
 
 def parse_due(payload: str) -> datetime | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from application.read_models import (
     TaskFilter,
     TaskRow,
 )
+from domain.engine.sla import HIGH_WITHIN, URGENT_WITHIN
 from infrastructure.postgres.cursors import (
     clamp_limit,
     decode_cursor,
@@ -118,9 +120,11 @@ class PostgresReadModelQueries:
         """Most urgent first: due_at (tasks without a due time last), created_at, id."""
         where = _Where("tenant = %s", tenant)
         where.add_if(criteria.assignee, "assignee = %s")
-        where.add_if(criteria.role, "role = %s")
+        if criteria.role is not None:  # its own role, or the one an escalation added
+            where.add("(role = %s OR escalated_to = %s)", criteria.role, criteria.role)
         where.add_if(criteria.status, "status = %s")
-        where.add_if(criteria.urgency, "urgency = %s")
+        if criteria.urgency is not None:
+            _add_urgency(where, criteria.urgency, criteria.now or datetime.now(UTC))
         if cursor is not None:
             due_at, created_at, last_id = decode_cursor(
                 "tasks", cursor, size=3, secret=self.cursor_secret
@@ -155,6 +159,29 @@ class PostgresReadModelQueries:
             (tenant, scope, key),
         )
         return rows[0]["result"] if rows else None
+
+
+# Mirrors domain.engine.sla.urgency_at: an open task with a due time is judged by the time
+# left at `now`; a closed or undated one keeps the node's fixed urgency. Each computed
+# urgency is a due-time range: (condition, the bounds its placeholders take, in order).
+_COMPUTED_URGENCY: dict[str, tuple[str, tuple[str, ...]]] = {
+    "overdue": ("due_at <= %s", ("now",)),
+    "urgent": ("due_at > %s AND due_at < %s", ("now", "urgent")),
+    "high": ("due_at >= %s AND due_at < %s", ("urgent", "high")),
+    "normal": ("due_at >= %s", ("high",)),
+}
+_JUDGED = "status IN ('open', 'claimed') AND due_at IS NOT NULL"
+_FIXED = f"(NOT ({_JUDGED}) AND urgency = %s)"
+
+
+def _add_urgency(where: _Where, urgency: str, now: datetime) -> None:
+    computed = _COMPUTED_URGENCY.get(urgency)
+    if computed is None:  # low, critical: only ever fixed
+        where.add(_FIXED, urgency)
+        return
+    condition, names = computed
+    bounds = {"now": now, "urgent": now + URGENT_WITHIN, "high": now + HIGH_WITHIN}
+    where.add(f"({_FIXED} OR ({_JUDGED} AND {condition}))", urgency, *(bounds[n] for n in names))
 
 
 class _Where:

@@ -25,9 +25,13 @@ def _save(ports: Ports, probe: Probe | None = None, **rows: list[Any]) -> Probe:
 def test_due_timers_oldest_first_within_the_limit(ports: Ports) -> None:
     probe = Probe(tenant="acme", label="p")
 
-    def timer(name: str, minutes: int | None, kind: str = "timer", status: str = "open") -> Any:
+    def timer(
+        name: str, minutes: int | None, kind: str = "timer", status: str = "open", **extra: Any
+    ) -> Any:
         due = None if minutes is None else T0 + timedelta(minutes=minutes)
-        return bookmark_row(probe.id, id=name, kind=kind, status=status, due_at=due, token=None)
+        return bookmark_row(
+            probe.id, id=name, kind=kind, status=status, due_at=due, token=None, **extra
+        )
 
     _save(
         ports,
@@ -38,7 +42,9 @@ def test_due_timers_oldest_first_within_the_limit(ports: Ports) -> None:
             timer("w-timeout", 20, kind="wait"),
             timer("t-future", 90),
             timer("t-fired", 5, status="consumed"),
-            timer("task", 1, kind="task"),
+            # A task's SLA is due like a timer until it has been escalated (issue 8).
+            timer("task", 1, kind="task", escalated_at=T0),
+            timer("task-sla", 40, kind="task"),
             timer("w-no-timeout", None, kind="wait"),
         ],
     )
@@ -48,13 +54,18 @@ def test_due_timers_oldest_first_within_the_limit(ports: Ports) -> None:
     assert ports.due_timers.next_due() == T0 + timedelta(minutes=10)
     # A claim leases what it returns: the next claim gets the rest, then nothing ...
     assert [b.id for b in ports.due_timers.due(now, 2)] == ["t-early", "w-timeout"]
-    assert [b.id for b in ports.due_timers.due(now, 10)] == ["t-late"]
+    assert [b.id for b in ports.due_timers.due(now, 10)] == ["t-late", "task-sla"]
     assert ports.due_timers.due(now, 10) == []
     # ... until a row is released, or the leases run out.
     ports.due_timers.release("t-early")
     assert [b.id for b in ports.due_timers.due(now, 10)] == ["t-early"]
     expired = now + timedelta(minutes=1)
-    assert [b.id for b in ports.due_timers.due(expired, 10)] == ["t-early", "w-timeout", "t-late"]
+    assert [b.id for b in ports.due_timers.due(expired, 10)] == [
+        "t-early",
+        "w-timeout",
+        "t-late",
+        "task-sla",
+    ]
 
 
 def test_no_timer_means_no_next_due(ports: Ports) -> None:

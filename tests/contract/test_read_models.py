@@ -112,7 +112,7 @@ def test_task_list_most_urgent_first_with_undated_tasks_last(ports: Ports) -> No
         ports,
         tasks=[
             task(1, None),
-            task(2, 5, role="boss"),
+            task(2, 5, role="boss", escalated_to="chief"),
             task(3, 1, assignee="ann", urgency="high"),
             task(4, None, status="completed"),
             task(5, 3, role="boss"),
@@ -133,7 +133,16 @@ def test_task_list_most_urgent_first_with_undated_tasks_last(ports: Ports) -> No
     assert listing(role="boss") == ["task-5", "task-2"]
     assert listing(assignee="ann") == ["task-3"]
     assert listing(status="completed") == ["task-4"]
-    assert listing(urgency="high") == ["task-3"]
+    # An escalation's role is a candidate role too.
+    assert listing(role="chief") == ["task-2"]
+    # Urgency of open dated tasks comes from the time left at `now` (issue 8); undated or
+    # closed tasks keep their fixed urgency (task-3's fixed "high" no longer counts).
+    assert listing(urgency="urgent", now=T0) == ["task-3", "task-5"]
+    assert listing(urgency="high", now=T0) == ["task-2"]
+    assert listing(urgency="normal", now=T0) == ["task-1", "task-4"]
+    assert listing(urgency="overdue", now=T0 + timedelta(hours=4)) == ["task-3", "task-5"]
+    assert listing(urgency="urgent", now=T0 + timedelta(hours=4)) == ["task-2"]
+    assert listing(urgency="overdue", now=T0 - timedelta(days=9)) == []
     row = ports.queries.task("acme", "task-3")
     assert row is not None and row.assignee == "ann"
     assert ports.queries.task("globex", "task-3") is None

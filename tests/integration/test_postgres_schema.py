@@ -65,6 +65,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("timer_failed_at", TZ, "YES"),
         ("timer_attempts", "integer", "NO"),
         ("timer_leased_until", TZ, "YES"),
+        ("escalated_at", TZ, "YES"),
     ],
     "tasks": [
         ("id", "text", "NO"),
@@ -84,6 +85,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("outcome", "text", "YES"),
         ("created_at", TZ, "NO"),
         ("completed_at", TZ, "YES"),
+        ("escalated_at", TZ, "YES"),
+        ("escalated_to", "text", "YES"),
     ],
     "activities": [
         ("id", "text", "NO"),

@@ -20,6 +20,7 @@ from api.routes import (
     definitions,
     health,
     instances,
+    outbox,
     tasks,
     templates,
     webhooks,
@@ -83,6 +84,7 @@ def create_app(
     app.add_middleware(problems.UnhandledErrors)
     for module in (health, definitions, instances, tasks, callbacks, webhooks, analytics):
         app.include_router(module.router)
+    app.include_router(outbox.router)
     app.include_router(templates.router)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
@@ -103,6 +105,7 @@ OPENAPI_TAGS = [
     {"name": "analytics", "description": "Per-definition volumes, durations, SLA compliance"},
     {"name": "templates", "description": "The built-in template library"},
     {"name": "health", "description": "Probes (no API key)"},
+    {"name": "outbox", "description": "Events the Kafka publisher could not publish (operators)"},
 ]
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 WORKERS = ("outbox", "timers", "tasks", "cleanup", "commands")
-AVAILABLE_WORKERS = frozenset({"tasks", "timers"})
+AVAILABLE_WORKERS = frozenset({"tasks", "timers", "outbox"})
 # After SIGTERM, open requests get this long before uvicorn closes their connections.
 GRACEFUL_SHUTDOWN_SECONDS = 20
 
@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run one background worker")
     worker.add_argument("name", choices=WORKERS, help="which worker")
+
+    outbox = commands.add_parser("outbox", help="inspect the Kafka outbox")
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
+    dead = outbox_commands.add_parser("dead-letters", help="list (or re-drive) dead letters")
+    dead.add_argument("--retry", type=int, metavar="ID", help="re-drive this dead letter")
+    dead.add_argument("--limit", type=int, default=100, help="how many to list (100)")
     return parser
 
 
@@ -47,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args.host, args.port)
     if args.command == "migrate":
         return migrate()
+    if args.command == "outbox":
+        return dead_letters(args.retry, args.limit)
     return worker(args.name)
 
 
@@ -121,8 +129,44 @@ def worker(name: str) -> int:
     # Each worker has its own composition root: no API keys, no tenant secrets, no FastAPI.
     if name == "tasks":
         task_worker.main(or_refuse("worker tasks", lambda: build_task_worker(settings)))
+    elif name == "outbox":
+        from infrastructure.bootstrap import build_outbox_worker
+        from workers import outbox_worker
+
+        if not settings.kafka_bootstrap_servers:
+            print("waymark worker outbox: KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
+            return 2
+        outbox_worker.main(or_refuse("worker outbox", lambda: build_outbox_worker(settings)))
     else:
         timer_worker.main(or_refuse("worker timers", lambda: build_timer_worker(settings)))
+    return 0
+
+
+def dead_letters(retry: int | None, limit: int) -> int:
+    """`waymark outbox dead-letters [--retry ID]`: one JSON object per line (every tenant)."""
+    import json
+
+    from application.outbox import DeadLetterNotFoundError, OutboxService
+    from infrastructure.bootstrap import build_core, outbox_tables
+    from infrastructure.settings import Settings
+    from infrastructure.telemetry import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    core = or_refuse("outbox dead-letters", lambda: build_core(settings))
+    try:
+        service = OutboxService(outbox_tables(core))
+        if retry is not None:
+            letters = [service.retry(None, retry)]
+        else:
+            letters = service.dead_letters(None, limit)
+    except DeadLetterNotFoundError as error:
+        print(f"waymark outbox dead-letters: {error}", file=sys.stderr)
+        return 1
+    finally:
+        core.close()
+    for letter in letters:
+        print(json.dumps(letter.as_dict()))
     return 0
 
 

@@ -363,3 +363,25 @@ class HealthReport(Open):
 
 class Liveness(Open):
     status: Literal["ok"]
+
+
+# --- the outbox ------------------------------------------------------------------------------
+
+
+class DeadLetterView(Open):
+    """An event the outbox publisher could never publish (status dead, retry or published)."""
+
+    id: int
+    position: int
+    instance_id: str
+    tenant: str
+    event_type: str
+    error: str
+    status: Literal["dead", "retry", "published"]
+    failed_at: str
+    retry_requested_at: str | None
+    published_at: str | None
+
+
+class DeadLetterList(Open):
+    items: list[DeadLetterView]

@@ -27,6 +27,8 @@ from application.webhooks import WebhookService
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresDatastore
 
+    from application.outbox import OutboxService
+    from infrastructure.outbox import OutboxPublisher
     from infrastructure.settings import Settings
 
 
@@ -118,6 +120,8 @@ class Container(_OnCore):
     # The API fires no timers: it reads the set-aside count for GET /health.
     timers: TimerService
     api_keys: dict[str, Principal]
+    # The outbox's stored state (GET /health, dead letters); None without one.
+    outbox: OutboxService | None = None
 
 
 @dataclass
@@ -136,4 +140,12 @@ class TimerWorkerContainer(_OnCore):
     timers: TimerService
 
 
-WorkerContainer = TaskWorkerContainer | TimerWorkerContainer
+@dataclass
+class OutboxWorkerContainer(_OnCore):
+    """`waymark worker outbox`: the publisher (event store -> Kafka) and its leadership name."""
+
+    publisher: OutboxPublisher
+    leadership_name: str
+
+
+WorkerContainer = TaskWorkerContainer | TimerWorkerContainer | OutboxWorkerContainer

@@ -111,6 +111,26 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("value", "text", "NO"),
         ("created_at", TZ, "NO"),
     ],
+    "outbox_positions": [
+        ("name", "text", "NO"),
+        ("position", "bigint", "NO"),
+        ("updated_at", TZ, "NO"),
+        ("breaker_state", "text", "NO"),
+        ("breaker_changed_at", TZ, "YES"),
+    ],
+    "outbox_dead_letters": [
+        ("id", "bigint", "NO"),
+        ("publisher", "text", "NO"),
+        ("position", "bigint", "NO"),
+        ("instance_id", "uuid", "NO"),
+        ("tenant", "text", "NO"),
+        ("event_type", "text", "NO"),
+        ("error", "text", "NO"),
+        ("status", "text", "NO"),
+        ("failed_at", TZ, "NO"),
+        ("retry_requested_at", TZ, "YES"),
+        ("published_at", TZ, "YES"),
+    ],
 }
 
 
@@ -201,4 +221,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0004",)
+    assert row == ("0005",)

@@ -96,6 +96,7 @@ class Consumer:
             group_id=f"test-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            fetch_max_wait_ms=20,  # measure the publisher's lag, not the consumer's long poll
         )
         await consumer.start()
         self._ready.set()
@@ -200,3 +201,29 @@ def outbox_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[
 
 def leads(log: Path) -> bool:
     return "acquired (this process leads)" in log.read_text(errors="replace")
+
+
+class AsgiClient:
+    """The real FastAPI app over the test's container (httpx ASGITransport, no lifespan)."""
+
+    def __init__(self, container: Any) -> None:
+        from api.app import create_app
+
+        self.app = create_app(lambda: container)
+        self.app.state.container = container
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        import httpx
+
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return await client.request(method, url, **kwargs)
+
+        return asyncio.run(send())
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.request("POST", url, **kwargs)

@@ -19,6 +19,7 @@ import pytest
 from tests.integration.outbox_support import (
     TENANT,
     WAIT_THEN_END,
+    AsgiClient,
     Consumer,
     committed_events,
     leads,
@@ -207,10 +208,6 @@ def test_negative_control_without_the_lock_the_tail_skips_an_event(database_url:
 def test_broker_outage_opens_the_breaker_and_the_backlog_drains_after(
     api: Any, database_url: str, kafka_broker: Any, topic: str
 ) -> None:
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
-
     settings = settings_for(
         database_url,
         kafka_broker.bootstrap,
@@ -218,12 +215,8 @@ def test_broker_outage_opens_the_breaker_and_the_backlog_drains_after(
         outbox_breaker_reset_timeout=1.0,
         kafka_request_timeout=1.5,
     )
-    app = create_app(lambda: api)
-    with (
-        RunningPublisher(settings),
-        Consumer(kafka_broker.bootstrap, topic) as consumer,
-        TestClient(app) as client,
-    ):
+    client = AsgiClient(api)
+    with RunningPublisher(settings), Consumer(kafka_broker.bootstrap, topic) as consumer:
         start_workflows(api, 20, threads=4)
         assert_complete(database_url, consumer)
         # Given the broker stops answering while workflows keep running
@@ -278,14 +271,7 @@ def test_a_standby_takes_over_when_the_leader_is_killed(
         outbox_process(env, logs[1]) as b,
     ):
         # Given two replicas, one of them leading
-        leader = wait_for(
-            lambda: (
-                next((i for i in (0, 1) if leads(logs[i])), None) is not None
-                and next(i for i in (0, 1) if leads(logs[i]))
-            ),
-            30,
-            "a leader",
-        )
+        wait_for(lambda: leads(logs[0]) or leads(logs[1]), 30, "a leader")
         leader = 0 if leads(logs[0]) else 1
         standby = 1 - leader
         assert not leads(logs[standby])
@@ -342,10 +328,6 @@ def test_an_unpublishable_event_is_dead_lettered_and_can_be_redriven(
 def test_dead_letters_over_http_need_an_operator_and_are_tenant_scoped(
     api: Any, database_url: str
 ) -> None:
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
-
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO outbox_dead_letters (publisher, position, instance_id, tenant, "
@@ -353,18 +335,18 @@ def test_dead_letters_over_http_need_an_operator_and_are_tenant_scoped(
             "('kafka', 8, %s, 'globex', 'Started', 'too big')",
             (uuid.uuid4(), uuid.uuid4()),
         )
-    with TestClient(create_app(lambda: api)) as client:
-        admin = {"Authorization": "Bearer k"}
-        listed = client.get("/v1/outbox/dead-letters", headers=admin)
-        assert listed.status_code == 200
-        items = listed.json()["items"]
-        assert [(i["tenant"], i["position"]) for i in items] == [("acme", 7)]
-        viewer = client.get("/v1/outbox/dead-letters", headers={"Authorization": "Bearer v"})
-        assert viewer.status_code == 403
-        retried = client.post(f"/v1/outbox/dead-letters/{items[0]['id']}/retry", headers=admin)
-        assert retried.status_code == 202 and retried.json()["status"] == "retry"
-        other = client.post(f"/v1/outbox/dead-letters/{items[0]['id'] + 1}/retry", headers=admin)
-        assert other.status_code == 404  # globex's: not this tenant's
+    client = AsgiClient(api)
+    admin = {"Authorization": "Bearer k"}
+    listed = client.get("/v1/outbox/dead-letters", headers=admin)
+    assert listed.status_code == 200
+    items = listed.json()["items"]
+    assert [(i["tenant"], i["position"]) for i in items] == [("acme", 7)]
+    viewer = client.get("/v1/outbox/dead-letters", headers={"Authorization": "Bearer v"})
+    assert viewer.status_code == 403
+    retried = client.post(f"/v1/outbox/dead-letters/{items[0]['id']}/retry", headers=admin)
+    assert retried.status_code == 202 and retried.json()["status"] == "retry"
+    other = client.post(f"/v1/outbox/dead-letters/{items[0]['id'] + 1}/retry", headers=admin)
+    assert other.status_code == 404  # globex's: not this tenant's
 
 
 def test_commit_to_consumer_lag_under_steady_load(
@@ -388,3 +370,43 @@ def test_commit_to_consumer_lag_under_steady_load(
     p50, p99 = lags[len(lags) // 2], lags[int(len(lags) * 0.99) - 1]
     print(f"\noutbox lag over {len(lags)} events: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
     assert p50 < 1.0
+
+
+def test_publisher_throughput_draining_a_backlog(
+    api: Any, database_url: str, kafka_broker: Any, topic: str
+) -> None:
+    """Measured, reported in the note: events/s while a publisher drains a backlog."""
+    start_workflows(api, 300, threads=8)  # a backlog, no publisher yet
+    committed = committed_events(database_url)
+    settings = settings_for(database_url, kafka_broker.bootstrap, topic)
+    with Consumer(kafka_broker.bootstrap, topic) as consumer:
+        started = time.monotonic()
+        with RunningPublisher(settings):
+            wait_for(lambda: api.outbox.status().pending == 0, 120, "the backlog to drain")
+            elapsed = time.monotonic() - started
+        assert_complete(database_url, consumer)
+    print(
+        f"\noutbox drained {len(committed)} events in {elapsed:.2f} s: "
+        f"{len(committed) / elapsed:.0f} events/s"
+    )
+
+
+def test_in_process_publisher_of_waymark_serve(
+    database_url: str, kafka_broker: Any, topic: str
+) -> None:
+    from infrastructure.bootstrap import build_api
+    from workers.in_process import InProcessWorkers
+
+    # Given `waymark serve` with KAFKA_BOOTSTRAP_SERVERS set and the workers in-process
+    api = build_api(settings_for(database_url, kafka_broker.bootstrap, topic))
+    workers = InProcessWorkers.start(api.core)
+    try:
+        assert workers.outbox is not None
+        api.definitions.publish(TENANT, WAIT_THEN_END)
+        with Consumer(kafka_broker.bootstrap, topic) as consumer:
+            # When workflows run, their commits wake the publisher (no LISTEN of its own)
+            start_workflows(api, 10, threads=2)
+            assert_complete(database_url, consumer, timeout=30)
+    finally:
+        workers.stop()
+        api.close()

@@ -65,6 +65,10 @@ class RetryPolicy:
     max_delay: float = 30.0
 
 
+class PublishingStoppedError(Exception):
+    """The worker is stopping: the retries end (the position stays where it is)."""
+
+
 class PublishFailedError(Exception):
     """Part of a batch was not acknowledged after every attempt (the position stays)."""
 
@@ -102,7 +106,9 @@ class OutboxPublisher:
         self.batch_size = batch_size
         self.retry = retry or RetryPolicy()
         self.breaker = breaker
-        self._sleep = sleep
+        # How the retries wait (tenacity's time.sleep unless given): the worker passes one
+        # that a shutdown interrupts.
+        self.sleep = sleep
         self.loop = asyncio.new_event_loop()
         self.published = 0  # acknowledged messages since start (duplicates included)
 
@@ -127,7 +133,7 @@ class OutboxPublisher:
 
     def _retrying(self) -> Retrying:
         policy = self.retry
-        kwargs = {} if self._sleep is None else {"sleep": self._sleep}
+        kwargs = {} if self.sleep is None else {"sleep": self.sleep}
         return Retrying(
             stop=stop_after_attempt(policy.attempts),
             wait=wait_exponential(

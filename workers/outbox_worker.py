@@ -13,8 +13,11 @@ to the broker milliseconds after it commits; the poll interval is the fallback.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from infrastructure.container import OutboxWorkerContainer
+from infrastructure.outbox import PublishingStoppedError
 from infrastructure.postgres.leadership import Leadership
 from infrastructure.postgres.listener import PostgresListener
 from infrastructure.postgres.recorder import EVENTS_TABLE
@@ -24,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # The eventsourcing recorder NOTIFYs on a channel named after the events table.
 EVENTS_CHANNEL = EVENTS_TABLE
+# How often a wait between retries looks whether the worker is stopping.
+STOP_CHECK_SECONDS = 0.2
 
 
 class OutboxWorker:
@@ -47,6 +52,9 @@ class OutboxWorker:
                 getattr(settings, "worker_shutdown_grace", DEFAULT_SHUTDOWN_GRACE_SECONDS)
             ),
         )
+        # A shutdown interrupts the wait between retries instead of outliving the grace period.
+        self._stopping = threading.Event()
+        self.publisher.sleep = self._retry_sleep
         self.listener: PostgresListener | None = None
         if listen:
             self.listener = PostgresListener(
@@ -63,6 +71,15 @@ class OutboxWorker:
     def is_leader(self) -> bool:
         return self.leadership.is_leader
 
+    def _retry_sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not (self.runner.stopping or self._stopping.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._stopping.wait(min(left, STOP_CHECK_SECONDS))
+        raise PublishingStoppedError("stopping: the batch is left for the next publisher")
+
     def tick(self) -> int:
         if not self.leadership.ensure():
             # A standby: try again soon rather than after a whole poll interval.
@@ -75,6 +92,7 @@ class OutboxWorker:
         self.runner.wake()
 
     def close(self) -> None:
+        self._stopping.set()
         self.leadership.release()
 
 

@@ -8,6 +8,7 @@ The message is built with the CNCF `cloudevents` SDK's Kafka binding (`to_binary
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -226,8 +227,16 @@ class KafkaSink:
         self.config = config
         self.breaker = breaker
         self._producer: AIOKafkaProducer | None = None
+        self._starting: asyncio.Lock | None = None
 
     async def start(self) -> None:
+        # Concurrent sends (one per instance) share one producer: the first starts it.
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            await self._start()
+
+    async def _start(self) -> None:
         if self._producer is None:
             producer = AIOKafkaProducer(**self.config.producer_kwargs())
             try:

@@ -57,13 +57,11 @@ def worker_status(runners: list[Any]) -> dict[str, dict[str, Any]]:
 async def outbox_status(container: Container) -> dict[str, Any] | None:
     """The Kafka outbox from its stored position: pending events, lag, breaker state.
 
-    `disabled` without KAFKA_BOOTSTRAP_SERVERS; `degraded` while the publisher's circuit
+    Absent without KAFKA_BOOTSTRAP_SERVERS (no publisher); `degraded` while the publisher's circuit
     breaker is not closed (the broker is failing: events wait in the database, none is
     lost); never a reason for 503, since the API itself still serves."""
-    if container.outbox is None:
+    if container.outbox is None or not container.settings.kafka_bootstrap_servers:
         return None
-    if not container.settings.kafka_bootstrap_servers:
-        return {"status": "disabled"}
     try:
         status = await run_in_threadpool(container.outbox.status)
     except Exception as exc:  # the database component reports the outage itself

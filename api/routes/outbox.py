@@ -5,9 +5,9 @@ needs `admin` or `operator` too (they carry error texts from the broker)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 
 from api.auth import ContainerDep, PrincipalDep
 from api.problems import ProblemError
@@ -30,10 +30,11 @@ def _service(container: Container, principal: Principal) -> OutboxService:
 
 @router.get("/dead-letters", responses=ok(DeadLetterList, *AUTHENTICATED, 404))
 def list_dead_letters(
-    principal: PrincipalDep, container: ContainerDep, limit: int = 100
+    principal: PrincipalDep,
+    container: ContainerDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """The tenant's newest dead letters (at most `limit`, 1-1000)."""
-    limit = max(1, min(limit, 1000))
+    """The tenant's newest dead letters (at most `limit`)."""
     letters = _service(container, principal).dead_letters(principal.tenant, limit)
     return {"items": [letter.as_dict() for letter in letters]}
 
@@ -44,7 +45,9 @@ def list_dead_letters(
     responses=ok(DeadLetterView, *AUTHENTICATED, 404, status=202),
 )
 def retry_dead_letter(
-    dead_letter_id: int, principal: PrincipalDep, container: ContainerDep
+    dead_letter_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    principal: PrincipalDep,
+    container: ContainerDep,
 ) -> dict[str, Any]:
     """Re-drive one dead letter: the publisher sends it again at its next batch."""
     letter = _service(container, principal).retry(principal.tenant, dead_letter_id)

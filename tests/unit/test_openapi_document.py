@@ -18,6 +18,7 @@ from api.routes import (
     definitions,
     health,
     instances,
+    outbox,
     tasks,
     templates,
     webhooks,
@@ -43,7 +44,17 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 
 
 def test_operation_ids_are_the_route_functions_names(document: dict[str, Any]) -> None:
-    modules = (analytics, callbacks, definitions, health, instances, tasks, templates, webhooks)
+    modules = (
+        analytics,
+        callbacks,
+        definitions,
+        health,
+        instances,
+        outbox,
+        tasks,
+        templates,
+        webhooks,
+    )
     routes = {
         (method, route.path): route.endpoint.__name__
         for module in modules

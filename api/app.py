@@ -22,6 +22,7 @@ from api.routes import (
     feed,
     health,
     instances,
+    outbox,
     tasks,
     templates,
     webhooks,
@@ -85,6 +86,7 @@ def create_app(
     app.add_middleware(problems.UnhandledErrors)
     for module in (health, definitions, instances, tasks, callbacks, webhooks, analytics):
         app.include_router(module.router)
+    app.include_router(outbox.router)
     app.include_router(templates.router)
     app.include_router(connections.router)
     app.include_router(feed.router)
@@ -109,6 +111,7 @@ OPENAPI_TAGS = [
     {"name": "templates", "description": "The built-in template library"},
     {"name": "connections", "description": "Named per-tenant connections (admin; no secrets)"},
     {"name": "health", "description": "Probes (no API key)"},
+    {"name": "outbox", "description": "Events the Kafka publisher could not publish (operators)"},
 ]
 
 

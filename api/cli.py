@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 WORKERS = ("outbox", "timers", "tasks", "cleanup", "commands")
-AVAILABLE_WORKERS = frozenset({"tasks", "timers", "cleanup"})
+AVAILABLE_WORKERS = frozenset({"tasks", "timers", "cleanup", "outbox"})
 # After SIGTERM, open requests get this long before uvicorn closes their connections.
 GRACEFUL_SHUTDOWN_SECONDS = 20
 
@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--tenant", help="refuse unless the instance belongs to this tenant")
     erase.add_argument("--reason", help="recorded in the audit entry")
     erase.add_argument("--by", default="cli", help="who asks (recorded; default 'cli')")
+    outbox = commands.add_parser("outbox", help="inspect the Kafka outbox")
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
+    dead = outbox_commands.add_parser("dead-letters", help="list (or re-drive) dead letters")
+    dead.add_argument("--retry", type=int, metavar="ID", help="re-drive this dead letter")
+    dead.add_argument("--limit", type=int, default=100, help="how many to list (100)")
     return parser
 
 
@@ -65,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cleanup(once=args.once or args.dry_run, dry_run=args.dry_run)
     if args.command == "erase":
         return erase(args.instance, args.tenant, args.reason, args.by)
+    if args.command == "outbox":
+        return dead_letters(args.retry, args.limit)
     return worker(args.name)
 
 
@@ -149,6 +156,14 @@ def worker(name: str) -> int:
         return cleanup(once=False, dry_run=False)
     if name == "tasks":
         task_worker.main(or_refuse("worker tasks", lambda: build_task_worker(settings)))
+    elif name == "outbox":
+        from infrastructure.bootstrap import build_outbox_worker
+        from workers import outbox_worker
+
+        if not settings.kafka_bootstrap_servers:
+            print("waymark worker outbox: KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
+            return 2
+        outbox_worker.main(or_refuse("worker outbox", lambda: build_outbox_worker(settings)))
     else:
         timer_worker.main(or_refuse("worker timers", lambda: build_timer_worker(settings)))
     return 0
@@ -215,6 +230,34 @@ def erase(instance: str, tenant: str | None, reason: str | None, by: str) -> int
     finally:
         container.close()
     print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def dead_letters(retry: int | None, limit: int) -> int:
+    """`waymark outbox dead-letters [--retry ID]`: one JSON object per line (every tenant)."""
+    import json
+
+    from application.outbox import DeadLetterNotFoundError, OutboxService
+    from infrastructure.bootstrap import build_core, outbox_tables
+    from infrastructure.settings import Settings
+    from infrastructure.telemetry import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    core = or_refuse("outbox dead-letters", lambda: build_core(settings))
+    try:
+        service = OutboxService(outbox_tables(core))
+        if retry is not None:
+            letters = [service.retry(None, retry)]
+        else:
+            letters = service.dead_letters(None, limit)
+    except DeadLetterNotFoundError as error:
+        print(f"waymark outbox dead-letters: {error}", file=sys.stderr)
+        return 1
+    finally:
+        core.close()
+    for letter in letters:
+        print(json.dumps(letter.as_dict()))
     return 0
 
 

@@ -467,3 +467,25 @@ class EventType(Open):
 class EventTypeCatalogue(Open):
     envelope: dict[str, Any] = Field(description="a JSON Schema of the CloudEvents envelope")
     items: list[EventType]
+
+
+# --- the outbox ------------------------------------------------------------------------------
+
+
+class DeadLetterView(Open):
+    """An event the outbox publisher could never publish (status dead, retry or published)."""
+
+    id: int
+    position: int
+    instance_id: str
+    tenant: str
+    event_type: str
+    error: str
+    status: Literal["dead", "retry", "published"]
+    failed_at: str
+    retry_requested_at: str | None
+    published_at: str | None
+
+
+class DeadLetterList(Open):
+    items: list[DeadLetterView]

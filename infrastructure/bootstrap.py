@@ -29,6 +29,7 @@ from application.definitions import DefinitionCache, DefinitionService
 from application.delivery import EventDelivery
 from application.feed import EventFeed
 from application.instances import InstanceService, KeyedIds
+from application.outbox import OutboxService
 from application.schedules import CatchUp, ScheduleService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
@@ -43,6 +44,7 @@ from infrastructure.container import (
     CleanupWorkerContainer,
     Container,
     Core,
+    OutboxWorkerContainer,
     Principal,
     TaskWorkerContainer,
     TimerWorkerContainer,
@@ -61,6 +63,7 @@ from infrastructure.postgres.feed import PostgresEventFeed
 from infrastructure.postgres.feed_wakeups import FeedWakeups
 from infrastructure.postgres.instance_store import PostgresInstanceStore
 from infrastructure.postgres.migrate import check_revisions, check_schema, migrate, read_revisions
+from infrastructure.postgres.outbox import PostgresOutbox
 from infrastructure.postgres.queries import PostgresReadModelQueries
 from infrastructure.postgres.recorder import WriteLimits
 from infrastructure.postgres.schedule_cursors import PostgresScheduleCursors
@@ -210,6 +213,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         feed=EventFeed(PostgresEventFeed(datastore, _mapper(core))),
         feed_wakeups=feed_wakeups,
         cleanup=cleanup_service(core, signing),
+        outbox=OutboxService(outbox_tables(core)),
     )
     container._closers.append(feed_wakeups.close)
     return container
@@ -389,3 +393,75 @@ def build_cleanup_worker(settings: Settings, *, core: Core | None = None) -> Cle
         if owns_core:
             core.close()
         raise
+
+
+# --- the outbox publisher (issue 7) --------------------------------------------------------
+
+
+def outbox_tables(core: Core) -> PostgresOutbox:
+    """The outbox's tables and event-store reads, decoding events with the store's mapper."""
+    from infrastructure.postgres.instance_store import PostgresInstanceStore
+
+    if not isinstance(core.store, PostgresInstanceStore):
+        raise TypeError("the outbox reads the PostgreSQL event store")
+    return PostgresOutbox(core.datastore, core.store.app.mapper)
+
+
+def build_outbox_worker(settings: Settings, *, core: Core | None = None) -> OutboxWorkerContainer:
+    """`waymark worker outbox` (or the in-process publisher, on the API's core): the stored
+    events to Kafka, behind retries and a circuit breaker. Needs KAFKA_BOOTSTRAP_SERVERS."""
+    from infrastructure.kafka import BreakerRule, KafkaConfig, KafkaSink, build_breaker
+    from infrastructure.outbox import OutboxPublisher, RetryPolicy
+
+    if not settings.kafka_bootstrap_servers:
+        raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set: the outbox publisher is off")
+    owns_core = core is None
+    core = core or build_core(settings)
+    outbox = outbox_tables(core)
+    breaker = build_breaker(
+        BreakerRule(
+            failure_ratio=settings.outbox_breaker_failure_ratio,
+            min_calls=settings.outbox_breaker_min_calls,
+            window=settings.outbox_breaker_window,
+            reset_timeout=settings.outbox_breaker_reset_timeout,
+        ),
+        name=f"kafka:{settings.kafka_topic}",
+        on_state=outbox.set_breaker_state,
+    )
+    sink = KafkaSink(
+        KafkaConfig(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.kafka_topic,
+            client_id=settings.kafka_client_id,
+            idempotent=settings.kafka_idempotent,
+            request_timeout=settings.kafka_request_timeout,
+            max_request_bytes=settings.kafka_max_request_bytes,
+            security_protocol=settings.kafka_security_protocol,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_username=settings.kafka_sasl_username,
+            sasl_password=settings.kafka_sasl_password,
+            ssl_cafile=settings.kafka_ssl_cafile,
+            ssl_certfile=settings.kafka_ssl_certfile,
+            ssl_keyfile=settings.kafka_ssl_keyfile,
+        ),
+        breaker,
+    )
+    publisher = OutboxPublisher(
+        outbox,
+        sink,
+        batch_size=settings.outbox_batch_size,
+        retry=RetryPolicy(
+            attempts=settings.outbox_retry_attempts,
+            initial=settings.outbox_retry_initial_delay,
+            multiplier=settings.outbox_retry_multiplier,
+            max_delay=settings.outbox_retry_max_delay,
+        ),
+        breaker=breaker,
+    )
+    return OutboxWorkerContainer(
+        core=core,
+        owns_core=owns_core,
+        publisher=publisher,
+        leadership_name=f"outbox:{outbox.name}",
+        _closers=[publisher.close],
+    )

@@ -31,6 +31,8 @@ from application.webhooks import WebhookService
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresDatastore
 
+    from application.outbox import OutboxService
+    from infrastructure.outbox import OutboxPublisher
     from infrastructure.postgres.feed_wakeups import FeedWakeups
     from infrastructure.settings import Settings
 
@@ -134,6 +136,8 @@ class Container(_OnCore):
     )
     # Erasure and the long-running/stuck listings; /health reads the last cleanup run.
     cleanup: CleanupService | None = None
+    # The outbox's stored state (GET /health, dead letters); None without one.
+    outbox: OutboxService | None = None
 
 
 @dataclass
@@ -161,4 +165,14 @@ class CleanupWorkerContainer(_OnCore):
     cleanup: CleanupService
 
 
-WorkerContainer = TaskWorkerContainer | TimerWorkerContainer | CleanupWorkerContainer
+@dataclass
+class OutboxWorkerContainer(_OnCore):
+    """`waymark worker outbox`: the publisher (event store -> Kafka) and its leadership name."""
+
+    publisher: OutboxPublisher
+    leadership_name: str
+
+
+WorkerContainer = (
+    TaskWorkerContainer | TimerWorkerContainer | CleanupWorkerContainer | OutboxWorkerContainer
+)

@@ -108,6 +108,34 @@ class Settings(BaseSettings):
     sla_escalation: bool = True
     # The base of task links in notifications (`{{ task.link }}`); empty: relative links.
     public_url: str = ""
+    # --- Outbox publisher to Kafka (issue 7; on when KAFKA_BOOTSTRAP_SERVERS is set) ---------
+    kafka_topic: str = "waymark.events"
+    kafka_client_id: str = "waymark-outbox"
+    # Idempotent producing (exactly one copy per send, in order): real Kafka has it; turn it
+    # off for brokers without it (the test broker).
+    kafka_idempotent: bool = True
+    kafka_request_timeout: float = Field(default=30.0, gt=0)
+    kafka_max_request_bytes: int = Field(default=1_048_576, ge=1)
+    # TLS/SASL, passed through to aiokafka: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    outbox_batch_size: int = Field(default=50, ge=1)
+    outbox_poll_interval: float = Field(default=10.0, gt=0)
+    outbox_retry_attempts: int = Field(default=5, ge=1)
+    outbox_retry_initial_delay: float = Field(default=1.0, ge=0)
+    outbox_retry_multiplier: float = Field(default=2.0, ge=1)
+    outbox_retry_max_delay: float = Field(default=30.0, ge=0)
+    outbox_breaker_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    outbox_breaker_min_calls: int = Field(default=10, ge=1)
+    outbox_breaker_window: float = Field(default=60.0, gt=0)
+    outbox_breaker_reset_timeout: float = Field(default=30.0, gt=0)
+    # How often a standby replica tries to take over the publisher's leadership.
+    outbox_leader_retry_interval: float = Field(default=2.0, gt=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -1,5 +1,6 @@
-"""The task and timer workers (and the cron scheduler) as threads of `waymark serve`
-(development, or when `WAYMARK_RUN_WORKERS_IN_PROCESS` asks for it).
+"""The task and timer workers (the cron scheduler, and with KAFKA_BOOTSTRAP_SERVERS set the
+outbox publisher) as threads of `waymark serve` (development, or when
+`WAYMARK_RUN_WORKERS_IN_PROCESS` asks for it).
 
 They are built on the API's core, so they share its pool and its `CommandRunner`: a commit
 that schedules work wakes its worker through `on_commit` at once, with no LISTEN needed.
@@ -12,8 +13,9 @@ from __future__ import annotations
 import logging
 
 from domain.instance import WorkflowInstance
-from infrastructure.bootstrap import build_task_worker, build_timer_worker
+from infrastructure.bootstrap import build_outbox_worker, build_task_worker, build_timer_worker
 from infrastructure.container import Core
+from workers.outbox_worker import OutboxWorker
 from workers.runner import WorkerRunner
 from workers.task_worker import TaskWorker
 from workers.timer_worker import TimerWorker, schedule_worker_of
@@ -31,6 +33,11 @@ class InProcessWorkers:
         self.tasks = TaskWorker(build_task_worker(core.settings, core=core))
         self.timers = TimerWorker(build_timer_worker(core.settings, core=core))
         self.schedules = schedule_worker_of(self.timers.container)
+        # Woken by this process's commits (`_wake`); it still takes the leadership, so a
+        # standalone `waymark worker outbox` beside it never publishes at the same time.
+        self.outbox: OutboxWorker | None = None
+        if core.settings.kafka_bootstrap_servers:
+            self.outbox = OutboxWorker(build_outbox_worker(core.settings, core=core), listen=False)
         self._core = core
 
     @classmethod
@@ -46,21 +53,28 @@ class InProcessWorkers:
     @property
     def runners(self) -> list[WorkerRunner]:
         runners = [self.tasks.runner, self.timers.runner]
-        return runners + ([self.schedules.runner] if self.schedules else [])
+        if self.schedules is not None:
+            runners.append(self.schedules.runner)
+        if self.outbox is not None:
+            runners.append(self.outbox.runner)
+        return runners
 
     def stop(self, timeout: float = WORKER_STOP_TIMEOUT_SECONDS) -> None:
         """Stop both loops (each within `timeout`), then release what they hold."""
         if self._wake in self._core.runner.on_commit:
             self._core.runner.on_commit.remove(self._wake)
-        for worker in (self.tasks, self.timers):
+        workers: list[TaskWorker | TimerWorker | OutboxWorker] = [self.tasks, self.timers]
+        if self.outbox is not None:
+            workers.append(self.outbox)
+        for worker in workers:
             if not worker.runner.stop(timeout):
                 logger.warning("%s did not stop within %g s", worker.runner.name, timeout)
             worker.close()
         if self.schedules is not None and not self.schedules.runner.stop(timeout):
             logger.warning("the scheduler did not stop within %g s", timeout)
         # The worker containers do not own the core: only their own parts are released.
-        self.tasks.container.close()
-        self.timers.container.close()
+        for worker in workers:
+            worker.container.close()
 
     def _wake(self, events: list[WorkflowInstance.Event]) -> None:
         # A commit that scheduled work wakes its worker instead of leaving it to the poll.
@@ -68,3 +82,5 @@ class InProcessWorkers:
             self.tasks.wake()
         if any(isinstance(e, WorkflowInstance.BookmarkCreated) for e in events):
             self.timers.wake()
+        if self.outbox is not None and events:
+            self.outbox.wake()

@@ -54,6 +54,23 @@ def worker_status(runners: list[Any]) -> dict[str, dict[str, Any]]:
     return status
 
 
+async def outbox_status(container: Container) -> dict[str, Any] | None:
+    """The Kafka outbox from its stored position: pending events, lag, breaker state.
+
+    Absent without KAFKA_BOOTSTRAP_SERVERS (no publisher); `degraded` while the publisher's circuit
+    breaker is not closed (the broker is failing: events wait in the database, none is
+    lost); never a reason for 503, since the API itself still serves."""
+    if container.outbox is None or not container.settings.kafka_bootstrap_servers:
+        return None
+    try:
+        status = await run_in_threadpool(container.outbox.status)
+    except Exception as exc:  # the database component reports the outage itself
+        logger.warning("health: reading the outbox position failed: %s", exc)
+        return None
+    state = "up" if status.breaker_state == "closed" else "degraded"
+    return {"status": state, **status.as_dict()}
+
+
 async def report(
     container: Container,
     workers: dict[str, Any] | None = None,
@@ -67,6 +84,11 @@ async def report(
         parts["timers"] = timers
     if cleanup is not None:
         parts["cleanup"] = cleanup
+    outbox = await outbox_status(container) if healthy else None
+    if outbox is not None:
+        parts["outbox"] = outbox
+        if outbox["status"] == "degraded":
+            body["status"] = "degraded"
     if workers:
         # A failing worker degrades the process but must not take it out of the load
         # balancer: the API still serves, and readiness asks only about the database.

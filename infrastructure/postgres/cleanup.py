@@ -177,22 +177,40 @@ class PostgresCleanupStore:
         with self.datastore.transaction(commit=False) as curs:
             if not _exists(curs, "outbox_dead_letters"):
                 return None
-        return self._prune_by_age("outbox_dead_letters", before, batch_rows, dry_run)
+        # A dead letter an operator asked to re-drive (status `retry`) is kept until sent.
+        return self._prune_by_age(
+            "outbox_dead_letters",
+            before,
+            batch_rows,
+            dry_run,
+            column="failed_at",
+            extra="AND status <> 'retry'",
+        )
 
-    def _prune_by_age(self, table: str, before: datetime, batch_rows: int, dry_run: bool) -> int:
+    def _prune_by_age(
+        self,
+        table: str,
+        before: datetime,
+        batch_rows: int,
+        dry_run: bool,
+        *,
+        column: str = "created_at",
+        extra: str = "",
+    ) -> int:
         name = sql.Identifier(table)
+        where = sql.SQL("{} < %s ").format(sql.Identifier(column)) + sql.SQL(extra)
         with self.datastore.transaction(commit=not dry_run) as curs:
             if dry_run:
                 curs.execute(
-                    sql.SQL("SELECT count(*) FROM {} WHERE created_at < %s").format(name),
+                    sql.SQL("SELECT count(*) FROM {} WHERE {}").format(name, where),
                     (before,),
                 )
                 return int(curs.fetchone()["count"])  # type: ignore[index]
             curs.execute(
                 sql.SQL(
                     "DELETE FROM {t} WHERE ctid = ANY(ARRAY("
-                    "SELECT ctid FROM {t} WHERE created_at < %s LIMIT %s FOR UPDATE SKIP LOCKED))"
-                ).format(t=name),
+                    "SELECT ctid FROM {t} WHERE {w} LIMIT %s FOR UPDATE SKIP LOCKED))"
+                ).format(t=name, w=where),
                 (before, batch_rows),
             )
             return curs.rowcount

@@ -6,14 +6,14 @@ trail of erased instances: who erased which instance of which tenant, when and w
 trace of the instance that remains.
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-01
 """
 
 from alembic import op
 
 revision = "0008"
-down_revision = "0004"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

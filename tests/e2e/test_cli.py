@@ -55,12 +55,49 @@ def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
         _drop_database(postgres_admin_url, name)
 
 
-@pytest.mark.parametrize("name", ["outbox", "commands"])
+@pytest.mark.parametrize("name", ["commands"])
 def test_workers_of_later_releases_say_so(name: str, tmp_path: Path) -> None:
     result = run("worker", name, env=server_env(None, tmp_path))
 
     assert result.returncode == 2
     assert "not available yet: arrives with a later release" in result.stderr
+
+
+def test_the_outbox_worker_needs_kafka(tmp_path: Path) -> None:
+    env = server_env(None, tmp_path)
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    result = run("worker", "outbox", env=env)
+
+    assert result.returncode == 2
+    assert "KAFKA_BOOTSTRAP_SERVERS is not set" in result.stderr
+
+
+def test_outbox_dead_letters_are_listed_and_redriven(
+    module_database_url: str, tmp_path: Path
+) -> None:
+    import json
+
+    env = server_env(module_database_url, tmp_path)
+    position = uuid.uuid4().int % 1_000_000_000
+    with psycopg.connect(module_database_url) as conn:
+        row = conn.execute(
+            "INSERT INTO outbox_dead_letters (publisher, position, instance_id, tenant, "
+            "event_type, error) VALUES ('kafka', %s, %s, 'acme', 'Started', 'too big') "
+            "RETURNING id",
+            (position, uuid.uuid4()),
+        ).fetchone()
+    assert row is not None
+    listed = run("outbox", "dead-letters", env=env)
+    assert listed.returncode == 0, listed.stderr
+    letters = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert any(d["id"] == row[0] and d["status"] == "dead" for d in letters)
+
+    retried = run("outbox", "dead-letters", "--retry", str(row[0]), env=env)
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["status"] == "retry"
+    unknown = run("outbox", "dead-letters", "--retry", "987654321", env=env)
+    assert unknown.returncode == 1
+    assert "dead letter 987654321 not found" in unknown.stderr
 
 
 def test_migrate_creates_the_schema(empty_database_url: str, tmp_path: Path) -> None:

@@ -188,9 +188,9 @@ def test_unpublished_events_stay_until_the_outbox_has_passed_them(
         old,
     )
     with psycopg.connect(database_url) as conn:
-        conn.execute("CREATE TABLE outbox_positions (name text PRIMARY KEY, position bigint)")
         conn.execute(
-            "INSERT INTO outbox_positions VALUES ('kafka', %s), ('slow', %s)", (last, first - 1)
+            "INSERT INTO outbox_positions (name, position) VALUES ('kafka', %s), ('slow', %s)",
+            (last, first - 1),
         )
     before = rows_of(database_url, old)
     clock.offset = timedelta(days=100)
@@ -274,20 +274,26 @@ def test_a_definitions_retention_overrides_the_defaults(
 def test_old_dead_letters_go_when_the_table_exists(
     container: Any, clock: ShiftedClock, database_url: str
 ) -> None:
-    # Without the table the run notes it and goes on
-    report = service(container, clock).run()
-    assert any("outbox_dead_letters" in note for note in report.notes)
+    # Given the outbox's dead letters (migration 0005): an old one, a new one, and an old one
+    # an operator asked to re-drive (kept until the publisher sends it)
     with psycopg.connect(database_url) as conn:
-        conn.execute("CREATE TABLE outbox_dead_letters (id serial, created_at timestamptz)")
-        conn.execute(
-            "INSERT INTO outbox_dead_letters (created_at) "
-            "VALUES (now() - interval '8 days'), (now())"
-        )
+        for position, age, status in (
+            (1, "8 days", "dead"),
+            (2, "0 days", "dead"),
+            (3, "8 days", "retry"),
+        ):
+            conn.execute(
+                "INSERT INTO outbox_dead_letters (publisher, position, instance_id, tenant, "
+                "event_type, error, status, failed_at) VALUES ('kafka', %s, gen_random_uuid(), "
+                "'acme', 'waymark.instance.started', 'too large', %s, now() - %s::interval)",
+                (position, status, age),
+            )
 
     report = service(container, clock).run()
 
     assert report.deleted["outbox_dead_letters"] == 1
-    assert count(database_url, "SELECT count(*) FROM outbox_dead_letters") == 1
+    left = "SELECT count(*) FROM outbox_dead_letters WHERE position IN (2, 3)"
+    assert count(database_url, left) == 2
 
 
 def test_erase_removes_one_ended_instance_and_leaves_an_audit_row(

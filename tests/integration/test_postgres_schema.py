@@ -136,6 +136,26 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("definition", "text", "NO"),
         ("last_tick", TZ, "NO"),
     ],
+    "outbox_positions": [
+        ("name", "text", "NO"),
+        ("position", "bigint", "NO"),
+        ("updated_at", TZ, "NO"),
+        ("breaker_state", "text", "NO"),
+        ("breaker_changed_at", TZ, "YES"),
+    ],
+    "outbox_dead_letters": [
+        ("id", "bigint", "NO"),
+        ("publisher", "text", "NO"),
+        ("position", "bigint", "NO"),
+        ("instance_id", "uuid", "NO"),
+        ("tenant", "text", "NO"),
+        ("event_type", "text", "NO"),
+        ("error", "text", "NO"),
+        ("status", "text", "NO"),
+        ("failed_at", TZ, "NO"),
+        ("retry_requested_at", TZ, "YES"),
+        ("published_at", TZ, "YES"),
+    ],
 }
 
 

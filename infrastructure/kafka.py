@@ -1,0 +1,261 @@
+"""Kafka for the outbox: the producer (aiokafka) behind a circuit breaker, and the message of
+an event envelope in the CloudEvents 1.0 Kafka binding, binary mode (SPEC §5).
+
+The message is built with the CNCF `cloudevents` SDK's Kafka binding (`to_binary`): the
+`ce_*` headers and `content-type` come from it; Waymark adds `waymark_tenant` and
+`waymark_position` (not CloudEvents extensions, so not `ce_`-prefixed). Key = instance id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pybreaker
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
+from cloudevents.core.bindings.kafka import to_binary
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from application.envelopes import DATA_CONTENT_TYPE, EventEnvelope
+
+logger = logging.getLogger(__name__)
+
+TENANT_HEADER = "waymark_tenant"
+POSITION_HEADER = "waymark_position"
+
+
+@dataclass(frozen=True)
+class KafkaMessage:
+    """What the producer sends: key, JSON value, headers (Kafka header values are bytes)."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class _CompactJSON(JSONFormat):
+    # The SDK's JSON format; data is written compactly and with non-ASCII kept as UTF-8.
+    def write_data(self, data: Any, datacontenttype: str | None) -> bytes:
+        if isinstance(data, dict | list):
+            return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        return super().write_data(data, datacontenttype)
+
+
+_FORMAT = _CompactJSON()
+
+
+def to_message(envelope: EventEnvelope) -> KafkaMessage:
+    """The binary-mode Kafka message of one envelope (raises if it cannot be encoded)."""
+    event = CloudEvent(
+        attributes={
+            "specversion": "1.0",
+            "id": envelope.id,
+            "type": envelope.type,
+            "source": envelope.source,
+            "subject": envelope.subject,
+            "time": envelope.time,
+            "datacontenttype": DATA_CONTENT_TYPE,
+        },
+        data=envelope.data,
+    )
+    binary = to_binary(event, _FORMAT, key_mapper=lambda _event: envelope.subject)
+    headers = [(name, value) for name, value in binary.headers.items()]
+    headers.append((TENANT_HEADER, envelope.tenant.encode()))
+    headers.append((POSITION_HEADER, str(envelope.position).encode()))
+    key = binary.key if isinstance(binary.key, bytes) else str(binary.key).encode()
+    return KafkaMessage(key=key, value=bytes(binary.value or b""), headers=headers)
+
+
+# --- the producer's settings -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """How to reach the cluster (TLS/SASL pass through to aiokafka) and how to produce."""
+
+    bootstrap_servers: str
+    topic: str = "waymark.events"
+    client_id: str = "waymark-outbox"
+    idempotent: bool = True
+    request_timeout: float = 30.0
+    max_request_bytes: int = 1_048_576
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    def producer_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
+            # Every in-sync replica has the message before it counts as published.
+            "acks": "all",
+            "enable_idempotence": self.idempotent,
+            "request_timeout_ms": int(self.request_timeout * 1000),
+            "max_request_size": self.max_request_bytes,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        if "SSL" in self.security_protocol.upper():
+            context = ssl.create_default_context(cafile=self.ssl_cafile)
+            if self.ssl_certfile:
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+            kwargs["ssl_context"] = context
+        return kwargs
+
+
+# --- the circuit breaker ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BreakerRule:
+    """SPEC §6: open at `failure_ratio` failures over >= `min_calls` calls within `window`
+    seconds, for `reset_timeout` seconds (then one trial call decides)."""
+
+    failure_ratio: float = 0.5
+    min_calls: int = 10
+    window: float = 60.0
+    reset_timeout: float = 30.0
+
+
+class FailureRateListener(pybreaker.CircuitBreakerListener):
+    """The SPEC rule on pybreaker's hooks: a sliding window of call outcomes; `open()` when
+    the failure rate over the window reaches the rule. pybreaker's own consecutive-failure
+    rule is disabled (fail_max is effectively infinite); its open → half-open → closed
+    cycle and `reset_timeout` do the rest. `on_state(name)` hears every state change."""
+
+    def __init__(
+        self,
+        rule: BreakerRule,
+        on_state: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rule = rule
+        self.on_state = on_state
+        self.clock = clock
+        self._calls: deque[tuple[float, bool]] = deque()
+        self._lock = threading.Lock()
+
+    def success(self, cb: pybreaker.CircuitBreaker) -> None:
+        self._record(ok=True)
+
+    def failure(self, cb: pybreaker.CircuitBreaker, exc: BaseException) -> None:
+        calls, failures = self._record(ok=False)
+        if cb.current_state == pybreaker.STATE_CLOSED and self._trips(calls, failures):
+            logger.warning(
+                "outbox breaker %s: %d of %d calls failed in %g s; opening for %g s",
+                cb.name,
+                failures,
+                calls,
+                self.rule.window,
+                self.rule.reset_timeout,
+            )
+            cb.open()
+
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        if new_state.name == pybreaker.STATE_CLOSED:
+            with self._lock:
+                self._calls.clear()  # a closed breaker starts a fresh window
+        logger.info(
+            "outbox breaker %s: %s -> %s",
+            cb.name,
+            old_state.name if old_state else None,
+            new_state.name,
+        )
+        if self.on_state is not None:
+            try:
+                self.on_state(new_state.name)
+            except Exception:
+                logger.exception("outbox breaker %s: reporting the state failed", cb.name)
+
+    def _trips(self, calls: int, failures: int) -> bool:
+        return calls >= self.rule.min_calls and failures >= self.rule.failure_ratio * calls
+
+    def _record(self, *, ok: bool) -> tuple[int, int]:
+        now = self.clock()
+        with self._lock:
+            self._calls.append((now, ok))
+            while self._calls and self._calls[0][0] < now - self.rule.window:
+                self._calls.popleft()
+            failures = sum(1 for _, good in self._calls if not good)
+            return len(self._calls), failures
+
+
+def build_breaker(
+    rule: BreakerRule, name: str, on_state: Callable[[str], None] | None = None
+) -> pybreaker.CircuitBreaker:
+    """A pybreaker breaker following `rule`. A message the broker refuses for its own sake
+    (too large) says nothing about the broker's health: it is not a failure."""
+    return pybreaker.CircuitBreaker(
+        fail_max=2**31,
+        reset_timeout=rule.reset_timeout,
+        exclude=[MessageSizeTooLargeError],
+        listeners=[FailureRateListener(rule, on_state)],
+        name=name,
+    )
+
+
+class KafkaSink:
+    """An aiokafka producer for one topic, each send guarded by the breaker.
+
+    pybreaker's `call_async` needs tornado (and counts nothing under asyncio), so the await
+    runs inside `with breaker.calling():`, which records the outcome of the awaited send.
+    """
+
+    def __init__(self, config: KafkaConfig, breaker: pybreaker.CircuitBreaker) -> None:
+        self.config = config
+        self.breaker = breaker
+        self._producer: AIOKafkaProducer | None = None
+        self._starting: asyncio.Lock | None = None
+
+    async def start(self) -> None:
+        # Concurrent sends (one per instance) share one producer: the first starts it.
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            await self._start()
+
+    async def _start(self) -> None:
+        if self._producer is None:
+            producer = AIOKafkaProducer(**self.config.producer_kwargs())
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()  # its connections and tasks, half started
+                raise
+            self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def send(self, message: KafkaMessage) -> None:
+        """Send one message and wait for the broker's acknowledgement (acks=all)."""
+        with self.breaker.calling():
+            await self.start()  # a failed start is a failed call: counted by the breaker
+            assert self._producer is not None
+            await self._producer.send_and_wait(
+                self.config.topic, message.value, key=message.key, headers=message.headers
+            )

@@ -1,0 +1,229 @@
+"""The outbox publisher: every stored event, in position order, to Kafka (at-least-once).
+
+One batch (`publish_batch`):
+1. read up to `batch_size` events after the stored position (the event store is the outbox:
+   see infrastructure/postgres/outbox.py for why tailing the notification ids skips none);
+2. send them: the events of one instance one after another (each waits for the broker's
+   acknowledgement before the next is sent), different instances concurrently. So an
+   instance's events can never overtake each other, even without an idempotent producer;
+3. store the new position only for the prefix of the batch the broker acknowledged (or that
+   was dead-lettered), in one transaction with the dead letters. A crash anywhere before
+   that republishes the batch: duplicates, never gaps. Consumers de-duplicate by `ce_id`;
+4. what failed is retried with tenacity (SPEC §6: 5 attempts, backoff x2.0, max 30 s), from
+   the first unacknowledged event; after the last attempt the batch fails and the worker's
+   runner backs off, the position still where the broker's acknowledgements left it.
+
+An event that can never be published (too large for the broker, undecodable) becomes a dead
+letter and does not hold back the rest. The circuit breaker (SPEC rule) stops hammering a
+dead broker: while it is open, sends fail at once and the retries wait it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+import pybreaker
+from aiokafka.errors import MessageSizeTooLargeError
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from infrastructure.kafka import KafkaMessage, to_message
+from infrastructure.postgres.outbox import OutboxRecord, PostgresOutbox
+
+logger = logging.getLogger(__name__)
+
+# Errors about the message itself: retrying cannot help, so it is dead-lettered at once.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (MessageSizeTooLargeError,)
+
+
+class EventSink(Protocol):
+    """Where messages go (the Kafka producer); `send` returns once the broker acknowledged."""
+
+    async def send(self, message: KafkaMessage) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """SPEC §6: 5 attempts, backoff x2.0, max delay 30 s (first delay `initial`)."""
+
+    attempts: int = 5
+    initial: float = 1.0
+    multiplier: float = 2.0
+    max_delay: float = 30.0
+
+
+class PublishingStoppedError(Exception):
+    """The worker is stopping: the retries end (the position stays where it is)."""
+
+
+class PublishFailedError(Exception):
+    """Part of a batch was not acknowledged after every attempt (the position stays)."""
+
+    def __init__(self, position: int, cause: BaseException):
+        super().__init__(
+            f"the broker did not acknowledge the event at position {position}: "
+            f"{type(cause).__name__}: {cause}"
+        )
+        self.position = position
+        self.cause = cause
+
+
+@dataclass
+class _Outcome:
+    ok: bool = False
+    dead: str | None = None  # why it can never be published
+    error: BaseException | None = None  # retryable failure (or not attempted: None, not ok)
+
+
+class OutboxPublisher:
+    """Publishes batches of stored events; `publish_batch()` is one worker tick's work."""
+
+    def __init__(
+        self,
+        outbox: PostgresOutbox,
+        sink: EventSink,
+        *,
+        batch_size: int = 50,
+        retry: RetryPolicy | None = None,
+        breaker: pybreaker.CircuitBreaker | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.sink = sink
+        self.batch_size = batch_size
+        self.retry = retry or RetryPolicy()
+        self.breaker = breaker
+        # How the retries wait (tenacity's time.sleep unless given): the worker passes one
+        # that a shutdown interrupts.
+        self.sleep = sleep
+        self.loop = asyncio.new_event_loop()
+        self.published = 0  # acknowledged messages since start (duplicates included)
+
+    def publish_batch(self) -> int:
+        """Publish the next batch (and requested re-drives); how many events it handled."""
+        handled = self._redrive()
+        position = self.outbox.position()
+        records = self.outbox.read_after(position, self.batch_size)
+        if not records:
+            return handled
+        remaining = records
+        for attempt in self._retrying():
+            with attempt:
+                remaining = self._attempt(remaining)
+        return handled + len(records)
+
+    def close(self) -> None:
+        try:
+            self.loop.run_until_complete(self.sink.stop())
+        finally:
+            self.loop.close()
+
+    def _retrying(self) -> Retrying:
+        policy = self.retry
+        kwargs = {} if self.sleep is None else {"sleep": self.sleep}
+        return Retrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential(
+                multiplier=policy.initial, exp_base=policy.multiplier, max=policy.max_delay
+            ),
+            retry=retry_if_exception_type(PublishFailedError),
+            before_sleep=before_sleep_log(logger, logging.WARNING),
+            reraise=True,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def _attempt(self, records: list[OutboxRecord]) -> list[OutboxRecord]:
+        """Send `records`; store the acknowledged prefix; raise if anything is left."""
+        outcomes = self.loop.run_until_complete(self._send_all(records))
+        done = 0
+        dead: list[tuple[OutboxRecord, str]] = []
+        for record in records:
+            outcome = outcomes[record.position]
+            if outcome.dead is not None:
+                dead.append((record, outcome.dead))
+            elif not outcome.ok:
+                break
+            done += 1
+        if done:
+            for record, error in dead:
+                logger.error(
+                    "outbox: event %s (position %d) dead-lettered: %s",
+                    record.envelope.id if record.envelope else record.instance_id,
+                    record.position,
+                    error,
+                )
+            self.outbox.advance(records[done - 1].position, dead)
+        if done == len(records):
+            return []
+        failed = records[done]
+        cause = outcomes[failed.position].error or RuntimeError("not acknowledged")
+        raise PublishFailedError(failed.position, cause)
+
+    async def _send_all(self, records: list[OutboxRecord]) -> dict[int, _Outcome]:
+        by_instance: dict[UUID, list[OutboxRecord]] = defaultdict(list)
+        for record in records:
+            by_instance[record.instance_id].append(record)
+        outcomes = {record.position: _Outcome() for record in records}
+        await asyncio.gather(
+            *(self._send_in_order(group, outcomes) for group in by_instance.values())
+        )
+        return outcomes
+
+    async def _send_in_order(
+        self, group: list[OutboxRecord], outcomes: dict[int, _Outcome]
+    ) -> None:
+        # One instance's events, one at a time: the next is sent only once the broker has
+        # acknowledged the previous, so they reach the partition in order. The first
+        # failure stops the group; the retry resends from there.
+        for record in group:
+            outcome = outcomes[record.position]
+            if record.envelope is None:
+                outcome.dead = record.error or "no envelope"
+                continue
+            try:
+                message = to_message(record.envelope)
+            except Exception as exc:  # not encodable: it never will be
+                outcome.dead = f"{type(exc).__name__}: {exc}"
+                continue
+            try:
+                await self.sink.send(message)
+            except PERMANENT_ERRORS as exc:
+                outcome.dead = f"{type(exc).__name__}: {exc}"
+                continue
+            except Exception as exc:
+                outcome.error = exc
+                return
+            outcome.ok = True
+            self.published += 1
+
+    def _redrive(self) -> int:
+        """Publish the dead letters operators asked to retry (once each; dead again on error)."""
+        requested = self.outbox.retries_requested(self.batch_size)
+        if not requested:
+            return 0
+        records = {r.position: r for r in self.outbox.read_positions([p for _, p in requested])}
+        for dead_letter_id, position in requested:
+            record = records.get(position)
+            error: str | None
+            if record is None:
+                error = "the event is no longer stored"
+            else:
+                outcomes = self.loop.run_until_complete(self._send_all([record]))
+                outcome = outcomes[position]
+                error = None if outcome.ok else (outcome.dead or repr(outcome.error))
+            self.outbox.redriven(dead_letter_id, error)
+            logger.info("outbox: re-drive of dead letter %d: %s", dead_letter_id, error or "ok")
+        return len(requested)

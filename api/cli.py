@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     from api.app import HostedWorkers
     from infrastructure.container import Container
+    from infrastructure.settings import Settings
 
 T = TypeVar("T")
 
 WORKERS = ("outbox", "timers", "tasks", "cleanup", "commands")
-AVAILABLE_WORKERS = frozenset({"tasks", "timers"})
+AVAILABLE_WORKERS = frozenset({"tasks", "timers", "commands"})
 # After SIGTERM, open requests get this long before uvicorn closes their connections.
 GRACEFUL_SHUTDOWN_SECONDS = 20
 
@@ -121,8 +122,25 @@ def worker(name: str) -> int:
     # Each worker has its own composition root: no API keys, no tenant secrets, no FastAPI.
     if name == "tasks":
         task_worker.main(or_refuse("worker tasks", lambda: build_task_worker(settings)))
+    elif name == "commands":
+        return _command_worker(settings)
     else:
         timer_worker.main(or_refuse("worker timers", lambda: build_timer_worker(settings)))
+    return 0
+
+
+def _command_worker(settings: Settings) -> int:
+    """`waymark worker commands`: exits 2 when no broker is configured."""
+    from infrastructure.bootstrap import build_command_worker
+    from infrastructure.kafka_options import KafkaNotConfiguredError
+    from workers import command_worker
+
+    try:
+        container = or_refuse("worker commands", lambda: build_command_worker(settings))
+    except KafkaNotConfiguredError as error:
+        print(f"waymark worker commands: {error}", file=sys.stderr)
+        return 2
+    command_worker.main(container)
     return 0
 
 

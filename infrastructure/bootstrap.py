@@ -20,6 +20,7 @@ from eventsourcing.postgres import PostgresDatastore
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
+from application.command_messages import CommandDispatcher
 from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService, KeyedIds
 from application.session import CommandRunner
@@ -30,6 +31,7 @@ from application.webhooks import WebhookService
 from infrastructure.actions import ActionRegistry
 from infrastructure.clock import SystemClock
 from infrastructure.container import (
+    CommandWorkerContainer,
     Container,
     Core,
     Principal,
@@ -262,3 +264,33 @@ def _tenant_secrets(settings: Settings) -> dict[str, str]:
         )
         secrets[DEV_TENANT] = DEV_SECRET
     return secrets
+
+
+def build_command_worker(settings: Settings, *, core: Core | None = None) -> CommandWorkerContainer:
+    """`waymark worker commands`: the Kafka command consumer runs the HTTP API's use cases
+    (start, resume, event, cancel, complete task), so validation, admission and error codes
+    are the same; it reads no API keys or tenant secrets."""
+    from infrastructure.kafka_options import kafka_client_options
+
+    kafka_options = kafka_client_options(settings)  # refuse before starting anything
+    owns_core = core is None
+    core = core or build_core(settings)
+    queries = PostgresReadModelQueries(
+        core.datastore, cursor_secret=cursor_secret(settings, core.server_key)
+    )
+    schemas = JsonSchemaValidator()
+    instances = InstanceService(
+        core.runner,
+        core.store,
+        core.cache,
+        core.definition_store,
+        queries,
+        core.admission,
+        KeyedIds(core.server_key),
+    )
+    return CommandWorkerContainer(
+        core=core,
+        owns_core=owns_core,
+        commands=CommandDispatcher(instances, TaskService(core.runner, queries, schemas)),
+        kafka_options=kafka_options,
+    )

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
+from application.command_messages import CommandDispatcher
 from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
@@ -137,3 +138,12 @@ class TimerWorkerContainer(_OnCore):
 
 
 WorkerContainer = TaskWorkerContainer | TimerWorkerContainer
+
+
+@dataclass
+class CommandWorkerContainer(_OnCore):
+    """`waymark worker commands`: the use cases a command message runs (the HTTP API's own),
+    and the Kafka client options (TLS/SASL included)."""
+
+    commands: CommandDispatcher
+    kafka_options: dict[str, Any]

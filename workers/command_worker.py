@@ -167,6 +167,13 @@ class CommandWorker:
             )
             await consumer.start()
             self.consumer = consumer
+            logger.info(
+                "command-worker: consuming %s in group %s (replies to %s, dead letters to %s)",
+                self.settings.commands_topic,
+                self.settings.commands_group_id,
+                self.settings.commands_replies_topic,
+                self.settings.commands_dlq_topic,
+            )
 
     async def _commit(self, tp: Any, offset: int) -> None:
         from aiokafka.errors import CommitFailedError
@@ -297,6 +304,13 @@ class CommandWorker:
             except self.transient as e:
                 if attempt == attempts or self.runner.stopping:
                     raise TransientFailureError(f"publishing to {topic}: {e}") from e
+                logger.warning(
+                    "command-worker: publishing to %s failed (attempt %d of %d), retrying: %r",
+                    topic,
+                    attempt,
+                    attempts,
+                    e,
+                )
                 await asyncio.sleep(self._delay(attempt))
         raise TransientFailureError(f"publishing to {topic}: gave up")
 

@@ -55,12 +55,21 @@ def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
         _drop_database(postgres_admin_url, name)
 
 
-@pytest.mark.parametrize("name", ["outbox", "cleanup", "commands"])
+@pytest.mark.parametrize("name", ["outbox", "cleanup"])
 def test_workers_of_later_releases_say_so(name: str, tmp_path: Path) -> None:
     result = run("worker", name, env=server_env(None, tmp_path))
 
     assert result.returncode == 2
     assert "not available yet: arrives with a later release" in result.stderr
+
+
+def test_the_command_worker_needs_a_broker(tmp_path: Path) -> None:
+    env = server_env(None, tmp_path)
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    result = run("worker", "commands", env=env)
+
+    assert result.returncode == 2
+    assert "KAFKA_BOOTSTRAP_SERVERS is not set" in result.stderr
 
 
 def test_migrate_creates_the_schema(empty_database_url: str, tmp_path: Path) -> None:

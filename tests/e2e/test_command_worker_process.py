@@ -71,7 +71,11 @@ def worker_env(database_url: str, topics: CommandTopics, tmp_path: Path) -> dict
 def start_worker(env: dict[str, str], log: Path) -> WorkerProcess:
     """`waymark worker commands`, once its consumer has started."""
     worker = WorkerProcess(waymark("worker", "commands", env=env, log=log), log)
-    worker.wait_for_log("command-worker: consuming")
+    try:
+        worker.wait_for_log("command-worker: consuming")
+    except BaseException:
+        terminate(worker.process)  # never leave a worker behind
+        raise
     return worker
 
 

@@ -25,6 +25,7 @@ class Rig:
     api: Any
     worker: Any
     database_url: str
+    thread: Any
 
     def history_types(self, instance_id: str) -> list[str]:
         entries, _ = self.api.instances.history(TENANT, uuid.UUID(instance_id))
@@ -73,7 +74,7 @@ def rig(database_url: str, kafka_broker: Any) -> Iterator[Rig]:
     worker = CommandWorker(build_command_worker(settings, core=api.core))
     thread = worker.runner.start_in_thread()
     try:
-        yield Rig(topics, api, worker, database_url)
+        yield Rig(topics, api, worker, database_url, thread)
     finally:
         worker.runner.stop(30)
         thread.join(30)
@@ -332,3 +333,44 @@ def test_an_unexpected_error_is_dead_lettered(rig: Rig) -> None:
     (dead,) = topics.read(topics.dlq, 1)
     assert dead.headers["waymark_error_code"] == b"internal-error"
     assert dead.json["correlation_id"] == "boom"
+
+
+class Slow:
+    """The real dispatcher, but each call first waits until `release` is set."""
+
+    def __init__(self, real: Any):
+        import threading
+
+        self.real, self.started, self.release = real, threading.Event(), threading.Event()
+
+    def run(self, command: Any) -> Any:
+        self.started.set()
+        self.release.wait(30)
+        return self.real.run(command)
+
+
+def test_stopping_finishes_the_current_message_and_commits_it(rig: Rig) -> None:
+    topics, worker = rig.topics, rig.worker
+    name = unique("po")
+    rig.api.definitions.publish(TENANT, approval(name))
+    slow = Slow(worker.commands)
+    worker.commands = slow
+    topics.send(
+        {"command": "start", "definition": name, "correlation_id": "current"},
+        {"command": "start", "definition": name, "correlation_id": "next"},
+        key=b"one-partition",
+    )
+    # Given a worker in the middle of a command
+    assert slow.started.wait(30)
+
+    # When it is told to stop (SIGTERM does this) while the command runs
+    worker.runner.stop()
+    slow.release.set()
+    rig.thread.join(30)
+    assert not rig.thread.is_alive()
+
+    # Then the current message was finished, answered and committed; the next one was not
+    # started (it stays for the group's next consumer)
+    assert topics.reply("current", 1)["ok"]
+    assert topics.committed() == 1
+    assert rig.instances_of(name) == 1

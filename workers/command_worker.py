@@ -331,6 +331,8 @@ class CommandWorker:
 
         try:
             self.loop.run_until_complete(stop())
+            # The threads that ran commands (asyncio.to_thread) end with the loop.
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
         finally:
             self.consumer = self.producer = None
             self.loop.close()

@@ -125,6 +125,9 @@ KINDS: dict[str, _Kind] = {
     "idempotency-key-reused": _Kind(422),
     "unstorable-value": _Kind(422, lambda e: {"what": e.what}),
     "invalid-json": _Kind(400),
+    # Raised by the API as a RequestValidationError; InvalidMessageError (a Kafka command
+    # message) carries the same code and `errors`.
+    "invalid-request": _Kind(422, lambda e: {"errors": e.errors}),
 }
 
 # Errors of other libraries that carry no code of ours.

@@ -16,11 +16,12 @@ if TYPE_CHECKING:
 
     from api.app import HostedWorkers
     from infrastructure.container import Container
+    from infrastructure.settings import Settings
 
 T = TypeVar("T")
 
 WORKERS = ("outbox", "timers", "tasks", "cleanup", "commands")
-AVAILABLE_WORKERS = frozenset({"tasks", "timers", "cleanup", "outbox"})
+AVAILABLE_WORKERS = frozenset({"tasks", "timers", "cleanup", "outbox", "commands"})
 # After SIGTERM, open requests get this long before uvicorn closes their connections.
 GRACEFUL_SHUTDOWN_SECONDS = 20
 
@@ -164,6 +165,8 @@ def worker(name: str) -> int:
             print("waymark worker outbox: KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
             return 2
         outbox_worker.main(or_refuse("worker outbox", lambda: build_outbox_worker(settings)))
+    elif name == "commands":
+        return _command_worker(settings)
     else:
         timer_worker.main(or_refuse("worker timers", lambda: build_timer_worker(settings)))
     return 0
@@ -258,6 +261,21 @@ def dead_letters(retry: int | None, limit: int) -> int:
         core.close()
     for letter in letters:
         print(json.dumps(letter.as_dict()))
+    return 0
+
+
+def _command_worker(settings: Settings) -> int:
+    """`waymark worker commands`: exits 2 when no broker is configured."""
+    from infrastructure.bootstrap import build_command_worker
+    from infrastructure.kafka_options import KafkaNotConfiguredError
+    from workers import command_worker
+
+    try:
+        container = or_refuse("worker commands", lambda: build_command_worker(settings))
+    except KafkaNotConfiguredError as error:
+        print(f"waymark worker commands: {error}", file=sys.stderr)
+        return 2
+    command_worker.main(container)
     return 0
 
 

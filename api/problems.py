@@ -129,6 +129,9 @@ KINDS: dict[str, _Kind] = {
     "instance-not-ended": _Kind(
         409, lambda e: {"instance_id": str(e.instance_id), "instance_status": e.status}
     ),
+    # Raised by the API as a RequestValidationError; InvalidMessageError (a Kafka command
+    # message) carries the same code and `errors`.
+    "invalid-request": _Kind(422, lambda e: {"errors": e.errors}),
 }
 
 # Errors of other libraries that carry no code of ours.

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+# The command bodies live in the application layer: the Kafka command consumer validates
+# its messages with the same models (a worker imports no web framework).
+from application.requests import (
+    CancelRequest,
+    CompleteTaskRequest,
+    EventRequest,
+    ResumeRequest,
+    StartInstanceRequest,
+    Strict,
+)
 
 # Filter values of the list endpoints (SPEC §3, §4): a typo is a 422, not an empty list.
 InstanceStatus = Literal["running", "suspended", "completed", "failed", "cancelled"]
@@ -15,44 +26,11 @@ TaskStatus = Literal["open", "claimed", "completed", "cancelled"]
 Urgency = Literal["low", "normal", "high", "critical", "urgent", "overdue"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StartInstanceRequest(Strict):
-    """Start an instance of a definition (the latest version unless `version` is given)."""
-
-    definition: str = Field(min_length=1, max_length=100)
-    version: int | None = Field(default=None, ge=1)
-    input: dict[str, Any] | None = None
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-    correlation_id: str | None = Field(default=None, max_length=200)
-
-
-class CancelRequest(Strict):
-    reason: str | None = Field(default=None, max_length=1000)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-
-
 class EraseRequest(Strict):
     reason: str | None = Field(default=None, max_length=1000)
 
 
 InstanceCondition = Literal["long_running", "stuck"]
-
-
-class ResumeRequest(Strict):
-    payload: Any = None
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class EventRequest(Strict):
-    """An event: resumes matching `wait` nodes and starts event-triggered definitions."""
-
-    type: str = Field(min_length=1, max_length=200)
-    correlation: str | None = Field(default=None, max_length=200)
-    payload: Any = None
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class ClaimRequest(Strict):
@@ -63,14 +41,23 @@ class DelegateRequest(Strict):
     assignee: str = Field(min_length=1, max_length=200)
 
 
-class CompleteTaskRequest(Strict):
-    outcome: str | None = Field(default=None, max_length=100)
-    data: dict[str, Any] | None = None
-    comment: str | None = Field(default=None, max_length=4000)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-
-
 class InstantiateTemplateRequest(Strict):
     """Publish a template's definition, under `name` instead of the template's own."""
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+__all__ = [
+    "CancelRequest",
+    "ClaimRequest",
+    "CompleteTaskRequest",
+    "DelegateRequest",
+    "EventRequest",
+    "InstanceStatus",
+    "InstantiateTemplateRequest",
+    "ResumeRequest",
+    "StartInstanceRequest",
+    "Strict",
+    "TaskStatus",
+    "Urgency",
+]

@@ -24,6 +24,7 @@ from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
 from application.cleanup import CleanupPolicy, CleanupService
+from application.command_messages import CommandDispatcher
 from application.connections import ConnectionCatalog, ConnectionService, NoConnections
 from application.definitions import DefinitionCache, DefinitionService
 from application.delivery import EventDelivery
@@ -42,6 +43,7 @@ from infrastructure.clock import SystemClock
 from infrastructure.connections import FileConnections
 from infrastructure.container import (
     CleanupWorkerContainer,
+    CommandWorkerContainer,
     Container,
     Core,
     OutboxWorkerContainer,
@@ -464,4 +466,37 @@ def build_outbox_worker(settings: Settings, *, core: Core | None = None) -> Outb
         publisher=publisher,
         leadership_name=f"outbox:{outbox.name}",
         _closers=[publisher.close],
+    )
+
+
+# --- the Kafka command consumer (issue 7) -------------------------------------------------
+
+
+def build_command_worker(settings: Settings, *, core: Core | None = None) -> CommandWorkerContainer:
+    """`waymark worker commands`: the Kafka command consumer runs the HTTP API's use cases
+    (start, resume, event, cancel, complete task), so validation, admission and error codes
+    are the same; it reads no API keys or tenant secrets."""
+    from infrastructure.kafka_options import kafka_client_options
+
+    kafka_options = kafka_client_options(settings)  # refuse before starting anything
+    owns_core = core is None
+    core = core or build_core(settings)
+    queries = PostgresReadModelQueries(
+        core.datastore, cursor_secret=cursor_secret(settings, core.server_key)
+    )
+    schemas = JsonSchemaValidator()
+    instances = InstanceService(
+        core.runner,
+        core.store,
+        core.cache,
+        core.definition_store,
+        queries,
+        core.admission,
+        KeyedIds(core.server_key),
+    )
+    return CommandWorkerContainer(
+        core=core,
+        owns_core=owns_core,
+        commands=CommandDispatcher(instances, TaskService(core.runner, queries, schemas)),
+        kafka_options=kafka_options,
     )

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
 from application.cleanup import CleanupService
+from application.command_messages import CommandDispatcher
 from application.connections import ConnectionCatalog, ConnectionService, NoConnections
 from application.definitions import DefinitionCache, DefinitionService
 from application.feed import EventFeed
@@ -173,6 +174,19 @@ class OutboxWorkerContainer(_OnCore):
     leadership_name: str
 
 
+@dataclass
+class CommandWorkerContainer(_OnCore):
+    """`waymark worker commands`: the use cases a command message runs (the HTTP API's own),
+    and the Kafka client options (TLS/SASL included)."""
+
+    commands: CommandDispatcher
+    kafka_options: dict[str, Any]
+
+
 WorkerContainer = (
-    TaskWorkerContainer | TimerWorkerContainer | CleanupWorkerContainer | OutboxWorkerContainer
+    TaskWorkerContainer
+    | TimerWorkerContainer
+    | CleanupWorkerContainer
+    | OutboxWorkerContainer
+    | CommandWorkerContainer
 )

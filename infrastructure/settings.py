@@ -136,6 +136,21 @@ class Settings(BaseSettings):
     outbox_breaker_reset_timeout: float = Field(default=30.0, gt=0)
     # How often a standby replica tries to take over the publisher's leadership.
     outbox_leader_retry_interval: float = Field(default=2.0, gt=0)
+    # --- Kafka command consumer (`waymark worker commands`, README "Kafka commands") -------
+    # Consumes `commands_topic` in the consumer group `commands_group_id`; each outcome goes
+    # to `commands_replies_topic`, messages that cannot be processed to `commands_dlq_topic`.
+    commands_topic: str = Field(default="waymark.commands", min_length=1)
+    commands_group_id: str = Field(default="waymark-commands", min_length=1)
+    commands_replies_topic: str = Field(default="waymark.commands.replies", min_length=1)
+    commands_dlq_topic: str = Field(default="waymark.commands.dlq", min_length=1)
+    # At most this many messages per fetch; an empty fetch waits this long (seconds).
+    commands_batch_size: int = Field(default=100, ge=1)
+    commands_poll_interval: float = Field(default=1.0, gt=0)
+    # A transient failure (database unavailable or timed out, concurrency conflict, broker
+    # unreachable for the reply) is retried this many times, backoff from 0.5 s doubling up
+    # to the max delay; then the message is left uncommitted and fetched again later.
+    commands_retry_attempts: int = Field(default=5, ge=1)
+    commands_retry_max_delay: float = Field(default=10.0, gt=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

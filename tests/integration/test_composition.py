@@ -69,6 +69,22 @@ def test_a_worker_process_imports_no_web_framework(database_url: str) -> None:
     assert loaded == []
 
 
+def test_the_command_worker_process_imports_no_web_framework(database_url: str) -> None:
+    # `waymark worker commands` validates messages with the API's request models, which
+    # live in the application layer for that reason: no FastAPI comes with them.
+    loaded = loaded_web_modules(
+        database_url,
+        """
+        from workers import command_worker
+        from infrastructure.bootstrap import build_command_worker
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:9"})
+        worker = command_worker.CommandWorker(build_command_worker(settings))
+        worker.close(); worker.container.close()
+        """,
+    )
+    assert loaded == []
+
+
 def test_the_web_module_probe_sees_fastapi_when_it_is_imported(database_url: str) -> None:
     # Negative control of the test above: the probe would notice a worker importing it.
     loaded = loaded_web_modules(database_url, "import api.app")

@@ -240,6 +240,29 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
         },
     )
     ids.append(start(client, mixed)["id"])
+    # A task past its SLA (about 1 s) escalates, then its instance is cancelled
+    late = unique("late")
+    task = {"id": "ok", "type": "approval", "approver_role": "clerk", "sla_hours": 0.0003}
+    publish(
+        client,
+        {
+            "name": late,
+            "nodes": [{**task, "escalate_to_role": "boss"}, {"id": "done", "type": "end"}],
+            "routes": [
+                {"from": "ok", "to": "done", "outcome": "approved"},
+                {"from": "ok", "to": "done", "outcome": "rejected"},
+            ],
+        },
+    )
+    escalated = start(client, late)["id"]
+
+    def has_escalated() -> bool:
+        history = client.get(f"/v1/instances/{escalated}/history").json()["items"]
+        return any(entry["type"] == "TaskEscalated" for entry in history)
+
+    wait_for(has_escalated, timeout=30, what="the task's SLA escalation")
+    assert client.post(f"/v1/instances/{escalated}/cancel", json={}).status_code == 200
+    ids.append(escalated)
     # A wait closed by cancelling its instance
     abandoned = start(client, waiting(client))["id"]
     assert client.post(f"/v1/instances/{abandoned}/cancel", json={}).status_code == 200

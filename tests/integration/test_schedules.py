@@ -366,7 +366,7 @@ def test_started_by_api_event_webhook_and_parent(api: Any) -> None:
     body = b"{}"
     at = int(datetime.now(UTC).timestamp())
     hooked, _ = api.webhooks.trigger(
-        TriggerWebhook(TENANT, "parent", body, sign("s3cret", body, at))
+        TriggerWebhook(TENANT, "parent", body, sign("s3cret", body, at, "/v1/webhooks/parent"))
     )
     assert hooked["started_by"] == {"kind": "webhook"}
 

@@ -27,7 +27,9 @@ from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
 from application.webhooks import WebhookService
-from infrastructure.actions import ActionRegistry
+from infrastructure.actions import ActionRegistry, HttpAction
+from infrastructure.actions.breakers import BreakerRule, CircuitBreakers
+from infrastructure.actions.outbound import EgressPolicy, RetryPolicy, install_policy
 from infrastructure.clock import SystemClock
 from infrastructure.container import (
     Container,
@@ -115,6 +117,7 @@ def _core_on(
             check_revisions(read_revisions(curs))
 
     return Core(
+        breakers=CircuitBreakers(breaker_rule(settings)),
         settings=settings,
         clock=clock,
         datastore=datastore,
@@ -184,7 +187,10 @@ def build_task_worker(settings: Settings, *, core: Core | None = None) -> TaskWo
     activity queue, the action registry and the use case that records results."""
     owns_core = core is None
     core = core or build_core(settings)
-    actions = ActionRegistry()
+    egress = egress_policy(settings)
+    install_policy(egress)  # for actions that call `outbound.check_url` themselves
+    http = HttpAction(egress=egress, retry=action_retry_policy(settings))
+    actions = ActionRegistry(http=http, breakers=core.breakers)
     return TaskWorkerContainer(
         core=core,
         owns_core=owns_core,
@@ -262,3 +268,29 @@ def _tenant_secrets(settings: Settings) -> dict[str, str]:
         )
         secrets[DEV_TENANT] = DEV_SECRET
     return secrets
+
+
+def breaker_rule(settings: Settings) -> BreakerRule:
+    """The circuit-breaker rule of `WAYMARK_BREAKER_*` (SPEC §6 defaults)."""
+    return BreakerRule(
+        failure_ratio=settings.breaker_failure_ratio,
+        min_calls=settings.breaker_min_calls,
+        window_seconds=settings.breaker_window_seconds,
+        open_seconds=settings.breaker_open_seconds,
+    )
+
+
+def action_retry_policy(settings: Settings) -> RetryPolicy:
+    """Tries of transient errors inside one attempt (`WAYMARK_ACTION_RETRY_*`)."""
+    return RetryPolicy(
+        attempts=settings.action_retry_attempts,
+        initial=settings.action_retry_initial,
+        backoff=settings.action_retry_backoff,
+    )
+
+
+def egress_policy(settings: Settings) -> EgressPolicy:
+    """Production refuses internal addresses unless `WAYMARK_EGRESS_ALLOW` names them."""
+    return EgressPolicy.parse(
+        settings.egress_allow, production=not settings.dev_mode, guard=settings.egress_guard
+    )

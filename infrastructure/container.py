@@ -23,6 +23,7 @@ from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
 from application.webhooks import WebhookService
+from infrastructure.actions.breakers import CircuitBreakers
 
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresDatastore
@@ -65,6 +66,9 @@ class Core:
     database_url: str
     check_database: Callable[[], None]
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    # Every action target's circuit breaker in this process: the task workers built on
+    # this core share them, and the API's /health shows them (docs/actions.md).
+    breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
 
     def close(self) -> None:
         close_all(self._closers)

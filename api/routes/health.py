@@ -64,6 +64,7 @@ async def report(
     body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "components": parts}
     if timers is not None:
         parts["timers"] = timers
+    parts["breakers"] = breaker_status(container)
     if workers:
         # A failing worker degrades the process but must not take it out of the load
         # balancer: the API still serves, and readiness asks only about the database.
@@ -87,6 +88,17 @@ async def health(request: Request, container: ContainerDep) -> JSONResponse:
     """Every component's status (database; in-process workers); 503 when the database is down."""
     runners = getattr(request.app.state, "worker_runners", [])
     return await report(container, worker_status(runners), await timer_status(container))
+
+
+def breaker_status(container: Container) -> dict[str, Any]:
+    """The circuit breakers of this process's task workers, per action target.
+
+    An open breaker is a target's outage, not this process's: the component stays `up`
+    and the activities bound for it wait (docs/actions.md). Standalone workers' breakers
+    are not shown here (they log each state change)."""
+    targets = container.core.breakers.states()
+    open_count = sum(1 for t in targets.values() if t["state"] != "closed")
+    return {"status": "up", "open": open_count, "targets": targets}
 
 
 async def timer_status(container: Container) -> dict[str, Any] | None:

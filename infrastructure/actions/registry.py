@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from application.ports import ActionResult
+from infrastructure.actions.breakers import CircuitBreakers, breaker_target
 from infrastructure.actions.http import HttpAction
 from infrastructure.actions.noop import noop_action
 
@@ -18,15 +19,22 @@ ENTRY_POINT_GROUP = "waymark.actions"
 
 # handler(action, idempotency_key, timeout_seconds) -> ActionResult
 ActionHandler = Callable[[dict[str, Any], str, float], ActionResult]
+# Run inside Waymark: no outside target whose outage a breaker should absorb.
+_INTERNAL_TYPES = frozenset({"noop", "emit"})
 
 
 class ActionRegistry:
     """ActionRunner dispatching on `action["type"]`: http, noop, registered and plug-in types."""
 
     def __init__(
-        self, *, http: HttpAction | None = None, entry_point_group: str = ENTRY_POINT_GROUP
+        self,
+        *,
+        http: HttpAction | None = None,
+        entry_point_group: str = ENTRY_POINT_GROUP,
+        breakers: CircuitBreakers | None = None,
     ):
         self._http = http or HttpAction()
+        self.breakers = breakers
         self._handlers: dict[str, ActionHandler] = {"http": self._http, "noop": noop_action}
         self._group = entry_point_group
         self._lock = threading.Lock()
@@ -46,6 +54,35 @@ class ActionRegistry:
             return _failure(f"cannot load action type {type_name!r}: {_describe(exc)}", False)
         if handler is None:
             return _failure(f"unknown action type {type_name!r}", False)
+        target = None
+        if self.breakers is not None and type_name not in _INTERNAL_TYPES:
+            target = breaker_target(action)
+        if target is not None:
+            assert self.breakers is not None
+            until = self.breakers.admit(target)
+            if until is not None:
+                return ActionResult(
+                    ok=False,
+                    error=f"circuit breaker open for {target}",
+                    retryable=True,
+                    deferred_until=until,
+                )
+        result = self._call(handler, str(type_name), action, idempotency_key, timeout)
+        if target is not None:
+            assert self.breakers is not None
+            # A refusal that is not transient (a 4xx, an invalid field) is the target
+            # answering: only transient failures count against it.
+            self.breakers.record(target, failed=not result.ok and result.retryable)
+        return result
+
+    def _call(
+        self,
+        handler: ActionHandler,
+        type_name: str,
+        action: dict[str, Any],
+        idempotency_key: str,
+        timeout: float,
+    ) -> ActionResult:
         try:
             result = handler(action, idempotency_key, timeout)
         except Exception as exc:

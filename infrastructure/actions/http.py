@@ -40,7 +40,8 @@ class HttpAction:
         sleep: Callable[[float], None] = time.sleep,
     ):
         self._transport = transport
-        self._egress = egress  # None: the process's installed policy (outbound.install_policy)
+        # None: the process's installed policy (outbound.install_policy); read per request.
+        self.egress = egress
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._client: httpx.Client | None = None
@@ -106,7 +107,7 @@ class HttpAction:
                 # Every request it sends passes the egress guard (redirects too, should a
                 # caller follow them).
                 self._client = guarded_client(
-                    self._egress, follow_redirects=False, transport=self._transport
+                    lambda: self.egress, follow_redirects=False, transport=self._transport
                 )
             return self._client
 

@@ -141,13 +141,15 @@ class EgressPolicy:
             return "a cloud metadata address"
         if any(address in network for network in self.allow_networks):
             return None
+        if address.is_unspecified or address.is_multicast:
+            return "not a routable public address"  # 0.0.0.0 reaches this very host
         if address.is_loopback:
             return None if self.allow_loopback else "a loopback address"
         if address.is_link_local:
             return "a link-local address"
         if address.is_private:
             return "a private address"
-        if address.is_multicast or address.is_reserved or address.is_unspecified:
+        if address.is_reserved or not address.is_global:
             return "not a routable public address"
         return None
 
@@ -175,11 +177,15 @@ def check_url(url: str, policy: EgressPolicy | None = None) -> None:
     (policy or current_policy()).check(url)
 
 
-def guarded_client(policy: EgressPolicy | None = None, **options: Any) -> httpx.Client:
-    """An httpx client that checks every request it sends, redirects included."""
+def guarded_client(
+    policy: EgressPolicy | Callable[[], EgressPolicy | None] | None = None, **options: Any
+) -> httpx.Client:
+    """An httpx client that checks every request it sends, redirects included.
+
+    `policy` may be a callable giving the policy at each request; None: the installed one."""
 
     def check(request: httpx.Request) -> None:
-        check_url(str(request.url), policy)
+        check_url(str(request.url), policy() if callable(policy) else policy)
 
     hooks = options.pop("event_hooks", {}) or {}
     hooks = {**hooks, "request": [check, *hooks.get("request", [])]}

@@ -39,6 +39,11 @@ class ActionRegistry:
         self._group = entry_point_group
         self._lock = threading.Lock()
 
+    @property
+    def http(self) -> HttpAction:
+        """The built-in `http` handler (its egress policy, its client)."""
+        return self._http
+
     def register(self, type_name: str, handler: ActionHandler) -> None:
         """Add (or replace) the handler of an action type."""
         with self._lock:

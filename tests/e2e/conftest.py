@@ -198,6 +198,8 @@ def server_env(database_url: str | None, workdir: Path, **extra: str) -> dict[st
             "WAYMARK_DB_CONNECT_TIMEOUT": "2",
             "WAYMARK_MAX_BODY_BYTES": "65536",
             "WAYMARK_DATA_DIR": str(workdir / "data"),
+            # With DATABASE_URL the egress guard is on: the local test targets are allowed.
+            "WAYMARK_EGRESS_ALLOW": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
             **({"DATABASE_URL": database_url} if database_url else {}),
             **extra,

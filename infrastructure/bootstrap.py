@@ -29,7 +29,7 @@ from application.timers import TimerService
 from application.webhooks import WebhookService
 from infrastructure.actions import ActionRegistry, HttpAction
 from infrastructure.actions.breakers import BreakerRule, CircuitBreakers
-from infrastructure.actions.outbound import EgressPolicy, RetryPolicy, install_policy
+from infrastructure.actions.outbound import EgressPolicy, RetryPolicy
 from infrastructure.clock import SystemClock
 from infrastructure.container import (
     Container,
@@ -188,9 +188,8 @@ def build_task_worker(settings: Settings, *, core: Core | None = None) -> TaskWo
     owns_core = core is None
     core = core or build_core(settings)
     egress = egress_policy(settings)
-    install_policy(egress)  # for actions that call `outbound.check_url` themselves
     http = HttpAction(egress=egress, retry=action_retry_policy(settings))
-    actions = ActionRegistry(http=http, breakers=core.breakers)
+    actions = ActionRegistry(http=http, breakers=core.breakers, egress=egress)
     return TaskWorkerContainer(
         core=core,
         owns_core=owns_core,

@@ -10,17 +10,20 @@ address refuses the call, so a name resolving to a public and a private address 
 used to reach the private one.
 
 Actions that call out with a client of their own (slack, teams, sms) call `check_url(url)`
-before each call; the composition root installs the process's policy (`install_policy`).
+before each call: it applies the policy of the action registry running the call (set around
+each handler call, `egress_scope`), else the process default (development's rule).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ipaddress
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -154,22 +157,43 @@ class EgressPolicy:
         return None
 
 
-# The process's policy, installed by the composition root of a process that runs actions.
-# Until then: the development rule (loopback only), never "everything".
-_installed = EgressPolicy(allow_loopback=True)
-_installed_lock = threading.Lock()
+# The policy `check_url` applies: the one of the action registry running the current call
+# (`egress_scope`, set around each handler call in that thread), else the process default.
+# A scope per call, not one global, so two registries in one process (tests) never mix.
+_scoped: contextvars.ContextVar[EgressPolicy | None] = contextvars.ContextVar(
+    "waymark_egress_policy", default=None
+)
+# Outside any registry call: the development rule (loopback only), never "everything".
+_default = EgressPolicy(allow_loopback=True)
+_default_lock = threading.Lock()
 
 
 def install_policy(policy: EgressPolicy) -> None:
-    """Make `policy` the one `check_url` applies in this process."""
-    global _installed
-    with _installed_lock:
-        _installed = policy
+    """Make `policy` the default of this process (calls outside any registry's scope)."""
+    global _default
+    with _default_lock:
+        _default = policy
 
 
 def current_policy() -> EgressPolicy:
-    with _installed_lock:
-        return _installed
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
+    with _default_lock:
+        return _default
+
+
+@contextlib.contextmanager
+def egress_scope(policy: EgressPolicy | None) -> Iterator[None]:
+    """`check_url` applies `policy` inside the block (in this thread and what it awaits)."""
+    if policy is None:
+        yield
+        return
+    token = _scoped.set(policy)
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
 
 
 def check_url(url: str, policy: EgressPolicy | None = None) -> None:

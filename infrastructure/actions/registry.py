@@ -12,6 +12,7 @@ from application.ports import ActionResult
 from infrastructure.actions.breakers import CircuitBreakers, breaker_target
 from infrastructure.actions.http import HttpAction
 from infrastructure.actions.noop import noop_action
+from infrastructure.actions.outbound import EgressPolicy, EgressRefusedError, egress_scope
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,12 @@ class ActionRegistry:
         http: HttpAction | None = None,
         entry_point_group: str = ENTRY_POINT_GROUP,
         breakers: CircuitBreakers | None = None,
+        egress: EgressPolicy | None = None,
     ):
-        self._http = http or HttpAction()
+        self._http = http or HttpAction(egress=egress)
         self.breakers = breakers
+        # What `outbound.check_url` applies inside this registry's handler calls.
+        self.egress = egress
         self._handlers: dict[str, ActionHandler] = {"http": self._http, "noop": noop_action}
         self._group = entry_point_group
         self._lock = threading.Lock()
@@ -89,7 +93,11 @@ class ActionRegistry:
         timeout: float,
     ) -> ActionResult:
         try:
-            result = handler(action, idempotency_key, timeout)
+            with egress_scope(self.egress):
+                result = handler(action, idempotency_key, timeout)
+        except EgressRefusedError as exc:
+            # From a handler's own `check_url`: another try would be refused the same way.
+            return _failure(f"action {type_name!r}: {exc}", False)
         except Exception as exc:
             # The contract is "never raises": the worker records the failure and the node's
             # retry policy decides what happens next.

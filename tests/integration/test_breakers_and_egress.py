@@ -263,3 +263,32 @@ def test_a_production_worker_refuses_internal_addresses_and_allows_an_allow_list
     assert [path for path, _ in target.requests] == ["/allowed"]
     assert "internal.example" in resolver.asked
     assert elapsed < 10  # never a hang
+
+
+def test_a_redirect_to_an_internal_address_is_refused_before_any_connection() -> None:
+    from infrastructure.actions.outbound import EgressPolicy, EgressRefusedError, guarded_client
+
+    # Given a local server (allow-listed) redirecting to the metadata address
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    policy = EgressPolicy.parse("127.0.0.1", production=True)
+    try:
+        with guarded_client(policy, follow_redirects=True, timeout=5) as client:
+            # When a client following redirects calls it, the hop is checked like the first
+            with pytest.raises(EgressRefusedError, match="metadata"):
+                client.get(f"http://127.0.0.1:{server.server_address[1]}/start")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -233,3 +233,24 @@ def test_no_pause_starts_that_would_end_after_the_timeout() -> None:
     pauses: list[float] = []
     response = send_with_retries(send, timeout=0.5, policy=RetryPolicy(), sleep=pauses.append)
     assert response.status_code == 503 and pauses == [] and len(sent) == 1
+
+
+def test_check_url_applies_the_policy_of_the_registry_running_the_call() -> None:
+    def calls_out(action: dict, key: str, timeout: float) -> ActionResult:  # type: ignore[type-arg]
+        check_url(action["url"])  # as the slack/teams/sms actions do before each call
+        return ActionResult(ok=True, output="sent")
+
+    strict = ActionRegistry(egress=production())
+    strict.register("notify", calls_out)
+    refused = strict.run(
+        {"type": "notify", "url": "http://127.0.0.1/"}, idempotency_key="k", timeout=1
+    )
+    assert not refused.ok and not refused.retryable
+    assert "egress refused: 127.0.0.1 is a loopback address" in (refused.error or "")
+    # Outside that registry's calls, the development default applies (loopback allowed)
+    check_url("http://127.0.0.1/")
+    relaxed = ActionRegistry(egress=production("127.0.0.1"))
+    relaxed.register("notify", calls_out)
+    assert relaxed.run(
+        {"type": "notify", "url": "http://127.0.0.1/"}, idempotency_key="k", timeout=1
+    ).ok

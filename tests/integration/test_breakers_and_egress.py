@@ -284,10 +284,12 @@ def test_a_redirect_to_an_internal_address_is_refused_before_any_connection() ->
     thread.start()
     policy = EgressPolicy.parse("127.0.0.1", production=True)
     try:
-        with guarded_client(policy, follow_redirects=True, timeout=5) as client:
-            # When a client following redirects calls it, the hop is checked like the first
-            with pytest.raises(EgressRefusedError, match="metadata"):
-                client.get(f"http://127.0.0.1:{server.server_address[1]}/start")
+        # When a client following redirects calls it, the hop is checked like the first
+        with (
+            guarded_client(policy, follow_redirects=True, timeout=5) as client,
+            pytest.raises(EgressRefusedError, match="metadata"),
+        ):
+            client.get(f"http://127.0.0.1:{server.server_address[1]}/start")
     finally:
         server.shutdown()
         server.server_close()

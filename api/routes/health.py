@@ -58,13 +58,15 @@ async def report(
     container: Container,
     workers: dict[str, Any] | None = None,
     timers: dict[str, Any] | None = None,
+    breakers: dict[str, Any] | None = None,
 ) -> JSONResponse:
     parts = await components(container)
     healthy = all(c["status"] == "up" for c in parts.values())
     body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "components": parts}
     if timers is not None:
         parts["timers"] = timers
-    parts["breakers"] = breaker_status(container)
+    if breakers is not None:
+        parts["breakers"] = breakers
     if workers:
         # A failing worker degrades the process but must not take it out of the load
         # balancer: the API still serves, and readiness asks only about the database.
@@ -85,9 +87,15 @@ _REPORT = {
 @router.get("", responses=_REPORT)
 @router.head("", include_in_schema=False)
 async def health(request: Request, container: ContainerDep) -> JSONResponse:
-    """Every component's status (database; in-process workers); 503 when the database is down."""
+    """Every component's status (database; in-process workers, breakers); 503 when the
+    database is down."""
     runners = getattr(request.app.state, "worker_runners", [])
-    return await report(container, worker_status(runners), await timer_status(container))
+    return await report(
+        container,
+        worker_status(runners),
+        await timer_status(container),
+        breaker_status(container),
+    )
 
 
 def breaker_status(container: Container) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The `waymark` command: `serve`, `migrate`, `worker <name>`.
+"""The `waymark` command: `serve`, `migrate`, `worker <name>`, `definitions apply|validate`.
 
 Settings and the container are built inside each command, never at import time.
 """
@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     dead = outbox_commands.add_parser("dead-letters", help="list (or re-drive) dead letters")
     dead.add_argument("--retry", type=int, metavar="ID", help="re-drive this dead letter")
     dead.add_argument("--limit", type=int, default=100, help="how many to list (100)")
+    definitions = commands.add_parser("definitions", help="definitions kept as JSON/YAML files")
+    files = definitions.add_subparsers(dest="files_command", required=True, metavar="ACTION")
+    apply = files.add_parser("apply", help="publish every changed definition file under PATH")
+    apply.add_argument("path", metavar="PATH", help="a folder (searched recursively) or a file")
+    apply.add_argument("--tenant", required=True, help="the tenant that owns the definitions")
+    check = files.add_parser("validate", help="check every definition file under PATH (CI)")
+    check.add_argument("path", metavar="PATH", help="a folder (searched recursively) or a file")
     return parser
 
 
@@ -73,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return erase(args.instance, args.tenant, args.reason, args.by)
     if args.command == "outbox":
         return dead_letters(args.retry, args.limit)
+    if args.command == "definitions":
+        return definitions(args.files_command, args.path, getattr(args, "tenant", None))
     return worker(args.name)
 
 
@@ -276,6 +285,55 @@ def _command_worker(settings: Settings) -> int:
         print(f"waymark worker commands: {error}", file=sys.stderr)
         return 2
     command_worker.main(container)
+    return 0
+
+
+def definitions(command: str, path_text: str, tenant: str | None) -> int:
+    """`validate`: every problem, exit 1 if any (no database). `apply`: publish the changed
+    files for `tenant` against the configured database (like `migrate`), print each."""
+    from pathlib import Path
+
+    from application.definition_files import DefinitionFiles
+    from application.definitions import DefinitionService
+    from infrastructure.definition_files import read_definition_files
+    from infrastructure.schemas import JsonSchemaValidator
+
+    path = Path(path_text)
+    if not path.exists():
+        print(f"waymark definitions {command}: {path} does not exist", file=sys.stderr)
+        return 2
+    files = read_definition_files(path)
+    if not files:
+        print(f"waymark definitions {command}: no .json/.yaml/.yml file in {path}", file=sys.stderr)
+        return 2
+    if command == "validate":
+        problems = DefinitionFiles(DefinitionService(None, JsonSchemaValidator())).validate(files)  # type: ignore[arg-type]
+        for problem in problems:
+            print(problem)
+        print(f"{len(files)} file(s), {len(problems)} problem(s)", file=sys.stderr)
+        return 1 if problems else 0
+    assert tenant is not None
+    from infrastructure.bootstrap import build_core
+    from infrastructure.settings import Settings
+    from infrastructure.telemetry import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    core = or_refuse("definitions apply", lambda: build_core(settings))
+    try:
+        service = DefinitionService(core.definition_store, JsonSchemaValidator())
+        report = DefinitionFiles(service).apply(tenant, files)
+    finally:
+        core.close()
+    for problem in report.problems:
+        print(problem)
+    if not report.ok:
+        print(f"nothing published: {len(report.problems)} problem(s)", file=sys.stderr)
+        return 1
+    for applied in report.applied:
+        print(f"{applied.action:<9} {applied.name} v{applied.version}  ({applied.path})")
+    changed = sum(1 for a in report.applied if a.action != "unchanged")
+    print(f"{changed} published, {len(report.applied) - changed} unchanged", file=sys.stderr)
     return 0
 
 

@@ -100,6 +100,7 @@ KINDS: dict[str, _Kind] = {
     "not-found": _Kind(404),
     "invalid-definition": _Kind(422, lambda exc: {"errors": [p.as_dict() for p in exc.problems]}),
     "definition-disabled": _Kind(409, lambda e: {"definition": e.name}),
+    "definition-exists": _Kind(409, lambda e: {"definition": e.name, "version": e.version}),
     "invalid-data": _Kind(
         422,
         lambda e: {

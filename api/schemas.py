@@ -45,6 +45,9 @@ class InstantiateTemplateRequest(Strict):
     """Publish a template's definition, under `name` instead of the template's own."""
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
+    # Publish the next version when the tenant has a definition of that name already
+    # (otherwise that is a 409: a template never silently replaces a user's definition).
+    new_version: bool = False
 
 
 __all__ = [

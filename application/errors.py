@@ -78,6 +78,20 @@ class DefinitionDisabledError(WaymarkError):
         self.name = name
 
 
+class DefinitionExistsError(WaymarkError):
+    """Instantiating a template would publish over a definition the tenant already has."""
+
+    code = "definition-exists"
+
+    def __init__(self, name: str, version: int):
+        super().__init__(
+            f"definition {name} exists (version {version}): ask for a new version "
+            '("new_version": true) or give another "name"'
+        )
+        self.name = name
+        self.version = version
+
+
 class InvalidDefinitionError(WaymarkError):
     """The document has problems; all of them are listed."""
 

@@ -234,6 +234,10 @@ class ActivityQueue(Protocol):
     def release(self, activity_id: str, attempt: int) -> None:
         """Give a leased activity back (graceful shutdown)."""
 
+    def defer(self, activity_id: str, attempt: int, until: datetime) -> None:
+        """Give a leased attempt back, not claimable before `until` (its target's circuit
+        breaker is open): the attempt is not spent."""
+
 
 @dataclass(frozen=True)
 class ActionResult:
@@ -241,6 +245,9 @@ class ActionResult:
     output: Any = None
     error: str | None = None
     retryable: bool = True
+    # Set when the action did not run (its target's circuit breaker is open): the worker
+    # defers the attempt to then instead of recording a result.
+    deferred_until: datetime | None = None
 
 
 class ActionRunner(Protocol):

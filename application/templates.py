@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from application.definitions import DefinitionService
-from application.errors import TemplateNotFoundError
+from application.errors import DefinitionExistsError, TemplateNotFoundError
 from application.ports import PublishedDefinition
 
 
@@ -49,15 +49,26 @@ class TemplateService:
         return template
 
     def instantiate(
-        self, tenant: str, template_id: str, name: str | None = None
+        self,
+        tenant: str,
+        template_id: str,
+        name: str | None = None,
+        *,
+        new_version: bool = False,
     ) -> PublishedDefinition:
         """Publish the template's definition for `tenant`, under `name` if given.
 
-        It is an ordinary publish: the same name again stores the next version, and an
-        invalid `name` is refused like any invalid document.
+        A tenant's own definition of that name is never published over silently: it is a
+        `DefinitionExistsError` unless `new_version` asks for the next version. An invalid
+        `name` is refused like any invalid document.
         """
         # A copy: the catalog's document is shared by every request of the process.
         document = copy.deepcopy(self.get(template_id).definition)
         if name is not None:
             document["name"] = name
+        target = document.get("name")
+        if not new_version and isinstance(target, str):
+            existing = self.definitions.store.get(tenant, target, None)
+            if existing is not None:
+                raise DefinitionExistsError(target, existing.version)
         return self.definitions.publish(tenant, document)

@@ -38,7 +38,9 @@ from application.templates import TemplateService
 from application.timers import TimerService
 from application.webhooks import WebhookService
 from domain.retention import MAX_RETENTION, Retention, parse_retention
-from infrastructure.actions import ActionRegistry
+from infrastructure.actions import ActionRegistry, HttpAction
+from infrastructure.actions.breakers import BreakerRule, CircuitBreakers
+from infrastructure.actions.outbound import EgressPolicy, RetryPolicy
 from infrastructure.clock import SystemClock
 from infrastructure.connections import FileConnections
 from infrastructure.container import (
@@ -142,6 +144,7 @@ def _core_on(
             check_revisions(read_revisions(curs))
 
     return Core(
+        breakers=CircuitBreakers(breaker_rule(settings)),
         settings=settings,
         clock=clock,
         datastore=datastore,
@@ -226,7 +229,11 @@ def build_task_worker(settings: Settings, *, core: Core | None = None) -> TaskWo
     activity queue, the action registry and the use case that records results."""
     owns_core = core is None
     core = core or build_core(settings)
-    actions = ActionRegistry(connections=core.connections)
+    egress = egress_policy(settings)
+    http = HttpAction(egress=egress, retry=action_retry_policy(settings))
+    actions = ActionRegistry(
+        http=http, connections=core.connections, breakers=core.breakers, egress=egress
+    )
     return TaskWorkerContainer(
         core=core,
         owns_core=owns_core,
@@ -499,4 +506,33 @@ def build_command_worker(settings: Settings, *, core: Core | None = None) -> Com
         owns_core=owns_core,
         commands=CommandDispatcher(instances, TaskService(core.runner, queries, schemas)),
         kafka_options=kafka_options,
+    )
+
+
+# --- outbound calls of actions (circuit breakers, retries, egress) ------------------------
+
+
+def breaker_rule(settings: Settings) -> BreakerRule:
+    """The circuit-breaker rule of `WAYMARK_BREAKER_*` (SPEC §6 defaults)."""
+    return BreakerRule(
+        failure_ratio=settings.breaker_failure_ratio,
+        min_calls=settings.breaker_min_calls,
+        window_seconds=settings.breaker_window_seconds,
+        open_seconds=settings.breaker_open_seconds,
+    )
+
+
+def action_retry_policy(settings: Settings) -> RetryPolicy:
+    """Tries of transient errors inside one attempt (`WAYMARK_ACTION_RETRY_*`)."""
+    return RetryPolicy(
+        attempts=settings.action_retry_attempts,
+        initial=settings.action_retry_initial,
+        backoff=settings.action_retry_backoff,
+    )
+
+
+def egress_policy(settings: Settings) -> EgressPolicy:
+    """Production refuses internal addresses unless `WAYMARK_EGRESS_ALLOW` names them."""
+    return EgressPolicy.parse(
+        settings.egress_allow, production=not settings.dev_mode, guard=settings.egress_guard
     )

@@ -28,6 +28,7 @@ from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
 from application.webhooks import WebhookService
+from infrastructure.actions.breakers import CircuitBreakers
 
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresDatastore
@@ -75,6 +76,9 @@ class Core:
     _closers: list[Callable[[], None]] = field(default_factory=list)
     # The tenants' named connections (WAYMARK_CONNECTIONS_FILE): actions and publish use them.
     connections: ConnectionCatalog = field(default_factory=NoConnections)
+    # Every action target's circuit breaker in this process: the task workers built on
+    # this core share them, and the API's /health shows them (docs/actions.md).
+    breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
 
     def close(self) -> None:
         close_all(self._closers)

@@ -151,6 +151,23 @@ class Settings(BaseSettings):
     # to the max delay; then the message is left uncommitted and fetched again later.
     commands_retry_attempts: int = Field(default=5, ge=1)
     commands_retry_max_delay: float = Field(default=10.0, gt=0)
+    # --- External calls: circuit breakers, retries within an attempt, egress guard ---
+    # (docs/actions.md). A breaker per action target opens when at least
+    # `breaker_failure_ratio` of at least `breaker_min_calls` calls within
+    # `breaker_window_seconds` failed, and stays open `breaker_open_seconds`.
+    breaker_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    breaker_min_calls: int = Field(default=10, ge=1)
+    breaker_window_seconds: float = Field(default=60.0, gt=0)
+    breaker_open_seconds: float = Field(default=30.0, gt=0)
+    # Transient errors inside one attempt: tries in all, first delay, its multiplier.
+    action_retry_attempts: int = Field(default=3, ge=1)
+    action_retry_initial: float = Field(default=1.0, ge=0)
+    action_retry_backoff: float = Field(default=1.5, ge=1)
+    # Hosts or CIDRs that actions may reach although private/loopback/link-local
+    # (comma-separated, e.g. "erp.internal,10.20.0.0/16"). Unset guard: `egress_guard`
+    # None = on in production (DATABASE_URL set), loopback-only-allowed in development.
+    egress_allow: str = ""
+    egress_guard: bool | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

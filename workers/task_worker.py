@@ -178,7 +178,31 @@ class TaskWorker:
         except Exception as exc:  # ActionRunner promises not to raise; do not trust that blindly
             logger.exception("activity %s: action runner raised", row.id)
             result = ActionResult(ok=False, error=f"{type(exc).__name__}: {exc}", retryable=True)
+        if result.deferred_until is not None:
+            self._defer(row, result)
+            return
         self._record(row, result)
+
+    def _defer(self, row: ActivityRow, result: ActionResult) -> None:
+        # The action did not run (its target's circuit breaker is open): no result is
+        # recorded, the attempt is not spent, and the row comes back when the breaker
+        # half-opens. Should the deferral fail, the lease expires and the row comes back
+        # then: deferred either way.
+        until = result.deferred_until
+        assert until is not None
+        logger.info(
+            "activity %s attempt %d deferred until %s: %s",
+            row.id,
+            row.attempt,
+            until.isoformat(),
+            result.error,
+        )
+        try:
+            self.queue.defer(row.id, row.attempt, until)
+        except Exception:
+            logger.exception("activity %s: deferral failed; its lease will expire", row.id)
+            return
+        self.runner.wake_in((until - self.clock.now()).total_seconds())
 
     def _record(self, row: ActivityRow, result: ActionResult) -> None:
         key = (row.id, row.attempt)

@@ -76,6 +76,7 @@ async def report(
     workers: dict[str, Any] | None = None,
     timers: dict[str, Any] | None = None,
     cleanup: dict[str, Any] | None = None,
+    breakers: dict[str, Any] | None = None,
 ) -> JSONResponse:
     parts = await components(container)
     healthy = all(c["status"] == "up" for c in parts.values())
@@ -89,6 +90,8 @@ async def report(
         parts["outbox"] = outbox
         if outbox["status"] == "degraded":
             body["status"] = "degraded"
+    if breakers is not None:
+        parts["breakers"] = breakers
     if workers:
         # A failing worker degrades the process but must not take it out of the load
         # balancer: the API still serves, and readiness asks only about the database.
@@ -109,13 +112,15 @@ _REPORT = {
 @router.get("", responses=_REPORT)
 @router.head("", include_in_schema=False)
 async def health(request: Request, container: ContainerDep) -> JSONResponse:
-    """Every component's status (database; in-process workers); 503 when the database is down."""
+    """Every component's status (database; in-process workers, breakers); 503 when the
+    database is down."""
     runners = getattr(request.app.state, "worker_runners", [])
     return await report(
         container,
         worker_status(runners),
         await timer_status(container),
-        await cleanup_status(container),
+        cleanup=await cleanup_status(container),
+        breakers=breaker_status(container),
     )
 
 
@@ -133,6 +138,17 @@ async def cleanup_status(container: Container) -> dict[str, Any] | None:
         logger.warning("health: reading the cleanup state failed: %s", exc)
         return None
     return {"status": "up", "last_run": last_run, "instances": counts}
+
+
+def breaker_status(container: Container) -> dict[str, Any]:
+    """The circuit breakers of this process's task workers, per action target.
+
+    An open breaker is a target's outage, not this process's: the component stays `up`
+    and the activities bound for it wait (docs/actions.md). Standalone workers' breakers
+    are not shown here (they log each state change)."""
+    targets = container.core.breakers.states()
+    open_count = sum(1 for t in targets.values() if t["state"] != "closed")
+    return {"status": "up", "open": open_count, "targets": targets}
 
 
 async def timer_status(container: Container) -> dict[str, Any] | None:

@@ -54,7 +54,9 @@ def get_template(
 @router.post(
     "/{template_id}/instantiate",
     status_code=201,
-    responses=ok(DefinitionView, *WITH_BODY, 404, status=201, description="The published version"),
+    responses=ok(
+        DefinitionView, *WITH_BODY, 404, 409, status=201, description="The published version"
+    ),
 )
 def instantiate_template(
     template_id: str,
@@ -62,7 +64,11 @@ def instantiate_template(
     container: ContainerDep,
     request: InstantiateTemplateRequest | None = Body(None),
 ) -> dict[str, Any]:
-    """Publish the template's definition for the caller's tenant (next version if it exists)."""
+    """Publish the template's definition for the caller's tenant; 409 when the tenant has a
+    definition of that name already, unless `new_version` asks for its next version."""
     name = request.name if request is not None else None
-    published = container.templates.instantiate(principal.tenant, template_id, name)
+    new_version = request.new_version if request is not None else False
+    published = container.templates.instantiate(
+        principal.tenant, template_id, name, new_version=new_version
+    )
     return definition_view(published)

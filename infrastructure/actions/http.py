@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,7 +13,13 @@ import httpx
 
 from application.ports import ActionResult
 from domain.durations import parse_duration
-from infrastructure.actions import outbound
+from infrastructure.actions.outbound import (
+    EgressPolicy,
+    EgressRefusedError,
+    RetryPolicy,
+    guarded_client,
+    send_with_retries,
+)
 
 DEFAULT_METHOD = "POST"
 DEFAULT_TIMEOUT_SECONDS = 120.0  # SPEC §6: external calls time out after 2 min
@@ -23,8 +31,19 @@ _ERROR_BODY_CHARS = 200
 class HttpAction:
     """Performs `{"type": "http", "url", "method", "headers", "body", "timeout"}` actions."""
 
-    def __init__(self, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        egress: EgressPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self._transport = transport
+        # None: the process's installed policy (outbound.install_policy); read per request.
+        self.egress = egress
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
@@ -35,10 +54,6 @@ class HttpAction:
         url = action.get("url")
         if not isinstance(url, str) or urlsplit(url).scheme.lower() not in _ALLOWED_SCHEMES:
             return _failure(f"http action needs an http(s) 'url', got {url!r}", retryable=False)
-        try:
-            outbound.check_url(url)
-        except Exception as exc:
-            return _failure(f"outbound call to {_redacted(url)} refused: {exc}", retryable=False)
         try:
             seconds = _timeout_seconds(action.get("timeout"), timeout)
         except ValueError as exc:
@@ -55,10 +70,21 @@ class HttpAction:
         elif body is not None:
             content["content"] = str(body).encode()
         where = f"{method} {_redacted(url)}"
-        try:
-            response = self._http().request(
-                method, url, headers=headers, timeout=httpx.Timeout(seconds), **content
+        client = self._http()
+
+        def send(seconds_left: float) -> httpx.Response:
+            return client.request(
+                method, url, headers=headers, timeout=httpx.Timeout(seconds_left), **content
             )
+
+        try:
+            # Transient errors are tried again inside this attempt, within its timeout; what
+            # still fails is the attempt's result, and the node's retry policy takes over.
+            response = send_with_retries(
+                send, timeout=seconds, policy=self._retry, sleep=self._sleep
+            )
+        except EgressRefusedError as exc:  # raised by the client's request hook
+            return _failure(f"{exc}: calling {where} is not allowed", retryable=False)
         except httpx.TimeoutException as exc:
             return _failure(f"timed out after {seconds:g} s calling {where} ({_name(exc)})")
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
@@ -78,7 +104,11 @@ class HttpAction:
         # first use so processes that never call out never open one.
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(follow_redirects=False, transport=self._transport)
+                # Every request it sends passes the egress guard (redirects too, should a
+                # caller follow them).
+                self._client = guarded_client(
+                    lambda: self.egress, follow_redirects=False, transport=self._transport
+                )
             return self._client
 
 

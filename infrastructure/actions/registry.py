@@ -12,9 +12,11 @@ from application.connections import Connection, ConnectionCatalog, NoConnections
 from application.ports import ActionResult
 from domain.durations import parse_duration
 from domain.validation.document import ACTION_CONNECTION_TYPES
+from infrastructure.actions.breakers import CircuitBreakers, breaker_target
 from infrastructure.actions.email import EmailAction
 from infrastructure.actions.http import HttpAction
 from infrastructure.actions.noop import noop_action
+from infrastructure.actions.outbound import EgressPolicy, EgressRefusedError, egress_scope
 from infrastructure.actions.slack import SlackAction
 from infrastructure.actions.sms import SmsAction
 from infrastructure.actions.teams import TeamsAction
@@ -28,6 +30,8 @@ ActionHandler = Callable[[dict[str, Any], str, float], ActionResult]
 # handler(action, idempotency_key, timeout_seconds, connection) -> ActionResult: built-ins
 # that need the tenant's connection (resolved by the registry from `action["connection"]`).
 ConnectedHandler = Callable[[dict[str, Any], str, float, Connection], ActionResult]
+# Run inside Waymark: no outside target whose outage a breaker should absorb.
+_INTERNAL_TYPES = frozenset({"noop", "emit"})
 
 
 class ActionRegistry:
@@ -43,8 +47,13 @@ class ActionRegistry:
         slack: ConnectedHandler | None = None,
         teams: ConnectedHandler | None = None,
         sms: ConnectedHandler | None = None,
+        breakers: CircuitBreakers | None = None,
+        egress: EgressPolicy | None = None,
     ):
-        self._http = http or HttpAction()
+        self._http = http or HttpAction(egress=egress)
+        self.breakers = breakers
+        # What `outbound.check_url` applies inside this registry's handler calls.
+        self.egress = egress
         self._handlers: dict[str, ActionHandler] = {
             "http": self._http,
             "noop": noop_action,
@@ -60,6 +69,11 @@ class ActionRegistry:
         self._group = entry_point_group
         self._lock = threading.Lock()
 
+    @property
+    def http(self) -> HttpAction:
+        """The built-in `http` handler (its egress policy, its client)."""
+        return self._http
+
     def register(self, type_name: str, handler: ActionHandler) -> None:
         """Add (or replace, built-ins included) the handler of an action type."""
         with self._lock:
@@ -74,7 +88,38 @@ class ActionRegistry:
         timeout: float,
         tenant: str | None = None,
     ) -> ActionResult:
+        """Run the action behind its target's circuit breaker (per connection, else per host):
+        while the breaker is open the call is deferred (`deferred_until`), not attempted."""
         type_name = action.get("type") if isinstance(action, dict) else None
+        target = None
+        if self.breakers is not None and type_name not in _INTERNAL_TYPES:
+            target = breaker_target(action)
+        if target is not None:
+            assert self.breakers is not None  # noqa: S101 - checked just above
+            until = self.breakers.admit(target)
+            if until is not None:
+                return ActionResult(
+                    ok=False,
+                    error=f"circuit breaker open for {target}",
+                    retryable=True,
+                    deferred_until=until,
+                )
+        result = self._dispatch(action, type_name, idempotency_key, timeout, tenant)
+        if target is not None:
+            assert self.breakers is not None  # noqa: S101
+            # A refusal that is not transient (a 4xx, an invalid field) is the target
+            # answering: only transient failures count against it.
+            self.breakers.record(target, failed=not result.ok and result.retryable)
+        return result
+
+    def _dispatch(
+        self,
+        action: dict[str, Any],
+        type_name: Any,
+        idempotency_key: str,
+        timeout: float,
+        tenant: str | None,
+    ) -> ActionResult:
         with self._lock:
             connected = self._connected.get(type_name) if isinstance(type_name, str) else None
         if connected is not None or (type_name == "http" and action.get("connection")):
@@ -82,10 +127,8 @@ class ActionRegistry:
             if isinstance(found, ActionResult):
                 return found
             if connected is None:  # http through a connection: its base URL and headers
-                return self.run(
-                    _with_http_connection(action, found),
-                    idempotency_key=idempotency_key,
-                    timeout=timeout,
+                return self._dispatch(
+                    _with_http_connection(action, found), "http", idempotency_key, timeout, None
                 )
             try:
                 seconds = _action_timeout(action.get("timeout"), timeout)
@@ -122,7 +165,11 @@ class ActionRegistry:
 
     def _call(self, type_name: Any, call: Callable[[], ActionResult]) -> ActionResult:
         try:
-            result = call()
+            with egress_scope(self.egress):
+                result = call()
+        except EgressRefusedError as exc:
+            # From a handler's own `check_url`: another try would be refused the same way.
+            return _failure(f"action {type_name!r}: {exc}", False)
         except Exception as exc:
             # The contract is "never raises": the worker records the failure and the node's
             # retry policy decides what happens next.

@@ -112,3 +112,13 @@ class MemoryActivityQueue:
             activity = self.tables.activities.get(activity_id)
             if activity is not None and activity.attempt == attempt:
                 self.tables.leases.pop(activity_id, None)
+
+    def defer(self, activity_id: str, attempt: int, until: datetime) -> None:
+        with self.tables.lock:
+            activity = self.tables.activities.get(activity_id)
+            if activity is not None and (activity.attempt, activity.status) == (
+                attempt,
+                "scheduled",
+            ):
+                self.tables.activities[activity_id] = replace(activity, run_after=until)
+                self.tables.leases.pop(activity_id, None)

@@ -32,6 +32,13 @@ _RELEASE = """
     WHERE id = %s AND attempt = %s
 """
 
+# The attempt stays the same (not spent); `run_after` moves, so no worker claims it before
+# its target's breaker half-opens. A newer attempt or a recorded result is left alone.
+_DEFER = """
+    UPDATE activities SET locked_by = NULL, locked_until = NULL, run_after = %s
+    WHERE id = %s AND attempt = %s AND status = 'scheduled'
+"""
+
 
 class PostgresActivityQueue:
     """Leases due `scheduled` activities to task workers."""
@@ -59,3 +66,7 @@ class PostgresActivityQueue:
     def release(self, activity_id: str, attempt: int) -> None:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(_RELEASE, (activity_id, attempt))
+
+    def defer(self, activity_id: str, attempt: int, until: datetime) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(_DEFER, (until, activity_id, attempt))

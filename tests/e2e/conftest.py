@@ -211,6 +211,12 @@ def server_env(database_url: str | None, workdir: Path, **extra: str) -> dict[st
             "WAYMARK_DB_CONNECT_TIMEOUT": "2",
             "WAYMARK_MAX_BODY_BYTES": "65536",
             "WAYMARK_DATA_DIR": str(workdir / "data"),
+            # With DATABASE_URL the egress guard is on: the local test targets are allowed.
+            "WAYMARK_EGRESS_ALLOW": "127.0.0.1,localhost",
+            # One module's tests share one target host, failing on purpose on some paths:
+            # its breaker must not defer the next test's calls (the breaker tests set
+            # their own rule).
+            "WAYMARK_BREAKER_MIN_CALLS": "1000000",
             "PYTHONUNBUFFERED": "1",
             **({"DATABASE_URL": database_url} if database_url else {}),
             **extra,

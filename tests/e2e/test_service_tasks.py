@@ -91,3 +91,21 @@ def test_a_successful_call_continues_the_instance(acme: httpx.Client, target: Ta
     wait_for_status(acme, view["id"], "completed")
     [call] = wait_for(lambda: target.received(path), what="the call")
     assert call.headers["idempotency-key"] == f"{view['id']}:call:1"
+
+
+def test_health_shows_the_circuit_breaker_of_each_called_target(
+    acme: httpx.Client, anonymous: httpx.Client, target: Target
+) -> None:
+    # Given the in-process task worker called the target (failing, here)
+    path = "/" + unique("watched")
+    target.fail(path, 500)
+    name = unique("caller")
+    publish(acme, calling(name, target.base_url + path))
+    wait_for_status(acme, start(acme, name, input={"order": "C-3"})["id"], "failed")
+
+    # Then /health lists that target's breaker (closed: the e2e servers' rule never opens)
+    port = target.base_url.rsplit(":", 1)[1]
+    breakers = anonymous.get("/health").json()["components"]["breakers"]
+    assert breakers["status"] == "up"
+    state = breakers["targets"][f"host:127.0.0.1:{port}"]
+    assert state["state"] == "closed" and state["failures"] >= 3

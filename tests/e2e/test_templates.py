@@ -90,7 +90,7 @@ def test_instantiate_publishes_versions(acme: httpx.Client) -> None:
     # Given a template instantiated under a name of our own
     name = unique("po-approval")
     first = instantiate(acme, "purchase-approval", name=name)
-    second = instantiate(acme, "purchase-approval", name=name)
+    second = instantiate(acme, "purchase-approval", name=name, new_version=True)
 
     # Then it is an ordinary definition, versioned like any publish
     assert (first["name"], first["version"], first["enabled"]) == (name, 1, True)
@@ -98,12 +98,29 @@ def test_instantiate_publishes_versions(acme: httpx.Client) -> None:
     assert second["version"] == 2
     assert acme.get(f"/v1/definitions/{name}").json()["version"] == 2
 
-    # And without a name it takes the template's own, the next version each time
-    plain = instantiate(acme, "incident-escalation")
-    again = acme.post("/v1/templates/incident-escalation/instantiate")  # no body at all
+    # And without a name it takes the template's own, the next version when asked for
+    plain = instantiate(acme, "incident-escalation", new_version=True)
+    again = acme.post("/v1/templates/incident-escalation/instantiate", json={"new_version": True})
     assert again.status_code == 201, again.text
     assert plain["name"] == again.json()["name"] == "incident-escalation"
     assert again.json()["version"] == plain["version"] + 1
+
+
+def test_instantiate_never_publishes_over_a_definition_silently(acme: httpx.Client) -> None:
+    # Given a definition of the tenant's own under a name
+    name = unique("po-approval")
+    instantiate(acme, "purchase-approval", name=name)
+
+    # When the template is instantiated under that name again without asking
+    refused = acme.post("/v1/templates/purchase-approval/instantiate", json={"name": name})
+
+    # Then it is a 409 naming the definition, and no version was added
+    problem = is_problem(refused, 409, "definition-exists")
+    assert (problem["definition"], problem["version"]) == (name, 1)
+    assert acme.get(f"/v1/definitions/{name}").json()["version"] == 1
+    # (no body at all: the template's own name, refused the same way once it exists)
+    instantiate(acme, "order-fulfilment", new_version=True)
+    is_problem(acme.post("/v1/templates/order-fulfilment/instantiate"), 409, "definition-exists")
 
 
 def test_instantiate_refusals(acme: httpx.Client) -> None:

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from application.definitions import DefinitionService
-from application.errors import InvalidDefinitionError, TemplateNotFoundError
+from application.errors import (
+    DefinitionExistsError,
+    InvalidDefinitionError,
+    TemplateNotFoundError,
+)
 from application.ports import PublishedDefinition
 from application.templates import Template, TemplateService
 from domain import engine
@@ -117,6 +121,12 @@ class MemoryDefinitionStore:
         self.published.append(published)
         return published
 
+    def get(self, tenant: str, name: str, version: int | None = None) -> Any:
+        found = [p for p in self.published if (p.tenant, p.name) == (tenant, name)]
+        if version is not None:
+            found = [p for p in found if p.version == version]
+        return found[-1] if found else None
+
 
 def service() -> tuple[TemplateService, MemoryDefinitionStore]:
     store = MemoryDefinitionStore()
@@ -127,11 +137,26 @@ def service() -> tuple[TemplateService, MemoryDefinitionStore]:
 def test_instantiate_publishes_the_next_version_of_the_template_name() -> None:
     templates, _ = service()
     first = templates.instantiate("acme", "purchase-approval")
-    second = templates.instantiate("acme", "purchase-approval")
+    second = templates.instantiate("acme", "purchase-approval", new_version=True)
     other_tenant = templates.instantiate("globex", "purchase-approval")
     assert (first.name, first.version, second.version) == ("purchase-approval", 1, 2)
     assert (other_tenant.tenant, other_tenant.version) == ("globex", 1)
     assert first.document == templates.get("purchase-approval").definition
+
+
+def test_instantiate_refuses_to_publish_over_an_existing_definition() -> None:
+    templates, store = service()
+    templates.instantiate("acme", "purchase-approval")
+    with pytest.raises(DefinitionExistsError) as refused:
+        templates.instantiate("acme", "purchase-approval")
+    assert (refused.value.name, refused.value.version, refused.value.code) == (
+        "purchase-approval",
+        1,
+        "definition-exists",
+    )
+    assert store.get("acme", "purchase-approval").version == 1  # nothing was published
+    # Another name is another definition
+    assert templates.instantiate("acme", "purchase-approval", name="po-eu").version == 1
 
 
 def test_instantiate_under_another_name_leaves_the_template_untouched() -> None:

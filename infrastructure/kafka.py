@@ -254,8 +254,17 @@ class KafkaSink:
     async def send(self, message: KafkaMessage) -> None:
         """Send one message and wait for the broker's acknowledgement (acks=all)."""
         with self.breaker.calling():
-            await self.start()  # a failed start is a failed call: counted by the breaker
-            assert self._producer is not None
-            await self._producer.send_and_wait(
-                self.config.topic, message.value, key=message.key, headers=message.headers
-            )
+            # Bounded: against a broker that stops answering (but keeps its connections),
+            # aiokafka may keep a batch pending past its request timeout; a send that never
+            # ends would never count as a failure, and the breaker would never open.
+            await asyncio.wait_for(self._start_and_send(message), self._send_deadline())
+
+    def _send_deadline(self) -> float:
+        return 2 * self.config.request_timeout + 1.0
+
+    async def _start_and_send(self, message: KafkaMessage) -> None:
+        await self.start()  # a failed start is a failed call: counted by the breaker
+        assert self._producer is not None  # noqa: S101 - start() set it or raised
+        await self._producer.send_and_wait(
+            self.config.topic, message.value, key=message.key, headers=message.headers
+        )

@@ -101,9 +101,9 @@ def test_every_outbound_url_passes_check_url(
 ) -> None:
     checked: list[str] = []
 
-    def refuse(url: str) -> None:
+    def refuse(url: str, policy: object = None) -> None:
         checked.append(url)
-        raise ValueError("address not allowed")
+        raise outbound.EgressRefusedError(url, "address not allowed")
 
     monkeypatch.setattr(outbound, "check_url", refuse)
     base = target.base_url

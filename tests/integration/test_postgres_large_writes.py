@@ -167,7 +167,10 @@ def test_the_library_insert_path_hangs_holding_the_table_lock(
     assert small.wait(30) == 0 and small.stdout is not None
     assert small.stdout.read().strip() == "committed"
 
-    stuck = stock_insert(BIG)
+    # 4 MB (8 MB hex-encoded in the composite array): a final write that cannot go out in
+    # one non-blocking send is then near certain; at 900 KB a quick server sometimes drains
+    # the socket in time and the stock path commits.
+    stuck = stock_insert(4 * 1_048_576)
     deadline = time.monotonic() + 15
     session = None
     while session is None and time.monotonic() < deadline and stuck.poll() is None:

@@ -414,3 +414,73 @@ def test_in_process_publisher_of_waymark_serve(
     finally:
         workers.stop()
         api.close()
+
+
+def test_postgres_restarted_under_the_publisher_recovers_by_itself_and_loses_nothing(
+    kafka_broker: Any, topic: str, tmp_path: Path
+) -> None:
+    from infrastructure.bootstrap import build_api
+    from infrastructure.embedded_postgres import EmbeddedPostgres
+    from infrastructure.postgres.migrate import migrate
+
+    # Given a PostgreSQL of this test's own (the session's one is shared: never restarted)
+    server = EmbeddedPostgres(tmp_path / "pg", database="waymark")
+    url = server.start()
+    running = True
+    api: Any = None
+    stop_writing = threading.Event()
+    after_restart = threading.Event()
+    started: dict[str, int] = {"before": 0, "after": 0, "failed": 0}
+
+    def writer() -> None:
+        while not stop_writing.is_set():
+            phase = "after" if after_restart.is_set() else "before"
+            try:
+                start_workflows(api, 1, threads=1)
+                started[phase] += 1
+            except Exception:  # the restart window: the next start retries
+                started["failed"] += 1
+                time.sleep(0.2)
+
+    try:
+        migrate(url)
+        api = build_api(settings_for(url, kafka_broker.bootstrap, topic))
+        api.definitions.publish(TENANT, WAIT_THEN_END)
+        log = tmp_path / "outbox.log"
+        thread = threading.Thread(target=writer)
+        with (
+            Consumer(kafka_broker.bootstrap, topic) as consumer,
+            outbox_process(outbox_env(url, kafka_broker.bootstrap, topic), log) as publisher,
+        ):
+            # And a real publisher process streaming the events of running workflows
+            thread.start()
+            try:
+                wait_for(lambda: len(consumer.snapshot()) > 30, 60, "the stream to flow")
+                # When PostgreSQL restarts under it (fast shutdown: every session is cut)
+                server.stop()
+                running = False
+                with pytest.raises(psycopg.OperationalError):  # really down
+                    psycopg.connect(url, connect_timeout=2).close()
+                time.sleep(2.0)
+                assert server.start() == url  # the same socket, the same data
+                running = True
+                after_restart.set()
+                # And workflows keep running once it is back (the API's pool reconnects)
+                wait_for(lambda: started["after"] >= 20, 60, "workflows after the restart")
+            finally:
+                stop_writing.set()
+                thread.join(30)
+            # Then the publisher recovered by itself: nothing lost, no duplicates, in order
+            assert_complete(url, consumer, timeout=90)
+            text = log.read_text(errors="replace")
+            assert publisher.poll() is None, text[-4000:]
+            # And it did see the restart: it lost the lock's session and led again after
+            assert "stepping down" in text, text[-4000:]
+            assert text.count("acquired (this process leads)") >= 2, text[-4000:]
+        assert started["before"] > 0 and started["after"] >= 20
+        print(f"\nstarted around a PostgreSQL restart: {started}")
+    finally:
+        if api is not None:
+            api.close()
+        if running:
+            server.stop()

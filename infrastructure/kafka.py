@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pybreaker
@@ -81,43 +80,26 @@ def to_message(envelope: EventEnvelope) -> KafkaMessage:
 
 @dataclass(frozen=True)
 class KafkaConfig:
-    """How to reach the cluster (TLS/SASL pass through to aiokafka) and how to produce."""
+    """How to reach the cluster and how to produce. `client` holds the options every Kafka
+    client of Waymark shares (bootstrap servers, TLS, SASL: `kafka_client_options`)."""
 
-    bootstrap_servers: str
+    client: dict[str, Any] = field(default_factory=dict)
     topic: str = "waymark.events"
     client_id: str = "waymark-outbox"
     idempotent: bool = True
     request_timeout: float = 30.0
     max_request_bytes: int = 1_048_576
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = None
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
 
     def producer_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
+        return {
+            **self.client,
             "client_id": self.client_id,
             # Every in-sync replica has the message before it counts as published.
             "acks": "all",
             "enable_idempotence": self.idempotent,
             "request_timeout_ms": int(self.request_timeout * 1000),
             "max_request_size": self.max_request_bytes,
-            "security_protocol": self.security_protocol,
         }
-        if self.sasl_mechanism:
-            kwargs["sasl_mechanism"] = self.sasl_mechanism
-            kwargs["sasl_plain_username"] = self.sasl_username
-            kwargs["sasl_plain_password"] = self.sasl_password
-        if "SSL" in self.security_protocol.upper():
-            context = ssl.create_default_context(cafile=self.ssl_cafile)
-            if self.ssl_certfile:
-                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
-            kwargs["ssl_context"] = context
-        return kwargs
 
 
 # --- the circuit breaker ---------------------------------------------------------------------

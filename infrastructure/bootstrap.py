@@ -23,7 +23,7 @@ from eventsourcing.postgres import PostgresDatastore
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.callbacks import CallbackService
-from application.cleanup import CleanupPolicy, CleanupService
+from application.cleanup import CleanupService
 from application.command_messages import CommandDispatcher
 from application.connections import ConnectionCatalog, ConnectionService, NoConnections
 from application.definitions import DefinitionCache, DefinitionService
@@ -37,10 +37,8 @@ from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
 from application.webhooks import WebhookService
-from domain.retention import MAX_RETENTION, Retention, parse_retention
 from infrastructure.actions import ActionRegistry, HttpAction
-from infrastructure.actions.breakers import BreakerRule, CircuitBreakers
-from infrastructure.actions.outbound import EgressPolicy, RetryPolicy
+from infrastructure.actions.breakers import CircuitBreakers
 from infrastructure.clock import SystemClock
 from infrastructure.connections import FileConnections
 from infrastructure.container import (
@@ -56,6 +54,7 @@ from infrastructure.container import (
 )
 from infrastructure.cron import CroniterCalendar
 from infrastructure.embedded_postgres import EmbeddedPostgres
+from infrastructure.policies import action_retry_policy, breaker_rule, cleanup_policy, egress_policy
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.analytics import PostgresAnalyticsQueries
 from infrastructure.postgres.cleanup import PostgresCleanupStore
@@ -341,33 +340,6 @@ def _mapper(core: Core) -> Mapper[UUID]:
     return core.store.app.mapper
 
 
-def cleanup_policy(settings: Settings) -> CleanupPolicy:
-    """The retention settings as durations (a malformed one stops the process here)."""
-
-    def kept(name: str) -> timedelta | None:
-        try:
-            return parse_retention(getattr(settings, name))
-        except ValueError as exc:
-            raise ValueError(f"WAYMARK_{name.upper()}: {exc}") from None
-
-    def period(name: str) -> timedelta:
-        value = kept(name)
-        return value if value is not None else MAX_RETENTION
-
-    history = kept("retention_history")
-    return CleanupPolicy(
-        retention=Retention(
-            completed=kept("retention_completed"), failed=history, cancelled=history
-        ),
-        idempotency=period("retention_idempotency"),
-        dead_letters=period("retention_outbox"),
-        batch_rows=settings.cleanup_batch_rows,
-        long_running_after=period("long_running_after"),
-        vacuum=settings.cleanup_vacuum,
-        outbox_configured=bool(settings.kafka_bootstrap_servers),
-    )
-
-
 def cleanup_service(core: Core, signing: bytes | None = None) -> CleanupService:
     store = PostgresCleanupStore(
         core.datastore,
@@ -405,6 +377,7 @@ def build_outbox_worker(settings: Settings, *, core: Core | None = None) -> Outb
     """`waymark worker outbox` (or the in-process publisher, on the API's core): the stored
     events to Kafka, behind retries and a circuit breaker. Needs KAFKA_BOOTSTRAP_SERVERS."""
     from infrastructure.kafka import BreakerRule, KafkaConfig, KafkaSink, build_breaker
+    from infrastructure.kafka_options import kafka_client_options
     from infrastructure.outbox import OutboxPublisher, RetryPolicy
 
     if not settings.kafka_bootstrap_servers:
@@ -424,19 +397,12 @@ def build_outbox_worker(settings: Settings, *, core: Core | None = None) -> Outb
     )
     sink = KafkaSink(
         KafkaConfig(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client=kafka_client_options(settings),
             topic=settings.kafka_topic,
             client_id=settings.kafka_client_id,
             idempotent=settings.kafka_idempotent,
             request_timeout=settings.kafka_request_timeout,
             max_request_bytes=settings.kafka_max_request_bytes,
-            security_protocol=settings.kafka_security_protocol,
-            sasl_mechanism=settings.kafka_sasl_mechanism,
-            sasl_username=settings.kafka_sasl_username,
-            sasl_password=settings.kafka_sasl_password,
-            ssl_cafile=settings.kafka_ssl_cafile,
-            ssl_certfile=settings.kafka_ssl_certfile,
-            ssl_keyfile=settings.kafka_ssl_keyfile,
         ),
         breaker,
     )
@@ -483,35 +449,6 @@ def build_command_worker(settings: Settings, *, core: Core | None = None) -> Com
         owns_core=owns_core,
         commands=CommandDispatcher(instances, TaskService(core.runner, queries, schemas)),
         kafka_options=kafka_options,
-    )
-
-
-# --- outbound calls of actions (circuit breakers, retries, egress) ------------------------
-
-
-def breaker_rule(settings: Settings) -> BreakerRule:
-    """The circuit-breaker rule of `WAYMARK_BREAKER_*` (SPEC §6 defaults)."""
-    return BreakerRule(
-        failure_ratio=settings.breaker_failure_ratio,
-        min_calls=settings.breaker_min_calls,
-        window_seconds=settings.breaker_window_seconds,
-        open_seconds=settings.breaker_open_seconds,
-    )
-
-
-def action_retry_policy(settings: Settings) -> RetryPolicy:
-    """Tries of transient errors inside one attempt (`WAYMARK_ACTION_RETRY_*`)."""
-    return RetryPolicy(
-        attempts=settings.action_retry_attempts,
-        initial=settings.action_retry_initial,
-        backoff=settings.action_retry_backoff,
-    )
-
-
-def egress_policy(settings: Settings) -> EgressPolicy:
-    """Production refuses internal addresses unless `WAYMARK_EGRESS_ALLOW` names them."""
-    return EgressPolicy.parse(
-        settings.egress_allow, production=not settings.dev_mode, guard=settings.egress_guard
     )
 
 

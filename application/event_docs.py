@@ -122,6 +122,22 @@ EXAMPLES: dict[type[InstanceEvent], dict[str, Any]] = {
         "at": _T,
     },
     W.Cancelled: {"reason": "withdrawn by the requester", "at": _T},
+    W.BoundaryFired: {
+        "node_id": "manager_approval",
+        "bookmark_id": "bm-5e0b",
+        "host_id": "bm-7f3a",
+        "index": 0,
+        "interrupting": True,
+        "to": "auto_reject",
+        "at": _T,
+    },
+    W.EventGatewayDecided: {
+        "node_id": "first_reply",
+        "group": "gw-1a2b",
+        "bookmark_id": "bm-2c1d",
+        "winner_node_id": "customer_replied",
+        "at": _T,
+    },
 }
 
 

@@ -69,6 +69,13 @@ DESCRIPTIONS: dict[type[InstanceEvent], str] = {
     "error); `error` says why. Its last event.",
     WorkflowInstance.Cancelled: "The instance was cancelled (API, Kafka command or parent). "
     "Its last event.",
+    WorkflowInstance.BoundaryFired: "A boundary timer or event of a node fired (the "
+    "boundary's bookmark is resumed in the same commit): an interrupting one cancelled its "
+    "host (`host_id`: the task, wait, child or activity) and went on at `to`; a "
+    "non-interrupting one started `to` alongside and left the host open.",
+    WorkflowInstance.EventGatewayDecided: "The first wait or timer after an event gateway "
+    "fired (`bookmark_id`, at `winner_node_id`); the other waits of the same entry "
+    "(`group`) are cancelled in the same commit.",
 }
 
 # Fields that hold a typed state object as JSON: documented with that object's schema.

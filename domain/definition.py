@@ -23,6 +23,7 @@ NODE_TYPES = (
     "sub_workflow",
     "set",
     "end",
+    "event_gateway",
 )
 
 APPROVAL_OUTCOMES = ("approved", "rejected")

@@ -35,6 +35,8 @@ INSTANCE_EVENTS: tuple[type[InstanceEvent], ...] = (
     WorkflowInstance.Completed,
     WorkflowInstance.Failed,
     WorkflowInstance.Cancelled,
+    WorkflowInstance.BoundaryFired,
+    WorkflowInstance.EventGatewayDecided,
 )
 
 # The events that end an instance.

@@ -334,6 +334,47 @@ class WorkflowInstance(Aggregate):
         self.error = {"message": reason, "type": "cancelled"}
         self.ended_at = at
 
+    # --- boundary events and event gateways (domain.engine.boundary, .event_gateway) ---
+
+    class BoundaryFired(Event):
+        """A boundary timer or event of `node_id` fired; its bookmark is resumed alongside."""
+
+        node_id: str
+        bookmark_id: str  # the boundary's own bookmark
+        host_id: str  # the task, wait, child bookmark or the activity it is attached to
+        index: int  # its position in the node's `boundary` list
+        interrupting: bool
+        to: str
+        at: datetime
+
+    @event(BoundaryFired)
+    def fire_boundary(
+        self,
+        node_id: str,
+        bookmark_id: str,
+        host_id: str,
+        index: int,
+        interrupting: bool,
+        to: str,
+        at: datetime,
+    ) -> None:
+        pass  # audit trail: the host's cancellation and the resume are events of their own
+
+    class EventGatewayDecided(Event):
+        """The first of an event gateway's waits fired; the others are cancelled alongside."""
+
+        node_id: str  # the event_gateway node
+        group: str  # the entry of the gateway whose bookmarks raced
+        bookmark_id: str  # the winner
+        winner_node_id: str
+        at: datetime
+
+    @event(EventGatewayDecided)
+    def decide_event_gateway(
+        self, node_id: str, group: str, bookmark_id: str, winner_node_id: str, at: datetime
+    ) -> None:
+        pass  # audit trail: the losers' BookmarkCancelled events follow
+
     # --- helpers of the event bodies (not commands) -------------------------------------
 
     def _replace_bookmark(self, bookmark_id: str, **changes: Any) -> Bookmark:

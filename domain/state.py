@@ -76,6 +76,14 @@ class Bookmark:
     child_definition: str | None = None
     child_version: int | None = None
     child_input: dict[str, Any] | None = None
+    # boundary event (`domain.engine.boundary`): a timer or event wait attached to another
+    # piece of open work of the same node, its host: a bookmark id or an activity id
+    boundary_of: str | None = None
+    boundary_index: int | None = None  # the position in the node's `boundary` list
+    repeats_left: int | None = None  # a repeating timer: firings after this one; -1: unbounded
+    # event gateway (`domain.engine.event_gateway`): the bookmarks one entry opened together
+    gateway_group: str | None = None
+    gateway_node: str | None = None
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Bookmark:

@@ -19,6 +19,7 @@ from domain.definition import (
     Node,
     RetryPolicy,
 )
+from domain.engine import boundary, event_gateway
 from domain.engine.retry import retry_policy_of
 from domain.engine.sla import (
     SLA_PASSED,
@@ -95,6 +96,13 @@ def resume(
     node = definition.nodes[bookmark.node_id]
     payload = clean_value(payload, f"the payload resuming bookmark {bookmark_id}")
     source = clean_text(source, 200)
+    if bookmark.boundary_of is not None:
+        targets = boundary.fire(
+            instance, definition, bookmark, payload=payload, source=source, env=env
+        )
+        run(instance, definition, targets, env)
+        return
+    event_gateway.decide(instance, bookmark, env)
     instance.resume_bookmark(bookmark_id, source, payload, env.now)
     instance.complete_node(node.id, None, payload, node.get("result_var"))
     follow(instance, definition, node, None, env)
@@ -106,6 +114,13 @@ def fire_timer(
     """A due time passed: a timer node continues, a wait takes its `timeout` route."""
     bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TIMER, BookmarkKind.WAIT))
     node = definition.nodes[bookmark.node_id]
+    if bookmark.boundary_of is not None:
+        targets = boundary.fire(
+            instance, definition, bookmark, payload=None, source="timer", env=env
+        )
+        run(instance, definition, targets, env)
+        return
+    event_gateway.decide(instance, bookmark, env)
     instance.resume_bookmark(bookmark_id, "timer", None, env.now)
     outcome = TIMEOUT_OUTCOME if bookmark.kind is BookmarkKind.WAIT else None
     instance.complete_node(node.id, outcome, None, None)

@@ -13,6 +13,7 @@ from typing import Any
 
 from domain.definition import ERROR_OUTCOME, TIMEOUT_OUTCOME, Definition, Node, Route
 from domain.durations import parse_duration
+from domain.engine import boundary, event_gateway
 from domain.engine.waits import open_waiting_bookmark
 from domain.env import CommandEnv, NodeFailure
 from domain.expressions.evaluator import ExpressionError, evaluate, evaluate_mapping, render_value
@@ -69,12 +70,18 @@ def _enter(
     if kind == "end":
         _end(instance, definition, node, ctx, env)
         return []
-    if kind == "service_task":
-        _schedule_activity(instance, node, ctx, env)
+    if kind == "event_gateway":
+        event_gateway.enter(instance, definition, node, ctx, env, _eval)
         return []
-    # A child's input is a value the child stores: it must be JSON-clean like any other.
-    guard = _eval_child_input if kind == "sub_workflow" else _eval
-    open_waiting_bookmark(instance, node, ctx, env, guard)
+    # Boundary events are computed before the host opens and attached to it after.
+    boundaries = boundary.prepare(node, ctx, env, _eval)
+    if kind == "service_task":
+        host = _schedule_activity(instance, node, ctx, env)
+    else:
+        # A child's input is a value the child stores: it must be JSON-clean like any other.
+        guard = _eval_child_input if kind == "sub_workflow" else _eval
+        host = open_waiting_bookmark(instance, node, ctx, env, guard)
+    boundary.arm(instance, boundaries, host)
     return []
 
 
@@ -115,15 +122,16 @@ def _end(
 
 def _schedule_activity(
     instance: WorkflowInstance, node: Node, ctx: dict[str, Any], env: CommandEnv
-) -> None:
+) -> str:
     action = _eval_value(
         node, lambda: render_value(node.get("action", {}), ctx), f"the action of {node.id}"
     )
     number = instance.node_attempts.get(node.id, 0) + 1
     timeout = parse_duration(node.get("timeout", "PT2M")).total_seconds()
+    activity_id = env.new_id()
     instance.schedule_activity(
         {
-            "id": env.new_id(),
+            "id": activity_id,
             "node_id": node.id,
             "attempt": 1,
             "attempt_number": number,
@@ -133,6 +141,7 @@ def _schedule_activity(
             "idempotency_key": f"{instance.id}:{node.id}:{number}",
         }
     )
+    return activity_id
 
 
 def follow(
@@ -143,6 +152,7 @@ def follow(
     env: CommandEnv,
 ) -> None:
     """Leave a node that finished waiting, taking the route for its outcome."""
+    boundary.sweep(instance, env)  # the node's boundary events close with it
     try:
         targets = _next(definition, node, outcome, instance.context(env.now))
     except NodeFailure as failure:
@@ -153,6 +163,7 @@ def follow(
 def fail_node(
     instance: WorkflowInstance, definition: Definition, node: Node, message: str, env: CommandEnv
 ) -> None:
+    boundary.sweep(instance, env)
     run(instance, definition, _error_route(instance, definition, node, message, env), env)
 
 

@@ -32,8 +32,11 @@ def open_waiting_bookmark(
     ctx: dict[str, Any],
     env: CommandEnv,
     guard: Evaluator,
-) -> None:
-    """Suspend `instance` at `node`; `guard` turns expression errors into node failures."""
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """Suspend `instance` at `node`; `guard` turns expression errors into node failures.
+
+    `extra` adds fields to the bookmark (an event gateway's group); returns its id."""
     bookmark: dict[str, Any] = {
         "id": env.new_id(),
         "node_id": node.id,
@@ -61,9 +64,10 @@ def open_waiting_bookmark(
         )
     else:  # the validator only admits known types; this guards the engine itself
         raise ValueError(f"node type {node.type} does not wait")
-    instance.create_bookmark(bookmark)
+    instance.create_bookmark({**bookmark, **(extra or {})})
     if bookmark["kind"] == "task":
         schedule_notification(instance, node, instance.bookmarks[bookmark["id"]], "created", env)
+    return str(bookmark["id"])
 
 
 def _task_fields(

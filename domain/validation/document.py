@@ -16,6 +16,7 @@ from domain.definition import NODE_TYPES
 from domain.engine.retry import MAX_ATTEMPTS, MAX_BACKOFF, MAX_RETRY_INTERVAL_SECONDS
 from domain.engine.sla import NOTIFY_EVENTS
 from domain.retention import ENDED_STATUSES, FOREVER, parse_retention
+from domain.validation.boundary import boundary_list
 from domain.validation.fields import (
     Checker,
     boolean,
@@ -317,6 +318,7 @@ _TASK_FIELDS: dict[str, Checker] = {
     "urgency": enum(*URGENCIES),
     "form": _form,
     "result_var": _identifier,
+    "boundary": boundary_list,
 }
 NODE_FIELDS: dict[str, dict[str, Checker]] = {
     "service_task": {
@@ -324,6 +326,7 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "retry": object_with(_RETRY_FIELDS),
         "timeout": _action_timeout,
         "result_var": _identifier,
+        "boundary": boundary_list,
     },
     "gateway": {},
     "parallel": {},
@@ -335,6 +338,7 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "correlation": expression,
         "timeout": duration,
         "result_var": _identifier,
+        "boundary": boundary_list,
     },
     "timer": {"duration": duration, "until": expression},
     "sub_workflow": {
@@ -342,9 +346,11 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "version": _version,
         "input": expression_map(),
         "result_var": _identifier,
+        "boundary": boundary_list,
     },
     "set": {"variables": expression_map(_identifier)},
     "end": {"status": enum(*END_STATUSES), "output": expression_map(), "error": string},
+    "event_gateway": {},
 }
 REQUIRED_NODE_FIELDS: dict[str, tuple[str, ...]] = {
     "service_task": ("action",),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domain.definition import APPROVAL_OUTCOMES, ERROR_OUTCOME, TIMEOUT_OUTCOME
+from domain.validation.boundary import boundary_edges, check_boundaries, check_event_gateways
 from domain.validation.report import Path
 
 _TRUE_LITERALS = frozenset({"true", "True"})
@@ -73,7 +74,11 @@ def check_graph(
     for edge in edges:
         _check_route(report, nodes, first_default, edge)
     dead_ends = _check_outgoing(report, nodes, edges)
-    _check_reachability(report, nodes, edges, start, dead_ends)
+    check_boundaries(report, nodes)
+    check_event_gateways(report, nodes, edges)
+    # A boundary's `to` is an edge too: what it leads to is reachable, and left by it.
+    extra = [_Edge(-1, {}, a, b) for a, b in boundary_edges(nodes)]
+    _check_reachability(report, nodes, edges + extra, start, dead_ends)
     _check_joins(report, nodes, edges)
 
 
@@ -229,7 +234,9 @@ def _task_timeout_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge])
                 ("routes", edge.index, "outcome"),
                 "invalid_value",
                 f"route #{edge.index} from {node.label} has outcome 'timeout', taken when the "
-                "task's SLA passes, but the node has no 'sla_hours'",
+                "task's SLA passes, but the node has no 'sla_hours', so it can never be taken: "
+                "set 'sla_hours', or use a timer boundary event instead "
+                "(\"boundary\": [{\"timer\": \"PT4H\", \"to\": \"<node id>\"}])",
             )
 
 

@@ -69,7 +69,11 @@ def prepare(node: Node, ctx: dict[str, Any], env: CommandEnv, guard: Guard) -> l
     time or correlation that fails to evaluate fails the node with nothing left open."""
     prepared = []
     for index, spec in enumerate(node.get("boundary") or ()):
-        prepared.append(guard(node, lambda i=index, s=spec: _bookmark(node, i, s, ctx, env)))
+
+        def compute(index: int = index, spec: dict[str, Any] = spec) -> dict[str, Any]:
+            return _bookmark(node, index, spec, ctx, env)
+
+        prepared.append(guard(node, compute))
     return prepared
 
 

@@ -10,6 +10,7 @@ graph rules (`check_boundaries`, `check_event_gateways`) run with the graph chec
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,10 +41,14 @@ class Reporter(Protocol):
 
 
 class Edge(Protocol):  # a domain.validation.graph._Edge
-    index: int
-    raw: dict[str, Any]
-    source: str | None
-    target: str | None
+    @property
+    def index(self) -> int: ...
+    @property
+    def raw(self) -> dict[str, Any]: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def target(self) -> str | None: ...
 
 
 def _timer(report: Report, parts: Path, value: Any) -> None:
@@ -92,9 +97,8 @@ def boundary_list(report: Report, parts: Path, value: Any) -> None:
         check_fields(report, where, spec, _FIELDS, required=("to",), owner=f"boundary {index}")
         kinds = [k for k in _KINDS if k in spec]
         if len(kinds) != 1:
-            text = (
-                "a boundary needs exactly one of 'timer', 'until' or 'event', got "
-                + (", ".join(f"'{k}'" for k in kinds) or "none")
+            text = "a boundary needs exactly one of 'timer', 'until' or 'event', got " + (
+                ", ".join(f"'{k}'" for k in kinds) or "none"
             )
             report.about(where, "missing_field" if not kinds else "invalid_value", text)
         if "correlation" in spec and "event" not in spec:
@@ -153,7 +157,7 @@ def check_boundaries(report: Reporter, nodes: dict[str, GraphNode]) -> None:
 
 
 def check_event_gateways(
-    report: Reporter, nodes: dict[str, GraphNode], edges: list[Edge]
+    report: Reporter, nodes: dict[str, GraphNode], edges: Sequence[Edge]
 ) -> None:
     """An event gateway's routes are plain and lead to distinct wait/timer nodes."""
     for node in nodes.values():

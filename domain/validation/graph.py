@@ -236,7 +236,7 @@ def _task_timeout_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge])
                 f"route #{edge.index} from {node.label} has outcome 'timeout', taken when the "
                 "task's SLA passes, but the node has no 'sla_hours', so it can never be taken: "
                 "set 'sla_hours', or use a timer boundary event instead "
-                "(\"boundary\": [{\"timer\": \"PT4H\", \"to\": \"<node id>\"}])",
+                '("boundary": [{"timer": "PT4H", "to": "<node id>"}])',
             )
 
 

@@ -164,6 +164,15 @@ class BookmarkView(Open):
     escalated_at: datetime | None = Field(default=None, description="a task's SLA passed")
     attempt: int | None = Field(default=None, description="`retry` bookmarks")
     last_error: str | None = Field(default=None, description="`retry` bookmarks")
+    boundary_of: str | None = Field(
+        default=None, description="a boundary event's host: the bookmark or activity it watches"
+    )
+    boundary_index: int | None = Field(
+        default=None, description="a boundary event's position in its node's `boundary` list"
+    )
+    gateway: str | None = Field(
+        default=None, description="the event_gateway node whose racing waits this is one of"
+    )
 
 
 class ActivityView(Open):

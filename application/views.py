@@ -58,6 +58,11 @@ def bookmark_view(b: Bookmark) -> dict[str, Any]:
     if b.event_type:
         view["event_type"] = b.event_type
         view["correlation"] = b.correlation
+    if b.boundary_of is not None:  # a boundary event of the node (domain/engine/boundary.py)
+        view["boundary_of"] = b.boundary_of
+        view["boundary_index"] = b.boundary_index
+    if b.gateway_group is not None:  # one of an event gateway's racing waits
+        view["gateway"] = b.gateway_node
     if b.kind is BookmarkKind.CHILD:
         view["child_id"] = b.child_id
     if b.kind is BookmarkKind.TASK:

@@ -330,3 +330,36 @@ def test_direct_resumes_of_two_gateway_waits_at_once_give_one_200_and_one_409(
             )
             assert sorted([a.status_code, b.status_code]) == [200, 409], (a.text, b.text)
             assert history_types(one, view["id"]).count("EventGatewayDecided") == 1
+
+
+def test_an_interrupting_timer_on_a_sub_workflow_cancels_the_child(acme: httpx.Client) -> None:
+    child, parent = unique("slow-child"), unique("impatient-parent")
+    publish(
+        acme,
+        {
+            "name": child,
+            "nodes": [
+                {"id": "w", "type": "wait", "event": f"{child}.never"},
+                {"id": "done", "type": "end"},
+            ],
+            "routes": [{"from": "w", "to": "done"}],
+        },
+    )  # fmt: skip
+    publish(
+        acme,
+        {
+            "name": parent,
+            "nodes": [
+                {"id": "call", "type": "sub_workflow", "definition": child,
+                 "boundary": [{"timer": "PT1S", "to": "gave_up"}]},
+                {"id": "done", "type": "end"},
+                {"id": "gave_up", "type": "end", "output": {"gave_up": "true"}},
+            ],
+            "routes": [{"from": "call", "to": "done"}],
+        },
+    )  # fmt: skip
+    view = start(acme, parent)
+    child_id = next(b["child_id"] for b in view["bookmarks"] if b["kind"] == "child")
+    assert instance(acme, child_id)["status"] == "suspended"
+    assert wait_for_status(acme, view["id"], "completed")["output"] == {"gave_up": True}
+    assert instance(acme, child_id)["status"] == "cancelled"

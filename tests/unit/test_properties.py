@@ -14,7 +14,20 @@ from domain.definition import Definition
 from domain.validation import validate_document
 from tests.unit.engine_support import FakeEnv, replay, replay_stored, start, state
 
-BLOCKS = ("set", "gateway", "approval", "wait", "timer", "service", "parallel", "user_task")
+BLOCKS = (
+    "set",
+    "gateway",
+    "approval",
+    "wait",
+    "timer",
+    "service",
+    "parallel",
+    "user_task",
+    "event_gateway",
+    "guarded_task",
+    "guarded_service",
+)
+NEXT = "@next"  # a boundary's `to` placeholder: the next block's entry
 
 
 def build_document(blocks: list[str]) -> dict[str, Any]:
@@ -31,6 +44,10 @@ def build_document(blocks: list[str]) -> dict[str, Any]:
             route["to"] = entries[route.pop("_block") + 1]
         else:
             route.pop("_block", None)
+    for node in nodes:
+        for spec in node.get("boundary", ()):
+            if spec["to"].startswith(NEXT):
+                spec["to"] = entries[int(spec["to"][len(NEXT) :]) + 1]
     nodes.append({"id": "done", "type": "end", "output": {"x": "input.x"}})
     nodes.append({"id": "failed", "type": "end", "status": "failed"})
     # An entry gateway keeps `failed` reachable whatever the blocks are.
@@ -79,6 +96,30 @@ def _add_block(i: int, block: str, nodes: list, routes: list) -> str:
         )
         exit_from(n)
         routes.append({"from": n, "to": "failed", "outcome": "error", "_block": i})
+    elif block == "event_gateway":  # first of: an event, a timer
+        nodes.append({"id": n, "type": "event_gateway"})
+        nodes.append({"id": f"{n}w", "type": "wait", "event": "e"})
+        nodes.append({"id": f"{n}t", "type": "timer", "duration": "PT2M"})
+        routes.extend([{"from": n, "to": f"{n}w"}, {"from": n, "to": f"{n}t"}])
+        exit_from(f"{n}w")
+        exit_from(f"{n}t")
+    elif block == "guarded_task":  # a task interrupted by a timer or an event
+        boundary = [
+            {"timer": "PT3M", "to": f"{NEXT}{i}"},
+            {"event": "stop", "to": "failed", "result_var": f"stop{i}"},
+        ]
+        nodes.append({"id": n, "type": "user_task", "role": "r", "boundary": boundary})
+        exit_from(n)
+    elif block == "guarded_service":  # a service task withdrawn by an event
+        nodes.append(
+            {
+                "id": n,
+                "type": "service_task",
+                "action": {"type": "noop"},
+                "boundary": [{"event": "cancel", "to": f"{NEXT}{i}"}],
+            }
+        )
+        exit_from(n)
     else:  # parallel block: fork -> two branches -> join
         nodes.append({"id": n, "type": "parallel"})
         nodes.append({"id": f"{n}l", "type": "timer", "duration": "PT1M"})

@@ -240,6 +240,31 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
         },
     )
     ids.append(start(client, mixed)["id"])
+    # An event gateway decided by its timer, then an approval interrupted by a boundary timer
+    racing = unique("racing")
+    publish(
+        client,
+        {
+            "name": racing,
+            "nodes": [
+                {"id": "first", "type": "event_gateway"},
+                {"id": "reply", "type": "wait", "event": unique("never")},
+                {"id": "soon", "type": "timer", "duration": "PT0.2S"},
+                {"id": "ask", "type": "approval", "approver_role": "clerk",
+                 "boundary": [{"timer": "PT0.2S", "to": "done"}]},
+                {"id": "done", "type": "end"},
+            ],
+            "routes": [
+                {"from": "first", "to": "reply"},
+                {"from": "first", "to": "soon"},
+                {"from": "reply", "to": "done"},
+                {"from": "soon", "to": "ask"},
+                {"from": "ask", "to": "done", "outcome": "approved"},
+                {"from": "ask", "to": "done", "outcome": "rejected"},
+            ],
+        },
+    )  # fmt: skip
+    ids.append(start(client, racing)["id"])
     # A task past its SLA (about 1 s) escalates, then its instance is cancelled
     late = unique("late")
     task = {"id": "ok", "type": "approval", "approver_role": "clerk", "sla_hours": 0.0003}

@@ -91,7 +91,9 @@ def strategic_merge(base: Any, patch: Any, field: str | None = None) -> Any:
         key = MERGE_KEYS[field]
         merged_list = [copy.deepcopy(item) for item in base]
         for item in patch:
-            match = next((i for i, old in enumerate(merged_list) if old.get(key) == item[key]), None)
+            match = next(
+                (i for i, old in enumerate(merged_list) if old.get(key) == item[key]), None
+            )
             if match is None:
                 merged_list.append(copy.deepcopy(item))
             else:

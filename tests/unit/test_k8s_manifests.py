@@ -296,3 +296,18 @@ def dockerfile_uid() -> int:
         if line.startswith("USER ")
     ]
     return int(users[-1].split(":")[0])
+
+
+def test_the_service_monitor_scrapes_every_service_port() -> None:
+    # A CRD: no schema offline, so its shape is checked here.
+    (monitor,) = render(K8S / "monitoring")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["kind"] == "ServiceMonitor"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    services = by_kind(render(FOLDERS["production"]), "Service").values()
+    scraped = [s for s in services if selector.items() <= s["metadata"]["labels"].items()]
+    assert {s["metadata"]["name"] for s in scraped} == {"waymark-api", "waymark-workers"}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    for service in scraped:
+        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}

@@ -67,7 +67,8 @@ def known_metrics() -> set[str]:
     try:
         from infrastructure.metrics import METRICS  # type: ignore[import-not-found]
 
-        names = set(METRICS)
+        # A mapping name -> description, or a collection of metric objects with a `name`.
+        names = {getattr(entry, "name", entry) for entry in METRICS}
     except ImportError:
         names = set(METRIC_NAMES)
     samples = set(PROMETHEUS_SERIES)

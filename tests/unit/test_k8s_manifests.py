@@ -26,7 +26,8 @@ from tests.kustomize import (
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 FOLDERS = {"base": K8S / "base", "production": K8S / "overlays" / "production"}
-KUBERNETES_VERSION = "1.30"  # the oldest minor the manifests support (preStop `sleep`: 1.30)
+# The oldest minor the manifests support (preStop `sleep`: 1.30) and the newest schemas known.
+KUBERNETES_VERSIONS = ("1.30", "1.37")
 
 # The worker Deployments and what each runs (`waymark worker <kind>`); cleanup is a CronJob.
 WORKER_DEPLOYMENTS = {f"waymark-worker-{kind}": kind for kind in WORKERS if kind != "cleanup"}
@@ -88,8 +89,9 @@ def test_every_rendered_manifest_is_valid_for_kubernetes(rendered: list[dict[str
         "ServiceAccount",
     } <= kinds
     for resource in rendered:
-        # strict: an unknown field (a typo such as `pth:`) is an error, not ignored.
-        kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+        for version in KUBERNETES_VERSIONS:
+            # strict: an unknown field (a typo such as `pth:`) is an error, not ignored.
+            kubernetes_validate.validate(resource, version, strict=True)
 
 
 def test_the_validator_rejects_a_misspelt_field() -> None:
@@ -97,7 +99,7 @@ def test_the_validator_rejects_a_misspelt_field() -> None:
     deployment = copy.deepcopy(by_kind(render(FOLDERS["base"]), "Deployment")["waymark-api"])
     deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["pth"] = "/"
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
 
 
 def test_the_overlay_changes_what_it_patches_and_keeps_the_rest() -> None:

@@ -37,7 +37,7 @@ ENV PATH=/opt/waymark/bin:$PATH \
     WAYMARK_DATA_DIR=/tmp/waymark
 WORKDIR /home/waymark
 USER 10001:10001
-# 8000: `waymark serve`; 9090: a worker's /health/* and /metrics (WAYMARK_WORKER_PORT).
-EXPOSE 8000 9090
+# 8000: `waymark serve`; 9100: a worker's /health/* and /metrics (WAYMARK_WORKER_PROBE_PORT).
+EXPOSE 8000 9100
 ENTRYPOINT ["waymark"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -14,7 +14,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from api.cli import GRACEFUL_SHUTDOWN_SECONDS, WORKERS, build_parser
+from api import cli
+from api.cli import WORKERS, build_parser
 from infrastructure.settings import Settings
 from tests.kustomize import (
     UnsupportedKustomizationError,
@@ -36,7 +37,7 @@ AUTOSCALED = {"waymark-api", "waymark-worker-tasks"}
 # Settings the manifests set that arrive with the operations work running in parallel
 # (structured logs, the workers' health/metrics port). Until they are merged they may be
 # missing from Settings; once they exist the test below checks their names like any other.
-PENDING_SETTINGS = {"WAYMARK_LOG_FORMAT", "WAYMARK_WORKER_PORT"}
+PENDING_SETTINGS = {"WAYMARK_LOG_FORMAT", "WAYMARK_WORKER_PROBE_PORT"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|API_KEYS|TOKEN|DATABASE_URL", re.IGNORECASE)
 
 
@@ -174,7 +175,7 @@ def test_ports_match_what_each_process_listens_on(rendered: list[dict[str, Any]]
     (container,) = containers(api)
     serve = build_parser().parse_args(container["args"])
     assert serve.host == "0.0.0.0"  # reachable from the kubelet and the Service
-    worker_port = int(config(rendered)["WAYMARK_WORKER_PORT"])
+    worker_port = int(config(rendered)["WAYMARK_WORKER_PROBE_PORT"])
     for name, deployment in deployments.items():
         (container,) = containers(deployment)
         listens = serve.port if name == "waymark-api" else worker_port
@@ -195,10 +196,11 @@ def test_ports_match_what_each_process_listens_on(rendered: list[dict[str, Any]]
 
 
 def test_worker_port_is_the_setting_the_workers_read() -> None:
-    field = "worker_port"
-    if field not in Settings.model_fields:
-        pytest.skip("WAYMARK_WORKER_PORT arrives with the workers' health/metrics server")
-    assert int(config(render(FOLDERS["base"]))["WAYMARK_WORKER_PORT"]) > 0
+    field = Settings.model_fields.get("worker_probe_port")
+    if field is None:
+        pytest.skip("WAYMARK_WORKER_PROBE_PORT arrives with the workers' probe server")
+    # The manifests set it explicitly, and to the workers' own default.
+    assert int(config(render(FOLDERS["base"]))["WAYMARK_WORKER_PROBE_PORT"]) == field.default
 
 
 def test_every_variable_set_is_a_setting(rendered: list[dict[str, Any]]) -> None:
@@ -281,8 +283,17 @@ def test_shutdown_grace_fits_in_the_termination_grace(rendered: list[dict[str, A
         spec = pod_templates(deployment)[0]["spec"]
         (container,) = spec["containers"]
         pause = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-        needed = GRACEFUL_SHUTDOWN_SECONDS if name == "waymark-api" else worker_grace
+        needed = api_drain_seconds(config(rendered)) if name == "waymark-api" else worker_grace
         assert spec["terminationGracePeriodSeconds"] > pause + needed, name
+
+
+def api_drain_seconds(settings: dict[str, str]) -> float:
+    """How long `waymark serve` drains open requests after SIGTERM: the setting
+    (WAYMARK_API_SHUTDOWN_GRACE) where it exists, else the CLI's constant."""
+    field = Settings.model_fields.get("api_shutdown_grace")
+    if field is None:
+        return float(cli.GRACEFUL_SHUTDOWN_SECONDS)  # type: ignore[attr-defined]
+    return float(settings.get("WAYMARK_API_SHUTDOWN_GRACE", field.default))
 
 
 def selects(selector: dict[str, str], workload: dict[str, Any]) -> bool:

@@ -34,11 +34,16 @@ METRIC_NAMES = (
     "workflow_outbox_processing_lag_seconds",
     "workflow_timers_due",
     "workflow_circuit_breaker_state",
-    # Beyond SPEC §6, what the database-down, stuck-instance and SLA alerts need (issue 12):
-    # the catalogue must provide these names (or the rules be renamed with it).
-    "workflow_database_up",
+    # Beyond SPEC §6 (issue 12: HTTP requests, database pool, system gauges), as the
+    # catalogue names them.
+    "workflow_system_gauges_up",
+    "workflow_db_pool_waiting",
     "workflow_instances_stuck",
-    "workflow_sla_compliance_ratio",
+    "workflow_task_sla_compliance_ratio",
+    "workflow_db_pool_size",
+    "workflow_db_pool_available",
+    "http_requests_total",
+    "http_request_duration_seconds",
 )
 # Series Prometheus itself adds to every target.
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds"}

@@ -32,8 +32,11 @@ def open_waiting_bookmark(
     ctx: dict[str, Any],
     env: CommandEnv,
     guard: Evaluator,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Suspend `instance` at `node`; `guard` turns expression errors into node failures."""
+    """Suspend `instance` at `node`; `guard` turns expression errors into node failures.
+
+    `extra` adds fields to the bookmark (a `for_each` item's `item_index`)."""
     bookmark: dict[str, Any] = {
         "id": env.new_id(),
         "node_id": node.id,
@@ -61,6 +64,7 @@ def open_waiting_bookmark(
         )
     else:  # the validator only admits known types; this guards the engine itself
         raise ValueError(f"node type {node.type} does not wait")
+    bookmark.update(extra or {})
     instance.create_bookmark(bookmark)
     if bookmark["kind"] == "task":
         schedule_notification(instance, node, instance.bookmarks[bookmark["id"]], "created", env)

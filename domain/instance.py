@@ -399,7 +399,9 @@ class WorkflowInstance(Aggregate):
     @event(CompensationRegistered)
     def register_compensation(self, node_id: str, result: Any) -> None:
         self.compensation_seq += 1
-        self.compensations.append({"seq": self.compensation_seq, "node_id": node_id, "result": result})
+        self.compensations.append(
+            {"seq": self.compensation_seq, "node_id": node_id, "result": result}
+        )
 
     class CompensationStarted(Event):
         """`node_id` (an `end` with `compensate` or a `compensate` node) undoes `steps`, in

@@ -228,7 +228,9 @@ def record_activity_result(
     if ok:
         instance.complete_activity(activity_id, attempt, output)
         if activity.item_index is not None:  # one item of a for_each node
-            continuations.item_finished(instance, definition, node, activity.item_index, output, env)
+            continuations.item_finished(
+                instance, definition, node, activity.item_index, output, env
+            )
             return True
         instance.complete_node(node.id, None, output, node.get("result_var"))
         compensation.register(instance, node, output)

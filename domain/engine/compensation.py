@@ -40,9 +40,7 @@ def register(instance: WorkflowInstance, node: Node, result: Any) -> None:
         instance.register_compensation(node.id, result)
 
 
-def begin(
-    instance: WorkflowInstance, definition: Definition, node: Node, env: CommandEnv
-) -> bool:
+def begin(instance: WorkflowInstance, definition: Definition, node: Node, env: CommandEnv) -> bool:
     """Start undoing the registered steps; False when there is nothing to undo."""
     if not instance.compensations:
         return False

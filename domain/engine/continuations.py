@@ -127,7 +127,7 @@ def task_withdrawn(
     text = f"task {bookmark.id} withdrawn" + (f" by {by}" if by else "")
     text += f": {reason}" if reason else ""
     instance.cancel_bookmark(bookmark.id, text, env.now)
-    result = {"outcome": CANCELLED_OUTCOME, "data": {}, "comment": reason, "by": by}
+    result: dict[str, Any] = {"outcome": CANCELLED_OUTCOME, "data": {}, "comment": reason, "by": by}
     if bookmark.item_index is not None and node.id in instance.for_each:
         item_finished(instance, definition, node, bookmark.item_index, result, env)
         return

@@ -97,17 +97,23 @@ def test_thousand_items_start_in_bounded_batches_and_complete():
 
     def env() -> CommandEnv:
         base = fake.env()
-        return CommandEnv(now=base.now, new_id=base.new_id, new_token=base.new_token,
-                          for_each=env_limits)
+        return CommandEnv(
+            now=base.now, new_id=base.new_id, new_token=base.new_token, for_each=env_limits
+        )
 
     from uuid import uuid4
 
     from domain.instance import WorkflowInstance
 
     instance = WorkflowInstance(
-        id=uuid4(), tenant="t1", definition=d.name, definition_version=1,
+        id=uuid4(),
+        tenant="t1",
+        definition=d.name,
+        definition_version=1,
         input={"items": [{"id": str(i)} for i in range(1000)]},
-        correlation_id=None, idempotency_key=None, parent=None,
+        correlation_id=None,
+        idempotency_key=None,
+        parent=None,
     )
     engine.start(instance, d, env())
     commands = 1
@@ -139,12 +145,25 @@ def test_too_many_items_fail_the_node_clearly():
     from domain.instance import WorkflowInstance
 
     instance = WorkflowInstance(
-        id=uuid4(), tenant="t1", definition=d.name, definition_version=1,
-        input={"items": [1, 2, 3]}, correlation_id=None, idempotency_key=None, parent=None,
+        id=uuid4(),
+        tenant="t1",
+        definition=d.name,
+        definition_version=1,
+        input={"items": [1, 2, 3]},
+        correlation_id=None,
+        idempotency_key=None,
+        parent=None,
     )
-    engine.start(instance, d, CommandEnv(now=base.now, new_id=base.new_id,
-                                         new_token=base.new_token,
-                                         for_each=ForEachLimits(max_items=2)))
+    engine.start(
+        instance,
+        d,
+        CommandEnv(
+            now=base.now,
+            new_id=base.new_id,
+            new_token=base.new_token,
+            for_each=ForEachLimits(max_items=2),
+        ),
+    )
     assert instance.status == "failed"
     assert "more than the limit of 2" in instance.error["message"]
 
@@ -162,8 +181,16 @@ def test_completion_expression_cancels_the_approvals_still_open():
     tasks = sorted(instance.open_bookmarks(), key=lambda b: b.item_index)
     assert [t.assignee for t in tasks] == ["ann", "bob", "cy"]
     for task in tasks[:2]:
-        engine.complete_task(instance, d, task.id, outcome="approved", data=None,
-                             comment=None, completed_by=task.assignee, env=fake.env())
+        engine.complete_task(
+            instance,
+            d,
+            task.id,
+            outcome="approved",
+            data=None,
+            comment=None,
+            completed_by=task.assignee,
+            env=fake.env(),
+        )
     assert instance.status == "completed"
     assert instance.bookmarks[tasks[2].id].status == "cancelled"
     results = instance.output["results"]
@@ -177,11 +204,27 @@ def test_a_rejection_does_not_satisfy_the_completion():
     d, fake = flow("approval", completion="approvals >= 2"), FakeEnv()
     instance = start(d, fake, {"items": ["ann", "bob"]})
     first, second = sorted(instance.open_bookmarks(), key=lambda b: b.item_index)
-    engine.complete_task(instance, d, first.id, outcome="rejected", data=None, comment=None,
-                         completed_by="ann", env=fake.env())
+    engine.complete_task(
+        instance,
+        d,
+        first.id,
+        outcome="rejected",
+        data=None,
+        comment=None,
+        completed_by="ann",
+        env=fake.env(),
+    )
     assert instance.status == "suspended"
-    engine.complete_task(instance, d, second.id, outcome="approved", data=None, comment=None,
-                         completed_by="bob", env=fake.env())
+    engine.complete_task(
+        instance,
+        d,
+        second.id,
+        outcome="approved",
+        data=None,
+        comment=None,
+        completed_by="bob",
+        env=fake.env(),
+    )
     assert instance.status == "completed"  # all items finished
 
 
@@ -190,32 +233,62 @@ def test_sub_workflow_items_each_get_a_child_with_the_item():
     instance = start(d, fake, {"items": ["x", "y"]})
     children = sorted(instance.open_bookmarks(), key=lambda b: b.item_index)
     assert [c.child_input for c in children] == [{"who": "x", "at": 0}, {"who": "y", "at": 1}]
-    engine.child_finished(instance, d, children[1].id, status="completed", output={"y": 1},
-                          error=None, env=fake.env())
-    engine.child_finished(instance, d, children[0].id, status="failed", output=None,
-                          error={"message": "boom"}, env=fake.env())
+    engine.child_finished(
+        instance, d, children[1].id, status="completed", output={"y": 1}, error=None, env=fake.env()
+    )
+    engine.child_finished(
+        instance,
+        d,
+        children[0].id,
+        status="failed",
+        output=None,
+        error={"message": "boom"},
+        env=fake.env(),
+    )
     assert instance.status == "failed"
     assert "boom" in instance.error["message"]
 
 
 def test_an_item_failing_for_good_cancels_the_others_and_takes_the_error_route():
-    node = {"id": "each", "type": "service_task", "for_each": {"items": "input.items"},
-            "action": {"type": "http", "url": "http://x/{{ item }}"},
-            "retry": {"max_attempts": 2}}
-    d = definition([node, {"id": "done", "type": "end"},
-                    {"id": "oops", "type": "end", "status": "failed"}],
-                   [{"from": "each", "to": "done"},
-                    {"from": "each", "to": "oops", "outcome": "error"}])
+    node = {
+        "id": "each",
+        "type": "service_task",
+        "for_each": {"items": "input.items"},
+        "action": {"type": "http", "url": "http://x/{{ item }}"},
+        "retry": {"max_attempts": 2},
+    }
+    d = definition(
+        [node, {"id": "done", "type": "end"}, {"id": "oops", "type": "end", "status": "failed"}],
+        [{"from": "each", "to": "done"}, {"from": "each", "to": "oops", "outcome": "error"}],
+    )
     fake = FakeEnv()
     instance = start(d, fake, {"items": ["a", "b"]})
     first, second = items_of(instance)
-    engine.record_activity_result(instance, d, first.id, attempt=1, ok=False, output=None,
-                                  error="503", retryable=True, env=fake.env())
+    engine.record_activity_result(
+        instance,
+        d,
+        first.id,
+        attempt=1,
+        ok=False,
+        output=None,
+        error="503",
+        retryable=True,
+        env=fake.env(),
+    )
     retried = instance.activities[first.id]
     assert retried.attempt == 2
     assert retried.idempotency_key == f"{instance.id}:each:1:item0:2"
-    engine.record_activity_result(instance, d, first.id, attempt=2, ok=False, output=None,
-                                  error="503", retryable=True, env=fake.env())
+    engine.record_activity_result(
+        instance,
+        d,
+        first.id,
+        attempt=2,
+        ok=False,
+        output=None,
+        error="503",
+        retryable=True,
+        env=fake.env(),
+    )
     assert instance.activities[second.id].status == "cancelled"
     assert instance.status == "failed" and instance.error["node_id"] == "oops"
 
@@ -227,6 +300,14 @@ def test_withdrawing_an_item_task_counts_it_as_cancelled(mode):
     first = min(instance.open_bookmarks(), key=lambda b: b.item_index)
     engine.withdraw_task(instance, d, first.id, reason="left", by="ops", env=fake.env())
     (second,) = instance.open_bookmarks()
-    engine.complete_task(instance, d, second.id, outcome="approved", data=None, comment=None,
-                         completed_by="bob", env=fake.env())
+    engine.complete_task(
+        instance,
+        d,
+        second.id,
+        outcome="approved",
+        data=None,
+        comment=None,
+        completed_by="bob",
+        env=fake.env(),
+    )
     assert [r["outcome"] for r in instance.output["results"]] == ["cancelled", "approved"]

@@ -90,7 +90,7 @@ def test_for_each_approvals_complete_once_two_approve(acme: httpx.Client) -> Non
 
 def test_parallel_for_each_beyond_one_batch_runs_to_completion(acme: httpx.Client) -> None:
     name = unique("fanout")
-    count = 250  # WAYMARK_FOR_EACH_BATCH_SIZE is 100: three commands start the items
+    count = 201  # WAYMARK_FOR_EACH_BATCH_SIZE is 100: three commands start the items
     publish(
         acme,
         {

@@ -52,7 +52,7 @@ class ForEachLimits:
     rest in follow-up commands, so no command writes them all)."""
 
     max_items: int = 10_000
-    batch: int = 100
+    batch: int = 50
 
 
 @dataclass(frozen=True)

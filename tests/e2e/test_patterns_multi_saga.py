@@ -90,7 +90,7 @@ def test_for_each_approvals_complete_once_two_approve(acme: httpx.Client) -> Non
 
 def test_parallel_for_each_beyond_one_batch_runs_to_completion(acme: httpx.Client) -> None:
     name = unique("fanout")
-    count = 201  # WAYMARK_FOR_EACH_BATCH_SIZE is 100: three commands start the items
+    count = 201  # WAYMARK_FOR_EACH_BATCH_SIZE is 50: five commands start the items
     publish(
         acme,
         {
@@ -121,7 +121,7 @@ def test_parallel_for_each_beyond_one_batch_runs_to_completion(acme: httpx.Clien
         if e["type"] == "ActivityScheduled"
         and e["data"]["activity"].get("purpose") == "for_each_batch"
     ]
-    assert len(batches) == 2
+    assert len(batches) == 4
 
 
 def test_a_failing_step_compensates_the_earlier_steps_newest_first(

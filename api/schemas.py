@@ -37,6 +37,10 @@ class ClaimRequest(Strict):
     user: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class CancelTaskRequest(Strict):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
 class DelegateRequest(Strict):
     assignee: str = Field(min_length=1, max_length=200)
 

@@ -107,6 +107,16 @@ class ClaimTask:
 
 
 @dataclass(frozen=True)
+class CancelTask:
+    """Withdraw an open task (operator): its node's `cancelled` route, else it fails."""
+
+    tenant: str
+    task_id: str
+    reason: str | None = None
+    by: str | None = None
+
+
+@dataclass(frozen=True)
 class DelegateTask:
     """Hand a task to another assignee; `by` is who handed it over."""
 

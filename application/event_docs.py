@@ -115,6 +115,30 @@ EXAMPLES: dict[type[InstanceEvent], dict[str, Any]] = {
         "error": "HTTP 503 from https://erp.example/po/PO-1/approved",
     },
     W.ActivityCancelled: {"activity_id": "act-91c2"},
+    W.ForEachStarted: {
+        "node_id": "reviews",
+        "items": ["alice", "bob", "carol"],
+        "mode": "parallel",
+        "run": 1,
+    },
+    W.ForEachItemCompleted: {
+        "node_id": "reviews",
+        "index": 1,
+        "result": {"outcome": "approved", "data": {}, "comment": None, "by": "bob"},
+    },
+    W.ForEachCompleted: {"node_id": "reviews", "completed": 2, "cancelled": 1},
+    W.CompensationRegistered: {"node_id": "reserve_stock", "result": {"reservation": "R-7"}},
+    W.CompensationStarted: {
+        "node_id": "undo",
+        "steps": [{"seq": 1, "node_id": "reserve_stock", "result": {"reservation": "R-7"}}],
+    },
+    W.StepCompensated: {
+        "node_id": "undo",
+        "step_node_id": "reserve_stock",
+        "seq": 1,
+        "output": {"status": 200},
+    },
+    W.CompensationCompleted: {"node_id": "undo"},
     W.Completed: {"node_id": "done", "output": {"approved": True}, "at": _T},
     W.Failed: {
         "node_id": "notify",

@@ -63,6 +63,19 @@ DESCRIPTIONS: dict[type[InstanceEvent], str] = {
     "non-retryable error).",
     WorkflowInstance.ActivityCancelled: "A scheduled service task was withdrawn before it "
     "ran (the instance was cancelled or moved on).",
+    WorkflowInstance.ForEachStarted: "A `for_each` node evaluated its `items` (stored here, "
+    "never evaluated again); one task, activity or child per item follows.",
+    WorkflowInstance.ForEachItemCompleted: "One item of a `for_each` node finished "
+    "(`index` in the items, `result` its task decision, activity output or child output).",
+    WorkflowInstance.ForEachCompleted: "A `for_each` node finished: every item did, or its "
+    "`completion` expression held (`cancelled`: items still open, now cancelled).",
+    WorkflowInstance.CompensationRegistered: "A service task with a `compensation` "
+    "completed: its undo step will run if the saga compensates (`result`: the step's result).",
+    WorkflowInstance.CompensationStarted: "An `end` with `compensate` or a `compensate` node "
+    "started undoing `steps`, newest first, one activity each.",
+    WorkflowInstance.StepCompensated: "One step's compensation action succeeded.",
+    WorkflowInstance.CompensationCompleted: "Every step of a compensation run was undone; the "
+    "node that started it goes on.",
     WorkflowInstance.Completed: "The instance reached an end node; `output` is its result. "
     "Its last event.",
     WorkflowInstance.Failed: "The instance failed (a failed end node or an unhandled node "

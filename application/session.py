@@ -48,7 +48,7 @@ from application.projection import project
 from application.read_models import IdempotencyRecord, Projection
 from domain import engine, origin
 from domain.definition import Definition
-from domain.env import CommandEnv
+from domain.env import CommandEnv, ForEachLimits
 from domain.events import ENDING_EVENTS, InstanceEvent
 from domain.instance import WorkflowInstance, parent_ref
 from domain.state import Bookmark, BookmarkKind
@@ -100,6 +100,7 @@ class CommandAttempt:
         clock: Clock,
         delivery: EventDelivery | None = None,
         public_url: str = "",
+        for_each: ForEachLimits | None = None,
     ):
         self.store = store
         self.definitions = definitions
@@ -108,7 +109,11 @@ class CommandAttempt:
         # which refuses them).
         self.delivery = delivery
         self.env = CommandEnv(
-            now=clock.now(), new_id=new_id, new_token=new_token, public_url=public_url
+            now=clock.now(),
+            new_id=new_id,
+            new_token=new_token,
+            public_url=public_url,
+            for_each=for_each or ForEachLimits(),
         )
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
@@ -398,8 +403,10 @@ class CommandRunner:
         committer: Committer | None = None,
         delivery: EventDelivery | None = None,
         public_url: str = "",
+        for_each: ForEachLimits | None = None,
     ):
         self.store = store
+        self.for_each = for_each  # for_each bounds (WAYMARK_FOR_EACH_*)
         # Settles `emit` actions inside the command that reaches them.
         self.delivery = delivery
         # Where prepared commits go: saved at once unless a group committer is given.
@@ -441,6 +448,7 @@ class CommandRunner:
                 self.clock,
                 delivery=self.delivery,
                 public_url=self.public_url,
+                for_each=self.for_each,
             )
             result = command(session)
             pending = session.prepare()

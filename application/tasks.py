@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from application.commands import ClaimTask, CompleteTask, DelegateTask
+from application.commands import CancelTask, ClaimTask, CompleteTask, DelegateTask
 from application.errors import InvalidDataError, TaskNotFoundError
 from application.idempotency import KeyedCommands, fingerprint, stored_result
 from application.ports import ActionResult, ReadModelQueries, SchemaValidator
@@ -57,6 +57,21 @@ class TaskService:
             cmd.tenant,
             cmd.task_id,
             lambda i, s: engine.delegate_task(i, cmd.task_id, cmd.assignee, cmd.by),
+        )
+
+    def cancel(self, cmd: CancelTask) -> dict[str, Any]:
+        """Withdraw the task; the instance takes the node's `cancelled` route or fails it."""
+        return self._on_task(
+            cmd.tenant,
+            cmd.task_id,
+            lambda i, s: engine.withdraw_task(
+                i,
+                s.definition_of(i),
+                cmd.task_id,
+                reason=cmd.reason,
+                by=cmd.by,
+                env=s.env,
+            ),
         )
 
     def complete(self, cmd: CompleteTask) -> tuple[dict[str, Any], bool]:

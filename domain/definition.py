@@ -24,11 +24,15 @@ NODE_TYPES = (
     "set",
     "end",
     "event_gateway",
+    "compensate",
 )
 
 APPROVAL_OUTCOMES = ("approved", "rejected")
 ERROR_OUTCOME = "error"
 TIMEOUT_OUTCOME = "timeout"
+# A task withdrawn by an operator (`POST /v1/tasks/{id}/cancel`) takes its node's route with
+# this outcome, if it has one.
+CANCELLED_OUTCOME = "cancelled"
 
 
 @dataclass(frozen=True)

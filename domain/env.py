@@ -46,6 +46,16 @@ class StepBudget:
 
 
 @dataclass(frozen=True)
+class ForEachLimits:
+    """`WAYMARK_FOR_EACH_MAX_ITEMS`: the items one `for_each` node may hold (more fails the
+    node); `WAYMARK_FOR_EACH_BATCH_SIZE`: items a parallel `for_each` starts per command (the
+    rest in follow-up commands, so no command writes them all)."""
+
+    max_items: int = 10_000
+    batch: int = 50
+
+
+@dataclass(frozen=True)
 class CommandEnv:
     """The clock reading and id sources of one command, decided by the application layer."""
 
@@ -54,6 +64,8 @@ class CommandEnv:
     new_token: Callable[[], str]
     # The base of links in task notifications (`WAYMARK_PUBLIC_URL`); "" gives relative ones.
     public_url: str = ""
+    # Multi-instance (`for_each`) bounds, from the settings.
+    for_each: ForEachLimits = field(default_factory=lambda: ForEachLimits())
     # One per command (the application builds one CommandEnv per attempt), so a loop that leaves
     # and re-enters `run` — a sub_workflow whose child completes at once — is counted too.
     steps: StepBudget = field(default_factory=StepBudget, compare=False, repr=False)

@@ -18,7 +18,18 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.state import Activity, ActivityStatus, Bookmark, BookmarkStatus
+from domain.state import (
+    BATCH_PURPOSE,
+    COMPENSATE_PURPOSE,
+    Activity,
+    ActivityStatus,
+    Bookmark,
+    BookmarkStatus,
+    ForEachState,
+)
+
+# Activities that are no attempt of their node's own action.
+_NOT_COUNTED = frozenset({BATCH_PURPOSE, COMPENSATE_PURPOSE})
 
 
 class WorkflowInstance(Aggregate):
@@ -69,6 +80,13 @@ class WorkflowInstance(Aggregate):
         self.output: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
         self.ended_at: datetime | None = None
+        # multi-instance nodes running now, by node id (`domain.engine.multi`)
+        self.for_each: dict[str, ForEachState] = {}
+        # completed steps that have a `compensation`, oldest first (`domain.engine.compensation`)
+        self.compensations: list[dict[str, Any]] = []
+        self.compensation_seq = 0
+        # compensation runs under way, by the `end`/`compensate` node that started them
+        self.compensating: dict[str, dict[str, Any]] = {}
 
     # --- derived state -------------------------------------------------------------------
 
@@ -148,6 +166,7 @@ class WorkflowInstance(Aggregate):
     @event(BookmarkCreated)
     def create_bookmark(self, bookmark: dict[str, Any]) -> None:
         self.bookmarks[bookmark["id"]] = Bookmark.from_payload(bookmark)
+        self._item_started(bookmark)
 
     class BookmarkResumed(Event):
         bookmark_id: str
@@ -245,7 +264,9 @@ class WorkflowInstance(Aggregate):
     @event(ActivityScheduled)
     def schedule_activity(self, activity: dict[str, Any]) -> None:
         self.activities[activity["id"]] = Activity.from_payload(activity)
-        self.node_attempts[activity["node_id"]] = activity["attempt_number"]
+        if activity.get("purpose") not in _NOT_COUNTED:
+            self.node_attempts[activity["node_id"]] = activity["attempt_number"]
+        self._item_started(activity)
 
     class ActivityRetryScheduled(Event):
         activity_id: str
@@ -275,7 +296,8 @@ class WorkflowInstance(Aggregate):
             idempotency_key=idempotency_key,
             last_error=error,
         )
-        self.node_attempts[activity.node_id] = attempt_number
+        if activity.purpose not in _NOT_COUNTED:
+            self.node_attempts[activity.node_id] = attempt_number
 
     class ActivityCompleted(Event):
         activity_id: str
@@ -374,8 +396,89 @@ class WorkflowInstance(Aggregate):
         self, node_id: str, group: str, bookmark_id: str, winner_node_id: str, at: datetime
     ) -> None:
         pass  # audit trail: the losers' BookmarkCancelled events follow
+    # --- multi-instance (`for_each`) and compensation (saga) ----------------------------
+
+    class ForEachStarted(Event):
+        """A `for_each` node evaluated its items: one task/activity/child per item follows."""
+
+        node_id: str
+        items: list[Any]
+        mode: str
+        run: int
+
+    @event(ForEachStarted)
+    def start_for_each(self, node_id: str, items: list[Any], mode: str, run: int) -> None:
+        self.for_each[node_id] = ForEachState(items=list(items), mode=mode, run=run)
+
+    class ForEachItemCompleted(Event):
+        node_id: str
+        index: int
+        result: Any
+
+    @event(ForEachItemCompleted)
+    def complete_for_each_item(self, node_id: str, index: int, result: Any) -> None:
+        self.for_each[node_id].results[index] = result
+
+    class ForEachCompleted(Event):
+        """Every item finished, or `completion` held (`cancelled` items were still open)."""
+
+        node_id: str
+        completed: int
+        cancelled: int
+
+    @event(ForEachCompleted)
+    def complete_for_each(self, node_id: str, completed: int, cancelled: int) -> None:
+        self.for_each.pop(node_id, None)
+
+    class CompensationRegistered(Event):
+        """A step with a `compensation` completed: its undo runs if the saga compensates."""
+
+        node_id: str
+        result: Any
+
+    @event(CompensationRegistered)
+    def register_compensation(self, node_id: str, result: Any) -> None:
+        self.compensation_seq += 1
+        self.compensations.append(
+            {"seq": self.compensation_seq, "node_id": node_id, "result": result}
+        )
+
+    class CompensationStarted(Event):
+        """`node_id` (an `end` with `compensate` or a `compensate` node) undoes `steps`, in
+        this order (newest first)."""
+
+        node_id: str
+        steps: list[dict[str, Any]]
+
+    @event(CompensationStarted)
+    def start_compensation(self, node_id: str, steps: list[dict[str, Any]]) -> None:
+        taken = {step["seq"] for step in steps}
+        self.compensations = [c for c in self.compensations if c["seq"] not in taken]
+        self.compensating[node_id] = {"steps": list(steps), "done": 0}
+
+    class StepCompensated(Event):
+        node_id: str
+        step_node_id: str
+        seq: int
+        output: Any
+
+    @event(StepCompensated)
+    def compensate_step(self, node_id: str, step_node_id: str, seq: int, output: Any) -> None:
+        self.compensating[node_id]["done"] += 1
+
+    class CompensationCompleted(Event):
+        node_id: str
+
+    @event(CompensationCompleted)
+    def complete_compensation(self, node_id: str) -> None:
+        self.compensating.pop(node_id, None)
 
     # --- helpers of the event bodies (not commands) -------------------------------------
+
+    def _item_started(self, payload: dict[str, Any]) -> None:
+        state = self.for_each.get(payload["node_id"])
+        if state is not None and payload.get("item_index") is not None:
+            state.started += 1
 
     def _replace_bookmark(self, bookmark_id: str, **changes: Any) -> Bookmark:
         bookmark = self.bookmarks[bookmark_id] = replace(self.bookmarks[bookmark_id], **changes)

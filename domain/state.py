@@ -8,7 +8,7 @@ The Enums are `StrEnum`s, so read models and views render the same strings as be
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -37,6 +37,11 @@ class ActivityStatus(StrEnum):
 
 
 NOTIFY_PURPOSE = "notify"
+# A `for_each` node's next batch of items (`domain.engine.multi`): a no-op action whose result
+# starts the next items, so no single command starts them all.
+BATCH_PURPOSE = "for_each_batch"
+# An undo step of a saga (`domain.engine.compensation`).
+COMPENSATE_PURPOSE = "compensate"
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,8 @@ class Bookmark:
     # event gateway (`domain.engine.event_gateway`): the bookmarks one entry opened together
     gateway_group: str | None = None
     gateway_node: str | None = None
+    # multi-instance (`for_each`): which item of the node's list this bookmark serves
+    item_index: int | None = None
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Bookmark:
@@ -120,6 +127,10 @@ class Activity:
     # notification (`notify.created`/`notify.escalated`), whose result is only recorded.
     purpose: str | None = None
     notify_event: str | None = None
+    # multi-instance (`for_each`): which item of the node's list this activity serves
+    item_index: int | None = None
+    # "compensate": the node (`end`/`compensate`) whose compensation run this step belongs to
+    compensation_of: str | None = None
 
     @property
     def is_notification(self) -> bool:
@@ -139,3 +150,17 @@ class Activity:
 
 _BOOKMARK_FIELDS = tuple(f.name for f in fields(Bookmark))
 _ACTIVITY_FIELDS = tuple(f.name for f in fields(Activity))
+
+
+@dataclass
+class ForEachState:
+    """A running `for_each` node: its items, how many were started, the results so far."""
+
+    items: list[Any]
+    mode: str  # "parallel" | "sequential"
+    run: int  # the node's attempt number: part of every item's idempotency key
+    started: int = 0
+    results: dict[int, Any] = field(default_factory=dict)
+
+    def results_in_order(self) -> list[Any]:
+        return [self.results.get(index) for index in range(len(self.items))]

@@ -37,6 +37,7 @@ from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
 from application.webhooks import WebhookService
+from domain.env import ForEachLimits
 from infrastructure.actions import ActionRegistry, HttpAction
 from infrastructure.actions.breakers import CircuitBreakers
 from infrastructure.clock import SystemClock
@@ -152,7 +153,13 @@ def _core_on(
         cache=cache,
         admission=admission,
         runner=CommandRunner(
-            store, cache, admission, clock, delivery=delivery, public_url=settings.public_url
+            store,
+            cache,
+            admission,
+            clock,
+            delivery=delivery,
+            public_url=settings.public_url,
+            for_each=ForEachLimits(settings.for_each_max_items, settings.for_each_batch_size),
         ),
         connections=_connections(settings),
         server_key=server_key,

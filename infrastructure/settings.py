@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     egress_allow: str = ""
     egress_guard: bool | None = None
 
+    # --- multi-instance nodes (`for_each`, domain/engine/multi.py) ---
+    # Items one for_each node may hold: a longer list fails the node (its error route).
+    for_each_max_items: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Items a parallel for_each starts per command; the rest in follow-up commands. Above 50,
+    # a batch of `emit` items exceeds the emits one command may settle (application/session.py).
+    for_each_batch_size: int = Field(default=50, ge=1, le=10_000)
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def dev_mode(self) -> bool:

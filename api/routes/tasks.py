@@ -1,5 +1,5 @@
 """`/v1/tasks`: the task queue (approvals and user tasks) — list, read, claim, delegate,
-complete."""
+complete, cancel (withdraw)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,15 @@ from api.responses import (
     ok,
 )
 from api.routes.instances import IdempotencyKeyHeader, replayable
-from api.schemas import ClaimRequest, CompleteTaskRequest, DelegateRequest, TaskStatus, Urgency
-from application.commands import ClaimTask, CompleteTask, DelegateTask
+from api.schemas import (
+    CancelTaskRequest,
+    ClaimRequest,
+    CompleteTaskRequest,
+    DelegateRequest,
+    TaskStatus,
+    Urgency,
+)
+from application.commands import CancelTask, ClaimTask, CompleteTask, DelegateTask
 from application.read_models import TaskFilter
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -105,3 +112,20 @@ def complete_task(
         )
     )
     return replayable(result, replayed)
+
+
+@router.post("/{task_id}/cancel", responses=_ON_TASK)
+def cancel_task(
+    task_id: str,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    body: CancelTaskRequest | None = Body(None),
+) -> dict[str, Any]:
+    """Withdraw an open task (a write: `admin` or `operator`): the instance follows the
+    node's route with outcome `cancelled`, or the node fails (its `error` route, else the
+    instance). A `for_each` item's task counts as that item finished, outcome `cancelled`.
+    An unknown task answers 404, one already closed 409."""
+    reason = body.reason if body else None
+    return container.tasks.cancel(
+        CancelTask(principal.tenant, task_id, reason=reason, by=principal.key_name)
+    )

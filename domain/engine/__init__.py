@@ -19,6 +19,7 @@ from domain.engine.commands import (
     resume,
     select_route,
     start,
+    withdraw_task,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "resume",
     "select_route",
     "start",
+    "withdraw_task",
 ]

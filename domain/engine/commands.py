@@ -20,6 +20,7 @@ from domain.definition import (
     RetryPolicy,
 )
 from domain.engine import boundary, event_gateway
+from domain.engine import compensation, continuations, multi
 from domain.engine.retry import retry_policy_of
 from domain.engine.sla import (
     SLA_PASSED,
@@ -45,7 +46,7 @@ from domain.errors import (
     WrongBookmarkKindError,
 )
 from domain.instance import WorkflowInstance
-from domain.state import Activity, Bookmark, BookmarkKind
+from domain.state import BATCH_PURPOSE, COMPENSATE_PURPOSE, Activity, Bookmark, BookmarkKind
 from domain.values import UnstorableValueError, clean_text, clean_value
 
 __all__ = ["select_route"]
@@ -77,6 +78,9 @@ def complete_task(
     completed_by = clean_value(completed_by, f"the user completing task {bookmark_id}")
     instance.complete_task(bookmark_id, outcome, data, comment, completed_by, env.now)
     result = {"outcome": outcome, "data": data or {}, "comment": comment, "by": completed_by}
+    if bookmark.item_index is not None:  # one item of a for_each node
+        continuations.item_finished(instance, definition, node, bookmark.item_index, result, env)
+        return
     instance.complete_node(node.id, outcome, result, node.get("result_var"))
     follow(instance, definition, node, outcome, env)
 
@@ -176,6 +180,9 @@ def child_finished(
     except UnstorableValueError as e:
         status, output, error = "failed", None, {"message": str(e)}
     instance.resume_bookmark(bookmark_id, f"child:{bookmark.child_id}", output, env.now)
+    if bookmark.item_index is not None and status == "completed":
+        continuations.item_finished(instance, definition, node, bookmark.item_index, output, env)
+        return
     if status == "completed":
         instance.complete_node(node.id, None, output, node.get("result_var"))
         follow(instance, definition, node, None, env)
@@ -183,6 +190,9 @@ def child_finished(
     message = f"child instance {bookmark.child_id} {status}"
     if error and error.get("message"):
         message += f": {error['message']}"
+    if bookmark.item_index is not None:
+        continuations.item_failed(instance, definition, node, message, env)
+        return
     fail_node(instance, definition, node, message, env)
 
 
@@ -208,6 +218,21 @@ def record_activity_result(
             instance, node, activity, ok=ok, error=error, retryable=retryable, env=env
         )
         return True
+    if activity.purpose == BATCH_PURPOSE:
+        continuations.batch_recorded(instance, definition, activity, ok=ok, error=error, env=env)
+        return True
+    if activity.purpose == COMPENSATE_PURPOSE:
+        continuations.compensation_recorded(
+            instance,
+            definition,
+            activity,
+            ok=ok,
+            output=output,
+            error=error,
+            retryable=retryable,
+            env=env,
+        )
+        return True
     if ok:
         try:
             # The side effect happened: NULs are replaced (U+FFFD) rather than the result lost.
@@ -217,7 +242,13 @@ def record_activity_result(
             ok, error, retryable = False, str(e), False
     if ok:
         instance.complete_activity(activity_id, attempt, output)
+        if activity.item_index is not None:  # one item of a for_each node
+            continuations.item_finished(
+                instance, definition, node, activity.item_index, output, env
+            )
+            return True
         instance.complete_node(node.id, None, output, node.get("result_var"))
+        compensation.register(instance, node, output)
         follow(instance, definition, node, None, env)
         return True
     message = clean_text(error or "action failed")
@@ -229,18 +260,19 @@ def record_activity_result(
             message = f"{message}; not retried: {e}"
         else:
             number = activity.attempt_number + 1
+            key = f"{instance.id}:{node.id}:{number}"
+            if activity.item_index is not None:
+                number, key = multi.retry_identity(activity, attempt + 1)
             instance.schedule_activity_retry(
-                activity_id,
-                attempt,
-                message,
-                attempt + 1,
-                number,
-                run_after,
-                f"{instance.id}:{node.id}:{number}",
+                activity_id, attempt, message, attempt + 1, number, run_after, key
             )
             return True
     instance.fail_activity(activity_id, attempt, message)
-    fail_node(instance, definition, node, f"{message} (after {attempt} attempt(s))", env)
+    failure = f"{message} (after {attempt} attempt(s))"
+    if activity.item_index is not None:
+        continuations.item_failed(instance, definition, node, failure, env)
+        return True
+    fail_node(instance, definition, node, failure, env)
     return True
 
 
@@ -291,6 +323,21 @@ def cancel(instance: WorkflowInstance, reason: str, env: CommandEnv) -> None:
     _require_active(instance)
     close_open_work(instance, f"instance cancelled: {reason}", env)
     instance.cancel(reason, env.now)
+
+
+def withdraw_task(
+    instance: WorkflowInstance,
+    definition: Definition,
+    bookmark_id: str,
+    *,
+    reason: str | None,
+    by: str | None,
+    env: CommandEnv,
+) -> None:
+    """An operator withdraws an open task (domain.engine.continuations.task_withdrawn)."""
+    bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
+    reason = clean_value(reason, f"the reason withdrawing task {bookmark_id}")
+    continuations.task_withdrawn(instance, definition, bookmark, reason=reason, by=by, env=env)
 
 
 def claim_task(instance: WorkflowInstance, bookmark_id: str, user: str) -> None:

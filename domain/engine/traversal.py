@@ -14,6 +14,7 @@ from typing import Any
 from domain.definition import ERROR_OUTCOME, TIMEOUT_OUTCOME, Definition, Node, Route
 from domain.durations import parse_duration
 from domain.engine import boundary, event_gateway
+from domain.engine import compensation, multi
 from domain.engine.waits import open_waiting_bookmark
 from domain.env import CommandEnv, NodeFailure
 from domain.expressions.evaluator import ExpressionError, evaluate, evaluate_mapping, render_value
@@ -53,6 +54,11 @@ def _enter(
     """Apply one node; return the nodes to enter next (none when it waits or ends)."""
     ctx = instance.context(env.now)
     kind = node.type
+    if multi.is_multi(node):  # one task/activity/child per item (domain.engine.multi)
+        return _next(definition, node, None, ctx) if multi.enter(instance, node, env) else []
+    if kind == "compensate":  # undo completed steps first (domain.engine.compensation)
+        waits = compensation.begin(instance, definition, node, env)
+        return [] if waits else _next(definition, node, None, ctx)
     if kind == "gateway":
         return _next(definition, node, None, ctx)
     if kind == "set":
@@ -68,7 +74,7 @@ def _enter(
     if kind == "join":
         return _arrive_at_join(instance, definition, node, via, ctx)
     if kind == "end":
-        _end(instance, definition, node, ctx, env)
+        _end(instance, definition, node, env)
         return []
     if kind == "event_gateway":
         event_gateway.enter(instance, definition, node, ctx, env, _eval)
@@ -102,13 +108,17 @@ def _arrive_at_join(
     return _next(definition, node, None, ctx)
 
 
-def _end(
-    instance: WorkflowInstance,
-    definition: Definition,
-    node: Node,
-    ctx: dict[str, Any],
-    env: CommandEnv,
+def _end(instance: WorkflowInstance, definition: Definition, node: Node, env: CommandEnv) -> None:
+    if node.get("compensate") and compensation.begin(instance, definition, node, env):
+        return  # ends once the compensations ran (domain.engine.continuations)
+    finish_end(instance, definition, node, env)
+
+
+def finish_end(
+    instance: WorkflowInstance, definition: Definition, node: Node, env: CommandEnv
 ) -> None:
+    """End the instance at an `end` node (after its compensations, if any)."""
+    ctx = instance.context(env.now)
     # The end node's own mapping wins; else the definition's top-level `output`.
     mapping = node.get("output") or definition.output or {}
     output = _eval_value(node, lambda: evaluate_mapping(mapping, ctx), f"the output of {node.id}")

@@ -36,7 +36,8 @@ def open_waiting_bookmark(
 ) -> str:
     """Suspend `instance` at `node`; `guard` turns expression errors into node failures.
 
-    `extra` adds fields to the bookmark (an event gateway's group); returns its id."""
+    `extra` adds fields to the bookmark (an event gateway's group, a `for_each` item's
+    `item_index`); returns its id."""
     bookmark: dict[str, Any] = {
         "id": env.new_id(),
         "node_id": node.id,

@@ -38,6 +38,7 @@ from domain.validation.fields import (
     template_string,
     templates_within,
 )
+from domain.validation.multi import for_each
 from domain.validation.report import Path, Report, short
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -319,6 +320,7 @@ _TASK_FIELDS: dict[str, Checker] = {
     "form": _form,
     "result_var": _identifier,
     "boundary": boundary_list,
+    "for_each": for_each,
 }
 NODE_FIELDS: dict[str, dict[str, Checker]] = {
     "service_task": {
@@ -327,6 +329,8 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "timeout": _action_timeout,
         "result_var": _identifier,
         "boundary": boundary_list,
+        "for_each": for_each,
+        "compensation": _action,  # the undo step of a saga (domain.engine.compensation)
     },
     "gateway": {},
     "parallel": {},
@@ -347,9 +351,16 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "input": expression_map(),
         "result_var": _identifier,
         "boundary": boundary_list,
+        "for_each": for_each,
     },
     "set": {"variables": expression_map(_identifier)},
-    "end": {"status": enum(*END_STATUSES), "output": expression_map(), "error": string},
+    "end": {
+        "status": enum(*END_STATUSES),
+        "output": expression_map(),
+        "error": string,
+        "compensate": boolean,
+    },
+    "compensate": {},
     "event_gateway": {},
 }
 REQUIRED_NODE_FIELDS: dict[str, tuple[str, ...]] = {

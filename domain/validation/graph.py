@@ -15,6 +15,12 @@ from typing import Any, Protocol
 
 from domain.definition import APPROVAL_OUTCOMES, ERROR_OUTCOME, TIMEOUT_OUTCOME
 from domain.validation.boundary import boundary_edges, check_boundaries, check_event_gateways
+from domain.definition import (
+    APPROVAL_OUTCOMES,
+    CANCELLED_OUTCOME,
+    ERROR_OUTCOME,
+    TIMEOUT_OUTCOME,
+)
 from domain.validation.report import Path
 
 _TRUE_LITERALS = frozenset({"true", "True"})
@@ -145,12 +151,19 @@ def _check_route(
 
 def _allowed_outcomes(node: GraphNode) -> tuple[str, ...] | None:
     """Outcomes a route from `node` may name; None means the node does not restrict them."""
+    if isinstance(node.raw.get("for_each"), dict):  # leaves with no outcome, or by `error`
+        return (ERROR_OUTCOME,)
     if node.type == "approval":
-        return (*APPROVAL_OUTCOMES, TIMEOUT_OUTCOME, ERROR_OUTCOME)
+        return (*APPROVAL_OUTCOMES, TIMEOUT_OUTCOME, ERROR_OUTCOME, CANCELLED_OUTCOME)
     if node.type == "user_task":  # the engine's default when none are declared: "completed"
         declared = node.raw.get("outcomes")
         declared = declared if isinstance(declared, list) and declared else ["completed"]
-        return (*(o for o in declared if isinstance(o, str)), TIMEOUT_OUTCOME, ERROR_OUTCOME)
+        return (
+            *(o for o in declared if isinstance(o, str)),
+            TIMEOUT_OUTCOME,
+            ERROR_OUTCOME,
+            CANCELLED_OUTCOME,
+        )
     return None
 
 
@@ -177,6 +190,8 @@ def _check_outgoing(report: Reporter, nodes: dict[str, GraphNode], edges: list[_
         if not outgoing:
             report.add(node.path, "no_outgoing_route", f"{node.label} has no outgoing route")
             dead_ends.add(node.id)
+        elif isinstance(node.raw.get("for_each"), dict):
+            _for_each_rule(report, node, outgoing)
         elif node.type in _OUTGOING_RULES:
             _OUTGOING_RULES[node.type](report, node, outgoing)
     return dead_ends
@@ -238,6 +253,17 @@ def _task_timeout_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge])
                 "set 'sla_hours', or use a timer boundary event instead "
                 '("boundary": [{"timer": "PT4H", "to": "<node id>"}])',
             )
+
+
+def _for_each_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> None:
+    """A `for_each` node leaves with no outcome (its result is the list of item results)."""
+    if not any(e.raw.get("outcome") is None for e in outgoing):
+        report.add(
+            node.path,
+            "no_outgoing_route",
+            f"{node.label} has for_each, so it leaves without an outcome: it needs a route "
+            f"without 'outcome' (conditions may read its results)",
+        )
 
 
 def _approval_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> None:

@@ -288,6 +288,31 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
     wait_for(has_escalated, timeout=30, what="the task's SLA escalation")
     assert client.post(f"/v1/instances/{escalated}/cancel", json={}).status_code == 200
     ids.append(escalated)
+    # A for_each whose second step fails: the first step's undo runs (a saga)
+    saga = unique("saga")
+    undo = {"type": "noop"}
+    each = {"id": "each", "type": "service_task", "action": {"type": "noop"}}
+    each.update(for_each={"items": "[1, 2]"}, compensation=undo)
+    boom = {**call, "id": "boom", "retry": {"max_attempts": 1}}
+    publish(
+        client,
+        {
+            "name": saga,
+            "nodes": [
+                each,
+                boom,
+                {"id": "done", "type": "end"},
+                {"id": "undo", "type": "compensate"},
+            ],
+            "routes": [
+                {"from": "each", "to": "boom"},
+                {"from": "boom", "to": "done"},
+                {"from": "boom", "to": "undo", "outcome": "error"},
+                {"from": "undo", "to": "done"},
+            ],
+        },
+    )
+    ids.append(start(client, saga)["id"])
     # A wait closed by cancelling its instance
     abandoned = start(client, waiting(client))["id"]
     assert client.post(f"/v1/instances/{abandoned}/cancel", json={}).status_code == 200

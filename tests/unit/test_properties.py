@@ -26,6 +26,10 @@ BLOCKS = (
     "event_gateway",
     "guarded_task",
     "guarded_service",
+    # multi-instance (`for_each` over `input.items`, 0-3 items) and a saga step
+    "each_service",
+    "each_approval",
+    "undoable",
 )
 NEXT = "@next"  # a boundary's `to` placeholder: the next block's entry
 
@@ -49,7 +53,10 @@ def build_document(blocks: list[str]) -> dict[str, Any]:
             if spec["to"].startswith(NEXT):
                 spec["to"] = entries[int(spec["to"][len(NEXT) :]) + 1]
     nodes.append({"id": "done", "type": "end", "output": {"x": "input.x"}})
-    nodes.append({"id": "failed", "type": "end", "status": "failed"})
+    failed: dict[str, Any] = {"id": "failed", "type": "end", "status": "failed"}
+    if "undoable" in blocks:  # a failure undoes the completed saga steps first
+        failed["compensate"] = True
+    nodes.append(failed)
     # An entry gateway keeps `failed` reachable whatever the blocks are.
     nodes.insert(0, {"id": "entry", "type": "gateway"})
     routes.append({"from": "entry", "to": entries[0], "default": True})
@@ -120,6 +127,25 @@ def _add_block(i: int, block: str, nodes: list, routes: list) -> str:
             }
         )
         exit_from(n)
+    elif block in ("each_service", "undoable"):
+        node: dict[str, Any] = {
+            "id": n,
+            "type": "service_task",
+            "action": {"type": "noop", "item": "{{ item }}"},
+            "retry": {"max_attempts": 2, "initial_interval": "PT1S"},
+        }
+        if block == "each_service":
+            node["for_each"] = {"items": "input.items", "mode": "parallel"}
+        else:
+            node["compensation"] = {"type": "noop", "undo": "{{ result }}"}
+            node["action"] = {"type": "noop"}
+        nodes.append(node)
+        exit_from(n)
+        routes.append({"from": n, "to": "failed", "outcome": "error", "_block": i})
+    elif block == "each_approval":
+        spec = {"items": "input.items", "mode": "sequential", "completion": "approvals >= 1"}
+        nodes.append({"id": n, "type": "approval", "approver_role": "r", "for_each": spec})
+        exit_from(n)
     else:  # parallel block: fork -> two branches -> join
         nodes.append({"id": n, "type": "parallel"})
         nodes.append({"id": f"{n}l", "type": "timer", "duration": "PT1M"})
@@ -182,22 +208,23 @@ def act(instance, d: Definition, fake: FakeEnv, data: st.DataObject) -> None:
 @given(
     blocks=st.lists(st.sampled_from(BLOCKS), min_size=1, max_size=6),
     x=st.integers(min_value=0, max_value=10),
+    items=st.lists(st.integers(min_value=0, max_value=9), max_size=3),
     data=st.data(),
 )
-def test_random_graphs_complete_or_suspend_and_replay_identically(blocks, x, data):
+def test_random_graphs_complete_or_suspend_and_replay_identically(blocks, x, items, data):
     document = build_document(blocks)
     assert validate_document(document) == []
     d = Definition.from_document(document, version=1)
     fake = FakeEnv()
-    instance = start(d, fake, {"x": x})
-    for _ in range(40):
+    instance = start(d, fake, {"x": x, "items": items})
+    for _ in range(120):
         assert instance.status in ("running", "suspended", "completed", "failed")
         if instance.is_ended:
             break
         assert instance.open_bookmarks() or instance.scheduled_activities()
         fake.advance(minutes=1)
         act(instance, d, fake, data)
-    assert instance.is_ended, "every block resolves, so 40 steps always end the instance"
+    assert instance.is_ended, "every block resolves, so 120 steps always end the instance"
     if instance.status == "completed":
         assert instance.output == {"x": x}
     assert state(replay(instance)) == state(instance)

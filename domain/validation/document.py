@@ -21,6 +21,7 @@ from domain.validation.fields import (
     boolean,
     check_fields,
     duration,
+    duration_or_expression,
     duration_up_to,
     enum,
     expect,
@@ -52,6 +53,7 @@ _CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midni
 MAX_SLA_HOURS = 87_600  # ten years
 MAX_ACTION_TIMEOUT = timedelta(days=1)
 MAX_VERSION = 2**31 - 1  # an `integer` column
+MAX_JOIN_WAIT_FOR = 1_000  # a join's `wait_for`: far more branches than a graph has routes
 
 _sla_hours = number(0, exclusive=True, maximum=MAX_SLA_HOURS)
 _version = number(1, maximum=MAX_VERSION, integer=True)
@@ -326,8 +328,12 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "result_var": _identifier,
     },
     "gateway": {},
+    "inclusive": {},
     "parallel": {},
-    "join": {},
+    "join": {
+        "wait_for": number(1, maximum=MAX_JOIN_WAIT_FOR, integer=True),
+        "cancel_remaining": boolean,
+    },
     "approval": {**_TASK_FIELDS, "approver_role": string},
     "user_task": {**_TASK_FIELDS, "role": string, "outcomes": string_list},
     "wait": {
@@ -336,7 +342,7 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "timeout": duration,
         "result_var": _identifier,
     },
-    "timer": {"duration": duration, "until": expression},
+    "timer": {"duration": duration_or_expression, "until": expression},
     "sub_workflow": {
         "definition": _slug,
         "version": _version,
@@ -344,7 +350,12 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "result_var": _identifier,
     },
     "set": {"variables": expression_map(_identifier)},
-    "end": {"status": enum(*END_STATUSES), "output": expression_map(), "error": string},
+    "end": {
+        "status": enum(*END_STATUSES),
+        "output": expression_map(),
+        "error": string,
+        "terminate": boolean,
+    },
 }
 REQUIRED_NODE_FIELDS: dict[str, tuple[str, ...]] = {
     "service_task": ("action",),

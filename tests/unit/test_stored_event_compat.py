@@ -29,8 +29,15 @@ def test_fixture_covers_every_instance_event_type(fixture: dict[str, Any]) -> No
     from domain.instance import WorkflowInstance
 
     # Event types 0.1 did not have (their replay is tested where they were added:
-    # TaskEscalated in tests/unit/test_sla.py).
-    added_since_0_1 = {WorkflowInstance.TaskEscalated}
+    # TaskEscalated in tests/unit/test_sla.py; the join and branch events in
+    # tests/unit/test_patterns_engine.py).
+    added_since_0_1 = {
+        WorkflowInstance.TaskEscalated,
+        WorkflowInstance.InclusiveSplit,
+        WorkflowInstance.PartialJoinCompleted,
+        WorkflowInstance.JoinArrivalIgnored,
+        WorkflowInstance.BranchEnded,
+    }
     stored = {resolve_topic(e["topic"]) for e in fixture["events"]}
     assert stored == set(INSTANCE_EVENTS) - added_since_0_1
 

@@ -28,7 +28,7 @@ _EXAMPLES = "e.g. 'PT30S', 'PT1H30M', 'P1D', 'P1DT12H', 'PT0.5S'"
 MAX_DURATION = timedelta(days=3650)
 
 
-_LITERAL = re.compile(r"-?P[0-9.,YMWDTHS]*")
+_LITERAL = re.compile(r"-?P(?:T|[0-9]).*", re.DOTALL)
 
 
 def looks_like_duration(text: str) -> bool:

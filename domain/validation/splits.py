@@ -17,7 +17,7 @@ publish accepts is what runs:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from domain.engine.regions import SPLIT_TYPES, between, closing_join, distances
@@ -52,7 +52,7 @@ class Edge(Protocol):
     def target(self) -> str | None: ...
 
 
-def check_splits(report: Reporter, nodes: dict[str, Node], edges: Sequence[Edge]) -> None:
+def check_splits(report: Reporter, nodes: Mapping[str, Node], edges: Sequence[Edge]) -> None:
     known = [e for e in edges if e.source is not None and e.target is not None]
     forward: dict[str, list[str]] = {}
     backward: dict[str, list[str]] = {}
@@ -106,7 +106,7 @@ def _duplicates(report: Reporter, node: Node, routes: list[Edge]) -> None:
 
 def _join_only_from_branches(
     report: Reporter,
-    nodes: dict[str, Node],
+    nodes: Mapping[str, Node],
     split: Node,
     join: Node,
     edges: Sequence[Edge],
@@ -135,7 +135,7 @@ def _forward(edges: Sequence[Edge]) -> dict[str, list[str]]:
 
 def _branch_ends_before(
     report: Reporter,
-    nodes: dict[str, Node],
+    nodes: Mapping[str, Node],
     split: Node,
     join: Node,
     routes: list[Edge],
@@ -173,7 +173,11 @@ def _reach(seed: str, forward: dict[str, list[str]], stops: tuple[str, ...]) -> 
 
 
 def _wait_for(
-    report: Reporter, nodes: dict[str, Node], join: Node, split: str | None, edges: Sequence[Edge]
+    report: Reporter,
+    nodes: Mapping[str, Node],
+    join: Node,
+    split: str | None,
+    edges: Sequence[Edge],
 ) -> None:
     wait_for = join.raw.get("wait_for")
     if not isinstance(wait_for, int) or isinstance(wait_for, bool):

@@ -152,7 +152,13 @@ def _core_on(
         cache=cache,
         admission=admission,
         runner=CommandRunner(
-            store, cache, admission, clock, delivery=delivery, public_url=settings.public_url
+            store,
+            cache,
+            admission,
+            clock,
+            delivery=delivery,
+            public_url=settings.public_url,
+            max_depth=settings.max_sub_workflow_depth,
         ),
         connections=_connections(settings),
         server_key=server_key,

@@ -9,11 +9,6 @@ from pydantic import AliasChoices, Field, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-# The highest WAYMARK_MAX_SUB_WORKFLOW_DEPTH accepted: a cancel or a failure crosses one level
-# of the tree per settle round, all in one command, so the depth bounds that command's size.
-MAX_SUB_WORKFLOW_DEPTH_LIMIT = 64
-
-
 class Settings(BaseSettings):
     """Waymark's knobs. Every field is `WAYMARK_<FIELD>` except the two well-known URLs.
 
@@ -175,7 +170,8 @@ class Settings(BaseSettings):
     egress_guard: bool | None = None
     # Definition patterns (issue 10). Sub-workflow nesting: the deepest level of an instance
     # tree (the root is 0); a child that would be deeper fails its parent's sub_workflow node.
-    max_sub_workflow_depth: int = Field(default=32, ge=1, le=MAX_SUB_WORKFLOW_DEPTH_LIMIT)
+    # At most 64: a cancel or a failure crosses one level per settle round of one command.
+    max_sub_workflow_depth: int = Field(default=32, ge=1, le=64)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

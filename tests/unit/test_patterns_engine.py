@@ -343,3 +343,45 @@ def test_a_bad_timer_duration_fails_the_node_with_a_clear_error(bad):
     message = instance.error["message"]
     assert message.startswith("error at t:"), message
     assert "duration" in message
+
+
+def test_a_cancelling_join_drops_the_arrivals_of_joins_inside_the_cancelled_branches():
+    # Given a discriminator whose second branch holds a parallel of its own, half arrived
+    d = definition(
+        [
+            {"id": "outer", "type": "parallel"},
+            wait("a"),
+            {"id": "inner", "type": "parallel"},
+            wait("b1"),
+            {"id": "b2", "type": "set", "variables": {"b2": "1"}},
+            {"id": "inner_join", "type": "join"},
+            {"id": "first", "type": "join", "wait_for": 1, "cancel_remaining": True},
+            {"id": "fin", "type": "end", "terminate": False},
+        ],
+        [
+            {"from": "outer", "to": "a"},
+            {"from": "outer", "to": "inner"},
+            {"from": "inner", "to": "b1"},
+            {"from": "inner", "to": "b2"},
+            {"from": "b1", "to": "inner_join"},
+            {"from": "b2", "to": "inner_join"},
+            {"from": "a", "to": "first"},
+            {"from": "inner_join", "to": "first"},
+            {"from": "first", "to": "fin"},
+        ],
+    )
+    fake = FakeEnv()
+    instance = start(d, fake)
+    assert instance.join_arrivals == {"inner_join": [5]}  # b2 arrived, b1 waits
+
+    # When the first branch wins
+    resume_at(instance, d, "a", fake)
+
+    # Then the inner join's half-arrival is dropped with its branch, and the instance
+    # completes (a stale arrival would have failed it as stalled)
+    (partial,) = [
+        e for e in instance.pending_events if isinstance(e, WorkflowInstance.PartialJoinCompleted)
+    ]
+    assert partial.reset == ["inner_join"]
+    assert instance.status == "completed"
+    assert_replays(instance)

@@ -67,6 +67,8 @@ def check_splits(report: Reporter, nodes: Mapping[str, Node], edges: Sequence[Ed
             continue
         routes = [e for e in known if e.source == node.id]
         _duplicates(report, node, routes)
+        if node.type == "inclusive":
+            _no_outcomes(report, node, routes)
         join = closing_join(node.id, [str(e.target) for e in routes], forward, joins)
         if join is None:
             if node.type == "inclusive":
@@ -102,6 +104,17 @@ def _duplicates(report: Reporter, node: Node, routes: list[Edge]) -> None:
             )
         else:
             seen[key] = e.index
+
+
+def _no_outcomes(report: Reporter, node: Node, routes: list[Edge]) -> None:
+    for e in routes:
+        if e.raw.get("outcome") is not None:
+            report.add(
+                ("routes", e.index, "outcome"),
+                "invalid_value",
+                f"route #{e.index} leaves {node.label}, which chooses its routes by their "
+                "conditions: an outcome never matches there",
+            )
 
 
 def _join_only_from_branches(

@@ -47,6 +47,12 @@ def test_an_inclusive_route_needs_a_condition_or_default():
     assert ("invalid_value", "$.routes[0]") in found(d)
 
 
+def test_an_inclusive_route_has_no_outcome():
+    d = inclusive()
+    d["routes"][0]["outcome"] = "approved"
+    assert_only(d, "invalid_value", "$.routes[0].outcome")
+
+
 def test_an_inclusive_gateway_needs_a_default_or_an_exhaustive_condition():
     d = inclusive()
     d["routes"][1] = {"from": "choose", "to": "b", "condition": "input.b"}

@@ -94,6 +94,17 @@ EXAMPLES: dict[type[InstanceEvent], dict[str, Any]] = {
     W.BookmarkCancelled: {"bookmark_id": "bm-2c1d", "reason": "instance cancelled", "at": _T},
     W.JoinArrived: {"node_id": "meet", "route_index": 0},
     W.JoinCompleted: {"node_id": "meet"},
+    W.InclusiveSplit: {"node_id": "choose", "join_id": "meet", "routes": [0, 2]},
+    W.PartialJoinCompleted: {
+        "node_id": "first",
+        "arrived": 1,
+        "expected": 3,
+        "cancelled": True,
+        "ignored": 0,
+        "reset": [],
+    },
+    W.JoinArrivalIgnored: {"node_id": "first", "route_index": 4},
+    W.BranchEnded: {"node_id": "branch_done"},
     W.ActivityScheduled: {"activity": _ACTIVITY},
     W.ActivityRetryScheduled: {
         "activity_id": "act-91c2",

@@ -54,6 +54,15 @@ DESCRIPTIONS: dict[type[InstanceEvent], str] = {
     "which incoming route).",
     WorkflowInstance.JoinCompleted: "Every branch a join waits for has arrived; the instance "
     "goes on past it.",
+    WorkflowInstance.InclusiveSplit: "An inclusive gateway took `routes` (every route whose "
+    "condition held, or its default); its closing join `join_id` waits for that many branches.",
+    WorkflowInstance.PartialJoinCompleted: "A join with `wait_for` went on after `arrived` of "
+    "`expected` branches; the others were cancelled (`cancelled`) or `ignored` of their later "
+    "arrivals will be dropped.",
+    WorkflowInstance.JoinArrivalIgnored: "A branch reached a join that had already gone on "
+    "without it (`wait_for`); the branch ends there.",
+    WorkflowInstance.BranchEnded: "A branch reached an end node with `terminate: false`: "
+    "only that branch ended; the instance ends when no branch is left.",
     WorkflowInstance.ActivityScheduled: "A service task's side effect was scheduled for a "
     "task worker (`activity.action`: what it will call).",
     WorkflowInstance.ActivityRetryScheduled: "A service task's attempt failed and another "

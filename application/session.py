@@ -101,8 +101,10 @@ class CommandAttempt:
         delivery: EventDelivery | None = None,
         public_url: str = "",
         for_each: ForEachLimits | None = None,
+        max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
     ):
         self.store = store
+        self.max_depth = max_depth  # WAYMARK_MAX_SUB_WORKFLOW_DEPTH
         self.definitions = definitions
         self.admission = admission
         # Settles `emit` actions in this unit of work (None: they wait for a task worker,
@@ -217,10 +219,10 @@ class CommandAttempt:
 
     def _start_child(self, parent: WorkflowInstance, bookmark: Bookmark) -> None:
         depth = self.depth_of(parent) + 1
-        if depth > MAX_SUB_WORKFLOW_DEPTH:
+        if depth > self.max_depth:
             why = (
                 f"sub-workflow depth limit exceeded: the child would be at level {depth} of "
-                f"its instance tree (at most {MAX_SUB_WORKFLOW_DEPTH})"
+                f"its instance tree (at most {self.max_depth}, WAYMARK_MAX_SUB_WORKFLOW_DEPTH)"
             )
             self._child_failed(parent, bookmark, why)
             return
@@ -328,7 +330,7 @@ class CommandAttempt:
             if isinstance(recorded, int):
                 return depth + recorded
             depth += 1
-            if depth > MAX_SUB_WORKFLOW_DEPTH:
+            if depth > self.max_depth:
                 return depth
             try:
                 instance = self.load(UUID(instance.parent["instance_id"]))
@@ -404,9 +406,11 @@ class CommandRunner:
         delivery: EventDelivery | None = None,
         public_url: str = "",
         for_each: ForEachLimits | None = None,
+        max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
     ):
         self.store = store
         self.for_each = for_each  # for_each bounds (WAYMARK_FOR_EACH_*)
+        self.max_depth = max_depth  # sub-workflow nesting (WAYMARK_MAX_SUB_WORKFLOW_DEPTH)
         # Settles `emit` actions inside the command that reaches them.
         self.delivery = delivery
         # Where prepared commits go: saved at once unless a group committer is given.
@@ -449,6 +453,7 @@ class CommandRunner:
                 delivery=self.delivery,
                 public_url=self.public_url,
                 for_each=self.for_each,
+                max_depth=self.max_depth,
             )
             result = command(session)
             pending = session.prepare()

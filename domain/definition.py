@@ -14,6 +14,7 @@ from typing import Any
 NODE_TYPES = (
     "service_task",
     "gateway",
+    "inclusive",
     "parallel",
     "join",
     "approval",

@@ -28,6 +28,15 @@ _EXAMPLES = "e.g. 'PT30S', 'PT1H30M', 'P1D', 'P1DT12H', 'PT0.5S'"
 MAX_DURATION = timedelta(days=3650)
 
 
+_LITERAL = re.compile(r"-?P(?:T|[0-9]).*", re.DOTALL)
+
+
+def looks_like_duration(text: str) -> bool:
+    """True for text written as an ISO-8601 duration literal (valid or not): `PT5M`, `P1X`
+    is a (bad) literal, `vars.delay` an expression."""
+    return _LITERAL.fullmatch(text.strip()) is not None
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse an ISO-8601 duration; raise `ValueError` saying what is wrong."""
     if not isinstance(text, str):

@@ -76,6 +76,10 @@ class WorkflowInstance(Aggregate):
         self.bookmarks: dict[str, Bookmark] = {}
         self.activities: dict[str, Activity] = {}
         self.join_arrivals: dict[str, list[int]] = {}
+        # Joins closing an inclusive split: how many branches it started (domain.engine.joins).
+        self.join_expected: dict[str, int] = {}
+        # N-of-M joins that fired early: arrivals still to come that are ignored.
+        self.join_late: dict[str, int] = {}
         self.ended_status: str | None = None
         self.output: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
@@ -257,6 +261,75 @@ class WorkflowInstance(Aggregate):
     @event(JoinCompleted)
     def complete_join(self, node_id: str) -> None:
         self.join_arrivals.pop(node_id, None)
+        self.join_expected.pop(node_id, None)
+
+    # --- inclusive splits, N-of-M joins, branch ends (domain.engine.joins, .branches) ----
+
+    class InclusiveSplit(Event):
+        """An inclusive gateway took `routes`; `join_id` (its closing join) waits for them."""
+
+        node_id: str
+        join_id: str | None
+        routes: list[int]
+
+    @event(InclusiveSplit)
+    def split_inclusive(self, node_id: str, join_id: str | None, routes: list[int]) -> None:
+        if join_id is not None:
+            self.join_expected[join_id] = len(routes)
+            self.join_late.pop(join_id, None)
+
+    class PartialJoinCompleted(Event):
+        """An N-of-M join fired after `arrived` of `expected` branches; the other branches
+        were cancelled (`cancelled`) or their arrivals will be ignored (`ignored` of them).
+        `reset` names joins inside the cancelled branches whose arrivals were dropped."""
+
+        node_id: str
+        arrived: int
+        expected: int
+        cancelled: bool
+        ignored: int
+        reset: list[str]
+
+    @event(PartialJoinCompleted)
+    def complete_partial_join(
+        self,
+        node_id: str,
+        arrived: int,
+        expected: int,
+        cancelled: bool,
+        ignored: int,
+        reset: list[str],
+    ) -> None:
+        self.join_arrivals.pop(node_id, None)
+        self.join_expected.pop(node_id, None)
+        if ignored:
+            self.join_late[node_id] = ignored
+        for join_id in reset:
+            self.join_arrivals.pop(join_id, None)
+            self.join_expected.pop(join_id, None)
+
+    class JoinArrivalIgnored(Event):
+        """A branch reached an N-of-M join that had already fired: it ends there."""
+
+        node_id: str
+        route_index: int | None
+
+    @event(JoinArrivalIgnored)
+    def ignore_join_arrival(self, node_id: str, route_index: int | None) -> None:
+        left = self.join_late.get(node_id, 0) - 1
+        if left > 0:
+            self.join_late[node_id] = left
+        else:
+            self.join_late.pop(node_id, None)
+
+    class BranchEnded(Event):
+        """An `end` with `"terminate": false` ended its branch only."""
+
+        node_id: str
+
+    @event(BranchEnded)
+    def end_branch(self, node_id: str) -> None:
+        pass  # audit trail; the instance ends when no branch is left (engine.branches)
 
     class ActivityScheduled(Event):
         activity: dict[str, Any]  # JSON-like, as 0.1 stored it; applied as an `Activity`
@@ -396,6 +469,7 @@ class WorkflowInstance(Aggregate):
         self, node_id: str, group: str, bookmark_id: str, winner_node_id: str, at: datetime
     ) -> None:
         pass  # audit trail: the losers' BookmarkCancelled events follow
+
     # --- multi-instance (`for_each`) and compensation (saga) ----------------------------
 
     class ForEachStarted(Event):

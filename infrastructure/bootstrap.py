@@ -160,6 +160,7 @@ def _core_on(
             delivery=delivery,
             public_url=settings.public_url,
             for_each=ForEachLimits(settings.for_each_max_items, settings.for_each_batch_size),
+            max_depth=settings.max_sub_workflow_depth,
         ),
         connections=_connections(settings),
         server_key=server_key,

@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     # None = on in production (DATABASE_URL set), loopback-only-allowed in development.
     egress_allow: str = ""
     egress_guard: bool | None = None
+    # Definition patterns (issue 10). Sub-workflow nesting: the deepest level of an instance
+    # tree (the root is 0); a child that would be deeper fails its parent's sub_workflow node.
+    # At most 64: a cancel or a failure crosses one level per settle round of one command.
+    max_sub_workflow_depth: int = Field(default=32, ge=1, le=64)
 
     # --- multi-instance nodes (`for_each`, domain/engine/multi.py) ---
     # Items one for_each node may hold: a longer list fails the node (its error route).

@@ -19,8 +19,7 @@ from domain.definition import (
     Node,
     RetryPolicy,
 )
-from domain.engine import boundary, event_gateway
-from domain.engine import compensation, continuations, multi
+from domain.engine import boundary, compensation, continuations, event_gateway, multi
 from domain.engine.retry import retry_policy_of
 from domain.engine.sla import (
     SLA_PASSED,

@@ -13,8 +13,7 @@ from typing import Any
 
 from domain.definition import ERROR_OUTCOME, TIMEOUT_OUTCOME, Definition, Node, Route
 from domain.durations import parse_duration
-from domain.engine import boundary, event_gateway
-from domain.engine import compensation, multi
+from domain.engine import boundary, branches, compensation, event_gateway, inclusive, joins, multi
 from domain.engine.waits import open_waiting_bookmark
 from domain.env import CommandEnv, NodeFailure
 from domain.expressions.evaluator import ExpressionError, evaluate, evaluate_mapping, render_value
@@ -29,6 +28,7 @@ def run(
     env: CommandEnv,
 ) -> None:
     queue = deque(targets)
+    last: str | None = None
     while queue and not instance.is_ended:
         node_id, via = queue.popleft()
         node = definition.nodes[node_id]
@@ -37,11 +37,14 @@ def run(
             _fail(instance, node.id, exceeded, env)
             return
         instance.enter_node(node.id, node.type, via)
+        last = node.id
         try:
-            queue.extend(_enter(instance, definition, node, via, env))
+            queue.extend(_enter(instance, definition, node, via, env, queue))
         except NodeFailure as failure:
             next_targets = _error_route(instance, definition, node, failure.message, env)
             queue.extend(next_targets)
+    # Nothing left to wait for: every branch ended (WCP-11), or a join can never fire.
+    branches.settle_quiet(instance, definition, last, env)
 
 
 def _enter(
@@ -50,6 +53,7 @@ def _enter(
     node: Node,
     via: int | None,
     env: CommandEnv,
+    pending: deque[tuple[str, int | None]],
 ) -> list[tuple[str, int | None]]:
     """Apply one node; return the nodes to enter next (none when it waits or ends)."""
     ctx = instance.context(env.now)
@@ -71,8 +75,14 @@ def _enter(
         return _next(definition, node, None, instance.context(env.now))
     if kind == "parallel":  # the validator admits no conditions here: every branch runs
         return [(r.target, r.index) for r in definition.outgoing(node.id)]
+    if kind == "inclusive":
+        return inclusive.split(instance, definition, node, ctx)
     if kind == "join":
-        return _arrive_at_join(instance, definition, node, via, ctx)
+        fired = joins.arrive(instance, definition, node, via, env, pending)
+        return _next(definition, node, None, ctx) if fired else []
+    if kind == "end" and branches.is_branch_end(node):
+        instance.end_branch(node.id)
+        return []
     if kind == "end":
         _end(instance, definition, node, env)
         return []
@@ -89,23 +99,6 @@ def _enter(
         host = open_waiting_bookmark(instance, node, ctx, env, guard)
     boundary.arm(instance, boundaries, host)
     return []
-
-
-def _arrive_at_join(
-    instance: WorkflowInstance,
-    definition: Definition,
-    node: Node,
-    via: int | None,
-    ctx: dict[str, Any],
-) -> list[tuple[str, int | None]]:
-    if via is not None and via not in instance.join_arrivals.get(node.id, []):
-        instance.arrive_at_join(node.id, via)
-    arrived = set(instance.join_arrivals.get(node.id, []))
-    expected = {r.index for r in definition.incoming(node.id)}
-    if not expected <= arrived:
-        return []
-    instance.complete_join(node.id)
-    return _next(definition, node, None, ctx)
 
 
 def _end(instance: WorkflowInstance, definition: Definition, node: Node, env: CommandEnv) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from domain.durations import parse_duration
+from domain.durations import MAX_DURATION, looks_like_duration, parse_duration
 from domain.engine.sla import schedule_notification
 from domain.env import CommandEnv
 from domain.expressions.evaluator import evaluate, evaluate_mapping, render_value
@@ -122,7 +123,7 @@ def _wait_fields(
 def timer_due(node: Node, ctx: dict[str, Any], now: datetime) -> datetime:
     """When a `timer` node fires: `now + duration`, or its `until` (a zoned ISO timestamp)."""
     if node.get("duration"):
-        return due_after(now, parse_duration(node.get("duration")), "duration")
+        return due_after(now, timer_duration(node.get("duration"), ctx), "duration")
     value = evaluate(node.get("until"), ctx)
     try:
         due = datetime.fromisoformat(str(value))
@@ -131,6 +132,28 @@ def timer_due(node: Node, ctx: dict[str, Any], now: datetime) -> datetime:
     if due.tzinfo is None:
         raise ValueError(f"timer 'until' gave {value!r} without a time zone")
     return checked_due(due, f"timer 'until' {str(value)!r}")
+
+
+def timer_duration(source: str, ctx: dict[str, Any]) -> timedelta:
+    """A timer's `duration`: an ISO-8601 literal, or an expression evaluated now that gives
+    a duration string or a number of seconds; ValueError saying what is wrong."""
+    if looks_like_duration(source):
+        return parse_duration(source)
+    value = evaluate(source, ctx)
+    if isinstance(value, str):
+        delay = parse_duration(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"timer duration {source!r} gave {value!r}, not a number >= 0")
+        delay = timedelta(seconds=min(float(value), MAX_DURATION.total_seconds() + 1))
+    else:
+        raise ValueError(
+            f"timer duration {source!r} gave {value!r}: expected an ISO-8601 duration "
+            "string or a number of seconds"
+        )
+    if delay > MAX_DURATION:
+        raise ValueError(f"timer duration {source!r} gave more than {MAX_DURATION.days} days")
+    return delay
 
 
 def due_after(now: datetime, delay: timedelta, what: str) -> datetime:

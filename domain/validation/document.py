@@ -22,6 +22,7 @@ from domain.validation.fields import (
     boolean,
     check_fields,
     duration,
+    duration_or_expression,
     duration_up_to,
     enum,
     expect,
@@ -54,6 +55,7 @@ _CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midni
 MAX_SLA_HOURS = 87_600  # ten years
 MAX_ACTION_TIMEOUT = timedelta(days=1)
 MAX_VERSION = 2**31 - 1  # an `integer` column
+MAX_JOIN_WAIT_FOR = 1_000  # a join's `wait_for`: far more branches than a graph has routes
 
 _sla_hours = number(0, exclusive=True, maximum=MAX_SLA_HOURS)
 _version = number(1, maximum=MAX_VERSION, integer=True)
@@ -333,8 +335,12 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "compensation": _action,  # the undo step of a saga (domain.engine.compensation)
     },
     "gateway": {},
+    "inclusive": {},
     "parallel": {},
-    "join": {},
+    "join": {
+        "wait_for": number(1, maximum=MAX_JOIN_WAIT_FOR, integer=True),
+        "cancel_remaining": boolean,
+    },
     "approval": {**_TASK_FIELDS, "approver_role": string},
     "user_task": {**_TASK_FIELDS, "role": string, "outcomes": string_list},
     "wait": {
@@ -344,7 +350,7 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "result_var": _identifier,
         "boundary": boundary_list,
     },
-    "timer": {"duration": duration, "until": expression},
+    "timer": {"duration": duration_or_expression, "until": expression},
     "sub_workflow": {
         "definition": _slug,
         "version": _version,
@@ -359,6 +365,7 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "output": expression_map(),
         "error": string,
         "compensate": boolean,
+        "terminate": boolean,
     },
     "compensate": {},
     "event_gateway": {},

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from domain.durations import MAX_DURATION, format_duration, parse_duration
+from domain.durations import MAX_DURATION, format_duration, looks_like_duration, parse_duration
 from domain.expressions.evaluator import ExpressionError, compile_expression, template_expressions
 from domain.validation.report import Path, Report, short, type_name
 from domain.values import MAX_VALUE_DEPTH, NUL
@@ -146,6 +146,26 @@ def duration_up_to(maximum: timedelta) -> Checker:
 
 
 duration = duration_up_to(MAX_DURATION)
+
+
+def duration_or_expression(report: Report, parts: Path, value: Any) -> None:
+    """An ISO-8601 duration (`PT5M`), or an expression giving one when the node runs
+    (`vars.delay`, `input.hours * 3600`: a duration string or a number of seconds)."""
+    if not expect(report, parts, value, "string"):
+        return
+    if looks_like_duration(value):
+        duration(report, parts, value)
+        return
+    try:
+        compile_expression(value)
+    except (ExpressionError, ValueError, TypeError, RecursionError) as exc:
+        why = exc.message if isinstance(exc, ExpressionError) else str(exc)
+        report.about(
+            parts,
+            "invalid_duration",
+            f"{short(value)} is neither an ISO-8601 duration (e.g. 'PT30S', 'PT1H') nor a "
+            f"valid expression giving one: {why}",
+        )
 
 
 def _compiles(report: Report, parts: Path, source: str) -> bool:

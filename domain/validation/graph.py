@@ -13,15 +13,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from domain.definition import APPROVAL_OUTCOMES, ERROR_OUTCOME, TIMEOUT_OUTCOME
-from domain.validation.boundary import boundary_edges, check_boundaries, check_event_gateways
 from domain.definition import (
     APPROVAL_OUTCOMES,
     CANCELLED_OUTCOME,
     ERROR_OUTCOME,
     TIMEOUT_OUTCOME,
 )
+from domain.validation.boundary import boundary_edges, check_boundaries, check_event_gateways
 from domain.validation.report import Path
+from domain.validation.splits import check_splits
 
 _TRUE_LITERALS = frozenset({"true", "True"})
 
@@ -86,6 +86,7 @@ def check_graph(
     extra = [_Edge(-1, {}, a, b) for a, b in boundary_edges(nodes)]
     _check_reachability(report, nodes, edges + extra, start, dead_ends)
     _check_joins(report, nodes, edges)
+    check_splits(report, nodes, edges)
 
 
 def _resolve(report: Reporter, nodes: dict[str, GraphNode], route: GraphRoute) -> _Edge:
@@ -132,7 +133,7 @@ def _check_route(
         )
     elif edge.is_default:
         first_default[source.id] = edge.index
-    if source.type == "gateway" and not edge.is_default and "condition" not in edge.raw:
+    if source.type in _CHOICES and not edge.is_default and "condition" not in edge.raw:
         report.add(
             where,
             "invalid_value",
@@ -278,8 +279,12 @@ def _approval_rule(report: Reporter, node: GraphNode, outgoing: list[_Edge]) -> 
             )
 
 
+# Nodes whose routes are chosen by their conditions (every route: a condition or the default).
+_CHOICES = ("gateway", "inclusive")
+
 _OUTGOING_RULES: dict[str, Callable[[Reporter, GraphNode, list[_Edge]], None]] = {
     "gateway": _gateway_rule,
+    "inclusive": _gateway_rule,
     "parallel": _parallel_rule,
     "approval": _approval_rule,
     "user_task": _task_timeout_rule,
@@ -318,12 +323,14 @@ def _check_reachability(
 
 def _check_joins(report: Reporter, nodes: dict[str, GraphNode], edges: list[_Edge]) -> None:
     forward = _adjacency((e.source, e.target) for e in edges)
-    forks = [node.id for node in nodes.values() if node.type == "parallel"]
+    forks = [node.id for node in nodes.values() if node.type in ("parallel", "inclusive")]
     after_fork = _closure({t for fork in forks for t in forward.get(fork, ())}, forward)
     for node in nodes.values():
         if node.type == "join" and node.id not in after_fork:
             report.add(
-                node.path, "join_mismatch", f"{node.label} is not reached from any parallel node"
+                node.path,
+                "join_mismatch",
+                f"{node.label} is not reached from any parallel or inclusive node",
             )
 
 

@@ -265,6 +265,32 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
         },
     )  # fmt: skip
     ids.append(start(client, racing)["id"])
+    # An inclusive split taking both routes into a discriminator whose late arrival is
+    # ignored, continuing to a branch end: the instance ends when no branch is left
+    patterns = unique("patterns")
+    publish(
+        client,
+        {
+            "name": patterns,
+            "nodes": [
+                {"id": "choose", "type": "inclusive"},
+                {"id": "x", "type": "set", "variables": {"x": "1"}},
+                {"id": "y", "type": "set", "variables": {"y": "1"}},
+                {"id": "first", "type": "join", "wait_for": 1},
+                {"id": "fin", "type": "end", "terminate": False},
+            ],
+            "routes": [
+                {"from": "choose", "to": "x", "condition": "true"},
+                {"from": "choose", "to": "y", "condition": "1 == 1"},
+                {"from": "x", "to": "first"},
+                {"from": "y", "to": "first"},
+                {"from": "first", "to": "fin"},
+            ],
+        },
+    )
+    ended = start(client, patterns)
+    assert ended["status"] == "completed", ended
+    ids.append(ended["id"])
     # A task past its SLA (about 1 s) escalates, then its instance is cancelled
     late = unique("late")
     task = {"id": "ok", "type": "approval", "approver_role": "clerk", "sla_hours": 0.0003}

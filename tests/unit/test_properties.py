@@ -30,6 +30,11 @@ BLOCKS = (
     "each_service",
     "each_approval",
     "undoable",
+    # issue 10: inclusive split + OR-join, a branch end beside the main path, N-of-M joins
+    "inclusive",
+    "branch_end",
+    "first_cancel",
+    "first_ignore",
 )
 NEXT = "@next"  # a boundary's `to` placeholder: the next block's entry
 
@@ -146,6 +151,51 @@ def _add_block(i: int, block: str, nodes: list, routes: list) -> str:
         spec = {"items": "input.items", "mode": "sequential", "completion": "approvals >= 1"}
         nodes.append({"id": n, "type": "approval", "approver_role": "r", "for_each": spec})
         exit_from(n)
+    elif block == "inclusive":  # 1 to 3 branches, by input.x; the OR-join waits for those
+        nodes.append({"id": n, "type": "inclusive"})
+        nodes.append({"id": f"{n}l", "type": "timer", "duration": "PT1M"})
+        nodes.append({"id": f"{n}r", "type": "set", "variables": {f"i{i}": "1"}})
+        nodes.append({"id": f"{n}d", "type": "wait", "event": "e", "timeout": "PT1M"})
+        nodes.append({"id": f"{n}j", "type": "join"})
+        routes.extend(
+            [
+                {"from": n, "to": f"{n}l", "condition": "input.x > 3"},
+                {"from": n, "to": f"{n}r", "condition": "input.x > 7"},
+                {"from": n, "to": f"{n}d", "default": True},
+                {"from": f"{n}l", "to": f"{n}j"},
+                {"from": f"{n}r", "to": f"{n}j"},
+                {"from": f"{n}d", "to": f"{n}j"},
+                {"from": f"{n}d", "to": f"{n}j", "outcome": "timeout"},
+            ]
+        )
+        exit_from(f"{n}j")
+    elif block == "branch_end":  # a side branch that ends on its own (terminate: false)
+        nodes.append({"id": n, "type": "parallel"})
+        nodes.append({"id": f"{n}s", "type": "wait", "event": "e", "timeout": "PT1M"})
+        nodes.append({"id": f"{n}e", "type": "end", "terminate": False})
+        routes.extend(
+            [
+                {"from": n, "to": f"{n}s"},
+                {"from": f"{n}s", "to": f"{n}e"},
+                {"from": f"{n}s", "to": f"{n}e", "outcome": "timeout"},
+            ]
+        )
+        exit_from(n)
+    elif block in ("first_cancel", "first_ignore"):  # a discriminator over two branches
+        nodes.append({"id": n, "type": "parallel"})
+        nodes.append({"id": f"{n}l", "type": "timer", "duration": "PT2M"})
+        nodes.append({"id": f"{n}r", "type": "approval", "approver_role": "r"})
+        join = {"id": f"{n}j", "type": "join", "wait_for": 1}
+        nodes.append({**join, "cancel_remaining": block == "first_cancel"})
+        routes.extend(
+            [
+                {"from": n, "to": f"{n}l"},
+                {"from": n, "to": f"{n}r"},
+                {"from": f"{n}l", "to": f"{n}j"},
+                {"from": f"{n}r", "to": f"{n}j"},
+            ]
+        )
+        exit_from(f"{n}j")
     else:  # parallel block: fork -> two branches -> join
         nodes.append({"id": n, "type": "parallel"})
         nodes.append({"id": f"{n}l", "type": "timer", "duration": "PT1M"})

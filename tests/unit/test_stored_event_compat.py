@@ -31,7 +31,8 @@ def test_fixture_covers_every_instance_event_type(fixture: dict[str, Any]) -> No
     # Event types 0.1 did not have (their replay is tested where they were added:
     # TaskEscalated in tests/unit/test_sla.py, BoundaryFired and EventGatewayDecided in
     # tests/unit/test_boundary_events.py; for_each and compensation events in
-    # tests/unit/test_engine_multi.py and test_engine_compensation.py).
+    # tests/unit/test_engine_multi.py and test_engine_compensation.py; the join and branch
+    # events in tests/unit/test_patterns_engine.py).
     added_since_0_1 = {
         WorkflowInstance.TaskEscalated,
         WorkflowInstance.BoundaryFired,
@@ -43,6 +44,10 @@ def test_fixture_covers_every_instance_event_type(fixture: dict[str, Any]) -> No
         WorkflowInstance.CompensationStarted,
         WorkflowInstance.StepCompensated,
         WorkflowInstance.CompensationCompleted,
+        WorkflowInstance.InclusiveSplit,
+        WorkflowInstance.PartialJoinCompleted,
+        WorkflowInstance.JoinArrivalIgnored,
+        WorkflowInstance.BranchEnded,
     }
     stored = {resolve_topic(e["topic"]) for e in fixture["events"]}
     assert stored == set(INSTANCE_EVENTS) - added_since_0_1

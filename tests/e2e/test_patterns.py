@@ -1,0 +1,477 @@
+"""The Workflow Control-Flow Patterns (Russell et al. 2006) Waymark supports, each run over
+HTTP against `waymark serve` with its edge conditions (docs/patterns.md is the table).
+
+One test per pattern: WCP-1 to WCP-11, 20, 21, 29 and 43, the stalled-join guard, the
+publish-time refusals, and a sub-workflow tree 25 levels deep that cancels cleanly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import (
+    instance,
+    is_problem,
+    open_bookmark,
+    open_tasks,
+    publish,
+    start,
+    unique,
+    wait_for,
+    wait_for_status,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def define(
+    client: httpx.Client, nodes: list[dict[str, Any]], routes: list[dict[str, Any]], **top: Any
+) -> str:
+    name = unique("wcp")
+    publish(client, {"name": name, "nodes": nodes, "routes": routes, **top})
+    return name
+
+
+def wait(node_id: str) -> dict[str, Any]:
+    return {"id": node_id, "type": "wait", "event": f"{node_id}.done"}
+
+
+def resume(client: httpx.Client, instance_id: str, node_id: str) -> dict[str, Any]:
+    bookmark = open_bookmark(instance(client, instance_id), node_id)
+    response = client.post(
+        f"/v1/instances/{instance_id}/bookmarks/{bookmark['id']}/resume",
+        json={"payload": {"from": node_id}},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["resumed"] is True
+    return instance(client, instance_id)
+
+
+def waiting_at(view: dict[str, Any]) -> list[str]:
+    return sorted(b["node_id"] for b in view["bookmarks"])
+
+
+def history_types(client: httpx.Client, instance_id: str) -> list[str]:
+    response = client.get(f"/v1/instances/{instance_id}/history")
+    assert response.status_code == 200, response.text
+    return [e["type"] for e in response.json()["items"]]
+
+
+def entered(client: httpx.Client, instance_id: str, node_id: str) -> int:
+    response = client.get(f"/v1/instances/{instance_id}/history")
+    return sum(
+        1
+        for e in response.json()["items"]
+        if e["type"] == "NodeEntered" and e["data"]["node_id"] == node_id
+    )
+
+
+def test_wcp1_sequence(acme: httpx.Client) -> None:
+    name = define(
+        acme,
+        [
+            {"id": "first", "type": "set", "variables": {"a": "1"}},
+            {"id": "second", "type": "set", "variables": {"b": "vars.a + 1"}},
+            {"id": "done", "type": "end", "output": {"b": "vars.b"}},
+        ],
+        [{"from": "first", "to": "second"}, {"from": "second", "to": "done"}],
+    )
+    view = start(acme, name)
+    assert (view["status"], view["output"]) == ("completed", {"b": 2})
+
+
+def test_wcp2_wcp3_parallel_split_and_synchronisation(acme: httpx.Client) -> None:
+    name = define(
+        acme,
+        [
+            {"id": "fork", "type": "parallel"},
+            wait("legal"),
+            wait("finance"),
+            {"id": "both", "type": "join"},
+            {"id": "done", "type": "end"},
+        ],
+        [
+            {"from": "fork", "to": "legal"},
+            {"from": "fork", "to": "finance"},
+            {"from": "legal", "to": "both"},
+            {"from": "finance", "to": "both"},
+            {"from": "both", "to": "done"},
+        ],
+    )
+    view = start(acme, name)
+    assert waiting_at(view) == ["finance", "legal"]  # both branches started
+    assert resume(acme, view["id"], "legal")["status"] == "suspended"  # the join waits
+    assert resume(acme, view["id"], "finance")["status"] == "completed"
+
+
+def test_wcp4_wcp5_exclusive_choice_and_simple_merge(acme: httpx.Client) -> None:
+    name = define(
+        acme,
+        [
+            {"id": "route", "type": "gateway"},
+            {"id": "big", "type": "set", "variables": {"path": "'big'"}},
+            {"id": "small", "type": "set", "variables": {"path": "'small'"}},
+            {"id": "merge", "type": "set", "variables": {"merged": "true"}},
+            {"id": "done", "type": "end", "output": {"path": "vars.path"}},
+        ],
+        [
+            {"from": "route", "to": "big", "condition": "input.amount > 100"},
+            {"from": "route", "to": "small", "default": True},
+            {"from": "big", "to": "merge"},
+            {"from": "small", "to": "merge"},
+            {"from": "merge", "to": "done"},
+        ],
+    )
+    assert start(acme, name, input={"amount": 500})["output"] == {"path": "big"}
+    small = start(acme, name, input={"amount": 5})
+    assert small["output"] == {"path": "small"}
+    assert entered(acme, small["id"], "big") == 0 and entered(acme, small["id"], "merge") == 1
+
+
+def inclusive_checks(client: httpx.Client) -> str:
+    return define(
+        client,
+        [
+            {"id": "checks", "type": "inclusive"},
+            wait("credit"),
+            wait("fraud"),
+            wait("manual"),
+            {"id": "checked", "type": "join"},
+            {"id": "done", "type": "end"},
+        ],
+        [
+            {"from": "checks", "to": "credit", "condition": "input.amount > 1000"},
+            {"from": "checks", "to": "fraud", "condition": "input.country != 'DE'"},
+            {"from": "checks", "to": "manual", "default": True},
+            {"from": "credit", "to": "checked"},
+            {"from": "fraud", "to": "checked"},
+            {"from": "manual", "to": "checked"},
+            {"from": "checked", "to": "done"},
+        ],
+    )
+
+
+def test_wcp6_wcp7_multi_choice_and_the_or_join_waiting_only_for_started_branches(
+    acme: httpx.Client,
+) -> None:
+    name = inclusive_checks(acme)
+    # Given both conditions hold: two branches, and the OR-join waits for both
+    view = start(acme, name, input={"amount": 5000, "country": "FR"})
+    assert waiting_at(view) == ["credit", "fraud"]
+    assert resume(acme, view["id"], "credit")["status"] == "suspended"
+    assert resume(acme, view["id"], "fraud")["status"] == "completed"
+    assert "InclusiveSplit" in history_types(acme, view["id"])
+
+    # Given one condition holds: one branch, and the join does not wait for the others
+    one = start(acme, name, input={"amount": 5000, "country": "DE"})
+    assert waiting_at(one) == ["credit"]
+    assert resume(acme, one["id"], "credit")["status"] == "completed"
+
+    # Given none holds: the default branch
+    none = start(acme, name, input={"amount": 5, "country": "DE"})
+    assert waiting_at(none) == ["manual"]
+
+
+def test_wcp8_multi_merge_runs_the_merged_step_once_per_branch(acme: httpx.Client) -> None:
+    name = define(
+        acme,
+        [
+            {"id": "fork", "type": "parallel"},
+            {"id": "a", "type": "set", "variables": {"a": "1"}},
+            wait("b"),
+            {"id": "log", "type": "service_task", "action": {"type": "noop"}},
+            {"id": "logged", "type": "end", "terminate": False},
+        ],
+        [
+            {"from": "fork", "to": "a"},
+            {"from": "fork", "to": "b"},
+            {"from": "a", "to": "log"},
+            {"from": "b", "to": "log"},
+            {"from": "log", "to": "logged"},
+        ],
+    )
+    view = start(acme, name)
+    wait_for(lambda: entered(acme, view["id"], "logged") == 1 or None, what="the first branch")
+    assert instance(acme, view["id"])["status"] == "suspended"  # b still waits
+    resume(acme, view["id"], "b")
+    wait_for_status(acme, view["id"], "completed")
+    assert entered(acme, view["id"], "log") == 2  # no synchronisation: once per branch
+
+
+def discriminator(client: httpx.Client, cancel_remaining: bool) -> str:
+    return define(
+        client,
+        [
+            {"id": "ask", "type": "parallel"},
+            wait("quote_a"),
+            wait("quote_b"),
+            wait("quote_c"),
+            {"id": "first", "type": "join", "wait_for": 1, "cancel_remaining": cancel_remaining},
+            {"id": "decide", "type": "user_task", "role": "buyer"},
+            {"id": "done", "type": "end"},
+        ],
+        [
+            {"from": "ask", "to": "quote_a"},
+            {"from": "ask", "to": "quote_b"},
+            {"from": "ask", "to": "quote_c"},
+            {"from": "quote_a", "to": "first"},
+            {"from": "quote_b", "to": "first"},
+            {"from": "quote_c", "to": "first"},
+            {"from": "first", "to": "decide"},
+            {"from": "decide", "to": "done"},
+        ],
+    )
+
+
+def test_wcp9_discriminator_continues_after_the_first_branch_and_ignores_the_rest(
+    acme: httpx.Client,
+) -> None:
+    view = start(acme, discriminator(acme, cancel_remaining=False))
+    after_first = resume(acme, view["id"], "quote_b")
+    assert waiting_at(after_first) == ["decide", "quote_a", "quote_c"]
+    resume(acme, view["id"], "quote_a")
+    later = resume(acme, view["id"], "quote_c")
+    assert waiting_at(later) == ["decide"]  # the join did not fire again
+    assert history_types(acme, view["id"]).count("JoinArrivalIgnored") == 2
+    assert len(open_tasks(acme, view["id"])) == 1
+
+
+def test_wcp29_cancelling_discriminator_withdraws_the_other_branches(acme: httpx.Client) -> None:
+    view = start(acme, discriminator(acme, cancel_remaining=True))
+    after_first = resume(acme, view["id"], "quote_c")
+    assert waiting_at(after_first) == ["decide"]
+    types = history_types(acme, view["id"])
+    assert "PartialJoinCompleted" in types and types.count("BookmarkCancelled") == 2
+
+
+def test_wcp10_arbitrary_cycle(acme: httpx.Client) -> None:
+    name = define(
+        acme,
+        [
+            {"id": "init", "type": "set", "variables": {"n": "0"}},
+            {"id": "step", "type": "set", "variables": {"n": "vars.n + 1"}},
+            {"id": "again", "type": "gateway"},
+            {"id": "done", "type": "end", "output": {"n": "vars.n"}},
+        ],
+        [
+            {"from": "init", "to": "step"},
+            {"from": "step", "to": "again"},
+            {"from": "again", "to": "step", "condition": "vars.n < 3"},
+            {"from": "again", "to": "done", "default": True},
+        ],
+    )
+    assert start(acme, name)["output"] == {"n": 3}
+
+
+def test_wcp11_implicit_termination_when_the_last_branch_ends(acme: httpx.Client) -> None:
+    name = define(
+        acme,
+        [
+            {"id": "fork", "type": "parallel"},
+            {"id": "quick", "type": "set", "variables": {"quick": "true"}},
+            wait("slow"),
+            {"id": "quick_end", "type": "end", "terminate": False},
+            {"id": "slow_end", "type": "end", "terminate": False},
+        ],
+        [
+            {"from": "fork", "to": "quick"},
+            {"from": "fork", "to": "slow"},
+            {"from": "quick", "to": "quick_end"},
+            {"from": "slow", "to": "slow_end"},
+        ],
+        output={"quick": "vars.quick"},
+    )
+    view = start(acme, name)
+    assert view["status"] == "suspended"  # one branch ended, the other still waits
+    done = resume(acme, view["id"], "slow")
+    assert (done["status"], done["output"]) == ("completed", {"quick": True})
+    assert history_types(acme, view["id"]).count("BranchEnded") == 2
+
+
+def test_a_join_that_can_no_longer_fire_fails_the_instance_with_a_clear_error(
+    acme: httpx.Client,
+) -> None:
+    name = define(
+        acme,
+        [
+            {"id": "fork", "type": "parallel"},
+            wait("a"),
+            {"id": "check", "type": "gateway"},
+            {"id": "skip", "type": "end", "terminate": False},
+            {"id": "meet", "type": "join", "wait_for": 2},
+            {"id": "done", "type": "end"},
+        ],
+        [
+            {"from": "fork", "to": "a"},
+            {"from": "fork", "to": "check"},
+            {"from": "check", "to": "meet", "condition": "input.go"},
+            {"from": "check", "to": "skip", "default": True},
+            {"from": "a", "to": "meet"},
+            {"from": "meet", "to": "done"},
+        ],
+    )
+    view = start(acme, name, input={"go": False})
+    failed = resume(acme, view["id"], "a")
+    assert failed["status"] == "failed"
+    assert failed["error"]["type"] == "stalled"
+    assert "join meet waits (1 of 2 branches arrived)" in failed["error"]["message"]
+    assert start(acme, name, input={"go": True})["status"] == "suspended"  # control
+
+
+def test_wcp20_cancel_case(acme: httpx.Client) -> None:
+    name = define(
+        acme,
+        [{"id": "fork", "type": "parallel"}, wait("a"), wait("b"), {"id": "done", "type": "end"}],
+        [
+            {"from": "fork", "to": "a"},
+            {"from": "fork", "to": "b"},
+            {"from": "a", "to": "done"},
+            {"from": "b", "to": "done"},
+        ],
+    )
+    view = start(acme, name)
+    cancelled = acme.post(f"/v1/instances/{view['id']}/cancel", json={"reason": "customer left"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert (cancelled.json()["status"], cancelled.json()["bookmarks"]) == ("cancelled", [])
+
+
+def test_wcp21_structured_loop_around_a_task(acme: httpx.Client) -> None:
+    name = define(
+        acme,
+        [
+            {
+                "id": "review",
+                "type": "user_task",
+                "role": "editor",
+                "outcomes": ["revise", "accept"],
+            },
+            {
+                "id": "rework",
+                "type": "set",
+                "variables": {"rounds": "get(vars, 'rounds', default=0) + 1"},
+            },
+            {"id": "done", "type": "end", "output": {"rounds": "vars.rounds"}},
+        ],
+        [
+            {"from": "review", "to": "rework", "outcome": "revise"},
+            {"from": "rework", "to": "review"},
+            {"from": "review", "to": "done", "outcome": "accept"},
+        ],
+    )
+    view = start(acme, name)
+    for outcome in ("revise", "revise", "accept"):
+        [task] = open_tasks(acme, view["id"])
+        response = acme.post(f"/v1/tasks/{task['id']}/complete", json={"outcome": outcome})
+        assert response.status_code == 200, response.text
+    assert instance(acme, view["id"])["output"] == {"rounds": 2}
+
+
+def test_wcp43_explicit_termination_ends_every_branch(acme: httpx.Client) -> None:
+    name = define(
+        acme,
+        [
+            {"id": "fork", "type": "parallel"},
+            wait("slow"),
+            {"id": "stop", "type": "end"},
+            {"id": "done", "type": "end"},
+        ],
+        [
+            {"from": "fork", "to": "slow"},
+            {"from": "fork", "to": "stop"},
+            {"from": "slow", "to": "done"},
+        ],
+    )
+    view = start(acme, name)
+    assert (view["status"], view["bookmarks"]) == ("completed", [])
+    assert "BookmarkCancelled" in history_types(acme, view["id"])
+
+
+def test_publish_refuses_broken_splits_with_json_paths(acme: httpx.Client) -> None:
+    def problems(
+        nodes: list[dict[str, Any]], routes: list[dict[str, Any]]
+    ) -> list[tuple[str, str]]:
+        document = {"name": unique("bad"), "nodes": nodes, "routes": routes}
+        body = is_problem(acme.post("/v1/definitions", json=document), 422, "invalid-definition")
+        return [(e["code"], e["path"]) for e in body["errors"]]
+
+    # An inclusive split closed by something other than a join
+    assert problems(
+        [
+            {"id": "choose", "type": "inclusive"},
+            {"id": "a", "type": "set", "variables": {"a": "1"}},
+            {"id": "done", "type": "end"},
+        ],
+        [
+            {"from": "choose", "to": "a", "condition": "input.a"},
+            {"from": "choose", "to": "done", "default": True},
+            {"from": "a", "to": "done"},
+        ],
+    ) == [("join_mismatch", "$.nodes[0]")]
+    # A branch routed around its join to a branch end, and a duplicated parallel route
+    assert problems(
+        [
+            {"id": "fork", "type": "parallel"},
+            {"id": "a", "type": "set", "variables": {"a": "1"}},
+            {"id": "check", "type": "gateway"},
+            {"id": "skip", "type": "end", "terminate": False},
+            {"id": "meet", "type": "join"},
+            {"id": "done", "type": "end"},
+        ],
+        [
+            {"from": "fork", "to": "a"},
+            {"from": "fork", "to": "check"},
+            {"from": "fork", "to": "a"},
+            {"from": "a", "to": "meet"},
+            {"from": "check", "to": "meet", "condition": "input.go"},
+            {"from": "check", "to": "skip", "default": True},
+            {"from": "meet", "to": "done"},
+        ],
+    ) == [("join_bypassed", "$.routes[1]"), ("duplicate_route", "$.routes[2]")]
+
+
+def test_a_sub_workflow_tree_25_levels_deep_cancels_in_one_request(acme: httpx.Client) -> None:
+    # Given two definitions that start each other after a short timer, one level per command
+    ping, pong = unique("ping"), unique("pong")
+    for name, other in ((ping, pong), (pong, ping)):
+        publish(
+            acme,
+            {
+                "name": name,
+                "nodes": [
+                    # A timer duration expression: quick down to level 25, then an hour.
+                    {
+                        "id": "tick",
+                        "type": "timer",
+                        "duration": "'PT0.05S' if input.level < 25 else 'PT1H'",
+                    },
+                    {
+                        "id": "call",
+                        "type": "sub_workflow",
+                        "definition": other,
+                        "input": {"level": "input.level + 1"},
+                    },
+                    {"id": "done", "type": "end"},
+                ],
+                "routes": [{"from": "tick", "to": "call"}, {"from": "call", "to": "done"}],
+            },
+        )
+    correlation = unique("deep")
+    root = start(acme, ping, input={"level": 0}, correlation_id=correlation)
+
+    def tree() -> list[dict[str, Any]]:
+        response = acme.get("/v1/instances", params={"correlation_id": correlation, "limit": 500})
+        return list(response.json()["items"])
+
+    wait_for(lambda: len(tree()) == 26 or None, timeout=60, what="a tree 25 levels deep")
+    assert {i["status"] for i in tree()} == {"suspended"}
+
+    # When the root is cancelled over HTTP
+    response = acme.post(f"/v1/instances/{root['id']}/cancel", json={"reason": "enough"})
+
+    # Then it answers 200 (never 500) and the whole tree is cancelled in that request
+    assert response.status_code == 200, response.text
+    statuses = {i["status"] for i in tree()}
+    assert statuses == {"cancelled"}, statuses

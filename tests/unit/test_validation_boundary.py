@@ -111,3 +111,22 @@ def test_an_event_gateway_target_may_not_have_boundaries_or_repeat() -> None:
     doc = gateway_doc(WAIT, TIMER)
     doc["routes"].append({"from": "g", "to": "w"})
     assert ("invalid_value", "$.routes[4].to") in found(doc)
+
+
+def test_a_boundary_on_a_for_each_node_is_refused_with_its_path() -> None:
+    document = {
+        "name": "each-guarded",
+        "nodes": [
+            {
+                "id": "ask",
+                "type": "approval",
+                "approver_role": "r",
+                "for_each": {"items": "input.people"},
+                "boundary": [{"timer": "PT1H", "to": "done"}],
+            },
+            {"id": "done", "type": "end"},
+        ],
+        "routes": [{"from": "ask", "to": "done"}],
+    }
+    problems = validate_document(document)
+    assert any(p.path == "$.nodes[0].boundary" and "for_each" in p.message for p in problems)

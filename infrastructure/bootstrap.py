@@ -54,7 +54,13 @@ from infrastructure.container import (
 )
 from infrastructure.cron import CroniterCalendar
 from infrastructure.embedded_postgres import EmbeddedPostgres
-from infrastructure.policies import action_retry_policy, breaker_rule, cleanup_policy, egress_policy
+from infrastructure.policies import (
+    action_retry_policy,
+    breaker_rule,
+    cleanup_policy,
+    committer_of,
+    egress_policy,
+)
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.analytics import PostgresAnalyticsQueries
 from infrastructure.postgres.cleanup import PostgresCleanupStore
@@ -152,7 +158,13 @@ def _core_on(
         cache=cache,
         admission=admission,
         runner=CommandRunner(
-            store, cache, admission, clock, delivery=delivery, public_url=settings.public_url
+            store,
+            cache,
+            admission,
+            clock,
+            delivery=delivery,
+            public_url=settings.public_url,
+            committer=committer_of(settings, store),
         ),
         connections=_connections(settings),
         server_key=server_key,

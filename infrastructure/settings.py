@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     egress_allow: str = ""
     egress_guard: bool | None = None
 
+    # --- Group commit (docs/performance.md) ---------------------------------------------
+    # Commands arriving together on different threads share one transaction (and one
+    # fsync'd COMMIT); each caller still gets its own outcome. false: one transaction each.
+    group_commit: bool = True
+    # At most this many commands in one shared transaction.
+    group_commit_max: int = Field(default=64, ge=1)
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def dev_mode(self) -> bool:

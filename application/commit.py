@@ -27,17 +27,28 @@ class ImmediateCommitter:
         if not pending.is_empty:
             self.store.save(pending.events, pending.projection)
 
+    def commit_all(self, pendings: Sequence[PendingCommit]) -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        for pending in pendings:
+            try:
+                self.commit(pending)
+            except Exception as e:  # each commit's own outcome
+                outcomes.append(e)
+            else:
+                outcomes.append(None)
+        return outcomes
+
 
 class _Member:
-    """One caller's commit waiting in the group committer's queue."""
+    """One commit waiting in the group committer's queue."""
 
-    __slots__ = ("done", "error", "leads", "pending")
+    __slots__ = ("error", "finished", "leads", "pending")
 
     def __init__(self, pending: PendingCommit) -> None:
         self.pending = pending
-        self.done = threading.Event()
-        self.leads = False  # woken to lead the next group rather than with an outcome
-        self.error: BaseException | None = None
+        self.finished = pending.is_empty
+        self.leads = False  # told to lead the next group
+        self.error: Exception | None = None
 
 
 class GroupCommitter:
@@ -46,24 +57,25 @@ class GroupCommitter:
     The first caller to find the committer idle leads: it takes every queued commit (up to
     `max_group`, never two that touch the same instance: those would collide with each
     other) and saves them in ONE `InstanceStore.save` — one transaction, one table lock,
-    one COMMIT. Callers arriving meanwhile queue up; when the leader is done it wakes each
-    member of its group with that member's outcome and hands the lead to the first caller
-    still queued, whose group is everything that queued during the previous COMMIT. A lone
-    caller therefore waits for nothing: there is no timer, batching comes from the time a
-    COMMIT takes.
+    one COMMIT. Callers arriving meanwhile queue up; when the leader is done it marks each
+    member of its group finished with that member's outcome and hands the lead to the
+    commit at the head of the queue, whose caller saves everything that queued during the
+    previous COMMIT. A lone caller waits for nothing: there is no timer, the batching comes
+    from the time a COMMIT takes. `commit_all` queues several commits of one caller (a task
+    worker's results) at once.
 
     The events keep the members' order within one INSERT under the events table lock, so
-    notification ids stay gap-free and in commit order, as with one commit per
-    transaction. When a group's save fails, the members the error names
-    (`PendingCommit.involves`) are saved alone and get their own error; the others are saved
-    again together; an error no member claims splits the group into single saves. A
-    failing or conflicting member therefore never fails its neighbours.
+    notification ids increase in commit order, as with one commit per transaction. When a
+    group's save fails, the members the error names (`PendingCommit.involves`) are saved
+    alone and get their own error; the others are saved again together; an error no member
+    claims splits the group into single saves. A failing or conflicting member therefore
+    never fails its neighbours.
     """
 
     def __init__(self, store: InstanceStore, max_group: int = 64) -> None:
         self.store = store
         self.max_group = max(1, max_group)
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._queue: list[_Member] = []
         self._busy = False
         # Counters for benchmarks and tests: transactions attempted, commits stored.
@@ -71,47 +83,53 @@ class GroupCommitter:
         self.members = 0
 
     def commit(self, pending: PendingCommit) -> None:
-        if pending.is_empty:
-            return
-        me = _Member(pending)
-        with self._lock:
-            self._queue.append(me)
-            leads = not self._busy
-            self._busy = True
-        if not leads:
-            me.done.wait()
-            if not me.leads:
-                if me.error is not None:
-                    raise me.error
-                return
-        self._lead()
-        if me.error is not None:
-            raise me.error
+        (error,) = self.commit_all([pending])
+        if error is not None:
+            raise error
+
+    def commit_all(self, pendings: Sequence[PendingCommit]) -> list[Exception | None]:
+        """Store each commit (together where they can be); each one's error or None."""
+        members = [_Member(p) for p in pendings]
+        live = [m for m in members if not m.finished]
+        if live:
+            with self._cond:
+                self._queue.extend(live)
+                if not self._busy:
+                    self._busy = True
+                    live[0].leads = True  # the queue was empty: ours is at its head
+            for member in live:
+                while self._wait(member, live):
+                    self._lead()
+        return [m.error for m in members]
+
+    def _wait(self, member: _Member, ours: list[_Member]) -> bool:
+        """Wait until `member` is finished (False) or one of `ours` is told to lead (True)."""
+        with self._cond:
+            while True:
+                if member.finished:
+                    return False
+                for candidate in ours:
+                    if candidate.leads:
+                        candidate.leads = False
+                        return True
+                self._cond.wait()
 
     def _lead(self) -> None:
-        """Save one group (this caller's commit is its first member), then pass the lead on."""
+        """Save the group at the head of the queue, then pass the lead on."""
         group: list[_Member] = []
         try:
-            with self._lock:
+            with self._cond:
                 group = self._take()
             self._save(group)
-        except BaseException as e:  # KeyboardInterrupt mid-save: nobody is left waiting
-            for member in group:
-                if member.error is None and not member.done.is_set():
-                    member.error = e
-            raise
         finally:
-            with self._lock:
+            with self._cond:
                 for member in group:
-                    if member.done.is_set():
-                        continue
-                    member.done.set()
+                    member.finished = True
                 if self._queue:
-                    successor = self._queue[0]
-                    successor.leads = True
-                    successor.done.set()
+                    self._queue[0].leads = True
                 else:
                     self._busy = False
+                self._cond.notify_all()
 
     def _take(self) -> list[_Member]:
         group: list[_Member] = []
@@ -125,7 +143,6 @@ class GroupCommitter:
             else:
                 rest.append(member)
         self._queue = rest
-        # The first member is the leader itself; it is woken with the others, harmlessly.
         return group
 
     def _save(self, group: Sequence[_Member]) -> None:

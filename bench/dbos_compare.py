@@ -63,10 +63,10 @@ class CompareSizes:
     seconds: float  # cap on one run (start to last completion)
 
 
-FULL_COMPARE = CompareSizes(workflows=2_000, dbos_threads=(4, 8, 16), waymark_clients=16,
-                            seconds=120.0)
-QUICK_COMPARE = CompareSizes(workflows=300, dbos_threads=(8, 16), waymark_clients=16,
-                             seconds=20.0)
+FULL_COMPARE = CompareSizes(
+    workflows=2_000, dbos_threads=(4, 8, 16), waymark_clients=16, seconds=120.0
+)
+QUICK_COMPARE = CompareSizes(workflows=300, dbos_threads=(8, 16), waymark_clients=16, seconds=20.0)
 
 
 @dataclass
@@ -118,8 +118,10 @@ def snapshot(database_url: str, database: str) -> dict[str, int]:
         ).fetchone()
         wal = conn.execute(f"SELECT {', '.join(WAL)} FROM pg_stat_wal").fetchone()
     assert row is not None and wal is not None
-    return {**dict(zip(COUNTERS, map(int, row), strict=True)),
-            **dict(zip(WAL, map(int, wal), strict=True))}
+    return {
+        **dict(zip(COUNTERS, map(int, row), strict=True)),
+        **dict(zip(WAL, map(int, wal), strict=True)),
+    }
 
 
 def per_workflow(before: dict[str, int], after: dict[str, int], n: int) -> dict[str, float]:
@@ -186,8 +188,13 @@ def _dbos_run(workflow: Any, workflows: int, threads: int) -> dict[str, Any]:
     for t in pool:
         t.join()
     merged = [x for own in latencies for x in own]
-    return {"threads": threads, "workflows": len(merged), "seconds": time.perf_counter() - t0,
-            "p50_ms": _percentile(merged, 0.5), "p99_ms": _percentile(merged, 0.99)}
+    return {
+        "threads": threads,
+        "workflows": len(merged),
+        "seconds": time.perf_counter() - t0,
+        "p50_ms": _percentile(merged, 0.5),
+        "p99_ms": _percentile(merged, 0.99),
+    }
 
 
 def run_dbos(bench: Bench, sizes: CompareSizes) -> Run:
@@ -195,11 +202,24 @@ def run_dbos(bench: Bench, sizes: CompareSizes) -> Run:
     create_database(bench.database_url, DBOS_DATABASE)
 
     def worker(*extra: str) -> dict[str, Any]:
-        cmd = [sys.executable, "-m", "bench.dbos_compare", "dbos-worker", "--url", url,
-               "--workflows", str(sizes.workflows),
-               "--threads", ",".join(map(str, sizes.dbos_threads)), *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.dbos_compare",
+            "dbos-worker",
+            "--url",
+            url,
+            "--workflows",
+            str(sizes.workflows),
+            "--threads",
+            ",".join(map(str, sizes.dbos_threads)),
+            *extra,
+        ]
         done = subprocess.run(  # noqa: S603
-            cmd, cwd=REPO_ROOT, capture_output=True, text=True,
+            cmd,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
             timeout=sizes.seconds * len(sizes.dbos_threads) + 120,
         )
         if done.returncode != 0:
@@ -216,9 +236,15 @@ def run_dbos(bench: Bench, sizes: CompareSizes) -> Run:
     total = sum(r["workflows"] for r in runs) + int(report["warmup"])
     best = max(runs, key=lambda r: r["workflows"] / r["seconds"])
     sweep = ", ".join(f"{r['threads']}t {r['workflows'] / r['seconds']:,.0f}/s" for r in runs)
-    return Run(f"dbos/in-process/{best['threads']}t", best["workflows"], best["seconds"],
-               best["p50_ms"], best["p99_ms"], per_workflow(before, after, total),
-               note=f"DBOS 3.4 @workflow + 3 @step, best of {sweep}")
+    return Run(
+        f"dbos/in-process/{best['threads']}t",
+        best["workflows"],
+        best["seconds"],
+        best["p50_ms"],
+        best["p99_ms"],
+        per_workflow(before, after, total),
+        note=f"DBOS 3.4 @workflow + 3 @step, best of {sweep}",
+    )
 
 
 # --- Waymark ----------------------------------------------------------------------------------
@@ -252,8 +278,10 @@ def _drive(name: str, bench: Bench, sizes: CompareSizes, start: Any, tag: str) -
                 errors.append(e)
 
     began = time.time()
-    clients = [threading.Thread(target=client, args=(k,), daemon=True)
-               for k in range(sizes.waymark_clients)]
+    clients = [
+        threading.Thread(target=client, args=(k,), daemon=True)
+        for k in range(sizes.waymark_clients)
+    ]
     for t in clients:
         t.start()
     deadline = time.monotonic() + sizes.seconds
@@ -280,8 +308,9 @@ def _waymark_in_process(bench: Bench, pool_size: int) -> Iterator[Any]:
     from infrastructure.settings import Settings
     from workers.in_process import InProcessWorkers
 
-    container = build_api(Settings(database_url=bench.database_url, api_keys="k=bench:admin",
-                                   db_pool_size=pool_size))
+    container = build_api(
+        Settings(database_url=bench.database_url, api_keys="k=bench:admin", db_pool_size=pool_size)
+    )
     workers = None
     try:
         workers = InProcessWorkers.start(container.core)
@@ -300,13 +329,17 @@ def run_waymark_in_process(bench: Bench, sizes: CompareSizes, pool_size: int) ->
     with _waymark_in_process(bench, pool_size) as container:
         instances = container.instances
         for i in range(warm):
-            instances.start(StartInstance(TENANT, THREE_STEP["name"], input={"n": i},
-                                          correlation_id="warm-in-process"))
+            instances.start(
+                StartInstance(
+                    TENANT, THREE_STEP["name"], input={"n": i}, correlation_id="warm-in-process"
+                )
+            )
         tag = f"in-process-{time.time_ns()}"
 
         def start(k: int, i: int) -> None:
-            instances.start(StartInstance(TENANT, THREE_STEP["name"], input={"n": i},
-                                          correlation_id=tag))
+            instances.start(
+                StartInstance(TENANT, THREE_STEP["name"], input={"n": i}, correlation_id=tag)
+            )
 
         run = _drive(f"waymark/in-process/{sizes.waymark_clients}c", bench, sizes, start, tag)
     after = snapshot(bench.database_url, "bench")
@@ -321,15 +354,24 @@ def run_waymark_http(bench: Bench, sizes: CompareSizes, pool_size: int) -> Run:
     before = snapshot(bench.database_url, "bench")
     warm = 16
     with serving(bench, pool_size, workers_in_process=True) as base_url:
-        clients = [httpx.Client(base_url=base_url, timeout=30.0,
-                                headers={"Authorization": f"Bearer {API_KEY}"})
-                   for _ in range(sizes.waymark_clients)]
+        clients = [
+            httpx.Client(
+                base_url=base_url, timeout=30.0, headers={"Authorization": f"Bearer {API_KEY}"}
+            )
+            for _ in range(sizes.waymark_clients)
+        ]
         try:
             tag = f"http-{time.time_ns()}"
 
             def start(k: int, i: int, tag: str = tag) -> None:
-                response = clients[k].post("/v1/instances", json={
-                    "definition": THREE_STEP["name"], "input": {"n": i}, "correlation_id": tag})
+                response = clients[k].post(
+                    "/v1/instances",
+                    json={
+                        "definition": THREE_STEP["name"],
+                        "input": {"n": i},
+                        "correlation_id": tag,
+                    },
+                )
                 if response.status_code != 201:
                     raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
 
@@ -363,10 +405,12 @@ def as_results(runs: list[Run]) -> list[Result]:
     for run in runs:
         ratio = f"{run.rate / dbos:.2f}x DBOS" if dbos else ""
         counts = run.per_workflow
-        note = (f"{ratio}; p99 {run.p99_ms or 0:.0f} ms; per wf: {counts.get('xact_commit', 0):.1f} "
-                f"commits, {counts.get('tup_inserted', 0):.1f} ins, "
-                f"{counts.get('tup_updated', 0):.1f} upd, {counts.get('wal_records', 0):.0f} WAL "
-                f"rec, {counts.get('wal_bytes', 0) / 1024:.1f} KB WAL")
+        note = (
+            f"{ratio}; p99 {run.p99_ms or 0:.0f} ms; per wf: {counts.get('xact_commit', 0):.1f} "
+            f"commits, {counts.get('tup_inserted', 0):.1f} ins, "
+            f"{counts.get('tup_updated', 0):.1f} upd, {counts.get('wal_records', 0):.0f} WAL "
+            f"rec, {counts.get('wal_bytes', 0) / 1024:.1f} KB WAL"
+        )
         result = Result(run.name, run.workflows, run.seconds, note=note)
         result.latencies = [(run.p50_ms or 0) / 1000.0]  # p50 column only
         out.append(result)
@@ -375,9 +419,11 @@ def as_results(runs: list[Run]) -> list[Result]:
 
 def format_runs(runs: list[Run]) -> str:
     dbos = runs[0].rate if runs else 0.0
-    header = f"{'run':28} {'wf':>6} {'wf/s':>7} {'vs DBOS':>8} {'p50 ms':>7} {'p99 ms':>7} " \
-             f"{'commits':>7} {'rollbk':>6} {'ins':>6} {'upd':>6} {'fetch':>7} {'WAL rec':>7} " \
-             f"{'WAL KB':>7}"
+    header = (
+        f"{'run':28} {'wf':>6} {'wf/s':>7} {'vs DBOS':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'commits':>7} {'rollbk':>6} {'ins':>6} {'upd':>6} {'fetch':>7} {'WAL rec':>7} "
+        f"{'WAL KB':>7}"
+    )
     lines = [header, "-" * len(header)]
     for r in runs:
         c = r.per_workflow
@@ -393,8 +439,10 @@ def format_runs(runs: list[Run]) -> str:
 
 def as_json(runs: list[Run]) -> list[dict[str, Any]]:
     dbos = runs[0].rate if runs else 0.0
-    return [{**asdict(r), "rate": r.rate, "ratio_to_dbos": r.rate / dbos if dbos else None}
-            for r in runs]
+    return [
+        {**asdict(r), "rate": r.rate, "ratio_to_dbos": r.rate / dbos if dbos else None}
+        for r in runs
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,8 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "dbos-worker":
-        _dbos_worker(args.url, args.workflows, [int(t) for t in args.threads.split(",")],
-                     args.migrate_only)
+        _dbos_worker(
+            args.url, args.workflows, [int(t) for t in args.threads.split(",")], args.migrate_only
+        )
         return 0
     from bench import run as bench_run
 

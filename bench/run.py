@@ -128,7 +128,9 @@ def profile_start_noop(bench: Bench, sizes: Sizes, top: int) -> str:
     return out.getvalue()
 
 
-def _dbos_compare(bench: Bench, args: argparse.Namespace, into: list[dbos_compare.Run]) -> list[Result]:
+def _dbos_compare(
+    bench: Bench, args: argparse.Namespace, into: list[dbos_compare.Run]
+) -> list[Result]:
     into.extend(dbos_compare.compare(bench, args.quick, args.pool_size))
     return dbos_compare.as_results(into)
 

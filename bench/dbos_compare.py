@@ -450,7 +450,7 @@ def as_results(runs: list[Run]) -> list[Result]:
 def format_runs(runs: list[Run]) -> str:
     dbos = runs[0].rate if runs else 0.0
     header = (
-        f"{'run':28} {'wf':>6} {'wf/s':>7} {'vs DBOS':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'run':40} {'wf':>6} {'wf/s':>7} {'vs DBOS':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'commits':>7} {'rollbk':>6} {'ins':>6} {'upd':>6} {'fetch':>7} {'WAL rec':>7} "
         f"{'WAL KB':>7}"
     )
@@ -458,7 +458,7 @@ def format_runs(runs: list[Run]) -> str:
     for r in runs:
         c = r.per_workflow
         lines.append(
-            f"{r.name:28} {r.workflows:>6} {r.rate:>7.1f} {r.rate / dbos if dbos else 0:>7.2f}x "
+            f"{r.name:40} {r.workflows:>6} {r.rate:>7.1f} {r.rate / dbos if dbos else 0:>7.2f}x "
             f"{r.p50_ms or 0:>7.1f} {r.p99_ms or 0:>7.1f} {c.get('xact_commit', 0):>7.1f} "
             f"{c.get('xact_rollback', 0):>6.1f} {c.get('tup_inserted', 0):>6.1f} "
             f"{c.get('tup_updated', 0):>6.1f} {c.get('tup_fetched', 0):>7.0f} "

@@ -42,12 +42,13 @@ class ImmediateCommitter:
 class _Member:
     """One commit waiting in the group committer's queue."""
 
-    __slots__ = ("error", "finished", "leads", "pending")
+    __slots__ = ("error", "finished", "leads", "pending", "saved")
 
     def __init__(self, pending: PendingCommit) -> None:
         self.pending = pending
         self.finished = pending.is_empty
         self.leads = False  # told to lead the next group
+        self.saved = False
         self.error: Exception | None = None
 
 
@@ -124,6 +125,10 @@ class GroupCommitter:
         finally:
             with self._cond:
                 for member in group:
+                    if not member.saved and member.error is None:
+                        # The save was cut short (KeyboardInterrupt, SystemExit in the
+                        # leader): never report success for a commit that may not exist.
+                        member.error = RuntimeError("the group commit was interrupted")
                     member.finished = True
                 if self._queue:
                     self._queue[0].leads = True
@@ -173,3 +178,5 @@ class GroupCommitter:
             self._save([m for m in group if m not in named])
             return
         self.members += len(group)
+        for member in group:
+            member.saved = True

@@ -60,6 +60,7 @@ from infrastructure.policies import (
     cleanup_policy,
     committer_of,
     egress_policy,
+    instance_cache_env,
 )
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.analytics import PostgresAnalyticsQueries
@@ -127,6 +128,7 @@ def _core_on(
     app = WaymarkApplication(
         datastore,
         limits=WriteLimits(settings.max_event_bytes, settings.max_command_bytes),
+        env=instance_cache_env(settings),
     )
     clock = SystemClock()
     server_key = server_secret(datastore, KEYED_INSTANCE_IDS)

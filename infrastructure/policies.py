@@ -74,3 +74,19 @@ def committer_of(settings: Settings, store: InstanceStore) -> Committer:
     if settings.group_commit:
         return GroupCommitter(store, max_group=settings.group_commit_max)
     return ImmediateCommitter(store)
+
+
+def instance_cache_env(settings: Settings) -> dict[str, str]:
+    """The event store's aggregate cache (WAYMARK_INSTANCE_CACHE_SIZE; 0: none).
+
+    eventsourcing's Repository cache: a cached instance is fast-forwarded by the events
+    stored after its version (so other processes' commits are seen) under a per-instance
+    lock, and every `get` returns a deep copy, so a command that fails or loses a race
+    leaves the cached copy as it was."""
+    if settings.instance_cache_size <= 0:
+        return {}
+    return {
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.instance_cache_size),
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
+    }

@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     group_commit: bool = True
     # At most this many commands in one shared transaction.
     group_commit_max: int = Field(default=64, ge=1)
+    # Instances kept in memory per process (LRU) so a command reads only the events stored
+    # since (eventsourcing's fast-forwarding aggregate cache) instead of replaying all of
+    # them; commands work on copies. 0 switches it off.
+    instance_cache_size: int = Field(default=1000, ge=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

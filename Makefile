@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 # `make run` needs only the package; `make test` also the test tools (ruff, mypy, ...).
 STAMP      := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: run test unit bench lint fmt migrate install install-test clean
 
@@ -39,8 +40,13 @@ test: $(TEST_STAMP)
 unit: $(TEST_STAMP)
 	$(BIN)/pytest -q tests/unit
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.run
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $(STAMP) $(BENCH_STAMP)
+
+# BENCH_ARGS=--quick for the under-a-minute run.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

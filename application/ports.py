@@ -104,6 +104,10 @@ class Committer(Protocol):
     def commit(self, pending: PendingCommit) -> None:
         """Store `pending`, or raise ConcurrencyConflictError / DuplicateIdempotencyKeyError."""
 
+    def commit_all(self, pendings: Sequence[PendingCommit]) -> list[Exception | None]:
+        """Store each of `pendings` (in one transaction where they can share one); the error
+        each one's commit raised, or None, in their order."""
+
 
 @dataclass(frozen=True)
 class PublishedDefinition:

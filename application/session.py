@@ -445,16 +445,7 @@ class CommandRunner:
                 if time.monotonic() + pause > deadline:
                     break
                 time.sleep(pause)
-            session = CommandAttempt(
-                self.store,
-                self.definitions,
-                self.admission,
-                self.clock,
-                delivery=self.delivery,
-                public_url=self.public_url,
-                for_each=self.for_each,
-                max_depth=self.max_depth,
-            )
+            session = self.new_attempt()
             result = command(session)
             pending = session.prepare()
             try:
@@ -468,6 +459,18 @@ class CommandRunner:
                     listener(committed)
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])
+
+    def new_attempt(self) -> CommandAttempt:
+        return CommandAttempt(
+            self.store,
+            self.definitions,
+            self.admission,
+            self.clock,
+            delivery=self.delivery,
+            public_url=self.public_url,
+            for_each=self.for_each,
+            max_depth=self.max_depth,
+        )
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter (AWS's "Exponential Backoff And Jitter"): uniform in [0, base·2^n]."""

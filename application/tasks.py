@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from application.batch import run_batch
 from application.commands import CancelTask, ClaimTask, CompleteTask, DelegateTask
 from application.errors import InvalidDataError, TaskNotFoundError
 from application.idempotency import KeyedCommands, fingerprint, stored_result
@@ -133,6 +135,21 @@ class ActivityService:
         A result the instance cannot store fails the node (`domain.values`); NULs in an
         action's output are replaced (U+FFFD), noted here in the log.
         """
+        return bool(self.runner.run(self._command(activity, result), activity.instance_id))
+
+    def record_many(
+        self, results: Sequence[tuple[ActivityRow, ActionResult]]
+    ) -> list[bool | Exception]:
+        """Record several results, committed together where they can be (group commit):
+        for each, what `record` would return, or the exception it would raise."""
+        commands = [(self._command(a, r), a.instance_id) for a, r in results]
+        return [
+            o if isinstance(o, Exception) else bool(o) for o in run_batch(self.runner, commands)
+        ]
+
+    def _command(
+        self, activity: ActivityRow, result: ActionResult
+    ) -> Callable[[CommandAttempt], bool]:
         if result.ok and contains_nul(result.output):
             logger.warning(
                 "activity %s attempt %d: NUL characters in the result replaced by U+FFFD",
@@ -156,7 +173,7 @@ class ActivityService:
                 env=session.env,
             )
 
-        return self.runner.run(command, activity.instance_id)
+        return command
 
     def fail_unrecordable(self, activity: ActivityRow, reason: str) -> bool:
         """Fail the attempt for good: its result could not be recorded, so it must not run

@@ -229,8 +229,10 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serving(bench: Bench, pool_size: int) -> Iterator[str]:
-    """`waymark serve` on a free 127.0.0.1 port, until ready; SIGTERM after. Its base URL."""
+def serving(bench: Bench, pool_size: int, *, workers_in_process: bool = False) -> Iterator[str]:
+    """`waymark serve` on a free 127.0.0.1 port, until ready; SIGTERM after. Its base URL.
+
+    `workers_in_process`: the task and timer workers run in the server's process too."""
     import httpx
 
     port = _free_port()
@@ -243,7 +245,7 @@ def serving(bench: Bench, pool_size: int) -> Iterator[str]:
         {
             "DATABASE_URL": bench.database_url,
             "WAYMARK_API_KEYS": API_KEYS,
-            "WAYMARK_RUN_WORKERS_IN_PROCESS": "false",
+            "WAYMARK_RUN_WORKERS_IN_PROCESS": str(workers_in_process).lower(),
             "WAYMARK_DB_POOL_SIZE": str(pool_size),
             # INFO would log every request (uvicorn's access log) on the measured path.
             "WAYMARK_LOG_LEVEL": "WARNING",

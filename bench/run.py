@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import logging
 import os
 import platform
@@ -27,9 +28,10 @@ import traceback
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 
-from bench import cases
+from bench import cases, dbos_compare
 from bench.cases import FULL, QUICK, Sizes
 from bench.harness import STOP, THREADS, Bench, Result, environment, progress, warm_up
 
@@ -40,6 +42,7 @@ BENCHMARKS = (
     "raw-commit",
     "http-start",
     "expressions",
+    "dbos-compare",
 )
 NEEDS_DATABASE = frozenset(BENCHMARKS) - {"expressions"}
 
@@ -74,7 +77,7 @@ def format_table(results: list[Result]) -> str:
         )
         for r in results
     ]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(header)]
     right = {1, 2, 3, 4, 5, 6}
 
     def line(cells: tuple[str, ...]) -> str:
@@ -125,6 +128,50 @@ def profile_start_noop(bench: Bench, sizes: Sizes, top: int) -> str:
     return out.getvalue()
 
 
+def _dbos_compare(
+    bench: Bench, args: argparse.Namespace, into: list[dbos_compare.Run]
+) -> list[Result]:
+    into.extend(dbos_compare.compare(bench, args.quick, args.pool_size))
+    return dbos_compare.as_results(into)
+
+
+RESULTS_JSON = Path(__file__).resolve().parent / "results.json"
+
+
+def _write_json(
+    args: argparse.Namespace,
+    results: list[Result],
+    compared: list[dbos_compare.Run],
+    total: float,
+    server_info: str,
+) -> None:
+    document = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "postgres": server_info,
+        "seconds": round(total, 1),
+        "table": [
+            {
+                "name": r.name,
+                "ops": r.ops,
+                "seconds": r.seconds,
+                "rate": r.rate,
+                "p50_ms": r.percentile(0.50),
+                "p95_ms": r.percentile(0.95),
+                "p99_ms": r.percentile(0.99),
+                "errors": r.errors,
+                "note": r.note,
+            }
+            for r in results
+        ],
+        "dbos_compare": dbos_compare.as_json(compared),
+    }
+    RESULTS_JSON.write_text(json.dumps(document, indent=2) + "\n")
+    progress(f"wrote {RESULTS_JSON}")
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -161,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = list(BENCHMARKS) if not args.only else [b for b in BENCHMARKS if b in args.only]
     needs_database = args.profile or bool(NEEDS_DATABASE & set(selected))
     results: list[Result] = []
+    compared: list[dbos_compare.Run] = []
     failed: list[str] = []
     began = time.perf_counter()
     try:
@@ -177,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                 "raw-commit": lambda: cases.bench_raw_commit(bench, sizes),
                 "http-start": lambda: cases.bench_http_start(bench, sizes, args.pool_size),
                 "expressions": lambda: cases.bench_expressions(bench, sizes),
+                "dbos-compare": lambda: _dbos_compare(bench, args, compared),
             }
             for name in selected:
                 if STOP.is_set():
@@ -204,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{bench.server_info}, unix socket, embedded (pgserver)")
     print()
     print(format_table(results))
+    if compared:
+        print("\nSide by side with DBOS (same PostgreSQL server, per-workflow counts):\n")
+        print(dbos_compare.format_runs(compared))
+    _write_json(args, results, compared, total, bench.server_info)
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (see stderr)")
         return 1

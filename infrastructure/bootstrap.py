@@ -55,7 +55,14 @@ from infrastructure.container import (
 )
 from infrastructure.cron import CroniterCalendar
 from infrastructure.embedded_postgres import EmbeddedPostgres
-from infrastructure.policies import action_retry_policy, breaker_rule, cleanup_policy, egress_policy
+from infrastructure.policies import (
+    action_retry_policy,
+    breaker_rule,
+    cleanup_policy,
+    committer_of,
+    egress_policy,
+    instance_cache_env,
+)
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.analytics import PostgresAnalyticsQueries
 from infrastructure.postgres.cleanup import PostgresCleanupStore
@@ -122,6 +129,7 @@ def _core_on(
     app = WaymarkApplication(
         datastore,
         limits=WriteLimits(settings.max_event_bytes, settings.max_command_bytes),
+        env=instance_cache_env(settings),
     )
     clock = SystemClock()
     server_key = server_secret(datastore, KEYED_INSTANCE_IDS)
@@ -161,6 +169,7 @@ def _core_on(
             public_url=settings.public_url,
             for_each=ForEachLimits(settings.for_each_max_items, settings.for_each_batch_size),
             max_depth=settings.max_sub_workflow_depth,
+            committer=committer_of(settings, store),
         ),
         connections=_connections(settings),
         server_key=server_key,

@@ -1,5 +1,6 @@
 """Settings turned into the policy objects the services take: retention and cleanup, and
-the outbound calls of actions (circuit-breaker rule, retries within an attempt, egress).
+the outbound calls of actions (circuit-breaker rule, retries within an attempt, egress),
+and the committer (group commit).
 Kept apart from the composition roots (`bootstrap.py`), which only wire what these give."""
 
 from __future__ import annotations
@@ -7,6 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from application.cleanup import CleanupPolicy
+from application.commit import GroupCommitter, ImmediateCommitter
+from application.ports import Committer, InstanceStore
 from domain.retention import MAX_RETENTION, Retention, parse_retention
 from infrastructure.actions.breakers import BreakerRule
 from infrastructure.actions.outbound import EgressPolicy, RetryPolicy
@@ -64,3 +67,26 @@ def egress_policy(settings: Settings) -> EgressPolicy:
     return EgressPolicy.parse(
         settings.egress_allow, production=not settings.dev_mode, guard=settings.egress_guard
     )
+
+
+def committer_of(settings: Settings, store: InstanceStore) -> Committer:
+    """Group commit (WAYMARK_GROUP_COMMIT, on by default) or one transaction per command."""
+    if settings.group_commit:
+        return GroupCommitter(store, max_group=settings.group_commit_max)
+    return ImmediateCommitter(store)
+
+
+def instance_cache_env(settings: Settings) -> dict[str, str]:
+    """The event store's aggregate cache (WAYMARK_INSTANCE_CACHE_SIZE; 0: none).
+
+    eventsourcing's Repository cache: a cached instance is fast-forwarded by the events
+    stored after its version (so other processes' commits are seen) under a per-instance
+    lock, and every `get` returns a deep copy, so a command that fails or loses a race
+    leaves the cached copy as it was."""
+    if settings.instance_cache_size <= 0:
+        return {}
+    return {
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.instance_cache_size),
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
+    }

@@ -180,6 +180,17 @@ class Settings(BaseSettings):
     # a batch of `emit` items exceeds the emits one command may settle (application/session.py).
     for_each_batch_size: int = Field(default=50, ge=1, le=10_000)
 
+    # --- Group commit (docs/performance.md) ---------------------------------------------
+    # Commands arriving together on different threads share one transaction (and one
+    # fsync'd COMMIT); each caller still gets its own outcome. false: one transaction each.
+    group_commit: bool = True
+    # At most this many commands in one shared transaction.
+    group_commit_max: int = Field(default=64, ge=1)
+    # Instances kept in memory per process (LRU) so a command reads only the events stored
+    # since (eventsourcing's fast-forwarding aggregate cache) instead of replaying all of
+    # them; commands work on copies. 0 switches it off.
+    instance_cache_size: int = Field(default=1000, ge=0)
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def dev_mode(self) -> bool:

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from application.errors import CommandConflictError
 from application.ports import ActionResult, ConcurrencyConflictError
@@ -118,18 +118,19 @@ class TaskWorker:
         self._pool.shutdown(wait=wait, cancel_futures=True)
         return self.running
 
-    def _run(self, row: ActivityRow, claimed_at: float) -> None:
+    def _run(self, row: ActivityRow, claimed_at: float) -> ActionResult | None:
         with self._lock:
             self._running += 1
         try:
-            self._execute(row, claimed_at)
+            return self._execute(row, claimed_at)
         finally:
             with self._lock:
                 self._running -= 1
 
-    def _wait_for_batch(self, futures: dict[Future[None], ActivityRow]) -> None:
-        """Wait for the batch; once stopping, hand back what has not started and, when the
-        grace period is over, the leases of what still runs."""
+    def _wait_for_batch(self, futures: dict[Future[ActionResult | None], ActivityRow]) -> None:
+        """Wait for the batch, recording the results of the actions that finished together
+        in one go (`_record_all`); once stopping, hand back what has not started and, when
+        the grace period is over, the leases of what still runs."""
         pending = set(futures)
         while pending:
             left = self.runner.time_left()
@@ -141,7 +142,8 @@ class TaskWorker:
                     self._abandon([futures[f] for f in pending])
                     return
             timeout = STOP_CHECK_SECONDS if left is None else min(left, STOP_CHECK_SECONDS)
-            _, pending = wait(pending, timeout=timeout)
+            done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            self._record_all([(futures[f], r) for f in done if (r := _result_of(f))])
 
     def _abandon(self, rows: list[ActivityRow]) -> None:
         # The grace period is over and these actions still run: give their leases up so
@@ -157,17 +159,18 @@ class TaskWorker:
             )
             self._release(row)
 
-    def _execute(self, row: ActivityRow, claimed_at: float) -> None:
+    def _execute(self, row: ActivityRow, claimed_at: float) -> ActionResult | None:
+        """Run the action; its result to record, or None when it is handled already."""
         if self.runner.stopping or self._lease_too_short(row, claimed_at):
             # Not started yet: hand it back so another worker (or this one, later) takes it
             # with a fresh lease rather than running it when our lease may already be gone.
             self._release(row)
-            return
+            return None
         if self._unrecorded_runs(row) >= MAX_UNRECORDED_RUNS:
             # This worker ran the attempt that often and never got its result recorded:
             # running the side effect again would not mend that.
             self._fail_attempt(row, f"it ran {MAX_UNRECORDED_RUNS} times without being recorded")
-            return
+            return None
         try:
             result = self.actions.run(
                 row.action,
@@ -180,8 +183,8 @@ class TaskWorker:
             result = ActionResult(ok=False, error=f"{type(exc).__name__}: {exc}", retryable=True)
         if result.deferred_until is not None:
             self._defer(row, result)
-            return
-        self._record(row, result)
+            return None
+        return result
 
     def _defer(self, row: ActivityRow, result: ActionResult) -> None:
         # The action did not run (its target's circuit breaker is open): no result is
@@ -204,11 +207,23 @@ class TaskWorker:
             return
         self.runner.wake_in((until - self.clock.now()).total_seconds())
 
-    def _record(self, row: ActivityRow, result: ActionResult) -> None:
-        key = (row.id, row.attempt)
+    def _record_all(self, results: list[tuple[ActivityRow, ActionResult]]) -> None:
+        """Record results that are ready together: decided one by one, committed in one
+        transaction where they can share one (`ActivityService.record_many`)."""
+        if not results:
+            return
         try:
-            recorded = self.activities.record(row, result)
-        except Exception as exc:
+            outcomes = self.activities.record_many(results)
+        except Exception as exc:  # record_many keeps each outcome apart; this is a backstop
+            outcomes = [exc] * len(results)
+        for (row, result), outcome in zip(results, outcomes, strict=True):
+            self._recorded(row, result, outcome)
+
+    def _recorded(self, row: ActivityRow, result: ActionResult, outcome: bool | Exception) -> None:
+        key = (row.id, row.attempt)
+        recorded = outcome
+        if isinstance(outcome, Exception):
+            exc = outcome
             self._note_unrecorded(key)
             if is_transient(exc):
                 # Left leased: when the lease expires the activity is claimed and run again
@@ -223,10 +238,11 @@ class TaskWorker:
                 return
             # The same result would fail the same way on every run: fail the attempt once
             # instead of repeating its side effect every lease period.
-            logger.exception(
+            logger.error(
                 "activity %s attempt %d: the result cannot be recorded; failing the attempt",
                 row.id,
                 row.attempt,
+                exc_info=exc,
             )
             self._fail_attempt(row, f"{type(exc).__name__}: {exc}")
             return
@@ -273,6 +289,16 @@ class TaskWorker:
             self.queue.release(row.id, row.attempt)
         except Exception:
             logger.exception("activity %s: release failed; its lease will expire", row.id)
+
+
+def _result_of(future: Future[ActionResult | None]) -> ActionResult | None:
+    if future.cancelled():
+        return None
+    error = future.exception()
+    if error is not None:  # _execute handles its own errors; this is a backstop
+        logger.error("a task worker thread raised", exc_info=error)
+        return None
+    return future.result()
 
 
 def main(container: TaskWorkerContainer) -> None:

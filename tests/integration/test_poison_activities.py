@@ -61,6 +61,10 @@ class FailingRecorder:
     def record(self, activity: Any, result: ActionResult) -> bool:
         raise self.error
 
+    def record_many(self, results: list[Any]) -> list[Exception]:
+        # The batch form the worker uses: each result's outcome is the error.
+        return [self.error for _ in results]
+
     def fail_unrecordable(self, activity: Any, reason: str) -> bool:
         if self.failures_too:
             raise self.error

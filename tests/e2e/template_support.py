@@ -4,14 +4,15 @@ Teams and Twilio), and small helpers to drive tasks, events and sinks."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.e2e.conftest import (
     Server,
@@ -23,7 +24,7 @@ from tests.e2e.conftest import (
     unique,
     wait_for,
 )
-from tests.smtp_server import Received, SmtpServer, smtp_server
+from tests.smtp_server import Received, SmtpServer
 
 SLACK_TOKEN = "xoxb-templates-0123"  # noqa: S105 - a test value
 SLACK_ALERTS_HOOK = "/slack-alerts/T000/B000/hook"
@@ -61,23 +62,14 @@ def connections_for(target: Target, smtp: SmtpServer) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def server(
-    module_database_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    target: Target,
-    smtp: SmtpServer,
+@contextlib.contextmanager
+def library_server(
+    database_url: str, workdir: Path, target: Target, smtp: SmtpServer
 ) -> Iterator[Server]:
-    workdir = tmp_path_factory.mktemp("waymark-templates")
+    """`waymark serve` with the library's connections (the module's `server` fixture)."""
     path = workdir / "connections.json"
     path.write_text(json.dumps(connections_for(target, smtp)))
-    env = server_env(module_database_url, workdir, WAYMARK_CONNECTIONS_FILE=str(path))
+    env = server_env(database_url, workdir, WAYMARK_CONNECTIONS_FILE=str(path))
     target.reply("/slack/api/", SLACK_REPLY)
     target.reply("/twilio/", SMS_REPLY)
     with serving(env, workdir) as running:

@@ -8,6 +8,7 @@ is a scenario for every template the server lists."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import (
     TENANT_SECRETS,
+    Server,
     Target,
     instance,
     open_bookmark,
@@ -25,25 +27,42 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
-from tests.e2e.template_support import (  # noqa: F401 - fixtures used by pytest
+from tests.e2e.template_support import (
     SLACK_ALERTS_HOOK,
     SLACK_REPLY,
     SLACK_TOKEN,
     TEAMS_HOOK,
     Run,
     Scenario,
+    library_server,
     new_run,
-    server,
-    smtp,
     sms_form,
 )
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, smtp_server
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def library(server: Any) -> dict[str, dict[str, Any]]:
+def smtp() -> Iterator[SmtpServer]:
+    with smtp_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(
+    module_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    target: Target,
+    smtp: SmtpServer,
+) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("waymark-templates")
+    with library_server(module_database_url, workdir, target, smtp) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def library(server: Server) -> dict[str, dict[str, Any]]:
     """Every template instantiated once for acme under its own name (document-review starts
     document-signature by name; alert-routing's incident.opened starts incident-escalation)."""
     with server.client("k-acme") as client:

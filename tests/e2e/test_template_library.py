@@ -482,6 +482,21 @@ def document_review(run: Run) -> None:
     assert done["output"]["signed_at"] == "2026-12-02T09:00:00Z"
     assert instance(run.client, child_id)["status"] == "completed"
 
+    # A declined signature fails the child, and the parent takes its error route
+    declined = unique("doc")
+    view = start(
+        run.client,
+        "document-review",
+        input={**view["input"], "document_id": declined, "title": f"NDA {declined}"},
+    )
+    run.complete(view["id"], "review", outcome="approve")
+    child_id = open_bookmark(run.waiting_at(view["id"], "sign"), "sign")["child_id"]
+    run.waiting_at(child_id, "await_signature")
+    run.event("esign.completed", declined, {"status": "declined", "reason": "no"})
+    failed = wait_for_status(run.client, view["id"], "failed")
+    assert failed["error"]["message"] == "the document was not signed"
+    assert "the signer declined to sign" in failed["error"]["output"]["reason"]
+
 
 SCENARIOS: dict[str, Scenario] = {
     "access-request": access_request,

@@ -126,8 +126,8 @@ def flowchart(definition: dict[str, Any]) -> str:
     for index, trigger in enumerate(definition.get("triggers", [])):
         lines.append(f'    trigger_{index}>"{_text(_trigger_text(trigger))}"] -.-> {start}')
     for route in definition["routes"]:
-        label = _route_label(route)
-        arrow = f'-->|"{_text(label, 40)}"|' if label else "-->"
+        edge = _route_label(route)
+        arrow = f'-->|"{_text(edge, 40)}"|' if edge else "-->"
         lines.append(f"    {_id(route['from'])} {arrow} {_id(route['to'])}")
     lines.append("    classDef failed fill:#fde7e9,stroke:#c62828")
     lines.append("    classDef trigger fill:#e8f0fe,stroke:#1a73e8")

@@ -225,6 +225,7 @@ _TRIGGERS: dict[str, tuple[dict[str, Checker], tuple[str, ...]]] = {
     "webhook": ({"type": skip, "name": string}, ()),
     "schedule": ({"type": skip, "name": string, "cron": _cron, "timezone": _timezone}, ("cron",)),
 }
+TRIGGER_TYPES = tuple(_TRIGGERS)  # every trigger kind a definition may declare
 
 
 def _triggers(report: Report, parts: Path, value: Any) -> None:

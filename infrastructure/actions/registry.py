@@ -74,6 +74,11 @@ class ActionRegistry:
         """The built-in `http` handler (its egress policy, its client)."""
         return self._http
 
+    def types(self) -> list[str]:
+        """Every action type it runs now (built-ins, and those registered so far), sorted."""
+        with self._lock:
+            return sorted({*self._handlers, *self._connected})
+
     def register(self, type_name: str, handler: ActionHandler) -> None:
         """Add (or replace, built-ins included) the handler of an action type."""
         with self._lock:

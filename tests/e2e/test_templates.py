@@ -28,11 +28,22 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.e2e
 
 TEMPLATE_IDS = {
-    "purchase-approval",
-    "employee-onboarding",
-    "order-fulfilment",
-    "incident-escalation",
+    "access-request",
+    "alert-routing",
+    "change-request",
+    "customer-onboarding",
+    "daily-report",
+    "document-review",
     "document-signature",
+    "employee-onboarding",
+    "expense-report",
+    "incident-escalation",
+    "invoice-approval",
+    "leave-request",
+    "order-fulfilment",
+    "purchase-approval",
+    "refund",
+    "vendor-onboarding",
 }
 
 

@@ -29,11 +29,22 @@ from infrastructure.template_catalog import (
 from tests.unit.engine_support import FakeEnv, only_open, start
 
 EXPECTED_IDS = {
-    "purchase-approval",
-    "employee-onboarding",
-    "order-fulfilment",
-    "incident-escalation",
+    "access-request",
+    "alert-routing",
+    "change-request",
+    "customer-onboarding",
+    "daily-report",
+    "document-review",
     "document-signature",
+    "employee-onboarding",
+    "expense-report",
+    "incident-escalation",
+    "invoice-approval",
+    "leave-request",
+    "order-fulfilment",
+    "purchase-approval",
+    "refund",
+    "vendor-onboarding",
 }
 TEMPLATES = PackagedTemplateCatalog().list()
 
@@ -49,10 +60,10 @@ def definition_of(template_id: str) -> Definition:
 # --- the catalog ----------------------------------------------------------------------------
 
 
-def test_catalog_lists_the_five_templates_by_id() -> None:
+def test_catalog_lists_the_sixteen_templates_by_id() -> None:
     ids = [t.id for t in TEMPLATES]
     assert set(ids) == EXPECTED_IDS
-    assert len(ids) == len(set(ids)) == 5
+    assert len(ids) == len(set(ids)) == 16
     assert ids == sorted(ids)
 
 

@@ -9,12 +9,13 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from application.commands import StartInstance
-from tests.e2e.conftest import API_KEYS
-from tests.e2e.worker_processes import WorkerProcess
+from tests.e2e.conftest import API_KEYS, server_env, wait_for
+from tests.e2e.worker_processes import WorkerProcess, parse_time
 
 TENANT = "acme"
 # One line per timer batch that did something (workers/timer_worker.py).
@@ -109,3 +110,37 @@ def _at(data: dict[str, Any]) -> datetime:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+POLL = "30"  # seconds: anything prompt comes from a wake-up or an alarm, not a poll
+
+
+def env_of(database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return server_env(database_url, tmp_path, WAYMARK_TIMER_POLL_INTERVAL=POLL, **extra)
+
+
+def start_one(container: Any, definition: dict[str, Any], **body: Any) -> tuple[UUID, datetime]:
+    """Publish `definition`, start one instance; its id and its timer's due time."""
+    container.definitions.publish(TENANT, definition)
+    view, _ = container.instances.start(StartInstance(TENANT, definition["name"], **body))
+    assert view["status"] == "suspended", view
+    return UUID(view["id"]), parse_time(view["bookmarks"][0]["due_at"])
+
+
+def status_of(container: Any, instance_id: UUID) -> str:
+    return next(iter(statuses(container, [instance_id])))
+
+
+def wait_completed(container: Any, instance_id: UUID, timeout: float = 15.0) -> None:
+    wait_for(
+        lambda: status_of(container, instance_id) == "completed",
+        timeout=timeout,
+        what=f"instance {instance_id} completed",
+    )
+
+
+def lateness(container: Any, instance_id: UUID, due: datetime) -> float:
+    seen = firings(container, instance_id)
+    assert len(seen.resumed) == 1, f"fired {len(seen.resumed)} times"
+    assert seen.pause_completed == 1 and seen.ended
+    return (seen.resumed[0] - due).total_seconds()

@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     # None = on in production (DATABASE_URL set), loopback-only-allowed in development.
     egress_allow: str = ""
     egress_guard: bool | None = None
+    # --- Timer firing at scale (issue 8, bench/timers.py) ---
+    # Due timers of one batch stored together, this many per transaction (1 = one
+    # transaction per timer). Each is still its own command under optimistic concurrency.
+    timer_commit_group: int = Field(default=50, ge=1, le=1000)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -4,7 +4,8 @@ The timer worker fires a batch of due timers this way (`TimerService`): one comm
 many instances instead of one each, so the events table's exclusive lock, the round trips
 and the WAL flush are paid once per group. What each command means does not change —
 each is decided by its own `CommandAttempt` on fresh state, exactly as `CommandRunner.run`
-would, and optimistic concurrency still guards every instance: the group's save is one
+would, and optimistic concurrency still guards every instance (the group's instances are read in
+one query, `InstanceStore.get_many`, before the decisions): the group's save is one
 transaction, so it stores all of its commits or none. A command whose commit collides
 (another replica fired that timer first) is taken out of the group and handed back to the
 caller, who runs it alone through `CommandRunner.run` (re-decided, retried); the others
@@ -50,8 +51,13 @@ def run_grouped(
     with runner.holding(targets):
         decided: list[tuple[K, T, PendingCommit]] = []
         touched: set[UUID] = set()
-        for key, _target, command in commands:
+        # One read for the whole group; a target named twice is loaded again by its second
+        # command (each attempt must own its aggregates).
+        loaded = runner.store.get_many(targets)
+        for key, target, command in commands:
             session = runner.attempt()
+            if target in loaded:
+                session.instances[target] = loaded.pop(target)
             try:
                 result = command(session)
                 pending = session.prepare()

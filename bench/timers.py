@@ -20,6 +20,7 @@ import logging
 import os
 import pstats
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 from typing import Any
 from uuid import UUID
 
@@ -276,6 +278,11 @@ def bench_timers(bench: Bench, count: int, window: float = 10.0, replicas: int =
     return as_results(measured)
 
 
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    STOP.set()
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--timers", type=int, default=10_000)
@@ -290,6 +297,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.simplefilter("ignore")
+    # SIGTERM like Ctrl-C: the workers, PostgreSQL and the temporary directory are removed.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     with environment(database=True, pool_size=8, definitions=[DEFINITION]) as bench:
         measured = measure(
             bench,

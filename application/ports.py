@@ -163,6 +163,10 @@ class InstanceStore(Protocol):
         for than a missing one (no timing oracle on its size).
         """
 
+    def get_many(self, instance_ids: Sequence[UUID]) -> dict[UUID, WorkflowInstance]:
+        """The instances among `instance_ids` that exist, read together (one query on
+        PostgreSQL; no tenant check: for workers acting on ids they read themselves)."""
+
     def save(
         self,
         changes: Sequence[WorkflowInstance | WorkflowInstance.Event],

@@ -449,18 +449,15 @@ class CommandRunner:
             result = command(session)
             pending = session.prepare()
             try:
-                self.committer.commit(pending)
+                self.commit(pending)
             except ConcurrencyConflictError as e:
                 conflict = e
                 continue
-            if pending.events:
-                committed = list(pending.events)
-                for listener in self.on_commit:
-                    listener(committed)
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])
 
     def new_attempt(self) -> CommandAttempt:
+        """A fresh attempt (one decision on current state)."""
         return CommandAttempt(
             self.store,
             self.definitions,
@@ -471,6 +468,23 @@ class CommandRunner:
             for_each=self.for_each,
             max_depth=self.max_depth,
         )
+
+    def commit(self, pending: PendingCommit) -> None:
+        """Store a prepared commit, then tell the `on_commit` listeners what it stored."""
+        self.committer.commit(pending)
+        if pending.events:
+            committed = list(pending.events)
+            for listener in self.on_commit:
+                listener(committed)
+
+    @contextlib.contextmanager
+    def holding(self, targets: Iterable[UUID]) -> Iterator[None]:
+        """Hold the per-instance locks of `targets` (application/grouped.py)."""
+        if self.locks is None:
+            yield
+            return
+        with self.locks.holding(targets):
+            yield
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter (AWS's "Exponential Backoff And Jitter"): uniform in [0, base·2^n]."""

@@ -2,19 +2,23 @@
 and a task past its SLA takes its `timeout` route or is escalated (`engine.escalate`, once:
 the command is guarded by optimistic concurrency and the bookmark records the escalation).
 
-Each row is fired on its own: one whose firing fails unexpectedly is set aside with its
-error (the due query skips it from then on) and the rows behind it still fire, so one
-tenant's poisoned timer cannot stop every tenant's timers. A set-aside row is retried when
-its bookmark changes: resume it by hand (`POST …/bookmarks/{id}/resume`) or cancel the
-instance.
+Each row is fired by a command of its own: one whose firing fails unexpectedly is set aside
+with its error (the due query skips it from then on) and the rows behind it still fire, so
+one tenant's poisoned timer cannot stop every tenant's timers. A batch's commands are
+stored `group_size` at a time in one transaction (application/grouped.py); a command whose
+commit collides, or that shares an instance with another in its group, runs alone. A
+set-aside row is retried when its bookmark changes: resume it by hand
+(`POST …/bookmarks/{id}/resume`) or cancel the instance.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from uuid import UUID
 
 from application.errors import CommandConflictError, InstanceNotFoundError
+from application.grouped import run_grouped
 from application.ports import Clock, DueTimers
 from application.read_models import BookmarkRow
 from application.session import CommandAttempt, CommandRunner
@@ -28,19 +32,42 @@ class TimerService:
     """Fires the timers whose due time has passed."""
 
     def __init__(
-        self, runner: CommandRunner, timers: DueTimers, clock: Clock, *, sla_escalation: bool = True
+        self,
+        runner: CommandRunner,
+        timers: DueTimers,
+        clock: Clock,
+        *,
+        sla_escalation: bool = True,
+        group_size: int = 1,
     ):
         self.runner = runner
+        self.group_size = max(1, group_size)  # WAYMARK_TIMER_COMMIT_GROUP
         self.sla_escalation = sla_escalation  # WAYMARK_SLA_ESCALATION: off marks overdue only
         self.timers = timers
         self.clock = clock
         self.set_aside_total = 0  # set aside by this process since it started
+        # Claimed here but found handled already (fired by another replica, resumed,
+        # cancelled): with timer leases, replicas seldom try the same timer.
+        self.already_handled_total = 0
 
     def fire_due(self, limit: int) -> int:
         """Fire up to `limit` due timers; the number that fired here."""
+        rows = self.timers.due(self.clock.now(), limit)
+        if self.group_size == 1:
+            return sum(1 for row in rows if self._fire(row))
         fired = 0
-        for row in self.timers.due(self.clock.now(), limit):
-            if self._fire(row):
+        for start in range(0, len(rows), self.group_size):
+            fired += self._fire_group(rows[start : start + self.group_size])
+        return fired
+
+    def _fire_group(self, rows: list[BookmarkRow]) -> int:
+        """Fire `rows` in one transaction; the ones handed back fire alone."""
+        outcome = run_grouped(self.runner, [(r.id, r.instance_id, self._command(r)) for r in rows])
+        fired = sum(1 for acted in outcome.results.values() if acted)
+        for row in rows:
+            if row.id in outcome.errors:
+                self._failed(row, outcome.errors[row.id])
+            elif row.id in outcome.alone and self._fire(row):
                 fired += 1
         return fired
 
@@ -58,7 +85,7 @@ class TimerService:
     def set_aside_for(self, tenant: str, instance_id: UUID) -> list[BookmarkRow]:
         return self.timers.set_aside_for(tenant, instance_id)
 
-    def _fire(self, row: BookmarkRow) -> bool:
+    def _command(self, row: BookmarkRow) -> Callable[[CommandAttempt], bool]:
         def command(session: CommandAttempt) -> bool:
             instance = session.load(row.instance_id)
             definition = session.definition_of(instance)
@@ -74,21 +101,26 @@ class TimerService:
             engine.fire_timer(instance, definition, row.id, session.env)
             return True
 
+        return command
+
+    def _fire(self, row: BookmarkRow) -> bool:
         try:
-            acted = self.runner.run(command, row.instance_id)
-        except (BookmarkNotOpenError, InstanceNotActiveError, InstanceNotFoundError):
+            return self.runner.run(self._command(row), row.instance_id)
+        except Exception as e:  # noqa: BLE001 - classified below
+            self._failed(row, e)
+            return False
+
+    def _failed(self, row: BookmarkRow, error: Exception) -> None:
+        if isinstance(error, (BookmarkNotOpenError, InstanceNotActiveError, InstanceNotFoundError)):
             # Resumed, cancelled or fired by another worker since we read it: nothing to do.
             log.debug("timer %s of instance %s was already handled", row.id, row.instance_id)
-            return False
-        except CommandConflictError:
+            self.already_handled_total += 1
+        elif isinstance(error, CommandConflictError):
             # The instance kept changing under us: transient, the next tick tries again.
             log.info("timer %s of instance %s: conflict, retried later", row.id, row.instance_id)
             self.timers.release(row.id)  # not left to its lease: the next tick may take it
-            return False
-        except Exception as e:  # noqa: BLE001 - any other failure sets this row aside
-            self._set_aside(row, e)
-            return False
-        return acted
+        else:  # any other failure sets this row aside
+            self._set_aside(row, error)
 
     def _set_aside(self, row: BookmarkRow, error: Exception) -> None:
         message = f"{type(error).__name__}: {error}"

@@ -3,7 +3,8 @@
 Starts its own embedded PostgreSQL (pgserver, unix socket only) in a temporary directory,
 applies the real migrations, builds the production Container with `build_api(Settings(...))`
 and measures the command path, the task worker, the raw event-store commit, the HTTP API
-(`waymark serve` under uvicorn on 127.0.0.1) and the expression interpreter. Prints one
+(`waymark serve` under uvicorn on 127.0.0.1), the expression interpreter and the lateness
+of timers fired by real `waymark worker timers` processes (bench/timers.py). Prints one
 table on stdout (progress goes to stderr). Every loop is bounded in count and in time; the
 server, the database and the temporary directory are removed at the end, also on Ctrl-C.
 
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import cases, dbos_compare
+from bench import cases, dbos_compare, timers
 from bench.cases import FULL, QUICK, Sizes
 from bench.harness import STOP, THREADS, Bench, Result, environment, progress, warm_up
 
@@ -43,6 +44,7 @@ BENCHMARKS = (
     "http-start",
     "expressions",
     "dbos-compare",
+    "timers",
 )
 NEEDS_DATABASE = frozenset(BENCHMARKS) - {"expressions"}
 
@@ -226,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 "http-start": lambda: cases.bench_http_start(bench, sizes, args.pool_size),
                 "expressions": lambda: cases.bench_expressions(bench, sizes),
                 "dbos-compare": lambda: _dbos_compare(bench, args, compared),
+                "timers": lambda: timers.bench_timers(bench, sizes.timers),
             }
             for name in selected:
                 if STOP.is_set():

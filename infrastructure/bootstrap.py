@@ -219,7 +219,13 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         webhooks=WebhookService(instances, core.cache, core.admission, secrets.get, clock, queries),
         templates=TemplateService(PackagedTemplateCatalog(), definitions),
         analytics=AnalyticsService(PostgresAnalyticsQueries(datastore), clock),
-        timers=TimerService(core.runner, due_timers, clock, sla_escalation=settings.sla_escalation),
+        timers=TimerService(
+            core.runner,
+            due_timers,
+            clock,
+            sla_escalation=settings.sla_escalation,
+            group_size=settings.timer_commit_group,
+        ),
         api_keys=_api_keys(settings),
         connections=ConnectionService(core.connections),
         feed=EventFeed(PostgresEventFeed(datastore, _mapper(core))),
@@ -260,6 +266,7 @@ def build_timer_worker(settings: Settings, *, core: Core | None = None) -> Timer
         PostgresDueTimers(core.datastore, settings.timer_lease_seconds),
         core.clock,
         sla_escalation=settings.sla_escalation,
+        group_size=settings.timer_commit_group,
     )
     return TimerWorkerContainer(
         core=core, owns_core=owns_core, timers=timers, schedules=build_scheduler(core)

@@ -190,6 +190,10 @@ class Settings(BaseSettings):
     # since (eventsourcing's fast-forwarding aggregate cache) instead of replaying all of
     # them; commands work on copies. 0 switches it off.
     instance_cache_size: int = Field(default=1000, ge=0)
+    # --- Timer firing at scale (issue 8, bench/timers.py) ---
+    # Due timers of one batch stored together, this many per transaction (1 = one
+    # transaction per timer). Each is still its own command under optimistic concurrency.
+    timer_commit_group: int = Field(default=50, ge=1, le=1000)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

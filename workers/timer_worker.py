@@ -44,7 +44,16 @@ class TimerWorker:
             self.listener = wake_on_notify(self.runner, container, TIMERS_CHANNEL)
 
     def tick(self) -> int:
+        handled_before = self.timers.already_handled_total
         fired = self.timers.fire_due(self.batch_size)
+        already = self.timers.already_handled_total - handled_before
+        if fired or already:
+            # One line per batch that did something (the replica tests read these counts).
+            logger.info(
+                "timer-worker: fired %d due timer(s), %d already handled elsewhere",
+                fired,
+                already,
+            )
         if not fired:
             self._arm_alarm()
         return fired

@@ -35,6 +35,10 @@ class MemoryInstanceStore:
         except AggregateNotFoundError:
             return None
 
+    def get_many(self, instance_ids: Sequence[UUID]) -> dict[UUID, WorkflowInstance]:
+        found = {i: self.get(i) for i in dict.fromkeys(instance_ids)}
+        return {i: instance for i, instance in found.items() if instance is not None}
+
     def save(self, changes: Sequence[Aggregate | DomainEvent], projection: Projection) -> None:
         pending = [
             event

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 import psycopg.errors
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresDatastore
@@ -34,6 +34,10 @@ _SELECT_HISTORY = (
     "SELECT originator_id, originator_version, topic, state, notification_id "
     "FROM waymark_events WHERE originator_id = %s AND originator_version > %s "
     "ORDER BY originator_version LIMIT %s"
+)
+_SELECT_MANY = (
+    "SELECT originator_id, originator_version, topic, state FROM waymark_events "
+    "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
 )
 _SELECT_OWNED = "SELECT 1 FROM instances WHERE id = %s AND tenant = %s"
 _SELECT_RECORD = "SELECT 1 FROM idempotency_records WHERE tenant = %s AND scope = %s AND key = %s"
@@ -68,6 +72,30 @@ class PostgresInstanceStore:
             return self.app.repository.get(instance_id)
         except AggregateNotFoundError:
             return None
+
+    def get_many(self, instance_ids: Sequence[UUID]) -> dict[UUID, WorkflowInstance]:
+        """Every instance among `instance_ids`, from one query (the timer worker's batch)."""
+        ids = list(dict.fromkeys(instance_ids))
+        if not ids:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(_SELECT_MANY, (ids,))
+            rows = curs.fetchall()
+        events: dict[UUID, list[Any]] = {}
+        for row in rows:
+            stored = StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            owner = UUID(str(row["originator_id"]))
+            events.setdefault(owner, []).append(self.app.mapper.to_domain_event(stored))
+        # The library's projector, as repository.get uses it (no snapshots, no cache here).
+        return {
+            owner: cast("WorkflowInstance", project_aggregate(None, replay))
+            for owner, replay in events.items()
+        }
 
     def _belongs_to(self, instance_id: UUID, tenant: str) -> bool:
         with self.datastore.transaction(commit=False) as curs:

@@ -56,6 +56,24 @@ def test_workflow_instance_events_round_trip(ports: Ports) -> None:
     )
 
 
+def test_get_many_reads_the_instances_that_exist_as_get_would(ports: Ports) -> None:
+    first, second = _instance(), _instance("globex")
+    ports.instances.save([first, second], Projection())
+    missing = uuid4()
+
+    loaded = ports.instances.get_many([first.id, missing, second.id, first.id])
+
+    assert set(loaded) == {first.id, second.id}
+    for instance in (first, second):
+        alone = ports.instances.get(instance.id)
+        assert alone is not None
+        assert (loaded[instance.id].tenant, loaded[instance.id].version) == (
+            alone.tenant,
+            alone.version,
+        )
+    assert ports.instances.get_many([]) == {}
+
+
 def test_history_pages_by_version(ports: Ports) -> None:
     probe = Probe(tenant="acme", label="l0")
     for n in range(1, 5):

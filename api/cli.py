@@ -92,15 +92,21 @@ def serve(host: str, port: int) -> int:
     from infrastructure.bootstrap import build_api, prepare_schema
     from infrastructure.settings import Settings
     from infrastructure.telemetry import configure_logging
+    from infrastructure.tracing import configure_tracing, shutdown_tracing
 
     settings = Settings()
-    configure_logging(settings.log_level)  # before the container is built, which already logs
+    configure_logging(
+        settings.log_level, fmt=settings.log_format, levels=settings.log_levels
+    )  # before the container is built, which already logs
+    configure_tracing("api")
     # Checked here, not only in the lifespan: a refusal is one line, not a traceback.
     or_refuse("serve", lambda: prepare_schema(settings))
     app = create_app(
         lambda: build_api(settings),
         start_workers=_in_process_workers if settings.workers_in_process else None,
     )
+    # JSON logs: uvicorn's records go through the root's JSON handler, not its own.
+    log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
     # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan's exit.
     config = uvicorn.Config(
         app,
@@ -108,6 +114,7 @@ def serve(host: str, port: int) -> int:
         port=port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        log_config=log_config,
     )
 
     class Server(uvicorn.Server):
@@ -117,6 +124,7 @@ def serve(host: str, port: int) -> int:
 
     server = Server(config)
     server.run()
+    shutdown_tracing()
     return 0 if server.started else 3  # uvicorn.run's exit code for a failed startup
 
 
@@ -137,7 +145,7 @@ def migrate() -> int:
     from infrastructure.telemetry import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     if settings.database_url:
         run_migrations(settings.database_url)
     else:
@@ -154,13 +162,23 @@ def worker(name: str) -> int:
             file=sys.stderr,
         )
         return 2
-    from infrastructure.bootstrap import build_task_worker, build_timer_worker
     from infrastructure.settings import Settings
     from infrastructure.telemetry import configure_logging
-    from workers import task_worker, timer_worker
+    from infrastructure.tracing import configure_tracing, shutdown_tracing
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
+    configure_tracing(f"worker-{name}")
+    try:
+        return _run_worker(name, settings)
+    finally:
+        shutdown_tracing()
+
+
+def _run_worker(name: str, settings: Settings) -> int:
+    from infrastructure.bootstrap import build_task_worker, build_timer_worker
+    from workers import task_worker, timer_worker
+
     # Each worker has its own composition root: no API keys, no tenant secrets, no FastAPI.
     if name == "cleanup":
         return cleanup(once=False, dry_run=False)
@@ -189,7 +207,7 @@ def cleanup(*, once: bool, dry_run: bool) -> int:
     from workers import cleanup_worker
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     container = or_refuse("cleanup", lambda: build_cleanup_worker(settings))
     if not once:
         cleanup_worker.main(container)
@@ -232,7 +250,7 @@ def erase(instance: str, tenant: str | None, reason: str | None, by: str) -> int
         print(f"waymark erase: {instance!r} is not an instance id", file=sys.stderr)
         return 2
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     container = or_refuse("erase", lambda: build_cleanup_worker(settings))
     try:
         result = container.cleanup.erase(instance_id, tenant=tenant, erased_by=by, reason=reason)
@@ -255,7 +273,7 @@ def dead_letters(retry: int | None, limit: int) -> int:
     from infrastructure.telemetry import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     core = or_refuse("outbox dead-letters", lambda: build_core(settings))
     try:
         service = OutboxService(outbox_tables(core))
@@ -318,7 +336,7 @@ def definitions(command: str, path_text: str, tenant: str | None) -> int:
     from infrastructure.telemetry import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     core = or_refuse("definitions apply", lambda: build_core(settings))
     try:
         service = DefinitionService(core.definition_store, JsonSchemaValidator())

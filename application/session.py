@@ -100,6 +100,7 @@ class CommandAttempt:
         clock: Clock,
         delivery: EventDelivery | None = None,
         public_url: str = "",
+        trace_context: str | None = None,
     ):
         self.store = store
         self.definitions = definitions
@@ -108,7 +109,11 @@ class CommandAttempt:
         # which refuses them).
         self.delivery = delivery
         self.env = CommandEnv(
-            now=clock.now(), new_id=new_id, new_token=new_token, public_url=public_url
+            now=clock.now(),
+            new_id=new_id,
+            new_token=new_token,
+            public_url=public_url,
+            trace_context=trace_context,
         )
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
@@ -416,6 +421,17 @@ class CommandRunner:
         # Called after each commit with the events it stored, in order (in-process workers
         # use it to wake up when work was scheduled for them).
         self.on_commit: list[Callable[[list[InstanceEvent]], None]] = []
+        # Observers (metrics, traces; infrastructure/observability.py): each commit with its
+        # aggregates, each lost race, and each command's end (outcome, seconds).
+        self.on_committed: list[Callable[[PendingCommit], None]] = []
+        self.on_conflict: list[Callable[[], None]] = []
+        self.on_finished: list[Callable[[str, float], None]] = []
+        # Tracing (infrastructure/tracing.py): the scope each command runs in (a span) and
+        # the current trace context handed to the engine.
+        self.command_scope: Callable[[], contextlib.AbstractContextManager[object]] = (
+            contextlib.nullcontext
+        )
+        self.trace_context: Callable[[], str | None] = _no_trace
 
     def run(self, command: Callable[[CommandAttempt], T], targets: UUID | Iterable[UUID] = ()) -> T:
         """Run `command` (re-decided on conflicts) holding the locks of its `targets`."""
@@ -426,6 +442,26 @@ class CommandRunner:
             return self._attempts(command)
 
     def _attempts(self, command: Callable[[CommandAttempt], T]) -> T:
+        with self.command_scope():
+            return self._observed(command)
+
+    def _observed(self, command: Callable[[CommandAttempt], T]) -> T:
+        if not self.on_finished:
+            return self._decide(command)
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            result = self._decide(command)
+            outcome = "committed"
+            return result
+        except CommandConflictError:
+            outcome = "conflict"
+            raise
+        finally:
+            for finished in self.on_finished:
+                finished(outcome, time.monotonic() - started)
+
+    def _decide(self, command: Callable[[CommandAttempt], T]) -> T:
         conflict: ConcurrencyConflictError | None = None
         deadline = time.monotonic() + self.retry_budget_seconds
         for attempt in range(self.max_attempts):
@@ -441,6 +477,7 @@ class CommandRunner:
                 self.clock,
                 delivery=self.delivery,
                 public_url=self.public_url,
+                trace_context=self.trace_context(),
             )
             result = command(session)
             pending = session.prepare()
@@ -448,11 +485,15 @@ class CommandRunner:
                 self.committer.commit(pending)
             except ConcurrencyConflictError as e:
                 conflict = e
+                for lost in self.on_conflict:
+                    lost()
                 continue
             if pending.events:
                 committed = list(pending.events)
                 for listener in self.on_commit:
                     listener(committed)
+                for observer in self.on_committed:
+                    observer(pending)
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])
 
@@ -460,6 +501,10 @@ class CommandRunner:
         """Full jitter (AWS's "Exponential Backoff And Jitter"): uniform in [0, base·2^n]."""
         ceiling = min(self.retry_cap_seconds, self.retry_base_seconds * 2**attempt)
         return random.uniform(0, ceiling)  # noqa: S311 - spreading retries, not a secret
+
+
+def _no_trace() -> str | None:
+    return None
 
 
 class InstanceLocks:

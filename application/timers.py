@@ -12,6 +12,8 @@ instance.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from uuid import UUID
 
 from application.errors import CommandConflictError, InstanceNotFoundError
@@ -35,13 +37,17 @@ class TimerService:
         self.timers = timers
         self.clock = clock
         self.set_aside_total = 0  # set aside by this process since it started
+        # The scope each firing runs in (infrastructure/tracing.py: a span continuing the
+        # trace of the command that set the timer).
+        self.row_scope: Callable[[BookmarkRow], AbstractContextManager[object]] = _no_scope
 
     def fire_due(self, limit: int) -> int:
         """Fire up to `limit` due timers; the number that fired here."""
         fired = 0
         for row in self.timers.due(self.clock.now(), limit):
-            if self._fire(row):
-                fired += 1
+            with self.row_scope(row):
+                if self._fire(row):
+                    fired += 1
         return fired
 
     def seconds_until_next(self) -> float | None:
@@ -101,3 +107,7 @@ class TimerService:
         )
         self.timers.set_aside(row.id, message, self.clock.now())
         self.set_aside_total += 1
+
+
+def _no_scope(row: BookmarkRow) -> AbstractContextManager[object]:
+    return nullcontext()

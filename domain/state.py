@@ -76,6 +76,8 @@ class Bookmark:
     child_definition: str | None = None
     child_version: int | None = None
     child_input: dict[str, Any] | None = None
+    # The W3C traceparent of the command that created it (CommandEnv.trace_context).
+    trace_context: str | None = None
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Bookmark:
@@ -112,6 +114,8 @@ class Activity:
     # notification (`notify.created`/`notify.escalated`), whose result is only recorded.
     purpose: str | None = None
     notify_event: str | None = None
+    # The command's W3C traceparent (CommandEnv.trace_context); None when not traced.
+    trace_context: str | None = None
 
     @property
     def is_notification(self) -> bool:

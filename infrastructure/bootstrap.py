@@ -54,6 +54,7 @@ from infrastructure.container import (
 )
 from infrastructure.cron import CroniterCalendar
 from infrastructure.embedded_postgres import EmbeddedPostgres
+from infrastructure.observability import observe_core
 from infrastructure.policies import action_retry_policy, breaker_rule, cleanup_policy, egress_policy
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.analytics import PostgresAnalyticsQueries
@@ -74,6 +75,7 @@ from infrastructure.postgres.server_secrets import KEYED_INSTANCE_IDS, server_se
 from infrastructure.schemas import JsonSchemaValidator
 from infrastructure.settings import Settings
 from infrastructure.template_catalog import PackagedTemplateCatalog
+from infrastructure.tracing import timer_span
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ def _core_on(
         with datastore.transaction(commit=False) as curs:
             check_revisions(read_revisions(curs))
 
-    return Core(
+    core = Core(
         breakers=CircuitBreakers(breaker_rule(settings)),
         settings=settings,
         clock=clock,
@@ -160,6 +162,8 @@ def _core_on(
         check_database=check_database,
         _closers=closers,
     )
+    observe_core(core)  # metrics (infrastructure/observability.py)
+    return core
 
 
 def build_api(settings: Settings, *, core: Core | None = None) -> Container:
@@ -244,6 +248,7 @@ def build_timer_worker(settings: Settings, *, core: Core | None = None) -> Timer
         core.clock,
         sla_escalation=settings.sla_escalation,
     )
+    timers.row_scope = timer_span  # each firing continues the trace that set the timer
     return TimerWorkerContainer(
         core=core, owns_core=owns_core, timers=timers, schedules=build_scheduler(core)
     )

@@ -131,6 +131,7 @@ def _schedule_activity(
             "timeout_seconds": timeout,
             "run_after": env.now,
             "idempotency_key": f"{instance.id}:{node.id}:{number}",
+            **env.trace(),
         }
     )
 

@@ -61,6 +61,7 @@ def open_waiting_bookmark(
         )
     else:  # the validator only admits known types; this guards the engine itself
         raise ValueError(f"node type {node.type} does not wait")
+    bookmark.update(env.trace())
     instance.create_bookmark(bookmark)
     if bookmark["kind"] == "task":
         schedule_notification(instance, node, instance.bookmarks[bookmark["id"]], "created", env)

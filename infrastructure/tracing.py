@@ -37,14 +37,38 @@ logger = logging.getLogger(__name__)
 
 TRACER = trace.get_tracer("waymark")
 _PROPAGATOR = TraceContextTextMapPropagator()
-_instrumented = False
+_state = {"active": False, "httpx": False}
 
 
 def enabled() -> bool:
-    """An SDK tracer provider is installed (by configure_tracing, or by a test)."""
-    from opentelemetry.sdk.trace import TracerProvider
+    """Tracing is on in this process (configure_tracing installed the SDK, or a test
+    activated its own provider): cores built from now on trace their commands."""
+    return _state["active"]
 
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+def activate(provider: Any | None = None) -> None:
+    """Turn tracing on (with `provider` as the global tracer provider when given and none
+    is set yet) and instrument httpx; `deactivate` undoes both (tests)."""
+    if provider is not None:
+        trace.set_tracer_provider(provider)
+    _state["active"] = True
+    if not _state["httpx"]:
+        try:
+            from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+            HTTPXClientInstrumentor().instrument()
+            _state["httpx"] = True
+        except Exception:  # the instrumentation is optional: our own spans still work
+            logger.exception("tracing: the httpx instrumentation could not be installed")
+
+
+def deactivate() -> None:
+    _state["active"] = False
+    if _state["httpx"]:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        HTTPXClientInstrumentor().uninstrument()
+        _state["httpx"] = False
 
 
 def wanted() -> bool:
@@ -61,7 +85,6 @@ def wanted() -> bool:
 
 def configure_tracing(process: str) -> bool:
     """Install the SDK with the exporter the OTEL_* variables name; True when tracing."""
-    global _instrumented
     if not enabled():
         if not wanted():
             return False
@@ -81,16 +104,8 @@ def configure_tracing(process: str) -> bool:
                 )
 
                 provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        trace.set_tracer_provider(provider)
+        activate(provider)
         logger.info("tracing: exporting spans as %s (service %s)", ",".join(exporters), name)
-    if not _instrumented:
-        _instrumented = True
-        try:
-            from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-
-            HTTPXClientInstrumentor().instrument()
-        except Exception:  # the instrumentation is optional: our own spans still work
-            logger.exception("tracing: the httpx instrumentation could not be installed")
     return True
 
 

@@ -184,10 +184,12 @@ class TaskWorker:
                     ok=False, error=f"{type(exc).__name__}: {exc}", retryable=True
                 )
             observed.result = result
-        if result.deferred_until is not None:
-            self._defer(row, result)
-            return
-        self._record(row, result)
+            # Recorded inside the action's span: what the result schedules (a timer, the
+            # next activity) continues the same trace.
+            if result.deferred_until is not None:
+                self._defer(row, result)
+            else:
+                self._record(row, result)
 
     def _defer(self, row: ActivityRow, result: ActionResult) -> None:
         # The action did not run (its target's circuit breaker is open): no result is

@@ -28,12 +28,21 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
 
+# No `_created` series beside every counter and histogram: they double the series count
+# and no alert or dashboard reads them.
+disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 
@@ -353,3 +362,15 @@ def exposition() -> tuple[bytes, str]:
 def names_in(registry: CollectorRegistry = REGISTRY) -> Iterable[str]:
     for metric in registry.collect():
         yield metric.name
+
+
+def series_names() -> set[str]:
+    """Every series name a PromQL expression may use: counters with `_total`, histograms'
+    `_bucket`, `_sum` and `_count` (for the alert rules' check)."""
+    names: set[str] = set()
+    for name, info in METRICS.items():
+        if info.type == "histogram":
+            names.update({f"{name}_bucket", f"{name}_sum", f"{name}_count"})
+        else:
+            names.add(name)
+    return names

@@ -21,6 +21,7 @@ from infrastructure.telemetry import register_secrets
 from infrastructure.tracing import action_span
 
 if TYPE_CHECKING:
+    from application.session import CommandRunner
     from infrastructure.container import Core
 
 
@@ -81,16 +82,20 @@ def _pool_stats(core: Core) -> dict[str, int]:
     return stats
 
 
+def meter_commands(runner: CommandRunner, *, tenant_label: bool) -> None:
+    """Count every commit's starts, steps and endings, each lost race, each command."""
+    runner.on_committed.append(CommitMetrics(tenant_label))
+    runner.on_conflict.append(_conflict)
+    runner.on_finished.append(_finished)
+
+
 def observe_core(core: Core) -> None:
     """Attach the metrics to a freshly built core (undone when the core closes)."""
     settings = core.settings
     register_secrets(_secret_values(settings))
-    runner = core.runner
-    runner.on_committed.append(CommitMetrics(settings.metrics_tenant_label))
-    runner.on_conflict.append(_conflict)
-    runner.on_finished.append(_finished)
+    meter_commands(core.runner, tenant_label=settings.metrics_tenant_label)
     if tracing.enabled():
-        tracing.trace_runner(runner)
+        tracing.trace_runner(core.runner)
     core._closers.append(metrics.PROCESS_GAUGES.add_breakers(lambda: _breaker_states(core)))
     core._closers.append(metrics.PROCESS_GAUGES.add_pool(lambda: _pool_stats(core)))
     core._closers.append(

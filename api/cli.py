@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -22,8 +23,6 @@ T = TypeVar("T")
 
 WORKERS = ("outbox", "timers", "tasks", "cleanup", "commands")
 AVAILABLE_WORKERS = frozenset({"tasks", "timers", "cleanup", "outbox", "commands"})
-# After SIGTERM, open requests get this long before uvicorn closes their connections.
-GRACEFUL_SHUTDOWN_SECONDS = 20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(host: str, port: int) -> int:
+    import signal
+
     import uvicorn
 
     from api.app import create_app, end_event_streams
@@ -113,7 +114,7 @@ def serve(host: str, port: int) -> int:
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_graceful_shutdown=math.ceil(settings.api_shutdown_grace),
         log_config=log_config,
     )
 
@@ -121,6 +122,11 @@ def serve(host: str, port: int) -> int:
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             end_event_streams(app)  # open feed streams end now, not after the grace period
             super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal once it has shut down, so the process would end
+            # "killed by SIGTERM": a drained, orderly stop exits 0 instead (SIGINT still
+            # ends as a KeyboardInterrupt would).
+            if sig == signal.SIGTERM:
+                self._captured_signals = [s for s in self._captured_signals if s != sig]
 
     server = Server(config)
     server.run()

@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     ready_max_outbox_lag: float = Field(default=0.0, ge=0)
     # A worker loop that has not come round for this long fails /health/live.
     liveness_stall_seconds: float = Field(default=600.0, gt=0)
+    # After SIGTERM, `waymark serve` stops accepting connections and gives the requests in
+    # flight this long to finish before it closes them (workers: WORKER_SHUTDOWN_GRACE).
+    api_shutdown_grace: float = Field(default=20.0, gt=0)
     # `text` (development) or `json` (one object per line: trace id, instance id, tenant).
     log_format: Literal["text", "json"] = "text"
     # Per-logger levels: "waymark.workers=DEBUG,uvicorn.access=WARNING".

@@ -135,6 +135,8 @@ def context_of(traceparent: str | None) -> context.Context | None:
 
 def inject_headers(headers: list[tuple[str, bytes]]) -> None:
     """Add the current trace context to Kafka message headers (W3C names, bytes values)."""
+    if not enabled():
+        return
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
     headers.extend((key, value.encode()) for key, value in carrier.items())
@@ -193,6 +195,10 @@ def action_span(row: ActivityRow, action_type: str) -> Iterator[None]:
         "workflow.attempt": row.attempt,
         "workflow.action_type": action_type,
     }
+    if not enabled():
+        with logging_about(instance_id=str(row.instance_id), tenant=row.tenant):
+            yield
+        return
     with (
         logging_about(instance_id=str(row.instance_id), tenant=row.tenant),
         TRACER.start_as_current_span(
@@ -213,6 +219,10 @@ def timer_span(row: BookmarkRow) -> Iterator[None]:
         "workflow.node_id": row.node_id,
         "workflow.bookmark_kind": row.kind,
     }
+    if not enabled():
+        with logging_about(instance_id=str(row.instance_id), tenant=row.tenant):
+            yield
+        return
     with (
         logging_about(instance_id=str(row.instance_id), tenant=row.tenant),
         TRACER.start_as_current_span(
@@ -229,6 +239,9 @@ def timer_span(row: BookmarkRow) -> Iterator[None]:
 def publish_span(instance_id: str, event_type: str, data: Any) -> Iterator[None]:
     """One outbox message to Kafka (a producer span); the parent is the trace context the
     event itself carries (an activity's or a bookmark's), else the span starts a trace."""
+    if not enabled():
+        yield
+        return
     with TRACER.start_as_current_span(
         f"workflow.outbox publish {event_type}",
         context=context_of(_stored_context(data)),

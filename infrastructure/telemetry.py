@@ -30,6 +30,8 @@ _SECRET_KEY = r"(?:password|passwd|secret|token|api[_-]?key|authorization|signat
 _PATTERNS = (
     (re.compile(r"(/v1/callbacks/)[^/?\s\"']+"), r"\1" + REDACTED),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + REDACTED),
+    # Credentials in URLs: postgresql://user:pw@host, https://user:pw@host.
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s/]+@"), r"\1" + REDACTED + "@"),
     (
         re.compile(r"(?i)(\b[\w-]*" + _SECRET_KEY + r"[\w-]*[\"']?\s*[=:]\s*[\"']?)[^\s\"',&}]+"),
         r"\1" + REDACTED,

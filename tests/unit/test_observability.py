@@ -295,6 +295,9 @@ def test_secrets_and_callback_tokens_are_never_logged(formatter: logging.Formatt
     for secret in (token, api_key, "s3cr3t-pw", "ak_inline_123456"):
         assert secret not in out
     assert "/v1/callbacks/<redacted>" in out
+    assert redact("postgresql://waymark:pw-9f3k@db:5432/w") == (
+        "postgresql://waymark:<redacted>@db:5432/w"
+    )
     # Negative control: ordinary words and ids are left alone.
     assert redact("instance 0b6c completed node approve") == "instance 0b6c completed node approve"
 

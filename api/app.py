@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import problems
+from api import observability, problems
 from api.limits import BodySizeLimit
+from api.observability import RequestMetrics
 from api.request_guard import RequestGuard
 from api.routes import (
     analytics,
@@ -27,6 +28,7 @@ from api.routes import (
     templates,
     webhooks,
 )
+from infrastructure import tracing
 from infrastructure.container import Container
 from infrastructure.telemetry import configure_logging
 
@@ -55,7 +57,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Blocking work (may start PostgreSQL and migrate): keep it off the event loop.
         container = await run_in_threadpool(container_factory)
-        configure_logging(getattr(container.settings, "log_level", "INFO"))
+        settings = container.settings
+        configure_logging(
+            getattr(settings, "log_level", "INFO"),
+            fmt=getattr(settings, "log_format", "text"),
+            levels=getattr(settings, "log_levels", ""),
+        )
         app.state.container = container
         hosted: HostedWorkers | None = None
         try:
@@ -84,12 +91,20 @@ def create_app(
     app.add_middleware(RequestGuard)
     app.add_middleware(BodySizeLimit, max_bytes=lambda: _max_body_bytes(app))
     app.add_middleware(problems.UnhandledErrors)
+    app.add_middleware(RequestMetrics)  # outermost: every answer counts, 500s included
     for module in (health, definitions, instances, tasks, callbacks, webhooks, analytics):
         app.include_router(module.router)
     app.include_router(outbox.router)
     app.include_router(templates.router)
     app.include_router(connections.router)
     app.include_router(feed.router)
+    app.include_router(observability.router)
+
+    if tracing.enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # Server spans for every request but the probes and scrapes.
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="health,metrics")
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> RedirectResponse:

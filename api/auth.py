@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ProblemError
 from infrastructure.container import Container, Principal
+from infrastructure.telemetry import bind_log_context
 
 WRITE_ROLES = frozenset({"admin", "operator"})
 READ_ROLES = WRITE_ROLES | {"viewer"}
@@ -78,6 +79,7 @@ def authorize(request: Request, container: ContainerDep, _: BearerDep) -> Princi
             f"the key's roles ({', '.join(sorted(principal.roles)) or 'none'}) "
             f"do not allow {request.method} requests",
         )
+    bind_log_context(tenant=principal.tenant, instance_id=request.path_params.get("instance_id"))
     return principal
 
 

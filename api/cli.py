@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -22,8 +23,6 @@ T = TypeVar("T")
 
 WORKERS = ("outbox", "timers", "tasks", "cleanup", "commands")
 AVAILABLE_WORKERS = frozenset({"tasks", "timers", "cleanup", "outbox", "commands"})
-# After SIGTERM, open requests get this long before uvicorn closes their connections.
-GRACEFUL_SHUTDOWN_SECONDS = 20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,37 +85,52 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(host: str, port: int) -> int:
+    import signal
+
     import uvicorn
 
     from api.app import create_app, end_event_streams
     from infrastructure.bootstrap import build_api, prepare_schema
     from infrastructure.settings import Settings
     from infrastructure.telemetry import configure_logging
+    from infrastructure.tracing import configure_tracing, shutdown_tracing
 
     settings = Settings()
-    configure_logging(settings.log_level)  # before the container is built, which already logs
+    configure_logging(
+        settings.log_level, fmt=settings.log_format, levels=settings.log_levels
+    )  # before the container is built, which already logs
+    configure_tracing("api")
     # Checked here, not only in the lifespan: a refusal is one line, not a traceback.
     or_refuse("serve", lambda: prepare_schema(settings))
     app = create_app(
         lambda: build_api(settings),
         start_workers=_in_process_workers if settings.workers_in_process else None,
     )
+    # JSON logs: uvicorn's records go through the root's JSON handler, not its own.
+    log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
     # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan's exit.
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_graceful_shutdown=math.ceil(settings.api_shutdown_grace),
+        log_config=log_config,
     )
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             end_event_streams(app)  # open feed streams end now, not after the grace period
             super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal once it has shut down, so the process would end
+            # "killed by SIGTERM": a drained, orderly stop exits 0 instead (SIGINT still
+            # ends as a KeyboardInterrupt would).
+            if sig == signal.SIGTERM:
+                self._captured_signals = [s for s in self._captured_signals if s != sig]
 
     server = Server(config)
     server.run()
+    shutdown_tracing()
     return 0 if server.started else 3  # uvicorn.run's exit code for a failed startup
 
 
@@ -137,7 +151,7 @@ def migrate() -> int:
     from infrastructure.telemetry import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     if settings.database_url:
         run_migrations(settings.database_url)
     else:
@@ -154,13 +168,23 @@ def worker(name: str) -> int:
             file=sys.stderr,
         )
         return 2
-    from infrastructure.bootstrap import build_task_worker, build_timer_worker
     from infrastructure.settings import Settings
     from infrastructure.telemetry import configure_logging
-    from workers import task_worker, timer_worker
+    from infrastructure.tracing import configure_tracing, shutdown_tracing
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
+    configure_tracing(f"worker-{name}")
+    try:
+        return _run_worker(name, settings)
+    finally:
+        shutdown_tracing()
+
+
+def _run_worker(name: str, settings: Settings) -> int:
+    from infrastructure.bootstrap import build_task_worker, build_timer_worker
+    from workers import task_worker, timer_worker
+
     # Each worker has its own composition root: no API keys, no tenant secrets, no FastAPI.
     if name == "cleanup":
         return cleanup(once=False, dry_run=False)
@@ -189,7 +213,7 @@ def cleanup(*, once: bool, dry_run: bool) -> int:
     from workers import cleanup_worker
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     container = or_refuse("cleanup", lambda: build_cleanup_worker(settings))
     if not once:
         cleanup_worker.main(container)
@@ -232,7 +256,7 @@ def erase(instance: str, tenant: str | None, reason: str | None, by: str) -> int
         print(f"waymark erase: {instance!r} is not an instance id", file=sys.stderr)
         return 2
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     container = or_refuse("erase", lambda: build_cleanup_worker(settings))
     try:
         result = container.cleanup.erase(instance_id, tenant=tenant, erased_by=by, reason=reason)
@@ -255,7 +279,7 @@ def dead_letters(retry: int | None, limit: int) -> int:
     from infrastructure.telemetry import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     core = or_refuse("outbox dead-letters", lambda: build_core(settings))
     try:
         service = OutboxService(outbox_tables(core))
@@ -318,7 +342,7 @@ def definitions(command: str, path_text: str, tenant: str | None) -> int:
     from infrastructure.telemetry import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     core = or_refuse("definitions apply", lambda: build_core(settings))
     try:
         service = DefinitionService(core.definition_store, JsonSchemaValidator())

@@ -85,6 +85,7 @@ def bookmark_row(instance: WorkflowInstance, b: Bookmark) -> BookmarkRow:
         created_at=b.created_at,
         resolved_at=b.resolved_at,
         escalated_at=b.escalated_at,
+        trace_context=b.trace_context,
     )
 
 
@@ -128,4 +129,5 @@ def activity_row(instance: WorkflowInstance, a: Activity) -> ActivityRow:
         action=a.action,
         timeout_seconds=a.timeout_seconds,
         idempotency_key=a.idempotency_key,
+        trace_context=a.trace_context,
     )

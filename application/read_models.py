@@ -50,6 +50,8 @@ class BookmarkRow:
     timer_attempts: int = 0
     # A task whose SLA passed (TaskEscalated): the timer worker's due query skips it.
     escalated_at: datetime | None = None
+    # The creating command's traceparent: the timer worker's firing continues it.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class ActivityRow:
     action: dict[str, Any]
     timeout_seconds: float
     idempotency_key: str
+    # The creating command's traceparent: the task worker's action span continues it.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True)

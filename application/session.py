@@ -102,6 +102,7 @@ class CommandAttempt:
         public_url: str = "",
         for_each: ForEachLimits | None = None,
         max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
+        trace_context: str | None = None,
     ):
         self.store = store
         self.max_depth = max_depth  # WAYMARK_MAX_SUB_WORKFLOW_DEPTH
@@ -116,6 +117,7 @@ class CommandAttempt:
             new_token=new_token,
             public_url=public_url,
             for_each=for_each or ForEachLimits(),
+            trace_context=trace_context,
         )
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
@@ -427,6 +429,17 @@ class CommandRunner:
         # Called after each commit with the events it stored, in order (in-process workers
         # use it to wake up when work was scheduled for them).
         self.on_commit: list[Callable[[list[InstanceEvent]], None]] = []
+        # Observers (metrics, traces; infrastructure/observability.py): each commit with its
+        # aggregates, each lost race, and each command's end (outcome, seconds).
+        self.on_committed: list[Callable[[PendingCommit], None]] = []
+        self.on_conflict: list[Callable[[], None]] = []
+        self.on_finished: list[Callable[[str, float], None]] = []
+        # Tracing (infrastructure/tracing.py): the scope each command runs in (a span) and
+        # the current trace context handed to the engine.
+        self.command_scope: Callable[[], contextlib.AbstractContextManager[object]] = (
+            contextlib.nullcontext
+        )
+        self.trace_context: Callable[[], str | None] = _no_trace
 
     def run(self, command: Callable[[CommandAttempt], T], targets: UUID | Iterable[UUID] = ()) -> T:
         """Run `command` (re-decided on conflicts) holding the locks of its `targets`."""
@@ -437,6 +450,26 @@ class CommandRunner:
             return self._attempts(command)
 
     def _attempts(self, command: Callable[[CommandAttempt], T]) -> T:
+        with self.command_scope():
+            return self._observed(command)
+
+    def _observed(self, command: Callable[[CommandAttempt], T]) -> T:
+        if not self.on_finished:
+            return self._decide(command)
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            result = self._decide(command)
+            outcome = "committed"
+            return result
+        except CommandConflictError:
+            outcome = "conflict"
+            raise
+        finally:
+            for finished in self.on_finished:
+                finished(outcome, time.monotonic() - started)
+
+    def _decide(self, command: Callable[[CommandAttempt], T]) -> T:
         conflict: ConcurrencyConflictError | None = None
         deadline = time.monotonic() + self.retry_budget_seconds
         for attempt in range(self.max_attempts):
@@ -452,6 +485,8 @@ class CommandRunner:
                 self.commit(pending)
             except ConcurrencyConflictError as e:
                 conflict = e
+                for lost in self.on_conflict:
+                    lost()
                 continue
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])
@@ -467,15 +502,23 @@ class CommandRunner:
             public_url=self.public_url,
             for_each=self.for_each,
             max_depth=self.max_depth,
+            trace_context=self.trace_context(),
         )
 
     def commit(self, pending: PendingCommit) -> None:
-        """Store a prepared commit, then tell the `on_commit` listeners what it stored."""
+        """Store a prepared commit, then tell the `on_commit` listeners and the
+        `on_committed` observers (metrics) what it stored."""
         self.committer.commit(pending)
+        self.committed(pending)
+
+    def committed(self, pending: PendingCommit) -> None:
+        """Tell the listeners about a commit stored (also by application/batch.py)."""
         if pending.events:
             committed = list(pending.events)
             for listener in self.on_commit:
                 listener(committed)
+            for observer in self.on_committed:
+                observer(pending)
 
     @contextlib.contextmanager
     def holding(self, targets: Iterable[UUID]) -> Iterator[None]:
@@ -490,6 +533,10 @@ class CommandRunner:
         """Full jitter (AWS's "Exponential Backoff And Jitter"): uniform in [0, base·2^n]."""
         ceiling = min(self.retry_cap_seconds, self.retry_base_seconds * 2**attempt)
         return random.uniform(0, ceiling)  # noqa: S311 - spreading retries, not a secret
+
+
+def _no_trace() -> str | None:
+    return None
 
 
 class InstanceLocks:

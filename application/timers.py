@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from uuid import UUID
 
+from application.batch import run_batch
 from application.errors import CommandConflictError, InstanceNotFoundError
-from application.grouped import run_grouped
 from application.ports import Clock, DueTimers
 from application.read_models import BookmarkRow
 from application.session import CommandAttempt, CommandRunner
@@ -49,6 +51,9 @@ class TimerService:
         # Claimed here but found handled already (fired by another replica, resumed,
         # cancelled): with timer leases, replicas seldom try the same timer.
         self.already_handled_total = 0
+        # The scope each firing runs in (infrastructure/tracing.py: a span continuing the
+        # trace of the command that set the timer).
+        self.row_scope: Callable[[BookmarkRow], AbstractContextManager[object]] = _no_scope
 
     def fire_due(self, limit: int) -> int:
         """Fire up to `limit` due timers; the number that fired here."""
@@ -61,13 +66,15 @@ class TimerService:
         return fired
 
     def _fire_group(self, rows: list[BookmarkRow]) -> int:
-        """Fire `rows` in one transaction; the ones handed back fire alone."""
-        outcome = run_grouped(self.runner, [(r.id, r.instance_id, self._command(r)) for r in rows])
-        fired = sum(1 for acted in outcome.results.values() if acted)
-        for row in rows:
-            if row.id in outcome.errors:
-                self._failed(row, outcome.errors[row.id])
-            elif row.id in outcome.alone and self._fire(row):
+        """Fire `rows`, stored in one transaction where they can be (application/batch.py)."""
+        outcomes = run_batch(
+            self.runner, [(self._command(r), r.instance_id) for r in rows], preload=True
+        )
+        fired = 0
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                self._failed(row, outcome)
+            elif outcome:
                 fired += 1
         return fired
 
@@ -87,6 +94,13 @@ class TimerService:
 
     def _command(self, row: BookmarkRow) -> Callable[[CommandAttempt], bool]:
         def command(session: CommandAttempt) -> bool:
+            with self.row_scope(row):
+                # What this firing schedules continues the trace that set the timer (the
+                # attempt may have been opened before the scope, by a batch).
+                session.env = replace(session.env, trace_context=self.runner.trace_context())
+                return decide(session)
+
+        def decide(session: CommandAttempt) -> bool:
             instance = session.load(row.instance_id)
             definition = session.definition_of(instance)
             if row.kind == "task":
@@ -133,3 +147,7 @@ class TimerService:
         )
         self.timers.set_aside(row.id, message, self.clock.now())
         self.set_aside_total += 1
+
+
+def _no_scope(row: BookmarkRow) -> AbstractContextManager[object]:
+    return nullcontext()

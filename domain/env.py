@@ -69,6 +69,14 @@ class CommandEnv:
     # One per command (the application builds one CommandEnv per attempt), so a loop that leaves
     # and re-enters `run` — a sub_workflow whose child completes at once — is counted too.
     steps: StepBudget = field(default_factory=StepBudget, compare=False, repr=False)
+    # The W3C `traceparent` of the command (None when not traced): stored with the
+    # activities and bookmarks it creates, so the worker that later runs or fires them
+    # continues the same trace. An opaque string to the domain.
+    trace_context: str | None = None
+
+    def trace(self) -> dict[str, str]:
+        """The trace field of a new activity or bookmark payload (none when not traced)."""
+        return {} if self.trace_context is None else {"trace_context": self.trace_context}
 
 
 class NodeFailure(Exception):

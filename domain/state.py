@@ -91,6 +91,8 @@ class Bookmark:
     gateway_node: str | None = None
     # multi-instance (`for_each`): which item of the node's list this bookmark serves
     item_index: int | None = None
+    # The W3C traceparent of the command that created it (CommandEnv.trace_context).
+    trace_context: str | None = None
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Bookmark:
@@ -131,6 +133,8 @@ class Activity:
     item_index: int | None = None
     # "compensate": the node (`end`/`compensate`) whose compensation run this step belongs to
     compensation_of: str | None = None
+    # The command's W3C traceparent (CommandEnv.trace_context); None when not traced.
+    trace_context: str | None = None
 
     @property
     def is_notification(self) -> bool:

@@ -55,6 +55,7 @@ from infrastructure.container import (
 )
 from infrastructure.cron import CroniterCalendar
 from infrastructure.embedded_postgres import EmbeddedPostgres
+from infrastructure.observability import observe_core
 from infrastructure.policies import (
     action_retry_policy,
     breaker_rule,
@@ -82,6 +83,7 @@ from infrastructure.postgres.server_secrets import KEYED_INSTANCE_IDS, server_se
 from infrastructure.schemas import JsonSchemaValidator
 from infrastructure.settings import Settings
 from infrastructure.template_catalog import PackagedTemplateCatalog
+from infrastructure.tracing import timer_span
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,7 @@ def _core_on(
         with datastore.transaction(commit=False) as curs:
             check_revisions(read_revisions(curs))
 
-    return Core(
+    core = Core(
         breakers=CircuitBreakers(breaker_rule(settings)),
         settings=settings,
         clock=clock,
@@ -177,6 +179,8 @@ def _core_on(
         check_database=check_database,
         _closers=closers,
     )
+    observe_core(core)  # metrics (infrastructure/observability.py)
+    return core
 
 
 def build_api(settings: Settings, *, core: Core | None = None) -> Container:
@@ -268,6 +272,7 @@ def build_timer_worker(settings: Settings, *, core: Core | None = None) -> Timer
         sla_escalation=settings.sla_escalation,
         group_size=settings.timer_commit_group,
     )
+    timers.row_scope = timer_span  # each firing continues the trace that set the timer
     return TimerWorkerContainer(
         core=core, owns_core=owns_core, timers=timers, schedules=build_scheduler(core)
     )

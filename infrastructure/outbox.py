@@ -38,8 +38,10 @@ from tenacity import (
     wait_exponential,
 )
 
+from infrastructure import metrics
 from infrastructure.kafka import KafkaMessage, to_message
 from infrastructure.postgres.outbox import OutboxRecord, PostgresOutbox
+from infrastructure.tracing import inject_headers, publish_span
 
 logger = logging.getLogger(__name__)
 
@@ -197,17 +199,23 @@ class OutboxPublisher:
                 message = to_message(record.envelope)
             except Exception as exc:  # not encodable: it never will be
                 outcome.dead = f"{type(exc).__name__}: {exc}"
+                metrics.OUTBOX_PUBLISHED.labels("dead_lettered").inc()
                 continue
-            try:
-                await self.sink.send(message)
-            except PERMANENT_ERRORS as exc:
-                outcome.dead = f"{type(exc).__name__}: {exc}"
-                continue
-            except Exception as exc:
-                outcome.error = exc
-                return
+            envelope = record.envelope
+            with publish_span(str(record.instance_id), envelope.type, envelope.data):
+                inject_headers(message.headers)  # the consumer continues the trace
+                try:
+                    await self.sink.send(message)
+                except PERMANENT_ERRORS as exc:
+                    outcome.dead = f"{type(exc).__name__}: {exc}"
+                    metrics.OUTBOX_PUBLISHED.labels("dead_lettered").inc()
+                    continue
+                except Exception as exc:
+                    outcome.error = exc
+                    return
             outcome.ok = True
             self.published += 1
+            metrics.OUTBOX_PUBLISHED.labels("published").inc()
 
     def _redrive(self) -> int:
         """Publish the dead letters operators asked to retry (once each; dead again on error)."""

@@ -195,6 +195,30 @@ class Settings(BaseSettings):
     # transaction per timer). Each is still its own command under optimistic concurrency.
     timer_commit_group: int = Field(default=50, ge=1, le=1000)
 
+    # --- Observability (docs/observability.md): metrics, probes, logs, traces ---
+    # Each worker process serves /health/live, /health/ready, /health and /metrics on this
+    # port (0: a free port, logged at start). The API serves them on its own port.
+    worker_probe_port: int = Field(default=9100, ge=0, le=65535)
+    worker_probe_host: str = "0.0.0.0"  # noqa: S104 - probes must be reachable by the kubelet
+    # Label instance counters with the tenant (only with few tenants: one series each).
+    metrics_tenant_label: bool = False
+    # Seconds the database-derived gauges (active instances, timers due, outbox) are cached.
+    metrics_cache_seconds: float = Field(default=10.0, ge=0)
+    # /health/ready answers 503 when the outbox lag exceeds this (0: the lag never does).
+    ready_max_outbox_lag: float = Field(default=0.0, ge=0)
+    # A worker loop that has not come round for this long fails /health/live.
+    liveness_stall_seconds: float = Field(default=600.0, gt=0)
+    # After SIGTERM, `waymark serve` stops accepting connections and gives the requests in
+    # flight this long to finish before it closes them (workers: WORKER_SHUTDOWN_GRACE).
+    api_shutdown_grace: float = Field(default=20.0, gt=0)
+    # `text` (development) or `json` (one object per line: trace id, instance id, tenant).
+    log_format: Literal["text", "json"] = "text"
+    # Per-logger levels: "waymark.workers=DEBUG,uvicorn.access=WARNING".
+    log_levels: str = ""
+    # Tracing is off unless an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or
+    # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or OTEL_TRACES_EXPORTER names an exporter;
+    # sampling by OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (the SDK's variables).
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def dev_mode(self) -> bool:

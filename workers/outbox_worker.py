@@ -21,6 +21,7 @@ from infrastructure.outbox import PublishingStoppedError
 from infrastructure.postgres.leadership import Leadership
 from infrastructure.postgres.listener import PostgresListener
 from infrastructure.postgres.recorder import EVENTS_TABLE
+from workers.probes import serve_probes
 from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,10 @@ def main(container: OutboxWorkerContainer) -> None:
         container, listen=bool(getattr(container.settings, "worker_listen", True))
     )
     worker.runner.install_signal_handlers()
+    close_probes = serve_probes(container, [worker.runner])
     try:
         worker.runner.run_forever()
     finally:
+        close_probes()
         worker.close()
         container.close()

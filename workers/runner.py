@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
+from infrastructure import metrics
+
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
@@ -109,6 +111,8 @@ class WorkerRunner:
         # Heartbeat for health checks: wall-clock time of the last tick that did not raise.
         self.last_tick_at: datetime | None = None
         self.consecutive_failures = 0
+        # time.monotonic() of the loop's last turn (a tick begun): liveness, not health.
+        self.last_loop_at: float | None = None
         self.side_tasks: list[SideTask] = []
         self._stop = threading.Event()
         # Guards the wake flag and the alarm; notified by wake(), wake_in() and stop().
@@ -192,9 +196,11 @@ class WorkerRunner:
             # idle wait return at once, so nothing a producer announced waits a poll interval.
             with self._changed:
                 self._woken = False
+            self.last_loop_at = time.monotonic()
             try:
                 handled = self.tick()
             except Exception:
+                metrics.WORKER_TICKS.labels(self.name, "failed").inc()
                 self.consecutive_failures += 1
                 delay = self.backoff(self.consecutive_failures)
                 logger.exception(
@@ -208,6 +214,8 @@ class WorkerRunner:
                 continue
             self.consecutive_failures = 0
             self.last_tick_at = datetime.now(UTC)
+            metrics.WORKER_TICKS.labels(self.name, "ok").inc()
+            metrics.WORKER_LAST_TICK.labels(self.name).set(self.last_tick_at.timestamp())
             if not handled:
                 self._idle()
 
@@ -243,6 +251,14 @@ class WorkerRunner:
         if self.last_tick_at is None:
             return None
         return (datetime.now(UTC) - self.last_tick_at).total_seconds()
+
+    def stalled(self, limit: float) -> bool:
+        """The loop has not come round for `limit` seconds (a tick that never returns)."""
+        if self.last_loop_at is None or self._stop.is_set():
+            return False
+        return time.monotonic() - self.last_loop_at > max(
+            limit, self.poll_interval + self.max_backoff
+        )
 
     def start_in_thread(self) -> threading.Thread:
         """Run the loop in a daemon thread (workers inside `waymark serve`)."""

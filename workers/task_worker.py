@@ -26,8 +26,10 @@ from application.errors import CommandConflictError
 from application.ports import ActionResult, ConcurrencyConflictError
 from application.read_models import ActivityRow
 from infrastructure.container import TaskWorkerContainer
+from infrastructure.observability import observe_action
 from infrastructure.postgres.datastore import DatabaseUnavailableError
 from infrastructure.postgres.listener import ACTIVITIES_CHANNEL, PostgresListener
+from workers.probes import serve_probes
 from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner, exit_now
 from workers.wakeups import wake_on_notify
 
@@ -171,19 +173,25 @@ class TaskWorker:
             # running the side effect again would not mend that.
             self._fail_attempt(row, f"it ran {MAX_UNRECORDED_RUNS} times without being recorded")
             return None
-        try:
-            result = self.actions.run(
-                row.action,
-                idempotency_key=row.idempotency_key,
-                timeout=row.timeout_seconds,
-                tenant=row.tenant,
-            )
-        except Exception as exc:  # ActionRunner promises not to raise; do not trust that blindly
-            logger.exception("activity %s: action runner raised", row.id)
-            result = ActionResult(ok=False, error=f"{type(exc).__name__}: {exc}", retryable=True)
+        with observe_action(row) as observed:
+            try:
+                result = self.actions.run(
+                    row.action,
+                    idempotency_key=row.idempotency_key,
+                    timeout=row.timeout_seconds,
+                    tenant=row.tenant,
+                )
+            except Exception as exc:  # ActionRunner promises not to raise; do not trust that
+                logger.exception("activity %s: action runner raised", row.id)
+                result = ActionResult(
+                    ok=False, error=f"{type(exc).__name__}: {exc}", retryable=True
+                )
+            observed.result = result
         if result.deferred_until is not None:
             self._defer(row, result)
             return None
+        # Recorded with the batch (`_record_all`); what the result schedules continues the
+        # activity's stored trace (ActivityService._command).
         return result
 
     def _defer(self, row: ActivityRow, result: ActionResult) -> None:
@@ -311,6 +319,7 @@ def main(container: TaskWorkerContainer) -> None:
     listen = bool(getattr(container.settings, "worker_listen", True))
     worker = TaskWorker(container, listen=listen)
     worker.runner.install_signal_handlers()
+    close_probes = serve_probes(container, [worker.runner])
     logger.info(
         "task worker %s: concurrency %d, batch %d, lease %g s, shutdown grace %g s",
         worker.worker_id,
@@ -322,6 +331,7 @@ def main(container: TaskWorkerContainer) -> None:
     try:
         worker.runner.run_forever()
     finally:
+        close_probes()
         still_running = worker.close(wait=False)
         container.close()
     if still_running:

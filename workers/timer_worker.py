@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from infrastructure import metrics
 from infrastructure.container import TimerWorkerContainer
 from infrastructure.postgres.listener import TIMERS_CHANNEL, PostgresListener
+from workers.probes import serve_probes
 from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner
 from workers.schedule_worker import ScheduleWorker
 from workers.wakeups import ALARM_SLACK_SECONDS, wake_on_notify
@@ -54,6 +56,7 @@ class TimerWorker:
                 fired,
                 already,
             )
+        metrics.TIMERS_FIRED.inc(fired)
         if not fired:
             self._arm_alarm()
         return fired
@@ -86,9 +89,12 @@ def main(container: TimerWorkerContainer) -> None:
     worker.runner.install_signal_handlers()
     if scheduler is not None:
         scheduler.runner.start_in_thread()
+    runners = [worker.runner] + ([scheduler.runner] if scheduler is not None else [])
+    close_probes = serve_probes(container, runners)
     try:
         worker.runner.run_forever()
     finally:
+        close_probes()
         if scheduler is not None:
             scheduler.runner.stop(worker.runner.shutdown_grace)
         worker.close()

@@ -5,6 +5,8 @@ probes carry no credentials. Each probe also answers HEAD."""
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import ContainerDep
 from api.responses import HealthReport, Liveness, ok
 from infrastructure.container import Container
+from infrastructure.health import breaker_component, instance_counts, outbox_component
 from infrastructure.postgres.migrate import SchemaNotCurrentError
 
 logger = logging.getLogger(__name__)
@@ -22,12 +25,20 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 
 async def components(container: Container) -> dict[str, dict[str, Any]]:
+    started = time.perf_counter()
+    database = await _database(container)
+    database["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return {"database": database}
+
+
+async def _database(container: Container) -> dict[str, Any]:
     try:
         await run_in_threadpool(container.check_database)
     except SchemaNotCurrentError as exc:
         logger.warning("health: %s", exc)
-        database = {
+        return {
             "status": "down",
+            "description": "the database schema is not the one this code expects",
             "error": type(exc).__name__,
             "schema_revision": sorted(exc.found),
             "expected_revision": sorted(exc.expected),
@@ -35,10 +46,12 @@ async def components(container: Container) -> dict[str, dict[str, Any]]:
     except Exception as exc:
         logger.warning("health: database check failed: %s", exc)
         # The reason stays in the log: it may name hosts or users.
-        database = {"status": "down", "error": type(exc).__name__}
-    else:
-        database = {"status": "up"}
-    return {"database": database}
+        return {
+            "status": "down",
+            "description": "the database does not answer",
+            "error": type(exc).__name__,
+        }
+    return {"status": "up", "description": "the database answers"}
 
 
 def worker_status(runners: list[Any]) -> dict[str, dict[str, Any]]:
@@ -67,8 +80,7 @@ async def outbox_status(container: Container) -> dict[str, Any] | None:
     except Exception as exc:  # the database component reports the outage itself
         logger.warning("health: reading the outbox position failed: %s", exc)
         return None
-    state = "up" if status.breaker_state == "closed" else "degraded"
-    return {"status": state, **status.as_dict()}
+    return outbox_component(status, container.settings.ready_max_outbox_lag)
 
 
 async def report(
@@ -77,6 +89,7 @@ async def report(
     timers: dict[str, Any] | None = None,
     cleanup: dict[str, Any] | None = None,
     breakers: dict[str, Any] | None = None,
+    instances: dict[str, Any] | None = None,
 ) -> JSONResponse:
     parts = await components(container)
     healthy = all(c["status"] == "up" for c in parts.values())
@@ -85,13 +98,20 @@ async def report(
         parts["timers"] = timers
     if cleanup is not None:
         parts["cleanup"] = cleanup
-    outbox = await outbox_status(container) if healthy else None
+    outbox = await _timed(outbox_status(container)) if healthy else None
     if outbox is not None:
         parts["outbox"] = outbox
-        if outbox["status"] == "degraded":
+        if outbox["status"] == "down":  # lag past WAYMARK_READY_MAX_OUTBOX_LAG
+            healthy = False
+            body["status"] = "unavailable"
+        elif outbox["status"] == "degraded":
             body["status"] = "degraded"
     if breakers is not None:
         parts["breakers"] = breakers
+        if healthy and breakers["status"] != "up":
+            body["status"] = "degraded"  # one target's outage: still ready for traffic
+    if instances is not None:
+        parts["instances"] = instances
     if workers:
         # A failing worker degrades the process but must not take it out of the load
         # balancer: the API still serves, and readiness asks only about the database.
@@ -121,6 +141,7 @@ async def health(request: Request, container: ContainerDep) -> JSONResponse:
         await timer_status(container),
         cleanup=await cleanup_status(container),
         breakers=breaker_status(container),
+        instances=await run_in_threadpool(instance_counts),
     )
 
 
@@ -146,9 +167,7 @@ def breaker_status(container: Container) -> dict[str, Any]:
     An open breaker is a target's outage, not this process's: the component stays `up`
     and the activities bound for it wait (docs/actions.md). Standalone workers' breakers
     are not shown here (they log each state change)."""
-    targets = container.core.breakers.states()
-    open_count = sum(1 for t in targets.values() if t["state"] != "closed")
-    return {"status": "up", "open": open_count, "targets": targets}
+    return breaker_component(container.core.breakers.states())
 
 
 async def timer_status(container: Container) -> dict[str, Any] | None:
@@ -174,5 +193,15 @@ async def live() -> dict[str, str]:
 @router.get("/ready", responses=_REPORT)
 @router.head("/ready", include_in_schema=False)
 async def ready(container: ContainerDep) -> JSONResponse:
-    """Ready for traffic: the database answers. 503 (with each component's status) if not."""
-    return await report(container)
+    """Ready for traffic: the database answers (and the outbox lag is within
+    WAYMARK_READY_MAX_OUTBOX_LAG when set); breakers are reported, an open one degrades but
+    keeps the process in traffic. 503 (with each component's status) if not ready."""
+    return await report(container, breakers=breaker_status(container))
+
+
+async def _timed(check: Awaitable[dict[str, Any] | None]) -> dict[str, Any] | None:
+    started = time.perf_counter()
+    component = await check
+    if component is not None:
+        component["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return component

@@ -111,6 +111,7 @@ def schedule_notification(
             "idempotency_key": notify_key(instance, bookmark.id, what, 1),
             "purpose": NOTIFY_PURPOSE,
             "notify_event": what,
+            **env.trace(),
         }
     )
     if error is not None:

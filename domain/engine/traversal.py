@@ -142,6 +142,7 @@ def _schedule_activity(
             "timeout_seconds": timeout,
             "run_after": env.now,
             "idempotency_key": f"{instance.id}:{node.id}:{number}",
+            **env.trace(),
         }
     )
     return activity_id

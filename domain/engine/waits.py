@@ -66,7 +66,7 @@ def open_waiting_bookmark(
         )
     else:  # the validator only admits known types; this guards the engine itself
         raise ValueError(f"node type {node.type} does not wait")
-    instance.create_bookmark({**bookmark, **(extra or {})})
+    instance.create_bookmark({**bookmark, **env.trace(), **(extra or {})})
     if bookmark["kind"] == "task":
         schedule_notification(instance, node, instance.bookmarks[bookmark["id"]], "created", env)
     return str(bookmark["id"])

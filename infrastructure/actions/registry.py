@@ -12,6 +12,7 @@ from application.connections import Connection, ConnectionCatalog, NoConnections
 from application.ports import ActionResult
 from domain.durations import parse_duration
 from domain.validation.document import ACTION_CONNECTION_TYPES
+from infrastructure import metrics
 from infrastructure.actions.breakers import CircuitBreakers, breaker_target
 from infrastructure.actions.email import EmailAction
 from infrastructure.actions.http import HttpAction
@@ -83,6 +84,7 @@ class ActionRegistry:
         """Add (or replace, built-ins included) the handler of an action type."""
         with self._lock:
             self._handlers[type_name] = handler
+            metrics.ACTION_TYPES.add(type_name)  # a label value of the action metrics
             self._connected.pop(type_name, None)
 
     def run(

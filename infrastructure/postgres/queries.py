@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -33,8 +33,14 @@ Row = TypeVar("Row")
 
 
 def to_row(row_type: type[Row], record: dict[str, Any]) -> Row:
-    """The dataclass for a table row, ignoring columns the dataclass does not have."""
-    return row_type(**{f.name: record[f.name] for f in fields(row_type)})  # type: ignore[arg-type]
+    """The dataclass for a table row, ignoring columns the dataclass does not have (and
+    leaving fields with a default at it when a query did not select their column)."""
+    values = {
+        f.name: record[f.name]
+        for f in fields(row_type)  # type: ignore[arg-type]
+        if f.name in record or (f.default is MISSING and f.default_factory is MISSING)
+    }
+    return row_type(**values)
 
 
 class PostgresReadModelQueries:

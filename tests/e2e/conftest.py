@@ -218,6 +218,8 @@ def server_env(database_url: str | None, workdir: Path, **extra: str) -> dict[st
             # their own rule).
             "WAYMARK_BREAKER_MIN_CALLS": "1000000",
             "PYTHONUNBUFFERED": "1",
+            # Worker processes' probe ports: a free one each (tests run side by side).
+            "WAYMARK_WORKER_PROBE_PORT": "0",
             **({"DATABASE_URL": database_url} if database_url else {}),
             **extra,
         }

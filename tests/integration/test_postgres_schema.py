@@ -66,6 +66,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("timer_attempts", "integer", "NO"),
         ("timer_leased_until", TZ, "YES"),
         ("escalated_at", TZ, "YES"),
+        ("trace_context", "text", "YES"),
     ],
     "tasks": [
         ("id", "text", "NO"),
@@ -101,6 +102,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("idempotency_key", "text", "NO"),
         ("locked_by", "text", "YES"),
         ("locked_until", TZ, "YES"),
+        ("trace_context", "text", "YES"),
     ],
     "idempotency_records": [
         ("tenant", "text", "NO"),
@@ -246,4 +248,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0008",)
+    assert row == ("0014",)

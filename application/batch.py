@@ -36,6 +36,12 @@ def run_batch(
     preload: bool = False,
 ) -> list[Any | Exception]:
     """Run each `(command, target)`; each one's result or the exception it raised."""
+    if len(commands) == 1:  # nothing to share: the plain path (its own command span)
+        command, target = commands[0]
+        try:
+            return [runner.run(command, target)]
+        except Exception as e:  # this command's own outcome
+            return [e]
     outcomes: list[Any | Exception] = [None] * len(commands)
     alone: list[int] = []  # run again on their own, after the shared commit
     prepared: list[tuple[int, Any, PendingCommit]] = []
@@ -63,14 +69,16 @@ def run_batch(
             touched.update(session.instances)
             prepared.append((i, result, pending))
         errors = runner.committer.commit_all([pending for _, _, pending in prepared])
+    stored: list[PendingCommit] = []
     for (i, result, pending), error in zip(prepared, errors, strict=True):
         if error is None:
             outcomes[i] = result
-            runner.committed(pending)
+            stored.append(pending)
         elif isinstance(error, ConcurrencyConflictError):
             alone.append(i)
         else:
             outcomes[i] = error
+    runner.committed(stored)
     for i in sorted(alone):
         command, target = commands[i]
         try:

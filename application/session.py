@@ -509,14 +509,17 @@ class CommandRunner:
         """Store a prepared commit, then tell the `on_commit` listeners and the
         `on_committed` observers (metrics) what it stored."""
         self.committer.commit(pending)
-        self.committed(pending)
+        self.committed([pending])
 
-    def committed(self, pending: PendingCommit) -> None:
-        """Tell the listeners about a commit stored (also by application/batch.py)."""
-        if pending.events:
-            committed = list(pending.events)
-            for listener in self.on_commit:
-                listener(committed)
+    def committed(self, pendings: list[PendingCommit]) -> None:
+        """Tell the listeners about commits stored together (one call for a batch of
+        application/batch.py) and the observers about each."""
+        committed = [event for pending in pendings for event in pending.events]
+        if not committed:
+            return
+        for listener in self.on_commit:
+            listener(committed)
+        for pending in pendings:
             for observer in self.on_committed:
                 observer(pending)
 

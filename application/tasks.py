@@ -158,10 +158,6 @@ class ActivityService:
             )
 
         def command(session: CommandAttempt) -> bool:
-            if activity.trace_context and session.env.trace_context is None:
-                # Recorded in a batch, outside the action's span: what the result schedules
-                # (a timer, the next activity) continues the trace that scheduled the action.
-                session.env = replace(session.env, trace_context=activity.trace_context)
             instance = session.load(activity.instance_id)
             if instance.is_ended:
                 return False

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
 from uuid import UUID
 
 from application.batch import run_batch
@@ -58,8 +57,12 @@ class TimerService:
     def fire_due(self, limit: int) -> int:
         """Fire up to `limit` due timers; the number that fired here."""
         rows = self.timers.due(self.clock.now(), limit)
-        if self.group_size == 1:
-            return sum(1 for row in rows if self._fire(row))
+        if self.group_size == 1:  # each firing in its own scope (a span when traced)
+            fired = 0
+            for row in rows:
+                with self.row_scope(row):
+                    fired += self._fire(row)
+            return fired
         fired = 0
         for start in range(0, len(rows), self.group_size):
             fired += self._fire_group(rows[start : start + self.group_size])
@@ -94,13 +97,6 @@ class TimerService:
 
     def _command(self, row: BookmarkRow) -> Callable[[CommandAttempt], bool]:
         def command(session: CommandAttempt) -> bool:
-            with self.row_scope(row):
-                # What this firing schedules continues the trace that set the timer (the
-                # attempt may have been opened before the scope, by a batch).
-                session.env = replace(session.env, trace_context=self.runner.trace_context())
-                return decide(session)
-
-        def decide(session: CommandAttempt) -> bool:
             instance = session.load(row.instance_id)
             definition = session.definition_of(instance)
             if row.kind == "task":

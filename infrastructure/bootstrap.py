@@ -83,6 +83,7 @@ from infrastructure.postgres.server_secrets import KEYED_INSTANCE_IDS, server_se
 from infrastructure.schemas import JsonSchemaValidator
 from infrastructure.settings import Settings
 from infrastructure.template_catalog import PackagedTemplateCatalog
+from infrastructure.tracing import enabled as tracing_enabled
 from infrastructure.tracing import timer_span
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,8 @@ def build_timer_worker(settings: Settings, *, core: Core | None = None) -> Timer
         PostgresDueTimers(core.datastore, settings.timer_lease_seconds),
         core.clock,
         sla_escalation=settings.sla_escalation,
-        group_size=settings.timer_commit_group,
+        # Traced, each firing is a command of its own in the trace that set its timer.
+        group_size=1 if tracing_enabled() else settings.timer_commit_group,
     )
     timers.row_scope = timer_span  # each firing continues the trace that set the timer
     return TimerWorkerContainer(

@@ -29,6 +29,7 @@ from infrastructure.container import TaskWorkerContainer
 from infrastructure.observability import observe_action
 from infrastructure.postgres.datastore import DatabaseUnavailableError
 from infrastructure.postgres.listener import ACTIVITIES_CHANNEL, PostgresListener
+from infrastructure.tracing import enabled as tracing_enabled
 from workers.probes import serve_probes
 from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner, exit_now
 from workers.wakeups import wake_on_notify
@@ -187,12 +188,15 @@ class TaskWorker:
                     ok=False, error=f"{type(exc).__name__}: {exc}", retryable=True
                 )
             observed.result = result
-        if result.deferred_until is not None:
-            self._defer(row, result)
-            return None
-        # Recorded with the batch (`_record_all`); what the result schedules continues the
-        # activity's stored trace (ActivityService._command).
-        return result
+            if result.deferred_until is not None:
+                self._defer(row, result)
+                return None
+            if tracing_enabled():
+                # Traced: recorded alone inside the action's span, so the command and what
+                # it schedules (a timer, the next activity) continue the same trace.
+                self._record_all([(row, result)])
+                return None
+        return result  # recorded with the results that finish together (`_record_all`)
 
     def _defer(self, row: ActivityRow, result: ActionResult) -> None:
         # The action did not run (its target's circuit breaker is open): no result is

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import problems
+from api.auth import PUBLIC, build_token_verifier
 from api.limits import BodySizeLimit
 from api.request_guard import RequestGuard
 from api.routes import (
@@ -59,6 +60,7 @@ def create_app(
         app.state.container = container
         hosted: HostedWorkers | None = None
         try:
+            app.state.token_verifier = build_token_verifier(container.settings)  # None: off
             if start_workers is not None:
                 hosted = await run_in_threadpool(start_workers, container)
                 app.state.worker_runners = hosted.runners
@@ -91,7 +93,7 @@ def create_app(
     app.include_router(connections.router)
     app.include_router(feed.router)
 
-    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False, dependencies=[PUBLIC])
     async def root() -> RedirectResponse:
         """A person opening the server's address finds the API's interactive docs."""
         return RedirectResponse("/docs", status_code=307)

@@ -168,6 +168,20 @@ class Settings(BaseSettings):
     # None = on in production (DATABASE_URL set), loopback-only-allowed in development.
     egress_allow: str = ""
     egress_guard: bool | None = None
+    # --- People: OIDC/JWT bearer tokens (api/tokens.py, docs/security.md) ---
+    # Set `oidc_issuer` to accept tokens besides API keys: verified with the keys at
+    # `oidc_jwks_url` (RS256/ES256), `iss` = issuer, `aud` containing `oidc_audience`,
+    # `exp` within `oidc_leeway_seconds` of clock skew; the key set is cached
+    # `oidc_jwks_cache_seconds` (an unknown `kid` refetches it once). Claim names map the
+    # token to the user id, the tenant and the roles (a dotted name reaches into objects).
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_user_claim: str = "sub"
+    oidc_tenant_claim: str = "tenant"
+    oidc_roles_claim: str = "roles"
+    oidc_leeway_seconds: float = Field(default=60.0, ge=0, le=600)
+    oidc_jwks_cache_seconds: int = Field(default=300, ge=1)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -154,7 +154,13 @@ def _on_behalf_of(principal: Principal, user: str) -> Principal:
             f"only an API key with the '{role_table.IMPERSONATE}' role may send {ON_BEHALF_OF}",
         )
     if not user or len(user) > MAX_USER_ID or not user.isprintable():
-        raise ProblemError(400, "bad-request", f"{ON_BEHALF_OF} must name a user id")
+        text = f"{ON_BEHALF_OF} must name a user id (1 to {MAX_USER_ID} printable characters)"
+        raise ProblemError(
+            422,
+            "invalid-request",
+            text,
+            errors=[{"path": f"$.header.{ON_BEHALF_OF}", "code": "invalid_value", "message": text}],
+        )
     return Principal(
         principal.key_name,
         principal.tenant,

@@ -183,7 +183,7 @@ def test_on_behalf_of_needs_a_key_with_impersonate(client: AsgiClient, issuer: I
     from_token = client.get(ROUTE, headers={**bearer(issuer.token(sub="bob")), **header})
     assert from_token.status_code == 403
     empty = client.get(ROUTE, headers={**bearer("k-svc"), "Waymark-On-Behalf-Of": " "})
-    assert empty.status_code == 400
+    assert empty.status_code == 422
 
 
 def test_without_oidc_settings_a_jwt_is_just_an_unknown_key(issuer: Issuer) -> None:

@@ -194,7 +194,7 @@ def cancel_instance(
         CancelInstance(
             principal.tenant,
             parse_instance_id(instance_id),
-            body.reason or f"cancelled by {principal.key_name}",
+            body.reason or f"cancelled by {principal.actor_id}",
             idempotency_key=body.idempotency_key or idempotency_key,
         )
     )
@@ -222,7 +222,7 @@ def resume_bookmark(
             bookmark_id,
             body.payload,
             idempotency_key=body.idempotency_key or idempotency_key,
-            source=f"api:{principal.key_name}",
+            source=f"api:{principal.actor_id}",
         )
     )
     return replayable(result, replayed)

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import observability, problems
+from api.auth import PUBLIC, build_token_verifier
 from api.limits import BodySizeLimit
 from api.observability import RequestMetrics
 from api.request_guard import RequestGuard
@@ -66,6 +67,7 @@ def create_app(
         app.state.container = container
         hosted: HostedWorkers | None = None
         try:
+            app.state.token_verifier = build_token_verifier(container.settings)  # None: off
             if start_workers is not None:
                 hosted = await run_in_threadpool(start_workers, container)
                 app.state.worker_runners = hosted.runners
@@ -106,7 +108,7 @@ def create_app(
         # Server spans for every request but the probes and scrapes.
         FastAPIInstrumentor.instrument_app(app, excluded_urls="health,metrics")
 
-    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False, dependencies=[PUBLIC])
     async def root() -> RedirectResponse:
         """A person opening the server's address finds the API's interactive docs."""
         return RedirectResponse("/docs", status_code=307)

@@ -13,13 +13,16 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import PUBLIC
 from infrastructure import metrics
 from infrastructure.telemetry import begin_log_context, end_log_context
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", include_in_schema=False)
+# Public like the health probes (Prometheus scrapes without a key): it exposes counts, never
+# ids or tokens; restrict it at the network (k8s/base NetworkPolicy) where that matters.
+@router.get("/metrics", include_in_schema=False, dependencies=[PUBLIC])
 async def prometheus_metrics() -> Response:
     """Every metric of this process, and the database-derived gauges (cached)."""
     body, content_type = await run_in_threadpool(metrics.exposition)

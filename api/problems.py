@@ -123,6 +123,10 @@ KINDS: dict[str, _Kind] = {
     "invalid-signature": _Kind(401),
     "signature-replayed": _Kind(409),
     "task-already-claimed": _Kind(409, lambda e: {"claimed_by": e.claimed_by}),
+    # task authorization and separation of duties (domain.engine.task_access)
+    "task-forbidden": _Kind(403),
+    "task-claimed-by-another": _Kind(409, lambda e: {"claimed_by": e.claimed_by}),
+    "separation-of-duties": _Kind(403, lambda e: {"conflicts": e.conflicts}),
     "invalid-cursor": _Kind(400),
     "idempotency-key-reused": _Kind(422),
     "unstorable-value": _Kind(422, lambda e: {"what": e.what}),

@@ -194,6 +194,7 @@ class StartedByView(Open):
 
     kind: Literal["api", "event", "webhook", "schedule", "parent", "kafka"]
     key_name: str | None = None
+    user: str | None = None  # the person: a token's user, or a key's On-Behalf-Of user
     event_type: str | None = None
     correlation: str | None = None
     tick: str | None = None
@@ -343,6 +344,9 @@ class TaskView(Open):
     outcome: str | None
     created_at: datetime
     completed_at: datetime | None
+    completed_by: str | None = Field(
+        None, description="who completed it: the person's user id (a service key: its name)"
+    )
 
 
 class TaskPage(Open):

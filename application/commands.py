@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from domain.engine.task_access import Actor
+
 
 @dataclass(frozen=True)
 class StartInstance:
@@ -104,6 +106,8 @@ class ClaimTask:
     tenant: str
     task_id: str
     user: str
+    # Who asks (checked: domain.engine.task_access); None only on trusted internal paths.
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class DelegateTask:
     task_id: str
     assignee: str
     by: str | None = None
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -137,3 +142,4 @@ class CompleteTask:
     comment: str | None = None
     user: str | None = None
     idempotency_key: str | None = None
+    actor: Actor | None = None

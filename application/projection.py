@@ -114,6 +114,7 @@ def task_row(instance: WorkflowInstance, b: Bookmark) -> TaskRow:
         completed_at=b.resolved_at if b.status is BookmarkStatus.CONSUMED else None,
         escalated_at=b.escalated_at,
         escalated_to=b.escalated_to,
+        completed_by=b.completed_by,
     )
 
 

@@ -75,6 +75,7 @@ class TaskRow:
     completed_at: datetime | None
     escalated_at: datetime | None = None  # when its SLA passed (TaskEscalated)
     escalated_to: str | None = None  # the candidate role the escalation added
+    completed_by: str | None = None  # the person who completed it (TaskCompleted)
 
 
 @dataclass(frozen=True)

@@ -51,14 +51,20 @@ class TaskService:
 
     def claim(self, cmd: ClaimTask) -> dict[str, Any]:
         return self._on_task(
-            cmd.tenant, cmd.task_id, lambda i, s: engine.claim_task(i, cmd.task_id, cmd.user)
+            cmd.tenant,
+            cmd.task_id,
+            lambda i, s: engine.claim_task(
+                i, cmd.task_id, cmd.user, s.definition_of(i), actor=cmd.actor
+            ),
         )
 
     def delegate(self, cmd: DelegateTask) -> dict[str, Any]:
         return self._on_task(
             cmd.tenant,
             cmd.task_id,
-            lambda i, s: engine.delegate_task(i, cmd.task_id, cmd.assignee, cmd.by),
+            lambda i, s: engine.delegate_task(
+                i, cmd.task_id, cmd.assignee, cmd.by, actor=cmd.actor
+            ),
         )
 
     def cancel(self, cmd: CancelTask) -> dict[str, Any]:
@@ -103,6 +109,7 @@ class TaskService:
                 comment=cmd.comment,
                 completed_by=cmd.user,
                 env=session.env,
+                actor=cmd.actor,
             )
             view = jsonable(instance_view(instance))
             session.remember(tenant, scope, key, stored_result(request, view))

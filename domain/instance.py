@@ -191,6 +191,8 @@ class WorkflowInstance(Aggregate):
         comment: str | None
         completed_by: str | None
         at: datetime
+        # Who acted (`domain.engine.task_access.Actor.payload`); absent from older events.
+        actor: dict[str, Any] | None = None
 
     @event(TaskCompleted)
     def complete_task(
@@ -201,6 +203,7 @@ class WorkflowInstance(Aggregate):
         comment: str | None,
         completed_by: str | None,
         at: datetime,
+        actor: dict[str, Any] | None = None,
     ) -> None:
         self._replace_bookmark(
             bookmark_id,
@@ -213,18 +216,28 @@ class WorkflowInstance(Aggregate):
     class TaskClaimed(Event):
         bookmark_id: str
         claimed_by: str
+        actor: dict[str, Any] | None = None  # who acted; absent from older events
 
     @event(TaskClaimed)
-    def claim_task(self, bookmark_id: str, claimed_by: str) -> None:
+    def claim_task(
+        self, bookmark_id: str, claimed_by: str, actor: dict[str, Any] | None = None
+    ) -> None:
         self._replace_bookmark(bookmark_id, claimed_by=claimed_by)
 
     class TaskDelegated(Event):
         bookmark_id: str
         assignee: str
         delegated_by: str | None
+        actor: dict[str, Any] | None = None  # who acted; absent from older events
 
     @event(TaskDelegated)
-    def delegate_task(self, bookmark_id: str, assignee: str, delegated_by: str | None) -> None:
+    def delegate_task(
+        self,
+        bookmark_id: str,
+        assignee: str,
+        delegated_by: str | None,
+        actor: dict[str, Any] | None = None,
+    ) -> None:
         self._replace_bookmark(bookmark_id, assignee=assignee, claimed_by=None)
 
     class TaskEscalated(Event):

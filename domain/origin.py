@@ -29,6 +29,7 @@ class StartedBy:
 
     kind: StartKind
     key_name: str | None = None  # api
+    user: str | None = None  # api: the person (a token's user, or a key's On-Behalf-Of)
     event_type: str | None = None  # event
     correlation: str | None = None  # event
     tick: str | None = None  # schedule: the tick's UTC time, ISO 8601
@@ -52,8 +53,8 @@ class StartedBy:
         return cls(**{**known, "kind": StartKind(payload["kind"])})
 
 
-def by_api(key_name: str | None) -> dict[str, Any]:
-    return StartedBy(StartKind.API, key_name=key_name).to_payload()
+def by_api(key_name: str | None, user: str | None = None) -> dict[str, Any]:
+    return StartedBy(StartKind.API, key_name=key_name, user=user).to_payload()
 
 
 def by_event(event_type: str, correlation: str | None) -> dict[str, Any]:

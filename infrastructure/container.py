@@ -41,11 +41,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: resolved from the API key."""
+    """Who is calling: resolved from the API key or an OIDC token (api/auth.py).
+
+    A key: `key_name` is its name, `user` None, or the person it acts for
+    (`Waymark-On-Behalf-Of`). A token (`kind` "user"): `key_name` and `user` are the user id.
+    """
 
     key_name: str
     tenant: str
     roles: frozenset[str]
+    kind: str = "key"  # "key" | "user"
+    user: str | None = None
+
+    @property
+    def actor_id(self) -> str:
+        """The person when known, else the key's name: who a history names."""
+        return self.user or self.key_name
 
 
 def close_all(closers: list[Callable[[], None]]) -> None:

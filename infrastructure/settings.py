@@ -218,6 +218,20 @@ class Settings(BaseSettings):
     # Tracing is off unless an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or
     # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or OTEL_TRACES_EXPORTER names an exporter;
     # sampling by OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (the SDK's variables).
+    # --- People: OIDC/JWT bearer tokens (api/tokens.py, docs/security.md) ---
+    # Set `oidc_issuer` to accept tokens besides API keys: verified with the keys at
+    # `oidc_jwks_url` (RS256/ES256), `iss` = issuer, `aud` containing `oidc_audience`,
+    # `exp` within `oidc_leeway_seconds` of clock skew; the key set is cached
+    # `oidc_jwks_cache_seconds` (an unknown `kid` refetches it once). Claim names map the
+    # token to the user id, the tenant and the roles (a dotted name reaches into objects).
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_user_claim: str = "sub"
+    oidc_tenant_claim: str = "tenant"
+    oidc_roles_claim: str = "roles"
+    oidc_leeway_seconds: float = Field(default=60.0, ge=0, le=600)
+    oidc_jwks_cache_seconds: int = Field(default=300, ge=1)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.auth import ContainerDep, PrincipalDep
+from api.auth import ContainerDep, Reader
 from api.responses import AUTHENTICATED, AnalyticsReport, ok
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 @router.get("", responses=ok(AnalyticsReport, *AUTHENTICATED))
 def get_analytics(
-    principal: PrincipalDep,
+    principal: Reader,
     container: ContainerDep,
     definition: str | None = None,
     created_after: datetime | None = None,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ContainerDep, PrincipalDep
+from api.auth import PUBLIC, ContainerDep, Operator
 from api.responses import REPLAYED, WITH_BODY, EventResult, ResumeResult, ok
 from api.routes.instances import IdempotencyKeyHeader, replayable
 from api.schemas import EventRequest
@@ -34,6 +34,7 @@ RAW_JSON_BODY = {
     # No API key: the signature is the credential (401 when it is missing or wrong).
     responses=ok(ResumeResult, 400, 401, 404, 409, 413, 422, 500, 503, headers=REPLAYED),
     openapi_extra=RAW_JSON_BODY,
+    dependencies=[PUBLIC],
 )
 async def deliver_callback(
     token: str,
@@ -59,7 +60,7 @@ async def deliver_callback(
 )
 def deliver_event(
     body: EventRequest,
-    principal: PrincipalDep,
+    principal: Operator,
     container: ContainerDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:

@@ -6,17 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.auth import ContainerDep, PrincipalDep
-from api.problems import ProblemError
+from api.auth import Admin, ContainerDep
 from api.responses import AUTHENTICATED, ConnectionPage, ok
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
 
 
 @router.get("", responses=ok(ConnectionPage, *AUTHENTICATED))
-def list_connections(principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+def list_connections(principal: Admin, container: ContainerDep) -> dict[str, Any]:
     """The tenant's connections (WAYMARK_CONNECTIONS_FILE) by name, with their type: what a
     definition's `"connection"` may name. Settings and secrets are never shown. Admin only."""
-    if "admin" not in principal.roles:
-        raise ProblemError(403, "forbidden", "listing connections needs the 'admin' role")
     return {"items": container.connections.list(principal.tenant), "next_cursor": None}

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from api.auth import ContainerDep, PrincipalDep
+from api.auth import ContainerDep, Designer, Reader
 from api.responses import (
     AUTHENTICATED,
     WITH_BODY,
@@ -44,7 +44,7 @@ DocumentBody = Annotated[Any, Body(description="the definition document (SPEC §
     responses=ok(DefinitionView, *WITH_BODY, status=201, description="The published version"),
 )
 def publish_definition(
-    document: DocumentBody, principal: PrincipalDep, container: ContainerDep
+    document: DocumentBody, principal: Designer, container: ContainerDep
 ) -> dict[str, Any]:
     """Publish a definition; the same name again becomes its next version."""
     return definition_view(container.definitions.publish(principal.tenant, document))
@@ -52,7 +52,7 @@ def publish_definition(
 
 @router.post("/validate", responses=ok(ValidationResult, *WITH_BODY))
 def validate_definition(
-    document: DocumentBody, principal: PrincipalDep, container: ContainerDep
+    document: DocumentBody, principal: Designer, container: ContainerDep
 ) -> dict[str, Any]:
     """Validate without publishing: every problem, each with its JSON path."""
     problems = container.definitions.validate(document)
@@ -61,7 +61,7 @@ def validate_definition(
 
 @router.get("", responses=ok(DefinitionPage, *AUTHENTICATED, 400))
 def list_definitions(
-    principal: PrincipalDep,
+    principal: Reader,
     container: ContainerDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
@@ -74,7 +74,7 @@ def list_definitions(
 @router.get("/{name}", responses=ok(DefinitionView, *AUTHENTICATED, 404))
 def get_definition(
     name: str,
-    principal: PrincipalDep,
+    principal: Reader,
     container: ContainerDep,
     version: int | None = Query(None, ge=1),
 ) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def get_definition(
 def _set_enabled(enabled: bool, doc: str) -> Any:
     """The enable/disable endpoints: one body, two paths."""
 
-    def endpoint(name: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+    def endpoint(name: str, principal: Designer, container: ContainerDep) -> dict[str, Any]:
         return definition_view(container.definitions.set_enabled(principal.tenant, name, enabled))
 
     endpoint.__doc__ = doc

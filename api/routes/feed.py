@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ContainerDep, PrincipalDep
+from api.auth import ContainerDep, Reader
 from api.responses import AUTHENTICATED, EventTypeCatalogue, FeedPage, ok, problems
 from application.envelopes import EventEnvelope
 from application.event_schemas import catalogue
@@ -49,7 +49,7 @@ def _item(event: EventEnvelope) -> dict[str, Any]:
 
 @router.get("/v1/feed", responses=ok(FeedPage, *AUTHENTICATED, 400))
 def read_feed(
-    principal: PrincipalDep,
+    principal: Reader,
     container: ContainerDep,
     after: AfterQuery = 0,
     limit: int = Query(100, ge=1, le=MAX_LIMIT),
@@ -79,7 +79,7 @@ def read_feed(
 )
 async def stream_feed(
     request: Request,
-    principal: PrincipalDep,
+    principal: Reader,
     container: ContainerDep,
     after: AfterQuery = 0,
     last_event_id: Annotated[
@@ -130,7 +130,7 @@ async def _event_stream(
 
 
 @router.get("/v1/event-types", responses=ok(EventTypeCatalogue, *AUTHENTICATED))
-def list_event_types(principal: PrincipalDep) -> dict[str, Any]:
+def list_event_types(principal: Reader) -> dict[str, Any]:
     """Every event type the feed and Kafka carry, with a JSON Schema of its `data`, and the
     envelope's attributes (docs/events.md has the same, with examples)."""
     return catalogue()

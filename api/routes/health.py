@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ContainerDep
+from api.auth import PUBLIC, ContainerDep
 from api.responses import HealthReport, Liveness, ok
 from infrastructure.container import Container
 from infrastructure.health import breaker_component, instance_counts, outbox_component
@@ -21,7 +21,7 @@ from infrastructure.postgres.migrate import SchemaNotCurrentError
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(prefix="/health", tags=["health"], dependencies=[PUBLIC])
 
 
 async def components(container: Container) -> dict[str, dict[str, Any]]:

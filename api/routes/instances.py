@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import JSONResponse
 
-from api.auth import ContainerDep, PrincipalDep
+from api.auth import Admin, ContainerDep, Operator, Reader
 from api.problems import ProblemError
 from api.responses import (
     AUTHENTICATED,
@@ -79,7 +79,7 @@ IdempotencyKeyHeader = Annotated[
 )
 def start_instance(
     body: StartInstanceRequest,
-    principal: PrincipalDep,
+    principal: Operator,
     container: ContainerDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
@@ -92,7 +92,7 @@ def start_instance(
             input=body.input,
             idempotency_key=body.idempotency_key or idempotency_key,
             correlation_id=body.correlation_id,
-            started_by=origin.by_api(principal.key_name),
+            started_by=origin.by_api(principal.key_name, user=principal.user),
         )
     )
     return JSONResponse(
@@ -104,7 +104,7 @@ def start_instance(
 
 @router.get("", responses=ok(InstancePage, *AUTHENTICATED, 400))
 def list_instances(
-    principal: PrincipalDep,
+    principal: Reader,
     container: ContainerDep,
     status: InstanceStatus | None = None,
     definition: str | None = None,
@@ -141,9 +141,7 @@ def list_instances(
 
 
 @router.get("/{instance_id}", responses=ok(InstanceView, *AUTHENTICATED, 404))
-def get_instance(
-    instance_id: str, principal: PrincipalDep, container: ContainerDep
-) -> dict[str, Any]:
+def get_instance(instance_id: str, principal: Reader, container: ContainerDep) -> dict[str, Any]:
     """State, variables, open bookmarks, output and error."""
     return container.instances.get(principal.tenant, parse_instance_id(instance_id))
 
@@ -154,7 +152,7 @@ def get_instance(
 )
 def get_history(
     instance_id: str,
-    principal: PrincipalDep,
+    principal: Reader,
     container: ContainerDep,
     limit: int = Query(500, ge=1, le=500),
     cursor: str | None = None,
@@ -184,7 +182,7 @@ def get_history(
 )
 def cancel_instance(
     instance_id: str,
-    principal: PrincipalDep,
+    principal: Operator,
     container: ContainerDep,
     body: CancelRequest | None = Body(None),
     idempotency_key: IdempotencyKeyHeader = None,
@@ -196,7 +194,7 @@ def cancel_instance(
         CancelInstance(
             principal.tenant,
             parse_instance_id(instance_id),
-            body.reason or f"cancelled by {principal.key_name}",
+            body.reason or f"cancelled by {principal.actor_id}",
             idempotency_key=body.idempotency_key or idempotency_key,
         )
     )
@@ -210,7 +208,7 @@ def cancel_instance(
 def resume_bookmark(
     instance_id: str,
     bookmark_id: str,
-    principal: PrincipalDep,
+    principal: Operator,
     container: ContainerDep,
     body: ResumeRequest | None = Body(None),
     idempotency_key: IdempotencyKeyHeader = None,
@@ -224,7 +222,7 @@ def resume_bookmark(
             bookmark_id,
             body.payload,
             idempotency_key=body.idempotency_key or idempotency_key,
-            source=f"api:{principal.key_name}",
+            source=f"api:{principal.actor_id}",
         )
     )
     return replayable(result, replayed)
@@ -236,7 +234,7 @@ def resume_bookmark(
 )
 def erase_instance(
     instance_id: str,
-    principal: PrincipalDep,
+    principal: Admin,
     container: ContainerDep,
     body: EraseRequest | None = Body(None),
 ) -> dict[str, Any]:

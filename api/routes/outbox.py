@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from api.auth import ContainerDep, PrincipalDep
+from api.auth import ContainerDep, Operator
 from api.problems import ProblemError
 from api.responses import AUTHENTICATED, DeadLetterList, DeadLetterView, ok
 from application.outbox import OutboxService
@@ -30,7 +30,7 @@ def _service(container: Container, principal: Principal) -> OutboxService:
 
 @router.get("/dead-letters", responses=ok(DeadLetterList, *AUTHENTICATED, 404))
 def list_dead_letters(
-    principal: PrincipalDep,
+    principal: Operator,
     container: ContainerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def list_dead_letters(
 )
 def retry_dead_letter(
     dead_letter_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
-    principal: PrincipalDep,
+    principal: Operator,
     container: ContainerDep,
 ) -> dict[str, Any]:
     """Re-drive one dead letter: the publisher sends it again at its next batch."""

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
-from api.auth import ContainerDep, PrincipalDep
+from api.auth import ContainerDep, Operator, Reader, actor_of
 from api.responses import (
     AUTHENTICATED,
     REPLAYED,
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 @router.get("", responses=ok(TaskPage, *AUTHENTICATED, 400))
 def list_tasks(
-    principal: PrincipalDep,
+    principal: Reader,
     container: ContainerDep,
     assignee: str | None = None,
     role: str | None = None,
@@ -51,7 +51,7 @@ def list_tasks(
 
 
 @router.get("/{task_id}", responses=ok(TaskView, *AUTHENTICATED, 404))
-def get_task(task_id: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+def get_task(task_id: str, principal: Reader, container: ContainerDep) -> dict[str, Any]:
     """One task, with its form and due time."""
     return container.tasks.get(principal.tenant, task_id)
 
@@ -63,25 +63,30 @@ _ON_TASK = ok(InstanceView, *WITH_BODY, 404, 409, description="The task's instan
 @router.post("/{task_id}/claim", responses=_ON_TASK)
 def claim_task(
     task_id: str,
-    principal: PrincipalDep,
+    principal: Operator,
     container: ContainerDep,
     body: ClaimRequest | None = Body(None),
 ) -> dict[str, Any]:
-    """Claim for `user` (the caller's key by default); returns the instance."""
-    user = (body.user if body else None) or principal.key_name
-    return container.tasks.claim(ClaimTask(principal.tenant, task_id, user))
+    """Claim for `user` (the caller by default; for someone else: admins only, recorded as
+    an override); only the assignee or a holder of a candidate role may claim. Returns the
+    instance."""
+    actor = actor_of(principal)
+    user = (body.user if body else None) or actor.id
+    return container.tasks.claim(ClaimTask(principal.tenant, task_id, user, actor=actor))
 
 
 @router.post("/{task_id}/delegate", responses=_ON_TASK)
 def delegate_task(
     task_id: str,
     body: DelegateRequest,
-    principal: PrincipalDep,
+    principal: Operator,
     container: ContainerDep,
 ) -> dict[str, Any]:
-    """Hand the task to another assignee; returns the instance."""
+    """Hand the task to another assignee (recorded: who, and the new assignee); for whoever
+    may complete it, or an admin. Returns the instance."""
+    actor = actor_of(principal)
     return container.tasks.delegate(
-        DelegateTask(principal.tenant, task_id, body.assignee, by=principal.key_name)
+        DelegateTask(principal.tenant, task_id, body.assignee, by=actor.id, actor=actor)
     )
 
 
@@ -94,12 +99,15 @@ def delegate_task(
 def complete_task(
     task_id: str,
     body: CompleteTaskRequest,
-    principal: PrincipalDep,
+    principal: Operator,
     container: ContainerDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Decide an approval (`approved`/`rejected`) or submit a user task's form data; a
-    repeated idempotency key replays the first result."""
+    repeated idempotency key replays the first result. Only the task's assignee, claimer or
+    a holder of a candidate role (an admin: recorded as an override); a node's
+    `distinct_from` refuses its starter or earlier approvers (403 separation-of-duties)."""
+    actor = actor_of(principal)
     result, replayed = container.tasks.complete(
         CompleteTask(
             principal.tenant,
@@ -107,8 +115,9 @@ def complete_task(
             outcome=body.outcome,
             data=body.data,
             comment=body.comment,
-            user=principal.key_name,
+            user=actor.id,
             idempotency_key=body.idempotency_key or idempotency_key,
+            actor=actor,
         )
     )
     return replayable(result, replayed)
@@ -117,7 +126,7 @@ def complete_task(
 @router.post("/{task_id}/cancel", responses=_ON_TASK)
 def cancel_task(
     task_id: str,
-    principal: PrincipalDep,
+    principal: Operator,
     container: ContainerDep,
     body: CancelTaskRequest | None = Body(None),
 ) -> dict[str, Any]:
@@ -127,5 +136,5 @@ def cancel_task(
     An unknown task answers 404, one already closed 409."""
     reason = body.reason if body else None
     return container.tasks.cancel(
-        CancelTask(principal.tenant, task_id, reason=reason, by=principal.key_name)
+        CancelTask(principal.tenant, task_id, reason=reason, by=principal.actor_id)
     )

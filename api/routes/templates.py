@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body
 
-from api.auth import ContainerDep, PrincipalDep
+from api.auth import ContainerDep, Designer, Reader
 from api.responses import (
     AUTHENTICATED,
     WITH_BODY,
@@ -36,16 +36,14 @@ def template_summary(template: Template) -> dict[str, Any]:
 
 
 @router.get("", responses=ok(TemplatePage, *AUTHENTICATED))
-def list_templates(principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+def list_templates(principal: Reader, container: ContainerDep) -> dict[str, Any]:
     """Every built-in template, by id (a short, fixed list: never more than one page)."""
     items = [template_summary(t) for t in container.templates.list()]
     return {"items": items, "next_cursor": None}
 
 
 @router.get("/{template_id}", responses=ok(TemplateView, *AUTHENTICATED, 404))
-def get_template(
-    template_id: str, principal: PrincipalDep, container: ContainerDep
-) -> dict[str, Any]:
+def get_template(template_id: str, principal: Reader, container: ContainerDep) -> dict[str, Any]:
     """One template with its definition document."""
     template = container.templates.get(template_id)
     return {**template_summary(template), "definition": jsonable(template.definition)}
@@ -60,7 +58,7 @@ def get_template(
 )
 def instantiate_template(
     template_id: str,
-    principal: PrincipalDep,
+    principal: Designer,
     container: ContainerDep,
     request: InstantiateTemplateRequest | None = Body(None),
 ) -> dict[str, Any]:

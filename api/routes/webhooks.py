@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import CHALLENGE, ContainerDep, bearer_key, find_principal
+from api.auth import CHALLENGE, PUBLIC, ContainerDep, bearer_key, find_principal
 from api.problems import ProblemError
 from api.responses import LOCATION, REPLAYED, InstanceView, ok
 from api.routes.callbacks import RAW_JSON_BODY, SignatureHeader
@@ -16,7 +16,8 @@ from api.routes.instances import REPLAYED_HEADER, IdempotencyKeyHeader
 from application.commands import TriggerWebhook
 from infrastructure.container import Container
 
-router = APIRouter(tags=["webhooks"])
+# No role: the signature is the credential (a key, when sent, only names the tenant).
+router = APIRouter(tags=["webhooks"], dependencies=[PUBLIC])
 
 
 def webhook_tenant(request: Request, container: Container, named: str | None) -> str | None:

@@ -19,7 +19,7 @@ from domain.definition import (
     Node,
     RetryPolicy,
 )
-from domain.engine import boundary, compensation, continuations, event_gateway, multi
+from domain.engine import boundary, compensation, continuations, event_gateway, multi, task_access
 from domain.engine.retry import retry_policy_of
 from domain.engine.sla import (
     SLA_PASSED,
@@ -66,16 +66,18 @@ def complete_task(
     comment: str | None,
     completed_by: str | None,
     env: CommandEnv,
+    actor: task_access.Actor | None = None,
 ) -> None:
-    """A person decided an approval or finished a user task."""
+    """A person decided an approval or finished a user task (`task_access`: who may)."""
     bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
     node = definition.nodes[bookmark.node_id]
+    acted = task_access.guard_complete(instance, node, bookmark, completed_by, actor)
     outcome = _check_outcome(node, bookmark_id, outcome)
     # What a caller sends is refused (UnstorableValueError), the task left open.
     data = clean_value(data, f"the data completing task {bookmark_id}")
     comment = clean_value(comment, f"the comment on task {bookmark_id}")
     completed_by = clean_value(completed_by, f"the user completing task {bookmark_id}")
-    instance.complete_task(bookmark_id, outcome, data, comment, completed_by, env.now)
+    instance.complete_task(bookmark_id, outcome, data, comment, completed_by, env.now, acted)
     result = {"outcome": outcome, "data": data or {}, "comment": comment, "by": completed_by}
     if bookmark.item_index is not None:  # one item of a for_each node
         continuations.item_finished(instance, definition, node, bookmark.item_index, result, env)
@@ -339,21 +341,35 @@ def withdraw_task(
     continuations.task_withdrawn(instance, definition, bookmark, reason=reason, by=by, env=env)
 
 
-def claim_task(instance: WorkflowInstance, bookmark_id: str, user: str) -> None:
+def claim_task(
+    instance: WorkflowInstance,
+    bookmark_id: str,
+    user: str,
+    definition: Definition | None = None,
+    actor: task_access.Actor | None = None,
+) -> None:
     bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
     holder = bookmark.claimed_by
     if holder == user:
         return  # claiming again is a no-op, so a retried claim is safe
     if holder:
         raise TaskAlreadyClaimedError(bookmark_id, holder)
-    instance.claim_task(bookmark_id, user)
+    acted = None
+    if definition is not None:
+        node = definition.nodes[bookmark.node_id]
+        acted = task_access.guard_claim(instance, node, bookmark, user, actor)
+    instance.claim_task(bookmark_id, user, acted)
 
 
 def delegate_task(
-    instance: WorkflowInstance, bookmark_id: str, assignee: str, by: str | None
+    instance: WorkflowInstance,
+    bookmark_id: str,
+    assignee: str,
+    by: str | None,
+    actor: task_access.Actor | None = None,
 ) -> None:
-    open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
-    instance.delegate_task(bookmark_id, assignee, by)
+    bookmark = open_bookmark(instance, bookmark_id, kinds=(BookmarkKind.TASK,))
+    instance.delegate_task(bookmark_id, assignee, by, task_access.guard_delegate(bookmark, actor))
 
 
 def open_bookmark(

@@ -324,6 +324,9 @@ _TASK_FIELDS: dict[str, Checker] = {
     "result_var": _identifier,
     "boundary": boundary_list,
     "for_each": for_each,
+    # separation of duties (domain.engine.task_access; node ids checked in duties.py)
+    "distinct_from": string_list,
+    "distinct_from_starter": boolean,
 }
 NODE_FIELDS: dict[str, dict[str, Checker]] = {
     "service_task": {

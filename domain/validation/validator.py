@@ -29,6 +29,7 @@ from domain.validation.document import (
     TOP_FIELDS,
     URGENCIES,
 )
+from domain.validation.duties import check_duties
 from domain.validation.fields import Checker, check_fields, expect, storable_characters
 from domain.validation.graph import GraphNode, GraphRoute, check_graph
 from domain.validation.report import Path, Problem, Report, type_name
@@ -63,6 +64,7 @@ def validate_document(document: Any) -> list[Problem]:
     routes = _check_routes(report, document)
     if nodes:
         check_graph(report, nodes, routes, start)
+        check_duties(report, nodes)
     return report.problems()
 
 

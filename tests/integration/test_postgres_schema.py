@@ -88,6 +88,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("completed_at", TZ, "YES"),
         ("escalated_at", TZ, "YES"),
         ("escalated_to", "text", "YES"),
+        ("completed_by", "text", "YES"),
     ],
     "activities": [
         ("id", "text", "NO"),
@@ -248,4 +249,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0014",)
+    assert row == ("0016",)

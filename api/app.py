@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import problems
+from api import problems, security
 from api.limits import BodySizeLimit
 from api.request_guard import RequestGuard
 from api.routes import (
@@ -84,6 +84,8 @@ def create_app(
     app.add_middleware(RequestGuard)
     app.add_middleware(BodySizeLimit, max_bytes=lambda: _max_body_bytes(app))
     app.add_middleware(problems.UnhandledErrors)
+    # Outermost: tenant scope, timeout, rate limit, CORS, security headers (api/security.py).
+    security.install(app)
     for module in (health, definitions, instances, tasks, callbacks, webhooks, analytics):
         app.include_router(module.router)
     app.include_router(outbox.router)

@@ -14,6 +14,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ProblemError
+from application import tenant_scope
 from infrastructure.container import Container, Principal
 
 WRITE_ROLES = frozenset({"admin", "operator"})
@@ -71,6 +72,8 @@ def authorize(request: Request, container: ContainerDep, _: BearerDep) -> Princi
     principal = find_principal(container.api_keys, key)
     if principal is None:
         raise _unauthorized("the API key is not valid")
+    # From here on the database shows this request only its tenant's rows (RLS).
+    tenant_scope.restrict_to(principal.tenant)
     if not may(principal, request.method):
         raise ProblemError(
             403,

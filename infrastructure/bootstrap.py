@@ -103,6 +103,7 @@ def build_core(settings: Settings) -> Core:
         connect_timeout=settings.db_connect_timeout,
         statement_timeout=settings.db_statement_timeout,
         lock_timeout=settings.db_lock_timeout,
+        app_role=settings.database_app_role or None,
     )
     closers.append(datastore.close)
     try:

@@ -16,6 +16,7 @@ from api.limits import BodySizeLimit
 from api.request_guard import RequestGuard
 from api.routes import (
     analytics,
+    audit,
     callbacks,
     connections,
     definitions,
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(templates.router)
     app.include_router(connections.router)
     app.include_router(feed.router)
+    app.include_router(audit.router)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -113,6 +115,7 @@ OPENAPI_TAGS = [
     {"name": "templates", "description": "The built-in template library"},
     {"name": "connections", "description": "Named per-tenant connections (admin; no secrets)"},
     {"name": "health", "description": "Probes (no API key)"},
+    {"name": "audit", "description": "Who did which administrative act, when, from where"},
     {"name": "outbox", "description": "Events the Kafka publisher could not publish (operators)"},
 ]
 

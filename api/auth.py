@@ -14,7 +14,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ProblemError
-from application import tenant_scope
+from application import audit, tenant_scope
 from infrastructure.container import Container, Principal
 
 WRITE_ROLES = frozenset({"admin", "operator"})
@@ -74,6 +74,7 @@ def authorize(request: Request, container: ContainerDep, _: BearerDep) -> Princi
         raise _unauthorized("the API key is not valid")
     # From here on the database shows this request only its tenant's rows (RLS).
     tenant_scope.restrict_to(principal.tenant)
+    audit.context().actor = f"key:{principal.key_name}"
     if not may(principal, request.method):
         raise ProblemError(
             403,

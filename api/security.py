@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import bearer_key
 from api.problems import problem_response
-from application import tenant_scope
+from application import audit, tenant_scope
 
 # Probes are not rate-limited: an orchestrator polling them must never be refused.
 _UNLIMITED_PREFIXES = ("/health", "/metrics")
@@ -60,7 +60,16 @@ class TenantScope:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with tenant_scope.request_scope():
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trust = bool(getattr(_settings(scope), "trust_forwarded_for", False))
+        user_agent = Headers(scope=scope).get("user-agent")
+        # The actor is filled in by `api.auth.authorize` once the caller is known.
+        with (
+            tenant_scope.request_scope(),
+            audit.acting_as("anonymous", client_ip(scope, trust), user_agent),
+        ):
             await self.app(scope, receive, send)
 
 
@@ -168,6 +177,10 @@ class Cors:
         self._inner: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            # The lifespan passes here before the settings exist: decide on a request.
+            await self.app(scope, receive, send)
+            return
         if self._inner is None:
             origins = [
                 o.strip()

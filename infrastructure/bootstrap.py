@@ -57,6 +57,7 @@ from infrastructure.embedded_postgres import EmbeddedPostgres
 from infrastructure.policies import action_retry_policy, breaker_rule, cleanup_policy, egress_policy
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.analytics import PostgresAnalyticsQueries
+from infrastructure.postgres.audit import PostgresAuditLog
 from infrastructure.postgres.cleanup import PostgresCleanupStore
 from infrastructure.postgres.datastore import build_datastore
 from infrastructure.postgres.definition_store import PostgresDefinitionStore
@@ -210,6 +211,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         feed_wakeups=feed_wakeups,
         cleanup=cleanup_service(core, signing),
         outbox=OutboxService(outbox_tables(core)),
+        audit=PostgresAuditLog(datastore, cursor_secret=signing),
     )
     container._closers.append(feed_wakeups.close)
     return container

@@ -20,9 +20,11 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import DictRow
 
+from application import audit
 from application.envelopes import EventEnvelope, envelope
 from application.outbox import DeadLetter, OutboxStatus
 from infrastructure.history import history_entry
+from infrastructure.postgres.audit import insert_entry
 from infrastructure.postgres.recorder import EVENTS_TABLE
 
 logger = logging.getLogger(__name__)
@@ -238,6 +240,15 @@ class PostgresOutbox:
                 (dead_letter_id, self.name, tenant, tenant),
             )
             row = curs.fetchone()
+            if row is not None:
+                entry = audit.entry(
+                    row["tenant"],
+                    audit.DEAD_LETTER_RETRIED,
+                    f"dead_letter:{dead_letter_id}",
+                    event_type=row["event_type"],
+                    instance_id=str(row["instance_id"]),
+                )
+                insert_entry(curs, entry)
         return None if row is None else _dead_letter(row)
 
 

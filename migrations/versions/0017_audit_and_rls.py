@@ -112,7 +112,8 @@ def downgrade() -> None:
         f"REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM {APP_ROLE}"
     )
     op.execute(
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE USAGE, SELECT ON SEQUENCES FROM {APP_ROLE}"
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public "  # noqa: S608 - a constant role name
+        f"REVOKE USAGE, SELECT ON SEQUENCES FROM {APP_ROLE}"
     )
     op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {APP_ROLE}")
     op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {APP_ROLE}")

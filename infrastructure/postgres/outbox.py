@@ -21,10 +21,10 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import DictRow
 
 from application import audit
-from application.envelopes import EventEnvelope, envelope
+from application.envelopes import EventEnvelope, audit_envelope, envelope
 from application.outbox import DeadLetter, OutboxStatus
 from infrastructure.history import history_entry
-from infrastructure.postgres.audit import insert_entry
+from infrastructure.postgres.audit import entry_of, insert_entry
 from infrastructure.postgres.recorder import EVENTS_TABLE
 
 logger = logging.getLogger(__name__)
@@ -182,6 +182,25 @@ class PostgresOutbox:
             return OutboxRecord(
                 position, instance_id, tenant, event_type, None, f"{type(exc).__name__}: {exc}"
             )
+
+    # --- the audit log, the second source (application/audit.py) ---------------------------
+
+    def unexported_audit(self, limit: int) -> list[EventEnvelope]:
+        """The oldest audit entries not yet acknowledged by the broker, as envelopes.
+
+        Marked rather than tailed by id: audit ids come from a sequence, and a transaction
+        that drew a lower id may commit after one that drew a higher.
+        """
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT * FROM audit_log WHERE exported_at IS NULL ORDER BY id LIMIT %s",
+                (limit,),
+            )
+            return [audit_envelope(entry_of(row)) for row in curs.fetchall()]
+
+    def audit_exported(self, ids: list[int]) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("UPDATE audit_log SET exported_at = now() WHERE id = ANY(%s)", (ids,))
 
     # --- operators (OutboxMonitor) ---------------------------------------------------------
 

@@ -60,11 +60,14 @@ def upgrade() -> None:
             client_ip text,
             user_agent text,
             details jsonb NOT NULL DEFAULT '{}'::jsonb,
+            -- Set by the outbox publisher once the broker acknowledged the entry's event.
+            exported_at timestamptz,
             CONSTRAINT audit_log_pkey PRIMARY KEY (id)
         )
         """
     )
     op.execute("CREATE INDEX audit_log_tenant_id_idx ON audit_log (tenant, id)")
+    op.execute("CREATE INDEX audit_log_unexported_idx ON audit_log (id) WHERE exported_at IS NULL")
     # Roles are cluster-wide: another database of the cluster may have created it already
     # (concurrently, too: both errors mean "it exists").
     op.execute(
@@ -96,6 +99,7 @@ def upgrade() -> None:
     )
     # The audit trail is append-only for the application.
     op.execute(f"REVOKE UPDATE, DELETE ON audit_log FROM {APP_ROLE}")
+    op.execute(f"GRANT UPDATE (exported_at) ON audit_log TO {APP_ROLE}")
     for table in TENANT_TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(

@@ -136,6 +136,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("client_ip", "text", "YES"),
         ("user_agent", "text", "YES"),
         ("details", "jsonb", "NO"),
+        ("exported_at", TZ, "YES"),
     ],
     "server_secrets": [
         ("name", "text", "NO"),

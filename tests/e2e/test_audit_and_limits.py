@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, is_problem, publish, server_env, serving, start, unique
+from tests.e2e.conftest import (
+    Server,
+    _free_port,
+    is_problem,
+    publish,
+    server_env,
+    serving,
+    start,
+    terminate,
+    unique,
+    wait_for,
+    waymark,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -155,3 +168,53 @@ def test_hsts_and_cors_when_configured(limited: Server) -> None:
         )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_waymark_serve_speaks_tls_with_the_given_certificate(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    workdir = tmp_path_factory.mktemp("waymark-tls")
+    key, cert = workdir / "tls.key", workdir / "tls.crt"
+    subprocess.run(  # noqa: S603
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",  # noqa: S607
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    env = server_env(module_database_url, workdir, WAYMARK_RUN_WORKERS_IN_PROCESS="false")
+    args = ("serve", "--port", str(port), "--ssl-keyfile", str(key), "--ssl-certfile", str(cert))
+    process = waymark(*args, env=env, log=workdir / "server.log")
+    try:
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=str(cert)) as client:
+
+            def ready() -> httpx.Response | None:
+                assert process.poll() is None, (workdir / "server.log").read_text()[-3000:]
+                try:
+                    return client.get("/health/live")
+                except httpx.TransportError:
+                    return None
+
+            response = wait_for(ready, timeout=60, what="the HTTPS server")
+            assert response.status_code == 200
+        # Plain HTTP on the TLS port is not served.
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=5)
+    finally:
+        terminate(process)

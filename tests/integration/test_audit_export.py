@@ -32,7 +32,7 @@ def test_audit_entries_are_published_once_as_cloudevents(
         with audit.acting_as("key:ops", "10.1.2.3", "curl/8"):
             api.definitions.publish("acme", WAIT_THEN_END)
             api.definitions.set_enabled("acme", "wait-then-end", False)
-        with Consumer(kafka_broker.bootstrap, topic) as consumer:
+        with Consumer(kafka_broker.bootstrap, topic, audit=True) as consumer:
             assert worker.tick() == 2
             assert worker.tick() == 0  # exported: not sent again
             records = wait_for(

@@ -215,6 +215,9 @@ class Settings(BaseSettings):
                 )
             if key in parsed:
                 raise ValueError(f"WAYMARK_API_KEYS entry {position} repeats an API key")
+            if tenant == "*":
+                # The row-level security policies' "every tenant" (docs/security.md).
+                raise ValueError(f"WAYMARK_API_KEYS entry {position}: '*' is not a tenant")
             parsed[key] = (tenant, roles)
         return parsed
 

@@ -11,13 +11,14 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import observability, problems
+from api import observability, problems, security
 from api.auth import PUBLIC, build_token_verifier
 from api.limits import BodySizeLimit
 from api.observability import RequestMetrics
 from api.request_guard import RequestGuard
 from api.routes import (
     analytics,
+    audit,
     callbacks,
     connections,
     definitions,
@@ -93,7 +94,9 @@ def create_app(
     app.add_middleware(RequestGuard)
     app.add_middleware(BodySizeLimit, max_bytes=lambda: _max_body_bytes(app))
     app.add_middleware(problems.UnhandledErrors)
-    app.add_middleware(RequestMetrics)  # outermost: every answer counts, 500s included
+    # Tenant scope, timeout, rate limit, CORS, security headers (api/security.py).
+    security.install(app)
+    app.add_middleware(RequestMetrics)  # outermost: every answer counts, 429s and 500s too
     for module in (health, definitions, instances, tasks, callbacks, webhooks, analytics):
         app.include_router(module.router)
     app.include_router(outbox.router)
@@ -101,6 +104,7 @@ def create_app(
     app.include_router(connections.router)
     app.include_router(feed.router)
     app.include_router(observability.router)
+    app.include_router(audit.router)
 
     if tracing.enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -128,6 +132,7 @@ OPENAPI_TAGS = [
     {"name": "templates", "description": "The built-in template library"},
     {"name": "connections", "description": "Named per-tenant connections (admin; no secrets)"},
     {"name": "health", "description": "Probes (no API key)"},
+    {"name": "audit", "description": "Who did which administrative act, when, from where"},
     {"name": "outbox", "description": "Events the Kafka publisher could not publish (operators)"},
 ]
 

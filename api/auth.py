@@ -23,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api import roles as role_table
 from api.problems import ProblemError
 from api.tokens import OidcConfig, TokenRejected, TokenVerifier, looks_like_jwt
+from application import audit, tenant_scope
 from domain.engine.task_access import Actor
 from infrastructure.container import Container, Principal
 from infrastructure.settings import Settings
@@ -106,6 +107,11 @@ def authenticate(request: Request, container: Container) -> Principal:
     on_behalf = request.headers.get(ON_BEHALF_OF)
     if on_behalf is not None:
         principal = _on_behalf_of(principal, on_behalf)
+    # From here on the database shows this request only its tenant's rows (RLS).
+    tenant_scope.restrict_to(principal.tenant)
+    audit.context().actor = (
+        f"user:{principal.user}" if principal.user else f"key:{principal.key_name}"
+    )
     return principal
 
 

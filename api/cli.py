@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API (and, in development, workers)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (8000)")
+    # TLS served by uvicorn itself (docs/security.md#tls); usually an ingress does it.
+    serve.add_argument("--ssl-keyfile", help="serve HTTPS: the private key (PEM)")
+    serve.add_argument("--ssl-certfile", help="serve HTTPS: the certificate chain (PEM)")
 
     commands.add_parser("migrate", help="bring the database schema up to date")
 
@@ -70,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return serve(args.host, args.port)
+        return serve(args.host, args.port, args.ssl_keyfile, args.ssl_certfile)
     if args.command == "migrate":
         return migrate()
     if args.command == "cleanup":
@@ -84,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return worker(args.name)
 
 
-def serve(host: str, port: int) -> int:
+def serve(
+    host: str, port: int, ssl_keyfile: str | None = None, ssl_certfile: str | None = None
+) -> int:
     import signal
 
     import uvicorn
@@ -116,6 +121,8 @@ def serve(host: str, port: int) -> int:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=math.ceil(settings.api_shutdown_grace),
         log_config=log_config,
+        ssl_keyfile=ssl_keyfile,
+        ssl_certfile=ssl_certfile,
     )
 
     class Server(uvicorn.Server):

@@ -7,6 +7,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from application import audit
 from application.connections import ConnectionCatalog, NoConnections, missing_connections
 from application.errors import DefinitionNotFoundError, InvalidDefinitionError
 from application.ports import (
@@ -72,7 +73,15 @@ class DefinitionService:
                 problems.extend(self._schedule_problems(document, {p.path for p in problems}))
         return problems
 
-    def publish(self, tenant: str, document: Any) -> PublishedDefinition:
+    def publish(
+        self,
+        tenant: str,
+        document: Any,
+        *,
+        action: str = audit.DEFINITION_PUBLISHED,
+        **details: Any,
+    ) -> PublishedDefinition:
+        """Validate and publish; the audit entry (`action`, `details`) in the same write."""
         problems = self.validate(document)
         if problems:
             raise InvalidDefinitionError(problems)
@@ -80,7 +89,9 @@ class DefinitionService:
         problems = missing_connections(self.connections, tenant, document)
         if problems:
             raise InvalidDefinitionError(problems)
-        return self.store.publish(tenant, document["name"], document)
+        name = document["name"]
+        entry = audit.entry(tenant, action, f"definition:{name}", **details)
+        return self.store.publish(tenant, name, document, audit=entry)
 
     def get(self, tenant: str, name: str, version: int | None = None) -> PublishedDefinition:
         published = self.store.get(tenant, name, version)
@@ -92,7 +103,9 @@ class DefinitionService:
         return self.store.list(tenant, limit, cursor)
 
     def set_enabled(self, tenant: str, name: str, enabled: bool) -> PublishedDefinition:
-        if not self.store.set_enabled(tenant, name, enabled):
+        action = audit.DEFINITION_ENABLED if enabled else audit.DEFINITION_DISABLED
+        entry = audit.entry(tenant, action, f"definition:{name}")
+        if not self.store.set_enabled(tenant, name, enabled, audit=entry):
             raise DefinitionNotFoundError(name)
         return self.get(tenant, name)
 

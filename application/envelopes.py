@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from application.audit import CLOUDEVENTS_TYPE as AUDIT_TYPE
+from application.audit import AuditEntry
 from application.ports import HistoryEntry
 from domain.events import EVENTS_BY_NAME, cloudevents_type
 
@@ -78,4 +80,22 @@ def envelope(entry: HistoryEntry, *, instance_id: UUID, tenant: str) -> EventEnv
         tenant=tenant,
         position=entry.position,
         data=_without_secrets(entry.data),
+    )
+
+
+def audit_envelope(found: AuditEntry) -> EventEnvelope:
+    """The CloudEvents envelope of a stored entry, for the outbox export: type
+    `waymark.audit.recorded`, id `audit:<id>`, subject the target; `position` is the entry's
+    id (the audit log's own sequence, not the event store's)."""
+    if found.id is None or found.recorded_at is None:
+        raise ValueError("only a stored entry has an envelope")
+    return EventEnvelope(
+        id=f"audit:{found.id}",
+        type=AUDIT_TYPE,
+        source=event_source(found.tenant),
+        subject=found.target,
+        time=found.recorded_at,
+        tenant=found.tenant,
+        position=found.id,
+        data=found.as_dict(),
     )

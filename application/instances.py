@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from application import audit
 from application.admission import StartAdmission
 from application.commands import CancelInstance, DeliverEvent, ResumeBookmark, StartInstance
 from application.definitions import DefinitionCache
@@ -226,6 +227,11 @@ class InstanceService:
         def command(session: CommandAttempt) -> dict[str, Any]:
             instance = session.load(instance_id, tenant)
             engine.cancel(instance, cmd.reason, session.env)
+            session.audit(
+                audit.entry(
+                    tenant, audit.INSTANCE_CANCELLED, f"instance:{instance_id}", reason=cmd.reason
+                )
+            )
             view = jsonable(instance_view(instance))
             session.remember(tenant, scope, key, stored_result(request, view))
             return view

@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any, Protocol
 from uuid import UUID
 
+from application.audit import AuditEntry
 from application.read_models import (
     ActivityRow,
     BookmarkRow,
@@ -134,7 +135,14 @@ class HistoryEntry:
 
 
 class DefinitionStore(Protocol):
-    def publish(self, tenant: str, name: str, document: dict[str, Any]) -> PublishedDefinition:
+    def publish(
+        self,
+        tenant: str,
+        name: str,
+        document: dict[str, Any],
+        *,
+        audit: AuditEntry | None = None,
+    ) -> PublishedDefinition:
         """Store the next version of `name` atomically (concurrent publishes get 1, 2, ...)."""
 
     def get(self, tenant: str, name: str, version: int | None = None) -> PublishedDefinition | None:
@@ -143,7 +151,9 @@ class DefinitionStore(Protocol):
     def list(self, tenant: str, limit: int, cursor: str | None) -> Page:
         """Latest version of each definition, ordered by name."""
 
-    def set_enabled(self, tenant: str, name: str, enabled: bool) -> bool:
+    def set_enabled(
+        self, tenant: str, name: str, enabled: bool, *, audit: AuditEntry | None = None
+    ) -> bool:
         """Enable/disable every version of `name`; False when it does not exist."""
 
     def event_triggered(self, tenant: str, event_type: str) -> builtins.list[PublishedDefinition]:

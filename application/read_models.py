@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from application.audit import AuditEntry
+
 
 @dataclass(frozen=True)
 class InstanceRow:
@@ -113,6 +115,8 @@ class Projection:
     tasks: list[TaskRow] = field(default_factory=list)
     activities: list[ActivityRow] = field(default_factory=list)
     idempotency: list[IdempotencyRecord] = field(default_factory=list)
+    # Administrative acts of the command (application/audit.py), in the same transaction.
+    audit: list[AuditEntry] = field(default_factory=list)
 
     def extend(self, other: Projection) -> None:
         self.instances.extend(other.instances)
@@ -120,6 +124,7 @@ class Projection:
         self.tasks.extend(other.tasks)
         self.activities.extend(other.activities)
         self.idempotency.extend(other.idempotency)
+        self.audit.extend(other.audit)
 
 
 @dataclass(frozen=True)

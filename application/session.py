@@ -27,6 +27,7 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from application.admission import StartAdmission
+from application.audit import AuditEntry
 from application.commit import ImmediateCommitter
 from application.definitions import DefinitionCache
 from application.delivery import EventDelivery
@@ -121,6 +122,7 @@ class CommandAttempt:
         )
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
+        self.audit_entries: list[AuditEntry] = []
         self.children_started = 0
         self.emits = 0
 
@@ -173,6 +175,10 @@ class CommandAttempt:
         """Store the command's result under its idempotency key, in the same transaction."""
         if key:
             self.idempotency.append(IdempotencyRecord(tenant, scope, key, result))
+
+    def audit(self, entry: AuditEntry) -> None:
+        """Record an administrative act in the same transaction as the command's events."""
+        self.audit_entries.append(entry)
 
     def settle(self) -> None:
         """Start requested children; hand ended children's results to their parents."""
@@ -348,7 +354,7 @@ class CommandAttempt:
         """
         self.settle()
         changed = [i for i in self.instances.values() if i.pending_events]
-        projection = Projection(idempotency=list(self.idempotency))
+        projection = Projection(idempotency=list(self.idempotency), audit=list(self.audit_entries))
         for instance in changed:
             # Projected before the events are collected: project() reads the pending ones.
             projection.extend(project(instance))

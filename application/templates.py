@@ -7,6 +7,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from application import audit
 from application.definitions import DefinitionService
 from application.errors import DefinitionExistsError, TemplateNotFoundError
 from application.ports import PublishedDefinition
@@ -71,4 +72,6 @@ class TemplateService:
             existing = self.definitions.store.get(tenant, target, None)
             if existing is not None:
                 raise DefinitionExistsError(target, existing.version)
-        return self.definitions.publish(tenant, document)
+        return self.definitions.publish(
+            tenant, document, action=audit.TEMPLATE_INSTANTIATED, template=template_id
+        )

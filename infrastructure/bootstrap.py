@@ -66,6 +66,7 @@ from infrastructure.policies import (
 )
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.analytics import PostgresAnalyticsQueries
+from infrastructure.postgres.audit import PostgresAuditLog
 from infrastructure.postgres.cleanup import PostgresCleanupStore
 from infrastructure.postgres.datastore import build_datastore
 from infrastructure.postgres.definition_store import PostgresDefinitionStore
@@ -114,6 +115,7 @@ def build_core(settings: Settings) -> Core:
         connect_timeout=settings.db_connect_timeout,
         statement_timeout=settings.db_statement_timeout,
         lock_timeout=settings.db_lock_timeout,
+        app_role=settings.database_app_role or None,
     )
     closers.append(datastore.close)
     try:
@@ -237,6 +239,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         feed_wakeups=feed_wakeups,
         cleanup=cleanup_service(core, signing),
         outbox=OutboxService(outbox_tables(core)),
+        audit=PostgresAuditLog(datastore, cursor_secret=signing),
     )
     container._closers.append(feed_wakeups.close)
     return container

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
+from application.audit import AuditLog
 from application.callbacks import CallbackService
 from application.cleanup import CleanupService
 from application.command_messages import CommandDispatcher
@@ -154,6 +155,8 @@ class Container(_OnCore):
     cleanup: CleanupService | None = None
     # The outbox's stored state (GET /health, dead letters); None without one.
     outbox: OutboxService | None = None
+    # GET /v1/audit (docs/security.md); None: no audit log in this process.
+    audit: AuditLog | None = None
 
 
 @dataclass

@@ -127,6 +127,23 @@ class OutboxPublisher:
                 remaining = self._attempt(remaining)
         return handled + len(records)
 
+    def publish_audit_batch(self) -> int:
+        """Send the audit entries not yet exported (in id order), mark the acknowledged ones;
+        a failure leaves the rest for the next tick (the worker's runner backs off)."""
+        envelopes = self.outbox.unexported_audit(self.batch_size)
+        if not envelopes:
+            return 0
+        acknowledged: list[int] = []
+        try:
+            for found in envelopes:
+                self.loop.run_until_complete(self.sink.send(to_message(found)))
+                acknowledged.append(found.position)
+                self.published += 1
+        finally:
+            if acknowledged:
+                self.outbox.audit_exported(acknowledged)
+        return len(acknowledged)
+
     def close(self) -> None:
         try:
             self.loop.run_until_complete(self.sink.stop())

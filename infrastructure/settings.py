@@ -232,6 +232,24 @@ class Settings(BaseSettings):
     oidc_roles_claim: str = "roles"
     oidc_leeway_seconds: float = Field(default=60.0, ge=0, le=600)
     oidc_jwks_cache_seconds: int = Field(default=300, ge=1)
+    # --- Security: database role, rate limits, timeouts, CORS, headers (docs/security.md) ---
+    # The role the application switches to on connect, one the row-level security policies
+    # apply to (migration 0017 creates `waymark_app`); "" keeps the URL's user (no RLS).
+    database_app_role: str = "waymark_app"
+    # Requests per API key and per client IP, as `limits` strings ("600/minute", "10/second";
+    # "" = no limit). Over the limit: 429 problem+json with Retry-After.
+    rate_limit_per_key: str = "1200/minute"
+    rate_limit_per_ip: str = "600/minute"
+    # Trust X-Forwarded-For's first address as the client IP (only behind a proxy you run).
+    trust_forwarded_for: bool = False
+    # A request taking longer is answered 503 request-timeout (seconds, 0 = none); streamed
+    # responses (the event feed) are exempt once they started.
+    request_timeout: float = Field(default=60.0, ge=0)
+    # Comma-separated allowed origins for CORS ("" = CORS off, "*" = any origin).
+    cors_origins: str = ""
+    # Strict-Transport-Security max-age in seconds (0 = no header; set it when served over
+    # TLS, directly or behind an ingress).
+    hsts_max_age: int = Field(default=0, ge=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -261,6 +279,9 @@ class Settings(BaseSettings):
                 )
             if key in parsed:
                 raise ValueError(f"WAYMARK_API_KEYS entry {position} repeats an API key")
+            if tenant == "*":
+                # The row-level security policies' "every tenant" (docs/security.md).
+                raise ValueError(f"WAYMARK_API_KEYS entry {position}: '*' is not a tenant")
             parsed[key] = (tenant, roles)
         return parsed
 

@@ -86,7 +86,8 @@ class OutboxWorker:
             # A standby: try again soon rather than after a whole poll interval.
             self.runner.wake_in(self.leadership.retry_interval)
             return 0
-        return self.publisher.publish_batch()
+        # Instance events first, then the audit log's entries (its second source).
+        return self.publisher.publish_batch() + self.publisher.publish_audit_batch()
 
     def wake(self) -> None:
         """Something was committed in this process: publish now."""

@@ -6,6 +6,7 @@ import builtins
 from datetime import UTC, datetime
 from typing import Any
 
+from application.audit import AuditEntry
 from application.ports import PublishedDefinition
 from application.read_models import Page
 from infrastructure.memory.tables import MemoryTables
@@ -25,7 +26,14 @@ class MemoryDefinitionStore:
         self.tables = tables
         self.cursor_secret = cursor_secret or new_cursor_secret()
 
-    def publish(self, tenant: str, name: str, document: dict[str, Any]) -> PublishedDefinition:
+    def publish(
+        self,
+        tenant: str,
+        name: str,
+        document: dict[str, Any],
+        *,
+        audit: AuditEntry | None = None,
+    ) -> PublishedDefinition:
         with self.tables.lock:
             versions = self.tables.definitions.setdefault((tenant, name), [])
             latest = versions[-1] if versions else None
@@ -71,7 +79,9 @@ class MemoryDefinitionStore:
             lambda last: encode_cursor("definitions", last.name, secret=self.cursor_secret),
         )
 
-    def set_enabled(self, tenant: str, name: str, enabled: bool) -> bool:
+    def set_enabled(
+        self, tenant: str, name: str, enabled: bool, *, audit: AuditEntry | None = None
+    ) -> bool:
         with self.tables.lock:
             versions = self.tables.definitions.get((tenant, name))
             if not versions:

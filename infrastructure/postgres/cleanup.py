@@ -24,10 +24,12 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from application import audit
 from application.cleanup import Batch, CleanupReport, Scope
 from application.errors import InstanceNotEndedError, InstanceNotFoundError
 from application.read_models import InstanceRow, Page
 from application.views import instance_row_view
+from infrastructure.postgres.audit import insert_entry
 from infrastructure.postgres.cursors import (
     clamp_limit,
     decode_cursor,
@@ -310,6 +312,17 @@ class PostgresCleanupStore:
                 "VALUES (%s, %s, %s, %s, %s, %s)",
                 (instance_id, owner, at, erased_by, reason, Jsonb(deleted)),
             )
+            found = audit.context()
+            entry = audit.AuditEntry(
+                tenant=owner,
+                action=audit.INSTANCE_ERASED,
+                target=f"instance:{instance_id}",
+                actor=erased_by,
+                client_ip=found.client_ip,
+                user_agent=found.user_agent,
+                details={"reason": reason} if reason else {},
+            )
+            insert_entry(curs, entry)
         return {
             "instance_id": str(instance_id),
             "tenant": owner,

@@ -13,6 +13,8 @@ from eventsourcing.persistence import OperationalError, PersistenceError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict
 
+from application import tenant_scope
+
 # Parameters PostgresDatastore takes as arguments; any other libpq parameter in the URL
 # (sslmode, application_name, ...) is handed to the pool's connect kwargs as it is.
 _DATASTORE_PARAMS = ("dbname", "host", "port", "user", "password")
@@ -35,6 +37,9 @@ class DatabaseTimeoutError(PersistenceError):
 _TIMEOUTS = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
 
 
+_SET_TENANT = "SELECT set_config('waymark.tenant', %s, false)"
+
+
 class WaymarkDatastore(PostgresDatastore):
     """The library's datastore, failing fast when no connection can be had.
 
@@ -43,12 +48,21 @@ class WaymarkDatastore(PostgresDatastore):
     instead answers within one timeout; a connection lost mid-statement is still retried.
     """
 
+    # Set by `build_datastore(app_role=...)`: every checked-out connection then carries the
+    # current tenant scope (application/tenant_scope.py) for the row-level security policies.
+    tenant_scoped = False
+
     @contextmanager
     def get_connection(self) -> Iterator[Any]:
         entered = False
         try:
             with super().get_connection() as conn:
                 entered = True
+                if self.tenant_scoped:
+                    # Session-level (not `true`, transaction-local): the connections are in
+                    # autocommit mode and one checkout may run several transactions. It is
+                    # overwritten at every checkout, so no scope outlives its checkout.
+                    conn.execute(_SET_TENANT, (tenant_scope.current(),))
                 yield conn
                 # A connection handed back after a statement that worked: the pool's check
                 # skips the ping when it is drawn again soon (`ping_if_idle`).
@@ -98,6 +112,7 @@ def build_datastore(
     statement_timeout: float = 30.0,
     lock_timeout: float = 10.0,
     datastore_class: type[PostgresDatastore] = WaymarkDatastore,
+    app_role: str | None = None,
 ) -> PostgresDatastore:
     """A datastore (pool not yet opened) for the URL; the caller closes it on shutdown.
 
@@ -105,6 +120,10 @@ def build_datastore(
     `postgresql://user@/db?host=/run/postgresql` and libpq `key=value` strings.
     Every connection runs with `statement_timeout` and `lock_timeout` (seconds, 0 = none)
     set at connect time, so no request holds a lock (the events table's above all) forever.
+
+    `app_role` (e.g. `waymark_app`, created by migration 0017): every connection switches to
+    that role at connect time, a role subject to the tables' row-level security, and carries
+    the current tenant scope (`waymark.tenant`) from each checkout on.
     """
     params: dict[str, Any] = conninfo_to_dict(normalise_url(database_url))
     if not params.get("dbname"):
@@ -140,6 +159,12 @@ def build_datastore(
         if name not in _DATASTORE_PARAMS:
             pool_kwargs[name] = value
     timeouts = f"-c statement_timeout={_ms(statement_timeout)} -c lock_timeout={_ms(lock_timeout)}"
+    if app_role:
+        if not app_role.replace("_", "").isalnum():
+            raise ValueError(f"not a role name: {app_role!r}")
+        timeouts += f" -c role={app_role}"
+        if isinstance(datastore, WaymarkDatastore):
+            datastore.tenant_scoped = True
     # Options from the URL come first; ours follow and win for these two settings.
     pool_kwargs["options"] = f"{params.get('options', '')} {timeouts}".strip()
     return datastore

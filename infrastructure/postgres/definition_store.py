@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import builtins
+from dataclasses import replace
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.types.json import Jsonb
 
+from application.audit import AuditEntry
 from application.ports import PublishedDefinition
 from application.read_models import Page
+from infrastructure.postgres.audit import insert_entry
 from infrastructure.postgres.cursors import (
     clamp_limit,
     decode_cursor,
@@ -87,7 +90,14 @@ class PostgresDefinitionStore:
         self.datastore = datastore
         self.cursor_secret = cursor_secret or new_cursor_secret()
 
-    def publish(self, tenant: str, name: str, document: dict[str, Any]) -> PublishedDefinition:
+    def publish(
+        self,
+        tenant: str,
+        name: str,
+        document: dict[str, Any],
+        *,
+        audit: AuditEntry | None = None,
+    ) -> PublishedDefinition:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(_LOCK_NAME, (tenant, name))
             curs.execute(
@@ -95,7 +105,10 @@ class PostgresDefinitionStore:
                 {"tenant": tenant, "name": name, "document": Jsonb(document)},
             )
             row = curs.fetchone()
-        assert row is not None
+            assert row is not None
+            if audit is not None:
+                details = {**audit.details, "version": row["version"]}
+                insert_entry(curs, replace(audit, details=details))
         return _published(row)
 
     def get(self, tenant: str, name: str, version: int | None = None) -> PublishedDefinition | None:
@@ -139,10 +152,16 @@ class PostgresDefinitionStore:
             curs.execute(_SELECT_SCHEDULE_TRIGGERED)
             return [_published(row) for row in curs.fetchall()]
 
-    def set_enabled(self, tenant: str, name: str, enabled: bool) -> bool:
+    def set_enabled(
+        self, tenant: str, name: str, enabled: bool, *, audit: AuditEntry | None = None
+    ) -> bool:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 "UPDATE definitions SET enabled = %s WHERE tenant = %s AND name = %s",
                 (enabled, tenant, name),
             )
-            return curs.rowcount > 0
+            if curs.rowcount == 0:
+                return False
+            if audit is not None:
+                insert_entry(curs, audit)
+            return True

@@ -20,9 +20,11 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import DictRow
 
-from application.envelopes import EventEnvelope, envelope
+from application import audit
+from application.envelopes import EventEnvelope, audit_envelope, envelope
 from application.outbox import DeadLetter, OutboxStatus
 from infrastructure.history import history_entry
+from infrastructure.postgres.audit import entry_of, insert_entry
 from infrastructure.postgres.recorder import EVENTS_TABLE
 
 logger = logging.getLogger(__name__)
@@ -181,6 +183,25 @@ class PostgresOutbox:
                 position, instance_id, tenant, event_type, None, f"{type(exc).__name__}: {exc}"
             )
 
+    # --- the audit log, the second source (application/audit.py) ---------------------------
+
+    def unexported_audit(self, limit: int) -> list[EventEnvelope]:
+        """The oldest audit entries not yet acknowledged by the broker, as envelopes.
+
+        Marked rather than tailed by id: audit ids come from a sequence, and a transaction
+        that drew a lower id may commit after one that drew a higher.
+        """
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT * FROM audit_log WHERE exported_at IS NULL ORDER BY id LIMIT %s",
+                (limit,),
+            )
+            return [audit_envelope(entry_of(row)) for row in curs.fetchall()]
+
+    def audit_exported(self, ids: list[int]) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("UPDATE audit_log SET exported_at = now() WHERE id = ANY(%s)", (ids,))
+
     # --- operators (OutboxMonitor) ---------------------------------------------------------
 
     def status(self) -> OutboxStatus:
@@ -238,6 +259,15 @@ class PostgresOutbox:
                 (dead_letter_id, self.name, tenant, tenant),
             )
             row = curs.fetchone()
+            if row is not None:
+                entry = audit.entry(
+                    row["tenant"],
+                    audit.DEAD_LETTER_RETRIED,
+                    f"dead_letter:{dead_letter_id}",
+                    event_type=row["event_type"],
+                    instance_id=str(row["instance_id"]),
+                )
+                insert_entry(curs, entry)
         return None if row is None else _dead_letter(row)
 
 

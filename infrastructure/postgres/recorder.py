@@ -21,6 +21,7 @@ from application.read_models import (
     Projection,
     TaskRow,
 )
+from infrastructure.postgres.audit import insert_entry
 from infrastructure.postgres.listener import notify_new_work
 
 EVENTS_TABLE = "waymark_events"
@@ -92,6 +93,8 @@ def write_projection(curs: Cursor[DictRow], projection: Projection) -> None:
     if projection.idempotency:
         records = [_idempotency_params(r) for r in projection.idempotency]
         curs.executemany(INSERT_IDEMPOTENCY, records)
+    for entry in projection.audit:
+        insert_entry(curs, entry)
     # Delivered at commit, to the workers of every process (dropped if this rolls back).
     notify_new_work(curs, projection)
 

@@ -217,6 +217,10 @@ def server_env(database_url: str | None, workdir: Path, **extra: str) -> dict[st
             # its breaker must not defer the next test's calls (the breaker tests set
             # their own rule).
             "WAYMARK_BREAKER_MIN_CALLS": "1000000",
+            # Suites (the fuzzer above all) send hundreds of requests a minute from one
+            # address: the rate limits are tested on a server of their own.
+            "WAYMARK_RATE_LIMIT_PER_KEY": "",
+            "WAYMARK_RATE_LIMIT_PER_IP": "",
             "PYTHONUNBUFFERED": "1",
             # Worker processes' probe ports: a free one each (tests run side by side).
             "WAYMARK_WORKER_PROBE_PORT": "0",

@@ -62,9 +62,13 @@ class Received:
 class Consumer:
     """Reads the topic from the beginning in a thread until closed; `records` grows."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, audit: bool = False) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        # Audit entries share the topic (`waymark.audit.recorded`, their own sequence): the
+        # instance-event checks leave them out unless asked (tests/integration/
+        # test_audit_export.py checks them).
+        self.audit = audit
         self.records: list[Received] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -107,6 +111,10 @@ class Consumer:
                 with self._lock:
                     for tp, messages in batches.items():
                         for m in messages:
+                            if not self.audit and (
+                                dict(m.headers).get("ce_type") == b"waymark.audit.recorded"
+                            ):
+                                continue
                             self.records.append(
                                 Received(m.key, dict(m.headers), m.value, tp.partition, now)
                             )

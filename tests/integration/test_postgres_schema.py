@@ -129,6 +129,18 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("reason", "text", "YES"),
         ("deleted", "jsonb", "NO"),
     ],
+    "audit_log": [
+        ("id", "bigint", "NO"),
+        ("tenant", "text", "NO"),
+        ("recorded_at", TZ, "NO"),
+        ("actor", "text", "NO"),
+        ("action", "text", "NO"),
+        ("target", "text", "NO"),
+        ("client_ip", "text", "YES"),
+        ("user_agent", "text", "YES"),
+        ("details", "jsonb", "NO"),
+        ("exported_at", TZ, "YES"),
+    ],
     "server_secrets": [
         ("name", "text", "NO"),
         ("value", "text", "NO"),
@@ -249,4 +261,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0016",)
+    assert row == ("0017",)

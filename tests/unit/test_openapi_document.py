@@ -14,6 +14,7 @@ from api.app import create_app
 from api.problems import MEDIA_TYPE
 from api.routes import (
     analytics,
+    audit,
     callbacks,
     connections,
     definitions,
@@ -48,6 +49,7 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 def test_operation_ids_are_the_route_functions_names(document: dict[str, Any]) -> None:
     modules = (
         analytics,
+        audit,
         callbacks,
         connections,
         definitions,

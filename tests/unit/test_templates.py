@@ -124,7 +124,9 @@ class MemoryDefinitionStore:
     def __init__(self) -> None:
         self.published: list[PublishedDefinition] = []
 
-    def publish(self, tenant: str, name: str, document: dict[str, Any]) -> PublishedDefinition:
+    def publish(
+        self, tenant: str, name: str, document: dict[str, Any], *, audit: Any = None
+    ) -> PublishedDefinition:
         version = 1 + sum(1 for p in self.published if (p.tenant, p.name) == (tenant, name))
         published = PublishedDefinition(
             tenant, name, version, document, True, datetime(2026, 1, 1, tzinfo=UTC)

@@ -98,7 +98,8 @@ def _node_detail(node: dict[str, Any]) -> str:
         "end": lambda: (
             "branch end"
             if node.get("terminate") is False
-            else node.get("status", "completed") + (", compensate" if node.get("compensate") else "")
+            else node.get("status", "completed")
+            + (", compensate" if node.get("compensate") else "")
         ),
     }.get(kind)
     extra = detail() if detail else ""

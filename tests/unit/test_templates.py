@@ -239,7 +239,11 @@ def test_incident_escalation_loops_until_resolved() -> None:
 
     # On-call gets a critical task with a 30-minute SLA, escalating to the incident manager
     mitigate = decide(instance, d, fake, "approved")
-    assert (mitigate.node_id, mitigate.role, mitigate.urgency) == ("mitigate", "on-call", "critical")
+    assert (mitigate.node_id, mitigate.role, mitigate.urgency) == (
+        "mitigate",
+        "on-call",
+        "critical",
+    )
     assert mitigate.escalate_to_role == "incident-manager"
     assert instance.variables["priority"] == "P2"
 

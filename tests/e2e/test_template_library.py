@@ -437,10 +437,10 @@ def refund(run: Run) -> None:
 # --- operations ------------------------------------------------------------------------------
 
 
-def slack_posts(run: Run, *words: str) -> list[dict[str, Any]]:
-    """Slack chat.postMessage bodies containing every one of `words`."""
-    bodies = [r.json() for r in run.target.received("/slack/api/chat.postMessage")]
-    return [b for b in bodies if all(w in b.get("text", "") for w in words)]
+def pages(run: Run, suffix: str, *words: str) -> list[dict[str, Any]]:
+    """Bodies the scenario's pager stand-in got under `suffix` whose summary has `words`."""
+    bodies = [r.json() for r in run.calls(suffix)]
+    return [b for b in bodies if all(w in b["summary"] for w in words)]
 
 
 def boundary_bookmark(run: Run, instance_id: str, host: str) -> dict[str, Any]:
@@ -467,7 +467,12 @@ def incident_escalation(run: Run) -> None:
     view = start(
         run.client,
         "incident-escalation",
-        input={"incident_id": incident, "title": "API down", "severity": "critical"},
+        input={
+            "incident_id": incident,
+            "title": "API down",
+            "severity": "critical",
+            "pager_url": run.sink,
+        },
     )
     # The event gateway: the acknowledgement event wins over the 15-minute timer
     run.waiting_at(view["id"], "acknowledged", "ack_timeout")
@@ -478,15 +483,16 @@ def incident_escalation(run: Run) -> None:
     # The hourly reminder (a non-interrupting boundary) posts and the task stays open
     reminder = boundary_bookmark(run, view["id"], "confirm_resolution")
     resume_early(run, view["id"], reminder)
-    wait_for(lambda: slack_posts(run, incident, "waits for its resolution"), what="a reminder")
+    wait_for(lambda: pages(run, "/reminders", incident), what="the reminder")
     run.complete(view["id"], "confirm_resolution", outcome="approved")
     done = completed(run, view["id"])["output"]
     assert (done["priority"], done["escalated"]) == ("P1", False)
-    assert slack_posts(run, incident, "not acknowledged") == []
+    assert run.calls("/pages") == []  # acknowledged in time: nobody was paged
     [decided] = [e for e in run.history(view["id"]) if e["type"] == "EventGatewayDecided"]
     assert decided["data"]["winner_node_id"] == "acknowledged"
 
     # Nobody acknowledges within the (here 1-second) deadline: the incident manager is paged
+    # (the timer beats the wait this time)
     late = unique("inc")
     view = start(
         run.client,
@@ -496,10 +502,12 @@ def incident_escalation(run: Run) -> None:
             "title": "disk full",
             "severity": "high",
             "ack_timeout_seconds": 1,
+            "pager_url": run.sink,
         },
     )
-    [page] = wait_for(lambda: slack_posts(run, late, "not acknowledged"), what="the escalation")
-    assert page["channel"] == "#incidents" and page["text"].startswith("@incident-manager P2")
+    [page] = wait_for(lambda: pages(run, "/pages", late), what="the escalation page")
+    assert page["role"] == "incident-manager" and page["priority"] == "P2"
+    assert page["summary"] == f"P2 incident {late} (disk full) was not acknowledged in time"
     run.complete(view["id"], "mitigate", outcome="rejected")
     failed = wait_for_status(run.client, view["id"], "failed")
     assert failed["error"]["message"] == "on-call could not mitigate the incident"

@@ -258,7 +258,8 @@ def test_incident_escalation_loops_until_resolved() -> None:
     assert reminder.due_at - fake.now == timedelta(hours=1)
     engine.fire_timer(instance, d, reminder.id, fake.env())
     posted = finish_activity(instance, d, fake, output={"ok": True})
-    assert posted.node_id == "remind" and "INC-1" in posted.action["text"]
+    assert posted.node_id == "remind" and "INC-1" in posted.action["body"]["summary"]
+    assert posted.action["url"] == "https://pager.example/reminders"
     assert only_open(instance, "task").node_id == "confirm_resolution"  # still waiting
     decide(instance, d, fake, "approved")
 
@@ -281,8 +282,9 @@ def test_incident_escalation_escalates_when_nobody_acknowledges_in_time() -> Non
     engine.fire_timer(instance, d, timer.id, fake.env())
     assert [b for b in instance.open_bookmarks() if b.kind == "wait"] == []
     posted = finish_activity(instance, d, fake, output={"ok": True})
-    assert (posted.node_id, posted.action["channel"]) == ("escalate", "#incidents")
-    assert "@incident-manager P1 incident INC-2" in posted.action["text"]
+    assert (posted.node_id, posted.action["url"]) == ("escalate", "https://pager.example/pages")
+    assert posted.action["body"]["role"] == "incident-manager"
+    assert posted.action["body"]["summary"].startswith("P1 incident INC-2 (x) was not")
     assert instance.variables["escalated"] is True
     decide(instance, d, fake, "rejected")
     assert instance.status == "failed"

@@ -39,6 +39,8 @@ RESERVED_IDS = frozenset(
 SHAPES: dict[str, tuple[str, str]] = {
     "service_task": ("[", "]"),
     "gateway": ("{", "}"),
+    "inclusive": ("{", "}"),
+    "event_gateway": ("{", "}"),
     "parallel": ("{{", "}}"),
     "join": ("{{", "}}"),
     "approval": ("(", ")"),
@@ -48,6 +50,7 @@ SHAPES: dict[str, tuple[str, str]] = {
     "sub_workflow": ("[[", "]]"),
     "set": ("([", "])"),
     "end": ("((", "))"),
+    "compensate": ("[/", "\\]"),
 }
 
 
@@ -66,20 +69,68 @@ def _text(value: str, limit: int = MAX_LABEL) -> str:
     return short
 
 
+def _join_detail(node: dict[str, Any]) -> str:
+    if "wait_for" not in node:
+        return ""
+    cancel = ", cancel the rest" if node.get("cancel_remaining") else ""
+    return f"first {node['wait_for']}{cancel}"
+
+
+def _service_detail(node: dict[str, Any]) -> str:
+    undo = node.get("compensation")
+    return node["action"].get("type", "") + (f", undo: {undo.get('type', '')}" if undo else "")
+
+
 def _node_detail(node: dict[str, Any]) -> str:
     """The one line under a node's name: its type and what it is about."""
     kind = node["type"]
     detail = {
-        "service_task": lambda: node["action"].get("type", ""),
+        "service_task": lambda: _service_detail(node),
+        "inclusive": lambda: "every route that holds",
+        "event_gateway": lambda: "first to happen wins",
+        "join": lambda: _join_detail(node),
+        "compensate": lambda: "undo completed steps, newest first",
         "approval": lambda: node.get("approver_role") or node.get("assignee", ""),
         "user_task": lambda: node.get("role") or node.get("assignee", ""),
         "wait": lambda: node.get("event", "callback"),
         "timer": lambda: node.get("duration") or f"until {node.get('until')}",
         "sub_workflow": lambda: node["definition"],
-        "end": lambda: node.get("status", "completed"),
+        "end": lambda: (
+            "branch end"
+            if node.get("terminate") is False
+            else node.get("status", "completed")
+            + (", compensate" if node.get("compensate") else "")
+        ),
     }.get(kind)
     extra = detail() if detail else ""
-    return f"{kind}: {extra}" if extra else kind
+    text = f"{kind}: {extra}" if extra else kind
+    if "for_each" in node:
+        spec = node["for_each"]
+        text += f" · for each {spec.get('as', 'item')} ({spec.get('mode', 'parallel')})"
+    return text
+
+
+def _boundary_label(spec: dict[str, Any]) -> str:
+    """A boundary edge's label: what fires it, and whether it interrupts its host."""
+    if "timer" in spec:
+        trigger = f"timer {spec['timer']}"
+    elif "until" in spec:
+        trigger = f"until {spec['until']}"
+    else:
+        trigger = f"event {spec.get('event', '')}"
+    kind = "interrupting" if spec.get("interrupting", True) else "non-interrupting"
+    return f"{trigger}, {kind}"
+
+
+def boundary_edges(definition: dict[str, Any]) -> list[str]:
+    """One dotted edge per boundary event, from its host node to its target: `-.->` (thick
+    `==>` would read as a route), labelled with its trigger and whether it interrupts."""
+    lines = []
+    for node in definition["nodes"]:
+        for spec in node.get("boundary", []):
+            label = _text(_boundary_label(spec), 40)
+            lines.append(f'    {_id(node["id"])} -.->|"{label}"| {_id(spec["to"])}')
+    return lines
 
 
 def _id(node_id: str) -> str:
@@ -112,7 +163,8 @@ def _trigger_text(trigger: dict[str, Any]) -> str:
 
 def flowchart(definition: dict[str, Any]) -> str:
     """The definition as a Mermaid `flowchart TD`: one shape per node type, a labelled edge
-    per route (outcome, condition or default), the triggers feeding the start node."""
+    per route (outcome, condition or default), a dotted edge per boundary event, the
+    triggers feeding the start node."""
     lines = ["flowchart TD"]
     failed = []
     for node in definition["nodes"]:
@@ -129,6 +181,7 @@ def flowchart(definition: dict[str, Any]) -> str:
         edge = _route_label(route)
         arrow = f'-->|"{_text(edge, 40)}"|' if edge else "-->"
         lines.append(f"    {_id(route['from'])} {arrow} {_id(route['to'])}")
+    lines += boundary_edges(definition)
     lines.append("    classDef failed fill:#fde7e9,stroke:#c62828")
     lines.append("    classDef trigger fill:#e8f0fe,stroke:#1a73e8")
     if failed:
@@ -219,16 +272,21 @@ def markdown(templates: Iterable[Template] | None = None) -> str:
         "`https://<system>.example` defaults: pass the real ones in the input, or change the "
         "defaults in your copy of the definition.",
         "",
-        "**Diagrams.** Shapes: rectangle = `service_task`, rounded = `approval` / "
-        "`user_task`, diamond = `gateway`, hexagon = `parallel` / `join`, parallelogram = "
+        "**Diagrams.** Shapes: rectangle = `service_task` (`undo:` names its "
+        "`compensation`), rounded = `approval` / "
+        "`user_task`, diamond = `gateway` / `inclusive` / `event_gateway` (the line under "
+        "the name says which), hexagon = `parallel` / `join`, parallelogram = "
         "`wait`, reversed parallelogram = `timer`, double-bordered = `sub_workflow`, "
-        "stadium = `set`, "
-        "circle = `end` (red: `failed`); flags are triggers; edge labels are outcomes, "
-        "conditions or `default`.",
+        "stadium = `set`, trapezoid = `compensate`, "
+        "circle = `end` (red: `failed`; `branch end`: `terminate: false`); `for each` marks "
+        "a multi-instance node; flags are triggers; edge labels are outcomes, "
+        "conditions or `default`; dotted edges labelled with a timer or an event are "
+        "boundary events.",
         "",
         "**Coverage.** Together the templates use every node type, every trigger kind "
         "(`event`, `webhook`, `schedule`) and every built-in action (`http`, `email`, "
-        "`slack`, `teams`, `sms`, `emit`, `noop`); `tests/unit/test_template_coverage.py` "
+        "`slack`, `teams`, `sms`, `emit`, `noop`) and the `for_each`, `boundary` and "
+        "`compensation` fields; `tests/unit/test_template_coverage.py` "
         "checks it, and `tests/e2e/test_template_library.py` runs each template to its end.",
         "",
         "| template | category | starts by | actions |",

@@ -148,11 +148,16 @@ def test_the_incident_escalation_template_escalates_over_http(acme: httpx.Client
     assert response.status_code == 201, response.text
     document = acme.get(f"/v1/definitions/{name}").json()["document"]
     # The shipped SLA is 30 minutes: publish the same flow with it shortened to ~1 s.
-    document["nodes"][1]["sla_hours"] = 0.0003
+    [mitigate] = [n for n in document["nodes"] if n["id"] == "mitigate"]
+    mitigate["sla_hours"] = 0.0003
     publish(acme, document)
+    incident = unique("INC")
     view = start(
-        acme, name, input={"incident_id": "INC-7", "title": "db down", "severity": "critical"}
+        acme, name, input={"incident_id": incident, "title": "db down", "severity": "critical"}
     )
+    # On-call acknowledges (the event gateway's wait); the mitigation task opens
+    acked = acme.post("/v1/events", json={"type": "incident.acknowledged", "correlation": incident})
+    assert acked.status_code == 200 and acked.json()["resumed"], acked.text
 
     def on_manager_queue() -> list[dict[str, object]] | None:
         found = [t for t in tasks(acme, role="incident-manager") if t["instance_id"] == view["id"]]

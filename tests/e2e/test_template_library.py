@@ -221,6 +221,29 @@ def access_request(run: Run) -> None:
     )
     assert sms_form(sms[0])["To"] == "+15557654321"
 
+    # Withdrawn by the requester while the owner decides (an interrupting event boundary)
+    withdrawn = unique("acc")
+    view = start(
+        run.client,
+        "access-request",
+        input={
+            **view["input"],
+            "request_id": withdrawn,
+            "level": "read",
+            "iam_url": run.sink + "/withdrawn",
+        },
+    )
+    task = run.task(view["id"], "owner_approval")
+    assert run.event("access.withdrawn", withdrawn, {"reason": "not needed"})["resumed"]
+    assert completed(run, view["id"])["output"] == {
+        "request_id": withdrawn,
+        "withdrawn": True,
+        "reason": "not needed",
+    }
+    late = run.client.post(f"/v1/tasks/{task['id']}/complete", json={"outcome": "approved"})
+    assert late.status_code == 409, late.text
+    assert run.calls("/withdrawn") == []
+
 
 # --- people ----------------------------------------------------------------------------------
 
@@ -229,41 +252,81 @@ def employee_onboarding(run: Run) -> None:
     view = start(
         run.client,
         "employee-onboarding",
-        input={"employee_name": "Ada", "email": "ada@acme.example"},
+        input={
+            "employee_name": "Ada",
+            "email": "ada@acme.example",
+            "equipment": ["laptop", "monitor", "headset"],
+        },
     )
     run.complete(
         view["id"], "hr_paperwork", data={"start_date": "2026-03-02", "contract_signed": True}
     )
     run.complete(view["id"], "manager_approval", outcome="approved")
-    assert completed(run, view["id"])["output"] == {
-        "employee": "Ada",
-        "username": "ada@acme.example",
-        "start_date": "2026-03-02",
-    }
+    output = completed(run, view["id"])["output"]
+    # One equipment order per item, collected in item order
+    assert output.pop("equipment") == [
+        {"item": item, "line": index, "for": "ada@acme.example"}
+        for index, item in enumerate(["laptop", "monitor", "headset"])
+    ]
+    assert output == {"employee": "Ada", "username": "ada@acme.example", "start_date": "2026-03-02"}
+    items = [
+        e["data"]["index"] for e in run.history(view["id"]) if e["type"] == "ForEachItemCompleted"
+    ]
+    assert sorted(items) == [0, 1, 2]
+
+
+def split_routes(run: Run, instance_id: str) -> list[int]:
+    """The routes the instance's inclusive gateway took (its `InclusiveSplit`)."""
+    [split] = [e for e in run.history(instance_id) if e["type"] == "InclusiveSplit"]
+    return list(split["data"]["routes"])
 
 
 def vendor_onboarding(run: Run) -> None:
+    def onboard(vendor: str, sink: str, **extra: Any) -> dict[str, Any]:
+        return start(
+            run.client,
+            "vendor-onboarding",
+            input={
+                "vendor_id": vendor,
+                "name": f"Initech {vendor}",
+                "tax_id": "DE123456789",
+                "contact_email": "ap@initech.example",
+                "registry_url": sink + "/registry",
+                "erp_url": sink + "/erp",
+                **extra,
+            },
+        )
+
+    # A high-risk vendor abroad: all four checks, closed by the join
     vendor = unique("ven")
-    view = start(
-        run.client,
-        "vendor-onboarding",
-        input={
-            "vendor_id": vendor,
-            "name": "Initech",
-            "tax_id": "DE123456789",
-            "contact_email": "ap@initech.example",
-            "registry_url": run.sink + "/registry",
-            "erp_url": run.sink + "/erp",
-        },
-    )
+    procurement = f"{unique('procurement')}@acme.example"
+    view = onboard(vendor, run.sink, risk="high", country="US", procurement_email=procurement)
     data = {"bank_account": "DE89370400440532013000", "insurance_certificate": True}
     run.complete(view["id"], "collect_documents", data=data)
+    run.complete(view["id"], "due_diligence", data={"cleared": True})
+    assert run.call("/registry/sanctions").json()["country"] == "US"
+    # The daily reminder (a non-interrupting boundary) mails procurement; the task stays
+    task = run.task(view["id"], "procurement_approval")
+    resume_early(run, view["id"], boundary_bookmark(run, view["id"], "procurement_approval"))
+    assert run.mail(f"Reminder: vendor {vendor}").recipients == [procurement]
+    assert run.task(view["id"], "procurement_approval")["id"] == task["id"]
     run.complete(view["id"], "procurement_approval", outcome="approved")
-    done = completed(run, view["id"])
-    assert done["output"]["vendor_id"] == vendor
+    done = completed(run, view["id"])["output"]
+    assert (done["vendor_id"], done["screened"], done["due_diligence"]) == (vendor, True, True)
+    assert split_routes(run, view["id"]) == [0, 1, 2, 3]
     assert run.call("/registry/verifications").json()["tax_id"] == "DE123456789"
     assert run.call("/erp/vendors").json()["bank_account"] == data["bank_account"]
-    assert run.mail("Welcome as a supplier").recipients == ["ap@initech.example"]
+    assert run.mail(f"Welcome as a supplier, Initech {vendor}").recipients == ["ap@initech.example"]
+
+    # A low-risk German vendor: only the two checks every vendor gets
+    local = unique("ven")
+    view = onboard(local, run.sink + "/local")
+    run.complete(view["id"], "collect_documents", data=data)
+    run.complete(view["id"], "procurement_approval", outcome="approved")
+    done = completed(run, view["id"])["output"]
+    assert (done["screened"], done["due_diligence"]) == (False, False)
+    assert run.calls("/local/registry/sanctions") == []
+    assert split_routes(run, view["id"]) == [0, 1]  # tax id and documents only
 
 
 def customer_onboarding(run: Run) -> None:
@@ -291,21 +354,56 @@ def customer_onboarding(run: Run) -> None:
 
 
 def order_fulfilment(run: Run) -> None:
+    def saga(sink: str, order: str, amount: float) -> dict[str, Any]:
+        path = sink.removeprefix(run.target.base_url)
+        run.target.reply(path + "/payments/charges", {"id": f"ch-{order}"})
+        run.target.reply(path + "/shipping/shipments", {"id": f"sh-{order}"})
+        urls = {f"{s}_url": f"{sink}/{s}" for s in ("inventory", "payments", "shipping")}
+        return start(
+            run.client,
+            "order-fulfilment",
+            input={"order_id": order, "amount": amount, "items": [{"sku": "A", "qty": 1}], **urls},
+        )
+
     order = unique("order")
-    view = start(
-        run.client,
-        "order-fulfilment",
-        input={
-            "order_id": order,
-            "amount": 300,
-            "items": [{"sku": "A", "qty": 1}],
-            "inventory_url": run.sink,
-        },
+    view = saga(run.sink, order, 300)
+    assert completed(run, view["id"])["output"] == {
+        "order_id": order,
+        "amount": 300,
+        "shipping": "standard",
+        "charge_id": f"ch-{order}",
+        "shipment_id": f"sh-{order}",
+    }
+    assert run.call("/inventory/reservations").json()["order_id"] == order
+    assert run.call("/payments/charges").json() == {"order_id": order, "amount": 300}
+    assert run.call("/shipping/shipments").json()["service"] == "standard"
+    assert run.calls("/payments/refunds") == []
+
+    # The carrier refuses the shipment: the saga refunds the charge, then releases the
+    # stock (newest first), each undo with its own idempotency key
+    failing = unique("order")
+    sink = run.sink + "/failing"
+    path = sink.removeprefix(run.target.base_url)
+    run.target.fail(path + "/shipping/", 422)
+    view = saga(sink, failing, 1500)
+    failed = wait_for_status(run.client, view["id"], "failed", "completed", timeout=30)
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["message"] == (
+        "order could not be fulfilled; completed steps were undone"
     )
-    run.waiting_at(view["id"], "await_payment")
-    run.event("payment.received", order, {"paid": 300})
-    assert completed(run, view["id"])["output"]["shipping"] == "standard"
-    assert run.call("/reservations").json()["order_id"] == order
+    calls = run.target.received(path)
+    assert [(r.method, r.path.removeprefix(path)) for r in calls] == [
+        ("POST", "/inventory/reservations"),
+        ("POST", "/payments/charges"),
+        ("POST", "/shipping/shipments"),
+        ("POST", "/payments/refunds"),
+        ("DELETE", f"/inventory/reservations/{failing}"),
+    ]
+    refund_call, release_call = calls[3], calls[4]
+    assert refund_call.json() == {"charge_id": f"ch-{failing}", "order_id": failing, "amount": 1500}
+    keys = [r.headers["idempotency-key"] for r in (refund_call, release_call)]
+    assert keys[0].startswith(f"{view['id']}:compensate:charge_payment:")
+    assert keys[1].startswith(f"{view['id']}:compensate:reserve_stock:")
 
 
 def refund(run: Run) -> None:
@@ -339,23 +437,80 @@ def refund(run: Run) -> None:
 # --- operations ------------------------------------------------------------------------------
 
 
+def pages(run: Run, suffix: str, *words: str) -> list[dict[str, Any]]:
+    """Bodies the scenario's pager stand-in got under `suffix` whose summary has `words`."""
+    bodies = [r.json() for r in run.calls(suffix)]
+    return [b for b in bodies if all(w in b["summary"] for w in words)]
+
+
+def boundary_bookmark(run: Run, instance_id: str, host: str) -> dict[str, Any]:
+    """The open boundary bookmark of node `host` (once it is there)."""
+
+    def probe() -> dict[str, Any] | None:
+        view = instance(run.client, instance_id)
+        found = [b for b in view["bookmarks"] if b.get("boundary_of") and b["node_id"] == host]
+        return found[0] if found else None
+
+    return wait_for(probe, what=f"a boundary bookmark of {host}")
+
+
+def resume_early(run: Run, instance_id: str, bookmark: dict[str, Any]) -> None:
+    """A timer bookmark fired now over the API instead of waiting for its due time."""
+    resumed = run.client.post(
+        f"/v1/instances/{instance_id}/bookmarks/{bookmark['id']}/resume", json={}
+    )
+    assert resumed.status_code == 200, resumed.text
+
+
 def incident_escalation(run: Run) -> None:
     incident = unique("inc")
     view = start(
         run.client,
         "incident-escalation",
-        input={"incident_id": incident, "title": "API down", "severity": "critical"},
+        input={
+            "incident_id": incident,
+            "title": "API down",
+            "severity": "critical",
+            "pager_url": run.sink,
+        },
     )
-    run.complete(view["id"], "acknowledge", outcome="approved")
+    # The event gateway: the acknowledgement event wins over the 15-minute timer
+    run.waiting_at(view["id"], "acknowledged", "ack_timeout")
+    assert run.event("incident.acknowledged", incident, {"by": "ann"})["resumed"]
+    run.complete(view["id"], "mitigate", outcome="approved")
     # The 30-minute watch: its timer bookmark is resumed early over the API
-    waiting = run.waiting_at(view["id"], "observe")
-    bookmark = open_bookmark(waiting, "observe")
-    resumed = run.client.post(
-        f"/v1/instances/{view['id']}/bookmarks/{bookmark['id']}/resume", json={}
-    )
-    assert resumed.status_code == 200, resumed.text
+    resume_early(run, view["id"], open_bookmark(run.waiting_at(view["id"], "observe"), "observe"))
+    # The hourly reminder (a non-interrupting boundary) posts and the task stays open
+    reminder = boundary_bookmark(run, view["id"], "confirm_resolution")
+    resume_early(run, view["id"], reminder)
+    wait_for(lambda: pages(run, "/reminders", incident), what="the reminder")
     run.complete(view["id"], "confirm_resolution", outcome="approved")
-    assert completed(run, view["id"])["output"]["priority"] == "P1"
+    done = completed(run, view["id"])["output"]
+    assert (done["priority"], done["escalated"]) == ("P1", False)
+    assert run.calls("/pages") == []  # acknowledged in time: nobody was paged
+    [decided] = [e for e in run.history(view["id"]) if e["type"] == "EventGatewayDecided"]
+    assert decided["data"]["winner_node_id"] == "acknowledged"
+
+    # Nobody acknowledges within the (here 1-second) deadline: the incident manager is paged
+    # (the timer beats the wait this time)
+    late = unique("inc")
+    view = start(
+        run.client,
+        "incident-escalation",
+        input={
+            "incident_id": late,
+            "title": "disk full",
+            "severity": "high",
+            "ack_timeout_seconds": 1,
+            "pager_url": run.sink,
+        },
+    )
+    [page] = wait_for(lambda: pages(run, "/pages", late), what="the escalation page")
+    assert page["role"] == "incident-manager" and page["priority"] == "P2"
+    assert page["summary"] == f"P2 incident {late} (disk full) was not acknowledged in time"
+    run.complete(view["id"], "mitigate", outcome="rejected")
+    failed = wait_for_status(run.client, view["id"], "failed")
+    assert failed["error"]["message"] == "on-call could not mitigate the incident"
 
 
 def change_request(run: Run) -> None:

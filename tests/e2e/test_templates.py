@@ -170,7 +170,7 @@ def test_employee_onboarding_runs_in_parallel_then_signs_off(acme: httpx.Client)
         input={"employee_name": "Ada Lovelace", "email": "ada@example.com", "department": "R&D"},
     )
 
-    # Then the IT branch (noop) finishes by itself and the HR paperwork waits
+    # Then the IT and equipment branches (noop) finish by themselves, the HR paperwork waits
     waiting_only_at(acme, view["id"], "hr_paperwork")
     [hr] = open_tasks(acme, view["id"])
     assert (hr["kind"], hr["role"]) == ("user_task", "hr")
@@ -193,45 +193,39 @@ def test_employee_onboarding_runs_in_parallel_then_signs_off(acme: httpx.Client)
         "employee": "Ada Lovelace",
         "username": "ada@example.com",
         "start_date": "2026-03-02",
+        "equipment": [{"item": "laptop", "line": 0, "for": "ada@example.com"}],
     }
 
 
-def test_order_fulfilment_reserves_stock_waits_for_payment_and_ships(
+def test_order_fulfilment_reserves_charges_and_ships_insured(
     acme: httpx.Client, target: Target
 ) -> None:
-    # Given the order template pointed at the local inventory stand-in
+    # Given the order template pointed at local inventory, payment and carrier stand-ins
     name = instantiate(acme, "order-fulfilment", name=unique("orders"))["name"]
-    inventory = f"{target.base_url}/{unique('inventory')}"
+    base = f"{target.base_url}/{unique('shop')}"
+    path = base.removeprefix(target.base_url)
+    target.reply(path + "/payments/charges", {"id": "ch-1"})
+    target.reply(path + "/shipping/shipments", {"id": "sh-1"})
     order_id = unique("order")
     items = [{"sku": "CHAIR", "qty": 4}]
-    view = start(
-        acme,
-        name,
-        input={"order_id": order_id, "amount": 2500, "items": items, "inventory_url": inventory},
-    )
+    urls = {f"{s}_url": f"{base}/{s}" for s in ("inventory", "payments", "shipping")}
+    view = start(acme, name, input={"order_id": order_id, "amount": 2500, "items": items, **urls})
 
-    # Then stock is reserved and the instance waits for the payment, with a timeout
-    waiting = waiting_only_at(acme, view["id"], "await_payment")
-    [reserve] = target.received(inventory.removeprefix(target.base_url) + "/reservations")
-    assert reserve.method == "POST"
-    assert reserve.json() == {"order_id": order_id, "items": items}
-    assert open_bookmark(waiting, "await_payment")["due_at"]
-
-    # When the payment event arrives, correlated on the order id
-    paid = acme.post(
-        "/v1/events",
-        json={"type": "payment.received", "correlation": order_id, "payload": {"paid": 2500}},
-    )
-    assert paid.status_code == 200, paid.text
-
-    # Then the amount (>= 1000) picks insured shipping and the output says so
-    done = wait_for_status(acme, view["id"], "completed")
+    # Then stock is reserved, the amount charged and (>= 1000) an insured shipment booked
+    done = wait_for_status(acme, view["id"], "completed", "failed")
     assert done["output"] == {
         "order_id": order_id,
         "amount": 2500,
         "shipping": "insured",
-        "payment": {"paid": 2500},
+        "charge_id": "ch-1",
+        "shipment_id": "sh-1",
     }
+    [reserve] = target.received(path + "/inventory/reservations")
+    assert (reserve.method, reserve.json()) == ("POST", {"order_id": order_id, "items": items})
+    [ship] = target.received(path + "/shipping/shipments")
+    assert ship.json()["service"] == "insured"
+    # Nothing failed, so nothing was undone
+    assert target.received(path + "/payments/refunds") == []
 
 
 def test_document_signature_resumes_on_a_signed_callback(

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import pytest
 
-from application.commands import StartInstance
+from application.commands import DeliverEvent, StartInstance
 from application.read_models import TaskFilter
 
 pytestmark = pytest.mark.integration
@@ -235,6 +235,9 @@ def test_the_incident_escalation_template_escalates(container: Any, clock: Movab
         )
     )
     instance_id = UUID(view["id"])
+    # On-call acknowledges (the event gateway's wait), then the mitigation task is open
+    container.instances.deliver_event(DeliverEvent(TENANT, "incident.acknowledged", "INC-1"))
+    view = container.instances.get(TENANT, instance_id)
     (task,) = [b["id"] for b in view["bookmarks"] if b["kind"] == "task"]
     assert task not in task_ids(container, role="incident-manager")
     clock.advance(minutes=31)

@@ -74,3 +74,50 @@ def test_reserved_mermaid_words_are_not_used_as_ids() -> None:
         "routes": [],
     }
     assert "    end_((" in template_docs.flowchart(definition)
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.id)
+def test_the_diagram_draws_every_boundary_event_as_a_dotted_edge(template: Template) -> None:
+    lines = template_docs.flowchart(template.definition).splitlines()
+    dotted = [line.strip() for line in lines if "-.->|" in line]
+    expected = [
+        (node["id"], spec["to"])
+        for node in template.definition["nodes"]
+        for spec in node.get("boundary", [])
+    ]
+    assert len(dotted) == len(expected)
+    for host, to in expected:
+        assert any(
+            line.startswith(template_docs._id(host) + " ")
+            and line.endswith(" " + template_docs._id(to))
+            for line in dotted
+        ), (host, to)
+
+
+def test_the_new_node_types_and_fields_are_drawn_distinctly() -> None:
+    definition = {
+        "nodes": [
+            {"id": "pick", "type": "inclusive"},
+            {"id": "first", "type": "event_gateway"},
+            {"id": "undo", "type": "compensate"},
+            {"id": "any", "type": "join", "wait_for": 1, "cancel_remaining": True},
+            {"id": "side", "type": "end", "terminate": False},
+            {
+                "id": "pay",
+                "type": "service_task",
+                "action": {"type": "http"},
+                "compensation": {"type": "http"},
+                "for_each": {"items": "input.lines", "as": "line", "mode": "sequential"},
+                "boundary": [{"event": "order.cancelled", "to": "undo"}],
+            },
+        ],
+        "routes": [],
+    }
+    chart = template_docs.flowchart(definition)
+    assert 'pick{"pick<br/><small>inclusive: every route that holds</small>"}' in chart
+    assert "event_gateway: first to happen wins" in chart
+    assert 'undo[/"undo<br/><small>compensate: ' in chart and '"\\]' in chart
+    assert "join: first 1, cancel the rest" in chart
+    assert "end: branch end" in chart
+    assert "service_task: http, undo: http · for each line (sequential)" in chart
+    assert 'pay -.->|"event order.cancelled, interrupting"| undo' in chart

@@ -228,10 +228,25 @@ def test_incident_escalation_loops_until_resolved() -> None:
     d, fake = definition_of("incident-escalation"), FakeEnv()
     instance = start(d, fake, {"incident_id": "INC-1", "title": "db down", "severity": "high"})
 
+    # The event gateway waits for the acknowledgement and a 15-minute timer at once
+    ack, timeout = only_open(instance, "wait"), only_open(instance, "timer")
+    assert (ack.node_id, ack.event_type, ack.correlation) == (
+        "acknowledged",
+        "incident.acknowledged",
+        "INC-1",
+    )
+    assert (timeout.node_id, timeout.due_at - fake.now) == ("ack_timeout", timedelta(minutes=15))
+    engine.resume(instance, d, ack.id, payload={"by": "oncall"}, source="t", env=fake.env())
+    assert instance.bookmarks[timeout.id].status == "cancelled"  # the timer lost
+
     # On-call gets a critical task with a 30-minute SLA, escalating to the incident manager
-    ack = decide(instance, d, fake, "approved")
-    assert (ack.node_id, ack.role, ack.urgency) == ("acknowledge", "on-call", "critical")
-    assert ack.escalate_to_role == "incident-manager"
+    mitigate = decide(instance, d, fake, "approved")
+    assert (mitigate.node_id, mitigate.role, mitigate.urgency) == (
+        "mitigate",
+        "on-call",
+        "critical",
+    )
+    assert mitigate.escalate_to_role == "incident-manager"
     assert instance.variables["priority"] == "P2"
 
     # The watch timer, then a rejected resolution sends it back to on-call
@@ -239,17 +254,40 @@ def test_incident_escalation_loops_until_resolved() -> None:
     assert decide(instance, d, fake, "rejected").node_id == "confirm_resolution"
     decide(instance, d, fake, "approved")
     engine.fire_timer(instance, d, only_open(instance, "timer").id, fake.env())
+
+    # While the confirmation waits, an hourly reminder (a non-interrupting boundary) posts
+    reminder = only_open(instance, "timer")
+    assert reminder.due_at - fake.now == timedelta(hours=1)
+    engine.fire_timer(instance, d, reminder.id, fake.env())
+    posted = finish_activity(instance, d, fake, output={"ok": True})
+    assert posted.node_id == "remind" and "INC-1" in posted.action["body"]["summary"]
+    assert posted.action["url"] == "https://pager.example/reminders"
+    assert only_open(instance, "task").node_id == "confirm_resolution"  # still waiting
     decide(instance, d, fake, "approved")
 
     assert instance.status == "completed"
     assert instance.output is not None
     assert (instance.output["incident_id"], instance.output["priority"]) == ("INC-1", "P2")
+    assert instance.output["escalated"] is False
     assert instance.output["resolved_at"]
 
 
-def test_incident_escalation_fails_when_on_call_rejects() -> None:
+def test_incident_escalation_escalates_when_nobody_acknowledges_in_time() -> None:
     d, fake = definition_of("incident-escalation"), FakeEnv()
-    instance = start(d, fake, {"incident_id": "INC-2", "title": "x", "severity": "critical"})
+    instance = start(
+        d,
+        fake,
+        {"incident_id": "INC-2", "title": "x", "severity": "critical", "ack_timeout_seconds": 60},
+    )
+    timer = only_open(instance, "timer")
+    assert timer.due_at - fake.now == timedelta(seconds=60)
+    engine.fire_timer(instance, d, timer.id, fake.env())
+    assert [b for b in instance.open_bookmarks() if b.kind == "wait"] == []
+    posted = finish_activity(instance, d, fake, output={"ok": True})
+    assert (posted.node_id, posted.action["url"]) == ("escalate", "https://pager.example/pages")
+    assert posted.action["body"]["role"] == "incident-manager"
+    assert posted.action["body"]["summary"].startswith("P1 incident INC-2 (x) was not")
+    assert instance.variables["escalated"] is True
     decide(instance, d, fake, "rejected")
     assert instance.status == "failed"
     assert instance.error is not None
@@ -257,31 +295,59 @@ def test_incident_escalation_fails_when_on_call_rejects() -> None:
     assert instance.error["output"]["priority"] == "P1"
 
 
-def test_order_fulfilment_cancels_and_releases_stock_when_payment_times_out() -> None:
+ORDER = {"order_id": "O-1", "amount": 50, "items": [{"sku": "A", "qty": 1}]}
+
+
+def test_order_fulfilment_reserves_charges_and_ships() -> None:
     d, fake = definition_of("order-fulfilment"), FakeEnv()
-    order = {"order_id": "O-1", "amount": 50, "items": [{"sku": "A", "qty": 1}]}
-    instance = start(d, fake, order)
+    instance = start(d, fake, ORDER)
     reserve = finish_activity(instance, d, fake, output={"status": 201, "body": {}})
     assert reserve.action["url"] == "https://inventory.example/reservations"
-    assert reserve.action["body"] == {"order_id": "O-1", "items": order["items"]}
+    assert reserve.action["body"] == {"order_id": "O-1", "items": ORDER["items"]}
+    charge = finish_activity(instance, d, fake, output={"status": 201, "body": {"id": "ch_1"}})
+    assert charge.action["body"] == {"order_id": "O-1", "amount": 50}
+    ship = finish_activity(instance, d, fake, output={"status": 201, "body": {"id": "sh_1"}})
+    assert ship.action["body"]["service"] == "standard"
+    assert instance.status == "completed"
+    assert instance.output == {
+        "order_id": "O-1",
+        "amount": 50,
+        "shipping": "standard",
+        "charge_id": "ch_1",
+        "shipment_id": "sh_1",
+    }
 
-    wait = only_open(instance, "wait")
-    engine.fire_timer(instance, d, wait.id, fake.env())
+
+def test_order_fulfilment_undoes_the_done_steps_newest_first_when_shipping_fails() -> None:
+    d, fake = definition_of("order-fulfilment"), FakeEnv()
+    instance = start(d, fake, {**ORDER, "amount": 1500})
+    finish_activity(instance, d, fake, output={"status": 201, "body": {}})
+    finish_activity(instance, d, fake, output={"status": 201, "body": {"id": "ch_9"}})
+    ship = finish_activity(instance, d, fake, ok=False, error="HTTP 422", retryable=False)
+    assert ship.action["body"]["service"] == "insured"
+    # The refund first (its template sees the charge's result), then the stock release
+    refund = finish_activity(instance, d, fake, output={"status": 201, "body": {}})
+    assert (refund.node_id, refund.action["method"]) == ("charge_payment", "POST")
+    assert refund.action["url"] == "https://payments.example/refunds"
+    assert refund.action["body"] == {"charge_id": "ch_9", "order_id": "O-1", "amount": 1500}
     release = finish_activity(instance, d, fake, output={"status": 204, "body": ""})
-    assert release.action["method"] == "DELETE"
-    assert release.action["url"].endswith("/reservations/O-1")
+    assert (release.node_id, release.action["method"]) == ("reserve_stock", "DELETE")
+    assert release.action["url"] == "https://inventory.example/reservations/O-1"
+    assert refund.idempotency_key != release.idempotency_key
+    assert ":compensate:" in refund.idempotency_key
     assert instance.status == "failed"
-    assert instance.error is not None and "order cancelled" in instance.error["message"]
+    assert instance.error is not None
+    assert instance.error["message"] == "order could not be fulfilled; completed steps were undone"
 
 
-def test_order_fulfilment_takes_the_error_route_when_stock_cannot_be_reserved() -> None:
+def test_order_fulfilment_undoes_nothing_when_stock_cannot_be_reserved() -> None:
     d, fake = definition_of("order-fulfilment"), FakeEnv()
     instance = start(d, fake, {"order_id": "O-2", "amount": 5, "items": [1]})
     finish_activity(instance, d, fake, ok=False, error="HTTP 409", retryable=False)
+    assert instance.scheduled_activities() == []
     assert instance.status == "failed"
     assert instance.error is not None
-    assert instance.error["message"] == "stock could not be reserved"
-    assert "HTTP 409" in instance.error["output"]["reason"]
+    assert instance.error["output"] == {"order_id": "O-2"}
 
 
 def test_document_signature_declined_and_signed() -> None:

@@ -20,6 +20,7 @@ from api.routes import (
     connections,
     definitions,
     feed,
+    incidents,
     health,
     instances,
     outbox,
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(templates.router)
     app.include_router(connections.router)
     app.include_router(feed.router)
+    app.include_router(incidents.router)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -90,6 +90,25 @@ class ActivityRow:
 
 
 @dataclass(frozen=True)
+class IncidentRow:
+    """A node failure held for an operator (`domain.engine.incidents`); `GET /v1/incidents`."""
+
+    id: str
+    tenant: str
+    instance_id: UUID
+    definition: str
+    version: int
+    node_id: str
+    node_type: str
+    error: dict[str, Any]
+    status: str  # open | retried | skipped | closed
+    raised_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
     """The first result of a command carrying an idempotency key (resume, callback, event)."""
 
@@ -108,6 +127,7 @@ class Projection:
     tasks: list[TaskRow] = field(default_factory=list)
     activities: list[ActivityRow] = field(default_factory=list)
     idempotency: list[IdempotencyRecord] = field(default_factory=list)
+    incidents: list[IncidentRow] = field(default_factory=list)
 
     def extend(self, other: Projection) -> None:
         self.instances.extend(other.instances)
@@ -115,6 +135,7 @@ class Projection:
         self.tasks.extend(other.tasks)
         self.activities.extend(other.activities)
         self.idempotency.extend(other.idempotency)
+        self.incidents.extend(other.incidents)
 
 
 @dataclass(frozen=True)
@@ -143,3 +164,13 @@ class TaskFilter:
     status: str | None = None
     urgency: str | None = None  # computed from due_at and `now` (engine.sla.urgency_at)
     now: datetime | None = None  # the time urgency is judged at; the use case sets it
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """Which incidents `GET /v1/incidents` shows (None: any); only open ones by default."""
+
+    definition: str | None = None
+    node_id: str | None = None
+    instance_id: UUID | None = None
+    status: str | None = "open"

@@ -31,6 +31,7 @@ from application.delivery import EventDelivery
 from application.feed import EventFeed
 from application.instances import InstanceService, KeyedIds
 from application.outbox import OutboxService
+from application.recovery import RecoveryService
 from application.schedules import CatchUp, ScheduleService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
@@ -65,6 +66,7 @@ from infrastructure.postgres.due_timers import PostgresDueTimers
 from infrastructure.postgres.event_store import WaymarkApplication
 from infrastructure.postgres.feed import PostgresEventFeed
 from infrastructure.postgres.feed_wakeups import FeedWakeups
+from infrastructure.postgres.incidents import PostgresIncidentQueries
 from infrastructure.postgres.instance_store import PostgresInstanceStore
 from infrastructure.postgres.migrate import check_revisions, check_schema, migrate, read_revisions
 from infrastructure.postgres.outbox import PostgresOutbox
@@ -218,6 +220,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         cleanup=cleanup_service(core, signing),
         outbox=OutboxService(outbox_tables(core)),
     )
+    container.recovery = recovery_service(core, signing)
     container._closers.append(feed_wakeups.close)
     return container
 
@@ -478,4 +481,11 @@ def instance_service(
         core.admission,
         keyed_ids or KeyedIds(core.server_key),
         timers=timers,
+    )
+
+
+def recovery_service(core: Core, cursor_signing: bytes) -> RecoveryService:
+    """Incidents, retry/skip and time travel (application.recovery) on a core."""
+    return RecoveryService(
+        core.runner, core.store, PostgresIncidentQueries(core.datastore, cursor_secret=cursor_signing)
     )

@@ -21,6 +21,7 @@ from application.connections import ConnectionCatalog, ConnectionService, NoConn
 from application.definitions import DefinitionCache, DefinitionService
 from application.feed import EventFeed
 from application.instances import InstanceService
+from application.recovery import RecoveryService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
 from application.schedules import ScheduleService
 from application.session import CommandRunner
@@ -143,6 +144,8 @@ class Container(_OnCore):
     cleanup: CleanupService | None = None
     # The outbox's stored state (GET /health, dead letters); None without one.
     outbox: OutboxService | None = None
+    # Incidents, retry/skip and time travel (application.recovery); None when not built.
+    recovery: RecoveryService | None = None
 
 
 @dataclass

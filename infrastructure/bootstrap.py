@@ -32,6 +32,7 @@ from application.feed import EventFeed
 from application.instances import InstanceService, KeyedIds
 from application.outbox import OutboxService
 from application.recovery import RecoveryService
+from application.replay_check import ReplayChecker
 from application.schedules import CatchUp, ScheduleService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
@@ -72,6 +73,7 @@ from infrastructure.postgres.migrate import check_revisions, check_schema, migra
 from infrastructure.postgres.outbox import PostgresOutbox
 from infrastructure.postgres.queries import PostgresReadModelQueries
 from infrastructure.postgres.recorder import WriteLimits
+from infrastructure.postgres.replay_check import PostgresReplaySource
 from infrastructure.postgres.schedule_cursors import PostgresScheduleCursors
 from infrastructure.postgres.server_secrets import KEYED_INSTANCE_IDS, server_secret
 from infrastructure.schemas import JsonSchemaValidator
@@ -489,3 +491,8 @@ def recovery_service(core: Core, cursor_signing: bytes) -> RecoveryService:
     return RecoveryService(
         core.runner, core.store, PostgresIncidentQueries(core.datastore, cursor_secret=cursor_signing)
     )
+
+
+def replay_checker(core: Core) -> ReplayChecker:
+    """`waymark replay-check`: stored instances rebuilt with this code vs their read model."""
+    return ReplayChecker(PostgresReplaySource(core.datastore, core.store))

@@ -489,7 +489,9 @@ def instance_service(
 def recovery_service(core: Core, cursor_signing: bytes) -> RecoveryService:
     """Incidents, retry/skip and time travel (application.recovery) on a core."""
     return RecoveryService(
-        core.runner, core.store, PostgresIncidentQueries(core.datastore, cursor_secret=cursor_signing)
+        core.runner,
+        core.store,
+        PostgresIncidentQueries(core.datastore, cursor_secret=cursor_signing),
     )
 
 

@@ -21,8 +21,8 @@ from application.connections import ConnectionCatalog, ConnectionService, NoConn
 from application.definitions import DefinitionCache, DefinitionService
 from application.feed import EventFeed
 from application.instances import InstanceService
-from application.recovery import RecoveryService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
+from application.recovery import RecoveryService
 from application.schedules import ScheduleService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService

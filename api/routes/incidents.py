@@ -23,7 +23,7 @@ router = APIRouter(tags=["instances"])
 def recovery_of(container: Any) -> RecoveryService:
     if container.recovery is None:  # pragma: no cover - every API container builds one
         raise ProblemError(503, "Recovery unavailable", "recovery is not configured")
-    return container.recovery  # type: ignore[no-any-return]
+    return container.recovery
 
 
 @router.get("/v1/incidents", responses=ok(IncidentPage, *AUTHENTICATED, 400))

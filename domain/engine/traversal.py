@@ -18,8 +18,8 @@ from domain.engine import (
     branches,
     compensation,
     event_gateway,
-    inclusive,
     incidents,
+    inclusive,
     joins,
     multi,
 )

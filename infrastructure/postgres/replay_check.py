@@ -54,6 +54,6 @@ class PostgresReplaySource:
         with self.datastore.transaction(commit=False) as curs:
             for table, row_type, query in _ROWS:
                 curs.execute(query, (instance_id,))
-                rows = [to_row(row_type, r) for r in curs.fetchall()]  # type: ignore[type-var]
+                rows = [to_row(row_type, r) for r in curs.fetchall()]
                 getattr(projection, table).extend(rows)
         return projection

@@ -62,9 +62,9 @@ def test_a_failing_call_is_held_listed_retried_after_the_fix_and_completes(
     listed = acme.get("/v1/incidents", params={"definition": name}).json()["items"]
     assert [(i["instance_id"], i["node_id"]) for i in listed] == [(view["id"], "charge")]
     assert "500" in listed[0]["error"]["message"]
-    assert acme.get("/v1/incidents", params={"definition": name, "node_id": "x"}).json()[
-        "items"
-    ] == []
+    assert (
+        acme.get("/v1/incidents", params={"definition": name, "node_id": "x"}).json()["items"] == []
+    )
     assert globex.get("/v1/incidents", params={"definition": name}).json()["items"] == []
 
     # Fixed downstream; the operator retries with a changed variable.

@@ -68,7 +68,9 @@ def test_a_changed_engine_rule_is_flagged(
 ) -> None:
     # A "new release" that forgets to mark a skipped incident as resolved: the stored
     # instances that were skipped no longer rebuild to what their read model says.
-    def forgetful_resolve(self: Any, incident_id: Any, reopened: bool, status: Any, *a: Any) -> None:
+    def forgetful_resolve(
+        self: Any, incident_id: Any, reopened: bool, status: Any, *a: Any
+    ) -> None:
         if reopened:
             self.ended_status = None
 

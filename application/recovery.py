@@ -9,7 +9,7 @@ replaying its events up to that version (`InstanceStore.get(..., version=N)`).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -95,6 +95,8 @@ class RecoveryService:
         if current is None or current.tenant != tenant:
             raise InstanceNotFoundError(instance_id)
         if at is not None:
+            if at.tzinfo is None:  # a time without an offset is read as UTC
+                at = at.replace(tzinfo=UTC)
             version = self._version_at(instance_id, at)
         if version is None or version < 1:
             raise InstanceNotFoundError(instance_id)

@@ -151,6 +151,8 @@ def test_time_travel_equals_the_states_observed_during_the_run(
     assert first["aggregate_version"] == 1 and first["status"] == "running"
     before = acme.get(f"/v1/instances/{instance_id}", params={"at": "2000-01-01T00:00:00Z"})
     assert before.status_code == 404
+    naive = acme.get(f"/v1/instances/{instance_id}", params={"at": "2999-01-01T00:00:00"})
+    assert naive.status_code == 200 and naive.json()["status"] == "completed"
 
 
 def test_the_incident_list_pages_with_a_cursor(acme: httpx.Client, target: Target) -> None:

@@ -150,3 +150,39 @@ def test_on_failure_is_validated_at_publish():
     }
     paths = {p.path for p in validate_document(doc)}
     assert len(paths) == 2, paths
+
+
+def test_an_incident_holds_one_branch_while_the_other_runs_then_the_join_fires():
+    d = definition(
+        [
+            {"id": "fork", "type": "parallel"},
+            {"id": "bad", "type": "set", "variables": {"q": "10 / vars.d"}},
+            {"id": "ask", "type": "approval", "approver_role": "clerk"},
+            {"id": "meet", "type": "join"},
+            {"id": "done", "type": "end", "output": {"q": "vars.q"}},
+            {"id": "no", "type": "end", "status": "failed"},
+        ],
+        [
+            {"from": "fork", "to": "bad"},
+            {"from": "fork", "to": "ask"},
+            {"from": "bad", "to": "meet"},
+            {"from": "ask", "to": "meet", "outcome": "approved"},
+            {"from": "ask", "to": "no", "outcome": "rejected"},
+            {"from": "meet", "to": "done"},
+        ],
+        on_failure="incident",
+    )
+    fake = FakeEnv()
+    instance = start(d, fake)
+    assert instance.status == "incident" and len(instance.open_bookmarks()) == 1
+    (task,) = instance.open_bookmarks()
+    engine.complete_task(
+        instance, d, task.id, outcome="approved", data=None, comment=None, completed_by="ann",
+        env=fake.env(),
+    )  # fmt: skip
+    assert instance.status == "incident"  # the other branch waits at the join
+    recovery.retry(
+        instance, d, incident_id=None, variables={"d": 5}, actor="ops", reason=None,
+        env=fake.env(),
+    )  # fmt: skip
+    assert instance.status == "completed" and instance.output == {"q": 2}

@@ -56,6 +56,7 @@ _COUNT_INSTANCE_ROWS = (
     ("bookmarks", "SELECT count(*) FROM bookmarks WHERE instance_id = ANY(%s)"),
     ("tasks", "SELECT count(*) FROM tasks WHERE instance_id = ANY(%s)"),
     ("activities", "SELECT count(*) FROM activities WHERE instance_id = ANY(%s)"),
+    ("incidents", "SELECT count(*) FROM incidents WHERE instance_id = ANY(%s)"),
     ("waymark_events", "SELECT count(*) FROM waymark_events WHERE originator_id = ANY(%s)"),
 )
 _EXPIRED = """

@@ -24,6 +24,7 @@ from api.routes import (
     definitions,
     feed,
     health,
+    incidents,
     instances,
     outbox,
     tasks,
@@ -105,6 +106,7 @@ def create_app(
     app.include_router(feed.router)
     app.include_router(observability.router)
     app.include_router(audit.router)
+    app.include_router(incidents.router)
 
     if tracing.enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--tenant", required=True, help="the tenant that owns the definitions")
     check = files.add_parser("validate", help="check every definition file under PATH (CI)")
     check.add_argument("path", metavar="PATH", help="a folder (searched recursively) or a file")
+    replay = commands.add_parser(
+        "replay-check", help="rebuild stored instances with this code; report any that differ"
+    )
+    replay.add_argument("--definition", help="only instances of this definition")
+    replay.add_argument("--sample", type=int, metavar="N", help="a random sample of N instances")
     return parser
 
 
@@ -82,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return erase(args.instance, args.tenant, args.reason, args.by)
     if args.command == "outbox":
         return dead_letters(args.retry, args.limit)
+    if args.command == "replay-check":
+        return replay_check(args.definition, args.sample)
     if args.command == "definitions":
         return definitions(args.files_command, args.path, getattr(args, "tenant", None))
     return worker(args.name)
@@ -381,3 +388,24 @@ def or_refuse(command: str, build: Callable[[], T]) -> T:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def replay_check(definition: str | None, sample: int | None) -> int:
+    """Replay stored instances with the current code (application/replay_check.py): 0 when
+    every rebuilt instance matches its stored read model, 1 when any differs or fails."""
+    from infrastructure.bootstrap import build_core, replay_checker
+    from infrastructure.settings import Settings
+    from infrastructure.telemetry import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    core = build_core(settings)
+    try:
+        report = replay_checker(core).run(definition=definition, sample=sample)
+    finally:
+        core.close()
+    for problem in report.problems:
+        print("\n".join(problem.lines()))
+    bad = len(report.problems)
+    print(f"replay-check: {report.checked} instances replayed, {bad} differ or fail")
+    return 1 if bad else 0

@@ -111,6 +111,9 @@ KINDS: dict[str, _Kind] = {
     "instance-not-active": _Kind(
         409, lambda e: {"instance_id": str(e.instance_id), "instance_status": e.status}
     ),
+    "not-recoverable": _Kind(
+        409, lambda e: {"instance_id": str(e.instance_id), "instance_status": e.status}
+    ),
     "wrong-bookmark-kind": _Kind(409, lambda e: {"bookmark_id": e.bookmark_id, "kind": e.kind}),
     "invalid-outcome": _Kind(422, lambda e: {"allowed": list(e.allowed)}),
     # Transient (nothing was decided; repeat the request as it is): never the 409 of a

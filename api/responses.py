@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.problems import MEDIA_TYPE
 from api.schemas import Urgency
 
-InstanceStatus = Literal["running", "suspended", "completed", "failed", "cancelled"]
+InstanceStatus = Literal["running", "suspended", "incident", "completed", "failed", "cancelled"]
 BookmarkKind = Literal["task", "wait", "timer", "child", "retry"]
 
 
@@ -502,3 +502,48 @@ class DeadLetterView(Open):
 
 class DeadLetterList(Open):
     items: list[DeadLetterView]
+
+
+# --- operator recovery ---------------------------------------------------------------------
+
+
+class IncidentStateView(Open):
+    """An incident of an instance (time travel and recovery answers)."""
+
+    id: str
+    node_id: str
+    node_type: str
+    error: dict[str, Any]
+    status: str
+    raised_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    reason: str | None
+
+
+class IncidentView(IncidentStateView):
+    """A listed incident (`GET /v1/incidents`)."""
+
+    instance_id: UUID
+    definition: str
+    version: int
+
+
+class IncidentPage(Open):
+    items: list[IncidentView]
+    next_cursor: str | None
+
+
+class RecoveryAction(Open):
+    action: str  # retried | skipped
+    node_id: str
+
+
+class PastInstanceView(InstanceView):
+    """The instance with its incidents (time travel: as it was after `aggregate_version`)."""
+
+    incidents: list[IncidentStateView] = []
+
+
+class RecoveredInstanceView(PastInstanceView):
+    recovery: RecoveryAction

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -18,7 +18,7 @@ from application.requests import (
 )
 
 # Filter values of the list endpoints (SPEC §3, §4): a typo is a 422, not an empty list.
-InstanceStatus = Literal["running", "suspended", "completed", "failed", "cancelled"]
+InstanceStatus = Literal["running", "suspended", "incident", "completed", "failed", "cancelled"]
 TaskStatus = Literal["open", "claimed", "completed", "cancelled"]
 # `low`/`critical` (and undated tasks' `normal`/`high`) are a node's fixed `urgency`; an open
 # task with a due time gets `overdue`, `urgent` (< 4 h left), `high` (< 24 h) or `normal`
@@ -68,3 +68,25 @@ __all__ = [
     "TaskStatus",
     "Urgency",
 ]
+
+
+# --- operator recovery (api/routes/incidents.py) ---------------------------------------------
+
+IncidentStatus = Literal["open", "retried", "skipped", "closed"]
+
+
+class RetryRequest(Strict):
+    """Retry the failed node: `variables` are merged into the instance's first."""
+
+    variables: dict[str, Any] | None = None
+    incident_id: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class SkipRequest(Strict):
+    """Complete the failed node with `result` (its `result_var` gets it) and go on."""
+
+    result: Any = None
+    outcome: str | None = Field(default=None, min_length=1, max_length=200)
+    incident_id: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: str | None = Field(default=None, max_length=1000)

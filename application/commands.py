@@ -143,3 +143,30 @@ class CompleteTask:
     user: str | None = None
     idempotency_key: str | None = None
     actor: Actor | None = None
+
+
+@dataclass(frozen=True)
+class RetryNode:
+    """Retry the failed node of an instance held as an incident, or of a FAILED instance
+    (`domain.engine.recovery`); `variables` are merged first; `actor` and `reason` are
+    recorded in the history."""
+
+    tenant: str
+    instance_id: UUID
+    variables: dict[str, Any] | None = None
+    incident_id: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SkipNode:
+    """Complete the failed node with `result` (and `outcome`) instead of running it."""
+
+    tenant: str
+    instance_id: UUID
+    result: Any = None
+    outcome: str | None = None
+    incident_id: str | None = None
+    actor: str | None = None
+    reason: str | None = None

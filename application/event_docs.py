@@ -183,6 +183,33 @@ EXAMPLES: dict[type[InstanceEvent], dict[str, Any]] = {
         "winner_node_id": "customer_replied",
         "at": _T,
     },
+    W.IncidentRaised: {
+        "incident_id": "inc-4d2e",
+        "node_id": "charge_card",
+        "node_type": "service_task",
+        "error": {"message": "HTTP 503 after 3 attempts", "node_id": "charge_card"},
+        "at": _T,
+    },
+    W.IncidentRetried: {
+        "incident_id": "inc-4d2e",
+        "node_id": "charge_card",
+        "variables": {"card_token": "tok-2"},
+        "reopened": False,
+        "actor": "key:ops",
+        "reason": "payment provider back up",
+        "at": _T,
+    },
+    W.IncidentSkipped: {
+        "incident_id": "inc-4d2e",
+        "node_id": "charge_card",
+        "result": {"charged": True, "manual": True},
+        "outcome": None,
+        "reopened": False,
+        "actor": "key:ops",
+        "reason": "charged by hand in the provider's console",
+        "at": _T,
+    },
+    W.IncidentClosed: {"incident_id": "inc-4d2e", "reason": "instance cancelled", "at": _T},
 }
 
 

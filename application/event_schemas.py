@@ -98,6 +98,18 @@ DESCRIPTIONS: dict[type[InstanceEvent], str] = {
     WorkflowInstance.EventGatewayDecided: "The first wait or timer after an event gateway "
     "fired (`bookmark_id`, at `winner_node_id`); the other waits of the same entry "
     "(`group`) are cancelled in the same commit.",
+    WorkflowInstance.IncidentRaised: "A node failed with no `error` route and `on_failure: "
+    '"incident"`: the instance is held (status `incident`) instead of failing, until an '
+    "operator retries or skips the node (`GET /v1/incidents`).",
+    WorkflowInstance.IncidentRetried: "An operator retried the failed node "
+    "(`POST /v1/instances/{id}/retry`): `variables` were merged, then the node is entered "
+    "again. `reopened`: the instance had FAILED (no incident) and runs again. `actor` and "
+    "`reason` say who and why.",
+    WorkflowInstance.IncidentSkipped: "An operator completed the failed node with `result` "
+    "(and `outcome`) instead of running it (`POST /v1/instances/{id}/skip`); its "
+    "`NodeCompleted` follows in the same commit. `actor` and `reason` say who and why.",
+    WorkflowInstance.IncidentClosed: "The instance ended or was cancelled while the "
+    "incident was still open.",
 }
 
 # Fields that hold a typed state object as JSON: documented with that object's schema.

@@ -14,6 +14,7 @@ from application.audit import AuditEntry
 from application.read_models import (
     ActivityRow,
     BookmarkRow,
+    IncidentFilter,
     InstanceFilter,
     InstanceRow,
     Page,
@@ -165,8 +166,11 @@ class DefinitionStore(Protocol):
 
 
 class InstanceStore(Protocol):
-    def get(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance | None:
-        """Rebuild the instance from its events; None when it has none.
+    def get(
+        self, instance_id: UUID, tenant: str | None = None, version: int | None = None
+    ) -> WorkflowInstance | None:
+        """Rebuild the instance from its events; None when it has none. With `version`, as
+        it was after that event (time travel, `application.recovery`).
 
         With `tenant`, also None when the instance belongs to another tenant — decided from
         the read model BEFORE replaying, so another tenant's instance costs no more to ask
@@ -344,3 +348,11 @@ class EventFeedReader(Protocol):
     def events_after(self, tenant: str, after: int, limit: int) -> FeedBatch:
         """The tenant's committed events with a global position above `after`, in commit
         order; at most `limit` of them."""
+
+
+class IncidentQueries(Protocol):
+    """The `incidents` read model (`GET /v1/incidents`)."""
+
+    def list_incidents(
+        self, tenant: str, criteria: IncidentFilter, *, limit: int, cursor: str | None
+    ) -> Page: ...

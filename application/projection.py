@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from application.read_models import ActivityRow, BookmarkRow, InstanceRow, Projection, TaskRow
+from application.read_models import (
+    ActivityRow,
+    BookmarkRow,
+    IncidentRow,
+    InstanceRow,
+    Projection,
+    TaskRow,
+)
 from domain.instance import WorkflowInstance
-from domain.state import Activity, Bookmark, BookmarkKind, BookmarkStatus
+from domain.state import Activity, Bookmark, BookmarkKind, BookmarkStatus, Incident
 
 # Events that name the bookmark, or the activity, they change.
 _BOOKMARK_EVENTS = (
@@ -34,7 +41,43 @@ def project(instance: WorkflowInstance) -> Projection:
             projection.tasks.append(task_row(instance, bookmark))
     for activity_id in activity_ids:
         projection.activities.append(activity_row(instance, instance.activities[activity_id]))
+    for incident_id in dict.fromkeys(_touched_incidents(instance)):
+        projection.incidents.append(incident_row(instance, instance.incidents[incident_id]))
     return projection
+
+
+_INCIDENT_EVENTS = (
+    WorkflowInstance.IncidentRaised,
+    WorkflowInstance.IncidentRetried,
+    WorkflowInstance.IncidentSkipped,
+    WorkflowInstance.IncidentClosed,
+)
+
+
+def _touched_incidents(instance: WorkflowInstance) -> list[str]:
+    return [
+        e.incident_id
+        for e in instance.pending_events
+        if isinstance(e, _INCIDENT_EVENTS) and e.incident_id is not None
+    ]
+
+
+def incident_row(instance: WorkflowInstance, i: Incident) -> IncidentRow:
+    return IncidentRow(
+        id=i.id,
+        tenant=instance.tenant,
+        instance_id=instance.id,
+        definition=instance.definition,
+        version=instance.definition_version,
+        node_id=i.node_id,
+        node_type=i.node_type,
+        error=i.error,
+        status=i.status.value,
+        raised_at=i.raised_at,
+        resolved_at=i.resolved_at,
+        resolved_by=i.resolved_by,
+        reason=i.reason,
+    )
 
 
 def _touched(instance: WorkflowInstance) -> tuple[list[str], list[str]]:

@@ -97,6 +97,25 @@ class ActivityRow:
 
 
 @dataclass(frozen=True)
+class IncidentRow:
+    """A node failure held for an operator (`domain.engine.incidents`); `GET /v1/incidents`."""
+
+    id: str
+    tenant: str
+    instance_id: UUID
+    definition: str
+    version: int
+    node_id: str
+    node_type: str
+    error: dict[str, Any]
+    status: str  # open | retried | skipped | closed
+    raised_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
     """The first result of a command carrying an idempotency key (resume, callback, event)."""
 
@@ -117,6 +136,7 @@ class Projection:
     idempotency: list[IdempotencyRecord] = field(default_factory=list)
     # Administrative acts of the command (application/audit.py), in the same transaction.
     audit: list[AuditEntry] = field(default_factory=list)
+    incidents: list[IncidentRow] = field(default_factory=list)
 
     def extend(self, other: Projection) -> None:
         self.instances.extend(other.instances)
@@ -125,6 +145,7 @@ class Projection:
         self.activities.extend(other.activities)
         self.idempotency.extend(other.idempotency)
         self.audit.extend(other.audit)
+        self.incidents.extend(other.incidents)
 
 
 @dataclass(frozen=True)
@@ -153,3 +174,13 @@ class TaskFilter:
     status: str | None = None
     urgency: str | None = None  # computed from due_at and `now` (engine.sla.urgency_at)
     now: datetime | None = None  # the time urgency is judged at; the use case sets it
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """Which incidents `GET /v1/incidents` shows (None: any); only open ones by default."""
+
+    definition: str | None = None
+    node_id: str | None = None
+    instance_id: UUID | None = None
+    status: str | None = "open"

@@ -73,3 +73,16 @@ class TaskAlreadyClaimedError(WorkflowError):
         super().__init__(f"task {bookmark_id} is already claimed by {claimed_by}")
         self.bookmark_id = bookmark_id
         self.claimed_by = claimed_by
+
+
+class NotRecoverableError(WorkflowError):
+    """Retry/skip asked of an instance that has no open incident and is not a retryable
+    FAILED instance (`why` says which)."""
+
+    code = "not-recoverable"
+
+    def __init__(self, instance_id: Any, status: str, why: str):
+        super().__init__(f"instance {instance_id} ({status}) cannot be recovered: {why}")
+        self.instance_id = instance_id
+        self.status = status
+        self.why = why

@@ -48,6 +48,10 @@ INSTANCE_EVENTS: tuple[type[InstanceEvent], ...] = (
     WorkflowInstance.Cancelled,
     WorkflowInstance.BoundaryFired,
     WorkflowInstance.EventGatewayDecided,
+    WorkflowInstance.IncidentRaised,
+    WorkflowInstance.IncidentRetried,
+    WorkflowInstance.IncidentSkipped,
+    WorkflowInstance.IncidentClosed,
 )
 
 # The events that end an instance.

@@ -26,6 +26,8 @@ from domain.state import (
     Bookmark,
     BookmarkStatus,
     ForEachState,
+    Incident,
+    IncidentStatus,
 )
 
 # Activities that are no attempt of their node's own action.
@@ -91,6 +93,8 @@ class WorkflowInstance(Aggregate):
         self.compensation_seq = 0
         # compensation runs under way, by the `end`/`compensate` node that started them
         self.compensating: dict[str, dict[str, Any]] = {}
+        # node failures held for an operator, by incident id (`domain.engine.incidents`)
+        self.incidents: dict[str, Incident] = {}
 
     # --- derived state -------------------------------------------------------------------
 
@@ -98,6 +102,8 @@ class WorkflowInstance(Aggregate):
     def status(self) -> str:
         if self.ended_status:
             return self.ended_status
+        if self.open_incidents():  # held at a failed node until an operator acts
+            return "incident"
         # A notification does not hold the instance: a task waiting stays `suspended`.
         if any(a.is_scheduled and not a.is_notification for a in self.activities.values()):
             return "running"
@@ -111,6 +117,9 @@ class WorkflowInstance(Aggregate):
 
     def open_bookmarks(self) -> list[Bookmark]:
         return [b for b in self.bookmarks.values() if b.is_open]
+
+    def open_incidents(self) -> list[Incident]:
+        return [i for i in self.incidents.values() if i.is_open]
 
     def scheduled_activities(self) -> list[Activity]:
         return [a for a in self.activities.values() if a.is_scheduled]
@@ -559,6 +568,115 @@ class WorkflowInstance(Aggregate):
     @event(CompensationCompleted)
     def complete_compensation(self, node_id: str) -> None:
         self.compensating.pop(node_id, None)
+
+    # --- incidents and operator recovery (domain.engine.incidents, .recovery) ---------
+
+    class IncidentRaised(Event):
+        """A node failed with no `error` route and `on_failure: "incident"`: held, not failed."""
+
+        incident_id: str
+        node_id: str
+        node_type: str
+        error: dict[str, Any]
+        at: datetime
+
+    @event(IncidentRaised)
+    def raise_incident(
+        self, incident_id: str, node_id: str, node_type: str, error: dict[str, Any], at: datetime
+    ) -> None:
+        self.incidents[incident_id] = Incident(incident_id, node_id, node_type, error, at)
+
+    class IncidentRetried(Event):
+        """An operator retries `node_id` (with `variables` merged first). `incident_id` is
+        None and `reopened` true when a FAILED instance is retried."""
+
+        incident_id: str | None
+        node_id: str
+        variables: dict[str, Any]
+        reopened: bool
+        actor: str | None
+        reason: str | None
+        at: datetime
+
+    @event(IncidentRetried)
+    def retry_incident(
+        self,
+        incident_id: str | None,
+        node_id: str,
+        variables: dict[str, Any],
+        reopened: bool,
+        actor: str | None,
+        reason: str | None,
+        at: datetime,
+    ) -> None:
+        self._resolve(incident_id, reopened, IncidentStatus.RETRIED, actor, reason, at)
+        self.variables.update(variables)
+
+    class IncidentSkipped(Event):
+        """An operator completes `node_id` with `result` (and `outcome`); its NodeCompleted
+        follows."""
+
+        incident_id: str | None
+        node_id: str
+        result: Any
+        outcome: str | None
+        reopened: bool
+        actor: str | None
+        reason: str | None
+        at: datetime
+
+    @event(IncidentSkipped)
+    def skip_incident(
+        self,
+        incident_id: str | None,
+        node_id: str,
+        result: Any,
+        outcome: str | None,
+        reopened: bool,
+        actor: str | None,
+        reason: str | None,
+        at: datetime,
+    ) -> None:
+        self._resolve(incident_id, reopened, IncidentStatus.SKIPPED, actor, reason, at)
+
+    class IncidentClosed(Event):
+        """The instance ended or was cancelled while the incident was open."""
+
+        incident_id: str
+        reason: str
+        at: datetime
+
+    @event(IncidentClosed)
+    def close_incident(self, incident_id: str, reason: str, at: datetime) -> None:
+        self.incidents[incident_id] = replace(
+            self.incidents[incident_id],
+            status=IncidentStatus.CLOSED,
+            resolved_at=at,
+            reason=reason,
+        )
+
+    def _resolve(
+        self,
+        incident_id: str | None,
+        reopened: bool,
+        status: IncidentStatus,
+        actor: str | None,
+        reason: str | None,
+        at: datetime,
+    ) -> None:
+        if reopened:  # a FAILED instance runs again
+            self.ended_status = None
+            self.error = None
+            self.output = None
+            self.ended_at = None
+        if incident_id is not None:
+            self.incidents[incident_id] = replace(
+                self.incidents[incident_id],
+                status=status,
+                resolved_at=at,
+                resolved_by=actor,
+                reason=reason,
+            )
 
     # --- helpers of the event bodies (not commands) -------------------------------------
 

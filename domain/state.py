@@ -168,3 +168,30 @@ class ForEachState:
 
     def results_in_order(self) -> list[Any]:
         return [self.results.get(index) for index in range(len(self.items))]
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    RETRIED = "retried"  # an operator re-entered the node (POST .../retry)
+    SKIPPED = "skipped"  # an operator completed the node with a result (POST .../skip)
+    CLOSED = "closed"  # the instance ended or was cancelled while it was open
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A node failure held for an operator instead of failing the instance
+    (`on_failure: "incident"`, domain.engine.incidents)."""
+
+    id: str
+    node_id: str
+    node_type: str
+    error: dict[str, Any]
+    raised_at: datetime
+    status: IncidentStatus = IncidentStatus.OPEN
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is IncidentStatus.OPEN

@@ -31,6 +31,8 @@ from application.delivery import EventDelivery
 from application.feed import EventFeed
 from application.instances import InstanceService, KeyedIds
 from application.outbox import OutboxService
+from application.recovery import RecoveryService
+from application.replay_check import ReplayChecker
 from application.schedules import CatchUp, ScheduleService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
@@ -74,11 +76,13 @@ from infrastructure.postgres.due_timers import PostgresDueTimers
 from infrastructure.postgres.event_store import WaymarkApplication
 from infrastructure.postgres.feed import PostgresEventFeed
 from infrastructure.postgres.feed_wakeups import FeedWakeups
+from infrastructure.postgres.incidents import PostgresIncidentQueries
 from infrastructure.postgres.instance_store import PostgresInstanceStore
 from infrastructure.postgres.migrate import check_revisions, check_schema, migrate, read_revisions
 from infrastructure.postgres.outbox import PostgresOutbox
 from infrastructure.postgres.queries import PostgresReadModelQueries
 from infrastructure.postgres.recorder import WriteLimits
+from infrastructure.postgres.replay_check import PostgresReplaySource
 from infrastructure.postgres.schedule_cursors import PostgresScheduleCursors
 from infrastructure.postgres.server_secrets import KEYED_INSTANCE_IDS, server_secret
 from infrastructure.schemas import JsonSchemaValidator
@@ -241,6 +245,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         outbox=OutboxService(outbox_tables(core)),
         audit=PostgresAuditLog(datastore, cursor_secret=signing),
     )
+    container.recovery = recovery_service(core, signing)
     container._closers.append(feed_wakeups.close)
     return container
 
@@ -505,3 +510,17 @@ def instance_service(
         keyed_ids or KeyedIds(core.server_key),
         timers=timers,
     )
+
+
+def recovery_service(core: Core, cursor_signing: bytes) -> RecoveryService:
+    """Incidents, retry/skip and time travel (application.recovery) on a core."""
+    return RecoveryService(
+        core.runner,
+        core.store,
+        PostgresIncidentQueries(core.datastore, cursor_secret=cursor_signing),
+    )
+
+
+def replay_checker(core: Core) -> ReplayChecker:
+    """`waymark replay-check`: stored instances rebuilt with this code vs their read model."""
+    return ReplayChecker(PostgresReplaySource(core.datastore, core.store))

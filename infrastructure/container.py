@@ -23,6 +23,7 @@ from application.definitions import DefinitionCache, DefinitionService
 from application.feed import EventFeed
 from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
+from application.recovery import RecoveryService
 from application.schedules import ScheduleService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
@@ -157,6 +158,8 @@ class Container(_OnCore):
     outbox: OutboxService | None = None
     # GET /v1/audit (docs/security.md); None: no audit log in this process.
     audit: AuditLog | None = None
+    # Incidents, retry/skip and time travel (application.recovery); None when not built.
+    recovery: RecoveryService | None = None
 
 
 @dataclass

@@ -141,8 +141,19 @@ def list_instances(
 
 
 @router.get("/{instance_id}", responses=ok(InstanceView, *AUTHENTICATED, 404))
-def get_instance(instance_id: str, principal: Reader, container: ContainerDep) -> dict[str, Any]:
-    """State, variables, open bookmarks, output and error."""
+def get_instance(
+    instance_id: str,
+    principal: Reader,
+    container: ContainerDep,
+    at_version: int | None = Query(None, ge=1, description="as it was after event N"),
+    at: datetime | None = Query(None, description="as it was at this time"),
+) -> dict[str, Any]:
+    """State, variables, open bookmarks, output and error; with `at_version` or `at`, as
+    it was then, rebuilt from its events (time travel, docs/operations-recovery.md)."""
+    if (at_version is not None or at is not None) and container.recovery is not None:
+        return container.recovery.instance_at(
+            principal.tenant, parse_instance_id(instance_id), version=at_version, at=at
+        )
     return container.instances.get(principal.tenant, parse_instance_id(instance_id))
 
 

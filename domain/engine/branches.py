@@ -25,7 +25,7 @@ def is_branch_end(node: Node) -> bool:
 
 
 def has_live_work(instance: WorkflowInstance) -> bool:
-    if instance.open_bookmarks():
+    if instance.open_bookmarks() or instance.open_incidents():  # an incident waits too
         return True
     return any(not a.is_notification for a in instance.scheduled_activities())
 

@@ -13,7 +13,16 @@ from typing import Any
 
 from domain.definition import ERROR_OUTCOME, TIMEOUT_OUTCOME, Definition, Node, Route
 from domain.durations import parse_duration
-from domain.engine import boundary, branches, compensation, event_gateway, inclusive, joins, multi
+from domain.engine import (
+    boundary,
+    branches,
+    compensation,
+    event_gateway,
+    incidents,
+    inclusive,
+    joins,
+    multi,
+)
 from domain.engine.waits import open_waiting_bookmark
 from domain.env import CommandEnv, NodeFailure
 from domain.expressions.evaluator import ExpressionError, evaluate, evaluate_mapping, render_value
@@ -174,11 +183,14 @@ def fail_node(
 def _error_route(
     instance: WorkflowInstance, definition: Definition, node: Node, message: str, env: CommandEnv
 ) -> list[tuple[str, int | None]]:
-    """Follow the node's `error` route if it has one; otherwise fail the instance."""
+    """Follow the node's `error` route if it has one; otherwise hold an incident
+    (`on_failure: "incident"`, domain.engine.incidents) or fail the instance."""
     for route in definition.outgoing(node.id):
         if route.outcome == ERROR_OUTCOME:
             instance.complete_node(node.id, ERROR_OUTCOME, {"error": message}, None)
             return [(route.target, route.index)]
+    if incidents.hold(instance, definition, node, message, env):
+        return []
     _fail(instance, node.id, message, env)
     return []
 
@@ -193,6 +205,7 @@ def close_open_work(instance: WorkflowInstance, reason: str, env: CommandEnv) ->
         instance.cancel_bookmark(bookmark.id, reason, env.now)
     for activity in instance.scheduled_activities():
         instance.cancel_activity(activity.id)
+    incidents.close_open(instance, reason, env)
 
 
 def _next(

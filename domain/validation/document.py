@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from domain.definition import NODE_TYPES
+from domain.engine.incidents import ON_FAILURE_CHOICES
 from domain.engine.retry import MAX_ATTEMPTS, MAX_BACKOFF, MAX_RETRY_INTERVAL_SECONDS
 from domain.engine.sla import NOTIFY_EVENTS
 from domain.retention import ENDED_STATUSES, FOREVER, parse_retention
@@ -278,6 +279,7 @@ TOP_FIELDS: dict[str, Checker] = {
     "version": integer,
     "metadata": json_object,
     "retention": _retention,
+    "on_failure": enum(*ON_FAILURE_CHOICES),  # domain.engine.incidents
     "nodes": skip,  # _check_nodes
     "routes": skip,  # _check_routes
 }
@@ -298,6 +300,7 @@ COMMON_NODE_FIELDS: dict[str, Checker] = {
     "name": string,
     "start": boolean,
     "description": string,
+    "on_failure": enum(*ON_FAILURE_CHOICES),  # overrides the definition's
 }
 
 

@@ -25,13 +25,15 @@ class MemoryInstanceStore:
         self.tables = tables
         self.app = MemoryApplication(tables)
 
-    def get(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance | None:
+    def get(
+        self, instance_id: UUID, tenant: str | None = None, version: int | None = None
+    ) -> WorkflowInstance | None:
         if tenant is not None:
             row = self.tables.instances.get(instance_id)
             if row is None or row.tenant != tenant:
                 return None
         try:
-            return cast(WorkflowInstance, self.app.repository.get(instance_id))
+            return cast(WorkflowInstance, self.app.repository.get(instance_id, version=version))
         except AggregateNotFoundError:
             return None
 

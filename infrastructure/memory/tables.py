@@ -13,7 +13,14 @@ from typing import Any
 from uuid import UUID
 
 from application.ports import DuplicateIdempotencyKeyError, PublishedDefinition
-from application.read_models import ActivityRow, BookmarkRow, InstanceRow, Projection, TaskRow
+from application.read_models import (
+    ActivityRow,
+    BookmarkRow,
+    IncidentRow,
+    InstanceRow,
+    Projection,
+    TaskRow,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class MemoryTables:
     bookmarks: dict[str, BookmarkRow] = field(default_factory=dict)
     tasks: dict[str, TaskRow] = field(default_factory=dict)
     activities: dict[str, ActivityRow] = field(default_factory=dict)
+    incidents: dict[str, IncidentRow] = field(default_factory=dict)
     leases: dict[str, Lease] = field(default_factory=dict)
     # bookmarks.timer_leased_until: not a BookmarkRow field, so projections never reset it.
     timer_leases: dict[str, datetime] = field(default_factory=dict)
@@ -75,5 +83,7 @@ class MemoryTables:
             if old is None or (old.attempt, old.status) != (activity.attempt, activity.status):
                 self.leases.pop(activity.id, None)
             self.activities[activity.id] = activity
+        for incident in projection.incidents:
+            self.incidents[incident.id] = incident
         for record in projection.idempotency:
             self.idempotency[(record.tenant, record.scope, record.key)] = record.result

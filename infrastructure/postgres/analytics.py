@@ -37,7 +37,7 @@ WITH runs AS (
            count(*) FILTER (WHERE status = 'completed') AS completed,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-           count(*) FILTER (WHERE status IN ('running', 'suspended')) AS running,
+           count(*) FILTER (WHERE status IN ('running', 'suspended', 'incident')) AS running,
            count(*) FILTER (WHERE status = 'suspended') AS suspended,
            avg(duration) AS avg_duration_seconds,
            percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) AS p95_duration_seconds,

@@ -50,6 +50,7 @@ _DELETE_INSTANCE_ROWS = (
     ("bookmarks", "DELETE FROM bookmarks WHERE instance_id = ANY(%s)"),
     ("tasks", "DELETE FROM tasks WHERE instance_id = ANY(%s)"),
     ("activities", "DELETE FROM activities WHERE instance_id = ANY(%s)"),
+    ("incidents", "DELETE FROM incidents WHERE instance_id = ANY(%s)"),
     ("instances", "DELETE FROM instances WHERE id = ANY(%s)"),
     ("waymark_events", "DELETE FROM waymark_events WHERE originator_id = ANY(%s)"),
 )
@@ -57,6 +58,7 @@ _COUNT_INSTANCE_ROWS = (
     ("bookmarks", "SELECT count(*) FROM bookmarks WHERE instance_id = ANY(%s)"),
     ("tasks", "SELECT count(*) FROM tasks WHERE instance_id = ANY(%s)"),
     ("activities", "SELECT count(*) FROM activities WHERE instance_id = ANY(%s)"),
+    ("incidents", "SELECT count(*) FROM incidents WHERE instance_id = ANY(%s)"),
     ("waymark_events", "SELECT count(*) FROM waymark_events WHERE originator_id = ANY(%s)"),
 )
 _EXPIRED = """

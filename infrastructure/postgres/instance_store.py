@@ -63,13 +63,15 @@ class PostgresInstanceStore:
         # Application.factory is typed as the library's base factory; ours is a WaymarkFactory.
         return cast(WaymarkFactory, self.app.factory).datastore
 
-    def get(self, instance_id: UUID, tenant: str | None = None) -> WorkflowInstance | None:
+    def get(
+        self, instance_id: UUID, tenant: str | None = None, version: int | None = None
+    ) -> WorkflowInstance | None:
         # The read-model row is written in the transaction of the instance's first events,
         # so "no row for this tenant" means "not this tenant's" (or not there at all).
         if tenant is not None and not self._belongs_to(instance_id, tenant):
             return None
         try:
-            return self.app.repository.get(instance_id)
+            return self.app.repository.get(instance_id, version=version)
         except AggregateNotFoundError:
             return None
 

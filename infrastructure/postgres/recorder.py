@@ -17,6 +17,7 @@ from application.read_models import (
     ActivityRow,
     BookmarkRow,
     IdempotencyRecord,
+    IncidentRow,
     InstanceRow,
     Projection,
     TaskRow,
@@ -61,6 +62,7 @@ UPSERT_INSTANCES = _upsert("instances", InstanceRow)
 UPSERT_BOOKMARKS = _upsert("bookmarks", BookmarkRow)
 UPSERT_TASKS = _upsert("tasks", TaskRow)
 UPSERT_ACTIVITIES = _upsert("activities", ActivityRow, extra_updates=_LEASE_RESET)
+UPSERT_INCIDENTS = _upsert("incidents", IncidentRow)
 INSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency_records (tenant, scope, key, result) VALUES (%s, %s, %s, %s)"
 )
@@ -87,6 +89,7 @@ def write_projection(curs: Cursor[DictRow], projection: Projection) -> None:
         (UPSERT_BOOKMARKS, projection.bookmarks),
         (UPSERT_TASKS, projection.tasks),
         (UPSERT_ACTIVITIES, projection.activities),
+        (UPSERT_INCIDENTS, projection.incidents),
     ):
         if rows:
             curs.executemany(statement, [_params(row) for row in _by_id(rows)])

@@ -343,6 +343,26 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
     abandoned = start(client, waiting(client))["id"]
     assert client.post(f"/v1/instances/{abandoned}/cancel", json={}).status_code == 200
     ids.append(abandoned)
+    # Incidents: a failing call held, retried (held again), then cancelled; another skipped
+    held = unique("held")
+    publish(
+        client,
+        {
+            "name": held,
+            "on_failure": "incident",
+            "nodes": [{**call, "retry": {"max_attempts": 1}}, {"id": "done", "type": "end"}],
+            "routes": [{"from": "call", "to": "done"}],
+        },
+    )
+    for action in ("retry", "skip"):
+        incident = start(client, held)["id"]
+        wait_for_status(client, incident, "incident", timeout=30)
+        acted = client.post(f"/v1/instances/{incident}/{action}", json={"reason": "feed test"})
+        assert acted.status_code == 200, acted.text
+        if action == "retry":  # still failing: held again, then given up
+            wait_for_status(client, incident, "incident", timeout=30)
+            assert client.post(f"/v1/instances/{incident}/cancel", json={}).status_code == 200
+        ids.append(incident)
     for instance_id in ids:
         wait_for_status(client, instance_id, "completed", "failed", "cancelled", timeout=30)
     return ids

@@ -48,6 +48,21 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("ended_at", TZ, "YES"),
         ("aggregate_version", "bigint", "NO"),
     ],
+    "incidents": [
+        ("id", "text", "NO"),
+        ("tenant", "text", "NO"),
+        ("instance_id", "uuid", "NO"),
+        ("definition", "text", "NO"),
+        ("version", "integer", "NO"),
+        ("node_id", "text", "NO"),
+        ("node_type", "text", "NO"),
+        ("error", "jsonb", "NO"),
+        ("status", "text", "NO"),
+        ("raised_at", TZ, "NO"),
+        ("resolved_at", TZ, "YES"),
+        ("resolved_by", "text", "YES"),
+        ("reason", "text", "YES"),
+    ],
     "bookmarks": [
         ("id", "text", "NO"),
         ("tenant", "text", "NO"),
@@ -261,4 +276,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0017",)
+    assert row == ("0018",)

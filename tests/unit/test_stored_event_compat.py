@@ -48,6 +48,11 @@ def test_fixture_covers_every_instance_event_type(fixture: dict[str, Any]) -> No
         WorkflowInstance.PartialJoinCompleted,
         WorkflowInstance.JoinArrivalIgnored,
         WorkflowInstance.BranchEnded,
+        # Incidents and operator recovery: tests/unit/test_engine_incidents.py.
+        WorkflowInstance.IncidentRaised,
+        WorkflowInstance.IncidentRetried,
+        WorkflowInstance.IncidentSkipped,
+        WorkflowInstance.IncidentClosed,
     }
     stored = {resolve_topic(e["topic"]) for e in fixture["events"]}
     assert stored == set(INSTANCE_EVENTS) - added_since_0_1

@@ -48,6 +48,8 @@ INSTANCE_EVENTS: tuple[type[InstanceEvent], ...] = (
     WorkflowInstance.Cancelled,
     WorkflowInstance.BoundaryFired,
     WorkflowInstance.EventGatewayDecided,
+    WorkflowInstance.InstanceModified,
+    WorkflowInstance.InstanceMigrated,
 )
 
 # The events that end an instance.

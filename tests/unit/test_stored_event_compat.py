@@ -48,6 +48,8 @@ def test_fixture_covers_every_instance_event_type(fixture: dict[str, Any]) -> No
         WorkflowInstance.PartialJoinCompleted,
         WorkflowInstance.JoinArrivalIgnored,
         WorkflowInstance.BranchEnded,
+        WorkflowInstance.InstanceModified,
+        WorkflowInstance.InstanceMigrated,
     }
     stored = {resolve_topic(e["topic"]) for e in fixture["events"]}
     assert stored == set(INSTANCE_EVENTS) - added_since_0_1

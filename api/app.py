@@ -23,6 +23,7 @@ from api.routes import (
     health,
     instances,
     outbox,
+    recovery,
     tasks,
     templates,
     webhooks,
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(templates.router)
     app.include_router(connections.router)
     app.include_router(feed.router)
+    app.include_router(recovery.router)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -135,7 +135,7 @@ KINDS: dict[str, _Kind] = {
     "invalid-request": _Kind(422, lambda e: {"errors": e.errors}),
     # Operator recovery: instance modification and version migration (docs/operations-recovery.md)
     "invalid-modification": _Kind(422, lambda e: {"errors": e.errors}),
-    "node-not-active": _Kind(409, lambda e: {"node_id": e.node_id, "path": e.path}),
+    "node-not-active": _Kind(409, lambda e: {"node_id": e.node_id, "pointer": e.path}),
     "migration-refused": _Kind(
         409, lambda e: {"instance_id": str(e.instance_id), "reasons": list(e.reasons)}
     ),

@@ -80,9 +80,7 @@ class RecoveryService:
         def command(session: CommandAttempt) -> dict[str, Any]:
             instance = session.load(instance_id, tenant)
             definition = session.definition_of(instance)
-            modify.modify(
-                instance, definition, operations, by=by, reason=reason, env=session.env
-            )
+            modify.modify(instance, definition, operations, by=by, reason=reason, env=session.env)
             return jsonable(instance_view(instance))
 
         return self.runner.run(command, instance_id)

@@ -9,13 +9,14 @@ activity is executed and no child instance is started, so nothing is written any
 A script entry is one step, or a list of steps used in turn (a node entered again takes the
 next; the last repeats):
 
-| node | step | default (not scripted) |
-|---|---|---|
-| `service_task` | `{"result": <any>}` or `{"error": "<message>"}` (fails after its retries) | `{"result": null}` |
-| `approval`, `user_task` | `{"outcome": "<outcome>", "data": {...}, "by": "<user>"}` | the first outcome (`approved`) |
-| `wait` | `{"payload": <any>}` or `{"timeout": true}` | `{"payload": null}` |
-| `timer` | — (fires when nothing else is pending; the clock jumps to its due time) | fires |
-| `sub_workflow` | `{"status": "completed", "output": <any>}` or `{"status": "failed"}` | completed, output `{}` |
+- `service_task`: `{"result": <any>}`, or `{"error": "<message>"}` (fails after its
+  retries); default `{"result": null}`;
+- `approval`, `user_task`: `{"outcome": ..., "data": {...}, "by": "<user>"}`; default the
+  first outcome (`approved`);
+- `wait`: `{"payload": <any>}` or `{"timeout": true}`; default `{"payload": null}`;
+- `timer`: not scripted: it fires when nothing else is pending (the clock jumps to it);
+- `sub_workflow`: `{"status": "completed", "output": <any>}` or `{"status": "failed"}`;
+  default completed with output `{}`.
 
 Each case answers the path taken (node ids in order), the routes taken (indices into the
 document's `routes`), the final status, output, error and variables, and the waits left
@@ -35,9 +36,9 @@ from application.errors import InvalidDefinitionError
 from application.views import jsonable
 from domain import engine
 from domain.definition import APPROVAL_OUTCOMES, Definition
+from domain.engine.retry import retry_policy_of
 from domain.env import CommandEnv
 from domain.instance import WorkflowInstance
-from domain.engine.retry import retry_policy_of
 from domain.state import Bookmark, BookmarkKind
 from domain.validation import validate_document
 
@@ -123,7 +124,9 @@ class SimulationService:
                 stopped = "nothing left to resolve"
                 break
             commands += 1
-        entered = [e for e in instance.pending_events if isinstance(e, WorkflowInstance.NodeEntered)]
+        entered = [
+            e for e in instance.pending_events if isinstance(e, WorkflowInstance.NodeEntered)
+        ]
         return {
             "name": case.get("name") or f"case {index + 1}",
             "status": instance.status,

@@ -31,7 +31,8 @@ def rename_nodes(instance: WorkflowInstance, nodes: dict[str, str], routes: dict
     instance.node_results = _keys(instance.node_results, new)
     instance.node_attempts = _keys(instance.node_attempts, new)
     instance.join_arrivals = {
-        new(j): [routes.get(i, i) for i in arrivals] for j, arrivals in instance.join_arrivals.items()
+        new(j): [routes.get(i, i) for i in arrivals]
+        for j, arrivals in instance.join_arrivals.items()
     }
     instance.join_expected = _keys(instance.join_expected, new)
     instance.join_late = _keys(instance.join_late, new)

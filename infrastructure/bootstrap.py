@@ -31,8 +31,10 @@ from application.delivery import EventDelivery
 from application.feed import EventFeed
 from application.instances import InstanceService, KeyedIds
 from application.outbox import OutboxService
+from application.recovery import RecoveryService
 from application.schedules import CatchUp, ScheduleService
 from application.session import CommandRunner
+from application.simulation import SimulationService
 from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
@@ -66,6 +68,7 @@ from infrastructure.postgres.event_store import WaymarkApplication
 from infrastructure.postgres.feed import PostgresEventFeed
 from infrastructure.postgres.feed_wakeups import FeedWakeups
 from infrastructure.postgres.instance_store import PostgresInstanceStore
+from infrastructure.postgres.jobs import PostgresJobStore
 from infrastructure.postgres.migrate import check_revisions, check_schema, migrate, read_revisions
 from infrastructure.postgres.outbox import PostgresOutbox
 from infrastructure.postgres.queries import PostgresReadModelQueries
@@ -217,6 +220,8 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         feed_wakeups=feed_wakeups,
         cleanup=cleanup_service(core, signing),
         outbox=OutboxService(outbox_tables(core)),
+        recovery=recovery_service(core, queries),
+        simulation=SimulationService(core.cache, clock.now),
     )
     container._closers.append(feed_wakeups.close)
     return container
@@ -478,4 +483,16 @@ def instance_service(
         core.admission,
         keyed_ids or KeyedIds(core.server_key),
         timers=timers,
+    )
+
+
+def recovery_service(core: Core, queries: PostgresReadModelQueries) -> RecoveryService:
+    """Instance modification and version-migration jobs (the `jobs` table, migration 0019)."""
+    return RecoveryService(
+        core.runner,
+        core.store,
+        core.cache,
+        queries,
+        PostgresJobStore(core.datastore),
+        batch_size=core.settings.migration_batch_size,
     )

@@ -22,8 +22,10 @@ from application.definitions import DefinitionCache, DefinitionService
 from application.feed import EventFeed
 from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
+from application.recovery import RecoveryService
 from application.schedules import ScheduleService
 from application.session import CommandRunner
+from application.simulation import SimulationService
 from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
@@ -143,6 +145,9 @@ class Container(_OnCore):
     cleanup: CleanupService | None = None
     # The outbox's stored state (GET /health, dead letters); None without one.
     outbox: OutboxService | None = None
+    # Operator recovery: instance modification, version migration jobs, dry-run simulation.
+    recovery: RecoveryService | None = None
+    simulation: SimulationService | None = None
 
 
 @dataclass

@@ -180,6 +180,10 @@ class Settings(BaseSettings):
     # a batch of `emit` items exceeds the emits one command may settle (application/session.py).
     for_each_batch_size: int = Field(default=50, ge=1, le=10_000)
 
+    # --- operator recovery (issue 14: migrations, docs/operations-recovery.md) ---
+    # Instances a version-migration job moves between two progress updates of its job row.
+    migration_batch_size: int = Field(default=50, ge=1, le=10_000)
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def dev_mode(self) -> bool:

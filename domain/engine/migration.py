@@ -64,7 +64,9 @@ def plan(
         reasons.append(f"the instance is {instance.status}")
         return result
     if instance.definition_version != old.version:
-        reasons.append(f"the instance runs version {instance.definition_version}, not {old.version}")
+        reasons.append(
+            f"the instance runs version {instance.definition_version}, not {old.version}"
+        )
         return result
 
     def target(node_id: str, what: str) -> Node | None:

@@ -100,7 +100,9 @@ def _cancel_node(instance: WorkflowInstance, node_id: str, env: CommandEnv) -> N
             instance.cancel_activity(activity.id)
     state = instance.for_each.get(node_id)
     if state is not None:
-        instance.complete_for_each(node_id, len(state.results), len(state.items) - len(state.results))
+        instance.complete_for_each(
+            node_id, len(state.results), len(state.items) - len(state.results)
+        )
 
 
 def _error(path: str, code: str, message: str) -> dict[str, str]:

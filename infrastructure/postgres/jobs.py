@@ -10,10 +10,16 @@ from psycopg.types.json import Jsonb
 
 from application.jobs import Job
 
-_COLUMNS = (
-    "id, tenant, kind, status, params, created_by, total, done, refused, failed, errors, "
-    "created_at, updated_at, finished_at"
-)
+_INSERT = """
+    INSERT INTO jobs (id, tenant, kind, status, params, created_by, total, done, refused,
+                      failed, errors, created_at, updated_at, finished_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+_SELECT = """
+    SELECT id, tenant, kind, status, params, created_by, total, done, refused, failed, errors,
+           created_at, updated_at, finished_at
+    FROM jobs WHERE id = %s AND tenant = %s
+"""
 
 
 class PostgresJobStore:
@@ -23,8 +29,7 @@ class PostgresJobStore:
     def create(self, job: Job) -> None:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
-                f"INSERT INTO jobs ({_COLUMNS}) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                _INSERT,
                 (
                     job.id, job.tenant, job.kind, job.status, Jsonb(job.params), job.created_by,
                     job.total, job.done, job.refused, job.failed, Jsonb(job.errors),
@@ -45,6 +50,6 @@ class PostgresJobStore:
 
     def get(self, tenant: str, job_id: UUID) -> Job | None:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s AND tenant = %s", (job_id, tenant))
+            curs.execute(_SELECT, (job_id, tenant))
             row: dict[str, Any] | None = curs.fetchone()
         return Job(**row) if row else None

@@ -67,7 +67,9 @@ def parallel(version: int) -> Definition:
     nodes.append({"id": "audit", "type": "set", "variables": {"audited": "true"}})
     routes = [{"from": "fork", "to": "b"}, *routes[:1], *routes[2:]]  # other route order
     routes += [{"from": "join", "to": "audit"}, {"from": "audit", "to": "done"}]
-    return _versioned(definition(nodes, routes, output={"ok": "true", "audited": "vars.audited"}), 2)
+    return _versioned(
+        definition(nodes, routes, output={"ok": "true", "audited": "vars.audited"}), 2
+    )
 
 
 def _versioned(d: Definition, version: int) -> Definition:
@@ -238,7 +240,9 @@ def test_an_invalid_modification_changes_nothing() -> None:
         )  # fmt: skip
     assert raised.value.errors[0]["path"] == "/operations/1/start_before"
     with pytest.raises(NodeNotActiveError) as not_active:
-        modify.modify(instance, v2, [{"cancel": "audit"}], by=None, reason=None, env=FakeEnv().env())
+        modify.modify(
+            instance, v2, [{"cancel": "audit"}], by=None, reason=None, env=FakeEnv().env()
+        )
     assert not_active.value.path == "/operations/0/cancel"
     assert state(instance) == before and len(instance.pending_events) == events
 

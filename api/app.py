@@ -114,6 +114,11 @@ OPENAPI_TAGS = [
     {"name": "connections", "description": "Named per-tenant connections (admin; no secrets)"},
     {"name": "health", "description": "Probes (no API key)"},
     {"name": "outbox", "description": "Events the Kafka publisher could not publish (operators)"},
+    {
+        "name": "recovery",
+        "description": "Operator recovery: instance modification, version migration jobs, "
+        "dry-run simulation",
+    },
 ]
 
 

@@ -69,9 +69,9 @@ def drive(client: httpx.Client, instance_id: str) -> dict[str, Any]:
             return view
         for bookmark in view["bookmarks"]:
             if bookmark["kind"] == "task":
-                done = client.post(
-                    f"/v1/tasks/{bookmark['id']}/complete", json={"outcome": "approved"}
-                )
+                approval = bookmark["task_kind"] == "approval"
+                outcome = {"outcome": "approved"} if approval else {}
+                done = client.post(f"/v1/tasks/{bookmark['id']}/complete", json=outcome)
                 assert done.status_code == 200, done.text
             elif bookmark["kind"] in ("wait", "timer"):
                 resumed = client.post(
@@ -252,3 +252,54 @@ def test_simulating_a_purchase_approval_reports_routes_never_taken_and_writes_no
     assert is_problem(
         acme.post("/v1/definitions/simulate", json={"cases": cases}), 422, "invalid-request"
     )
+
+
+def test_inside_a_sub_workflow_modify_the_parent_and_migrate_the_child(
+    acme: httpx.Client, globex: httpx.Client
+) -> None:
+    name, child = unique("parent"), unique("child")
+    publish(acme, {"name": child, **CHILD})
+    publish(acme, parallel_flow(name, child, 1))
+    parent = start(acme, name)["id"]
+    first_child = open_bookmark_of(acme, parent, "c")["child_id"]
+
+    # Restart the sub-workflow branch: the old child is cancelled, a new one starts.
+    ops = [{"cancel": "c"}, {"start_before": "c"}]
+    modified = acme.post(f"/v1/instances/{parent}/modify", json={"operations": ops})
+    assert modified.status_code == 200, modified.text
+    assert instance(acme, first_child)["status"] == "cancelled"
+    second_child = open_bookmark_of(acme, parent, "c")["child_id"]
+    assert second_child != first_child
+
+    # The child's definition gets a version 2 (its task renamed, a step added): migrate it.
+    publish(
+        acme,
+        {
+            "name": child,
+            "nodes": [
+                {"id": "review", "type": "user_task"},
+                {"id": "stamp", "type": "set", "variables": {"stamped": "true"}},
+                {"id": "end", "type": "end"},
+            ],
+            "routes": [{"from": "review", "to": "stamp"}, {"from": "stamp", "to": "end"}],
+            "output": {"child": "true", "stamped": "vars.stamped"},
+        },
+    )
+    body = {"from_version": 1, "to_version": 2, "mapping": {"child_task": "review"}}
+    job = acme.post(f"/v1/definitions/{child}/migrations", json={**body, "dry_run": False})
+    assert job.status_code == 202, job.text
+    assert globex.get(f"/v1/jobs/{job.json()['id']}").status_code == 404  # tenant-scoped
+    done = job_done(acme, job.json()["id"])
+    assert (done["done"], done["refused"]) == (1, 0), done  # the cancelled child is no candidate
+    assert [t["node_id"] for t in open_tasks(acme, second_child)] == ["review"]
+
+    final = drive(acme, parent)
+    assert final["status"] == "completed"
+    assert instance(acme, second_child)["output"] == {"child": True, "stamped": True}
+    fresh_child = drive(acme, start(acme, child, version=2)["id"])
+    assert fresh_child["output"] == instance(acme, second_child)["output"]
+
+
+def open_bookmark_of(client: httpx.Client, instance_id: str, node_id: str) -> dict[str, Any]:
+    [found] = [b for b in instance(client, instance_id)["bookmarks"] if b["node_id"] == node_id]
+    return found

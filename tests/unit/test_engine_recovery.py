@@ -65,7 +65,8 @@ def parallel(version: int) -> Definition:
         routes.append({"from": "join", "to": "done"})
         return definition(nodes, routes, output={"ok": "true"})
     nodes.append({"id": "audit", "type": "set", "variables": {"audited": "true"}})
-    routes = [{"from": "fork", "to": "b"}, *routes[:1], *routes[2:]]  # other route order
+    # another route order: b → join is route 1 here, route 3 in version 1
+    routes = [routes[1], routes[3], routes[0], routes[2]]
     routes += [{"from": "join", "to": "audit"}, {"from": "audit", "to": "done"}]
     return _versioned(
         definition(nodes, routes, output={"ok": "true", "audited": "vars.audited"}), 2
@@ -144,8 +145,8 @@ def test_migration_inside_a_parallel_branch_keeps_the_join_arrival() -> None:
     engine.fire_timer(instance, v1, timer.id, fake.env())  # b arrived at the join (route 3)
     assert instance.join_arrivals == {"join": [3]}
     found = migration.migrate(instance, v1, v2, {"a": "a2"}, by="ops", reason=None, env=fake.env())
-    assert found.nodes == {"a": "a2"}
-    assert instance.join_arrivals == {"join": [3]}  # b → join is index 3 in both
+    assert (found.nodes, found.routes) == ({"a": "a2"}, {"3": 1})
+    assert instance.join_arrivals == {"join": [1]}  # renumbered: b → join is route 1 in v2
     drive(instance, v2, fake)
     assert outcome(instance) == outcome(fresh_run(v2))
     assert instance.output == {"ok": True, "audited": True}

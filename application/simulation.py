@@ -38,9 +38,11 @@ from domain import engine
 from domain.definition import APPROVAL_OUTCOMES, Definition
 from domain.engine.retry import retry_policy_of
 from domain.env import CommandEnv
+from domain.errors import WorkflowError
 from domain.instance import WorkflowInstance
 from domain.state import Bookmark, BookmarkKind
 from domain.validation import validate_document
+from domain.values import UnstorableValueError
 
 MAX_COMMANDS = 1_000  # per case: a script that loops for ever stops here
 MAX_CASES = 100
@@ -113,17 +115,20 @@ class SimulationService:
             definition_version=definition.version, input=dict(case.get("input") or {}),
             correlation_id=None, idempotency_key=None, parent=None,
         )  # fmt: skip
-        engine.start(instance, definition, clock.env())
-        commands = 1
-        stopped = None
-        while not instance.is_ended:
-            if commands >= MAX_COMMANDS:
-                stopped = f"stopped after {MAX_COMMANDS} commands (the script loops)"
-                break
-            if not _step(instance, definition, script, clock):
-                stopped = "nothing left to resolve"
-                break
-            commands += 1
+        commands, stopped = 0, None
+        try:
+            engine.start(instance, definition, clock.env())
+            commands = 1
+            while not instance.is_ended:
+                if commands >= MAX_COMMANDS:
+                    stopped = f"stopped after {MAX_COMMANDS} commands (the script loops)"
+                    break
+                if not _step(instance, definition, script, clock):
+                    stopped = "nothing left to resolve"
+                    break
+                commands += 1
+        except (WorkflowError, UnstorableValueError) as e:  # a script step the node refuses
+            stopped = f"the script was refused: {e}"
         entered = [
             e for e in instance.pending_events if isinstance(e, WorkflowInstance.NodeEntered)
         ]

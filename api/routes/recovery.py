@@ -49,6 +49,13 @@ class MigrationRequest(Strict):
     reason: str | None = Field(default=None, max_length=1000)
 
 
+class SimulationCase(Strict):
+    name: str | None = Field(default=None, max_length=200)
+    input: dict[str, Any] = Field(default_factory=dict)  # noqa: A003 - the API's field name
+    # node id → one step, or a list of steps used in turn (docs/operations-recovery.md)
+    script: dict[str, Any] = Field(default_factory=dict)
+
+
 class SimulationRequest(Strict):
     """A published definition (`name`, optional `version`) or an inline `document`, and the
     cases to run (`input` and `script` by node id, see docs/operations-recovery.md)."""
@@ -56,7 +63,7 @@ class SimulationRequest(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     version: int | None = Field(default=None, ge=1)
     document: dict[str, Any] | None = None
-    cases: list[dict[str, Any]] = Field(min_length=1, max_length=100)
+    cases: list[SimulationCase] = Field(min_length=1, max_length=100)
 
 
 class MigrationPlanView(Open):
@@ -185,5 +192,5 @@ def simulate_definition(
         name=body.name,
         version=body.version,
         document=body.document,
-        cases=body.cases,
+        cases=[case.model_dump() for case in body.cases],
     )

@@ -74,3 +74,10 @@ def test_list_steps_are_used_in_turn_and_timers_fire() -> None:
 def test_an_invalid_inline_document_is_refused_with_its_problems() -> None:
     with pytest.raises(InvalidDefinitionError):
         service().simulate("t1", document={"name": "x", "nodes": []}, cases=[{}])
+
+
+def test_a_script_step_the_node_refuses_stops_that_case_with_the_reason() -> None:
+    case = {"input": {"amount": 1}, "script": {"manager_approval": {"outcome": "maybe"}}}
+    (result,) = service().simulate("t1", document=PURCHASE, cases=[case])["cases"]
+    assert result["status"] == "suspended"
+    assert "the script was refused: outcome 'maybe' is not allowed" in result["stopped"]

@@ -27,6 +27,7 @@ from api.routes import (
     incidents,
     instances,
     outbox,
+    recovery,
     tasks,
     templates,
     webhooks,
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(observability.router)
     app.include_router(audit.router)
     app.include_router(incidents.router)
+    app.include_router(recovery.router)
 
     if tracing.enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -136,6 +138,11 @@ OPENAPI_TAGS = [
     {"name": "health", "description": "Probes (no API key)"},
     {"name": "audit", "description": "Who did which administrative act, when, from where"},
     {"name": "outbox", "description": "Events the Kafka publisher could not publish (operators)"},
+    {
+        "name": "recovery",
+        "description": "Operator recovery: instance modification, version migration jobs, "
+        "dry-run simulation",
+    },
 ]
 
 

@@ -140,6 +140,12 @@ KINDS: dict[str, _Kind] = {
     # Raised by the API as a RequestValidationError; InvalidMessageError (a Kafka command
     # message) carries the same code and `errors`.
     "invalid-request": _Kind(422, lambda e: {"errors": e.errors}),
+    # Operator recovery: instance modification and version migration (docs/operations-recovery.md)
+    "invalid-modification": _Kind(422, lambda e: {"errors": e.errors}),
+    "node-not-active": _Kind(409, lambda e: {"node_id": e.node_id, "pointer": e.path}),
+    "migration-refused": _Kind(
+        409, lambda e: {"instance_id": str(e.instance_id), "reasons": list(e.reasons)}
+    ),
 }
 
 # Errors of other libraries that carry no code of ours.

@@ -210,6 +210,21 @@ EXAMPLES: dict[type[InstanceEvent], dict[str, Any]] = {
         "at": _T,
     },
     W.IncidentClosed: {"incident_id": "inc-4d2e", "reason": "instance cancelled", "at": _T},
+    W.InstanceModified: {
+        "operations": [{"cancel": "manager_approval"}, {"start_before": "notify_requester"}],
+        "by": "ops:ann",
+        "reason": "the manager left; the request goes on without approval",
+        "at": _T,
+    },
+    W.InstanceMigrated: {
+        "from_version": 1,
+        "to_version": 2,
+        "nodes": {"manager_approval": "approval"},
+        "routes": {"3": 4},
+        "by": "ops:ann",
+        "reason": "version 2 fixes the amount rule",
+        "at": _T,
+    },
 }
 
 

@@ -110,6 +110,15 @@ DESCRIPTIONS: dict[type[InstanceEvent], str] = {
     "`NodeCompleted` follows in the same commit. `actor` and `reason` say who and why.",
     WorkflowInstance.IncidentClosed: "The instance ended or was cancelled while the "
     "incident was still open.",
+    WorkflowInstance.InstanceModified: "An operator modified the instance (`POST "
+    "/v1/instances/{id}/modify`): `operations` in order (`cancel` a node's open work, "
+    "`start_before` a node), `by` and `reason`. The cancellations and the walk from the "
+    "started nodes follow in the same commit.",
+    WorkflowInstance.InstanceMigrated: "The instance moved from `from_version` to "
+    "`to_version` of its definition (a migration job): node ids in its state renamed by "
+    "`nodes`, join arrivals' route indices by `routes` (old index as a string → new index); "
+    "bookmarks, tokens, activities, variables and tasks are kept. `by` and `reason` say who "
+    "and why.",
 }
 
 # Fields that hold a typed state object as JSON: documented with that object's schema.

@@ -92,6 +92,9 @@ def _touched(instance: WorkflowInstance) -> tuple[list[str], list[str]]:
             activities[e.activity_id] = None
         elif isinstance(e, WorkflowInstance.ActivityScheduled):
             activities[e.activity["id"]] = None
+        elif isinstance(e, WorkflowInstance.InstanceMigrated):  # node ids may be renamed
+            bookmarks.update(dict.fromkeys(b.id for b in instance.open_bookmarks()))
+            activities.update(dict.fromkeys(a.id for a in instance.scheduled_activities()))
     return list(bookmarks), list(activities)
 
 

@@ -86,3 +86,36 @@ class NotRecoverableError(WorkflowError):
         self.instance_id = instance_id
         self.status = status
         self.why = why
+
+
+class InvalidModificationError(WorkflowError):
+    """An instance modification or migration request names what the graph does not have;
+    `errors` are `{"path", "code", "message"}` with JSON paths into the request body."""
+
+    code = "invalid-modification"
+
+    def __init__(self, errors: list[dict[str, str]]):
+        super().__init__("; ".join(f"{e['path']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+class NodeNotActiveError(WorkflowError):
+    """A modification cancels a node that has no open work."""
+
+    code = "node-not-active"
+
+    def __init__(self, node_id: str, path: str):
+        super().__init__(f"node {node_id} is not active ({path})")
+        self.node_id = node_id
+        self.path = path
+
+
+class MigrationRefusedError(WorkflowError):
+    """An instance cannot move to the target version; `reasons` say why. Nothing changed."""
+
+    code = "migration-refused"
+
+    def __init__(self, instance_id: Any, reasons: list[str]):
+        super().__init__(f"instance {instance_id} cannot migrate: {'; '.join(reasons)}")
+        self.instance_id = instance_id
+        self.reasons = reasons

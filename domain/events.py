@@ -52,6 +52,8 @@ INSTANCE_EVENTS: tuple[type[InstanceEvent], ...] = (
     WorkflowInstance.IncidentRetried,
     WorkflowInstance.IncidentSkipped,
     WorkflowInstance.IncidentClosed,
+    WorkflowInstance.InstanceModified,
+    WorkflowInstance.InstanceMigrated,
 )
 
 # The events that end an instance.

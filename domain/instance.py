@@ -18,6 +18,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.renames import rename_nodes
 from domain.state import (
     BATCH_PURPOSE,
     COMPENSATE_PURPOSE,
@@ -677,6 +678,49 @@ class WorkflowInstance(Aggregate):
                 resolved_by=actor,
                 reason=reason,
             )
+
+    # --- operator recovery (domain.engine.modify, domain.engine.migration) ---------------
+
+    class InstanceModified(Event):
+        """An operator cancelled active nodes and/or started nodes (`operations`, in order);
+        the cancellations and the walk follow as events of their own."""
+
+        operations: list[dict[str, Any]]
+        by: str | None
+        reason: str | None
+        at: datetime
+
+    @event(InstanceModified)
+    def modify(
+        self, operations: list[dict[str, Any]], by: str | None, reason: str | None, at: datetime
+    ) -> None:
+        pass  # audit trail
+
+    class InstanceMigrated(Event):
+        """The instance moved to `to_version`: node ids in its state renamed by `nodes`, join
+        arrivals' route indices by `routes` (str(old) → new); nothing else changes."""
+
+        from_version: int
+        to_version: int
+        nodes: dict[str, str]
+        routes: dict[str, int]
+        by: str | None
+        reason: str | None
+        at: datetime
+
+    @event(InstanceMigrated)
+    def migrate(
+        self,
+        from_version: int,
+        to_version: int,
+        nodes: dict[str, str],
+        routes: dict[str, int],
+        by: str | None,
+        reason: str | None,
+        at: datetime,
+    ) -> None:
+        self.definition_version = to_version
+        rename_nodes(self, nodes, {int(k): v for k, v in routes.items()})
 
     # --- helpers of the event bodies (not commands) -------------------------------------
 

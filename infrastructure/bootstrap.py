@@ -30,11 +30,13 @@ from application.definitions import DefinitionCache, DefinitionService
 from application.delivery import EventDelivery
 from application.feed import EventFeed
 from application.instances import InstanceService, KeyedIds
+from application.modification import ModificationService
 from application.outbox import OutboxService
 from application.recovery import RecoveryService
 from application.replay_check import ReplayChecker
 from application.schedules import CatchUp, ScheduleService
 from application.session import CommandRunner
+from application.simulation import SimulationService
 from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
@@ -78,6 +80,7 @@ from infrastructure.postgres.feed import PostgresEventFeed
 from infrastructure.postgres.feed_wakeups import FeedWakeups
 from infrastructure.postgres.incidents import PostgresIncidentQueries
 from infrastructure.postgres.instance_store import PostgresInstanceStore
+from infrastructure.postgres.jobs import PostgresJobStore
 from infrastructure.postgres.migrate import check_revisions, check_schema, migrate, read_revisions
 from infrastructure.postgres.outbox import PostgresOutbox
 from infrastructure.postgres.queries import PostgresReadModelQueries
@@ -244,6 +247,8 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         cleanup=cleanup_service(core, signing),
         outbox=OutboxService(outbox_tables(core)),
         audit=PostgresAuditLog(datastore, cursor_secret=signing),
+        modification=modification_service(core, queries),
+        simulation=SimulationService(core.cache, clock.now),
     )
     container.recovery = recovery_service(core, signing)
     container._closers.append(feed_wakeups.close)
@@ -524,3 +529,15 @@ def recovery_service(core: Core, cursor_signing: bytes) -> RecoveryService:
 def replay_checker(core: Core) -> ReplayChecker:
     """`waymark replay-check`: stored instances rebuilt with this code vs their read model."""
     return ReplayChecker(PostgresReplaySource(core.datastore, core.store))
+
+
+def modification_service(core: Core, queries: PostgresReadModelQueries) -> ModificationService:
+    """Instance modification and version-migration jobs (the `jobs` table, migration 0019)."""
+    return ModificationService(
+        core.runner,
+        core.store,
+        core.cache,
+        queries,
+        PostgresJobStore(core.datastore),
+        batch_size=core.settings.migration_batch_size,
+    )

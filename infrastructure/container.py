@@ -22,10 +22,12 @@ from application.connections import ConnectionCatalog, ConnectionService, NoConn
 from application.definitions import DefinitionCache, DefinitionService
 from application.feed import EventFeed
 from application.instances import InstanceService
+from application.modification import ModificationService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
 from application.recovery import RecoveryService
 from application.schedules import ScheduleService
 from application.session import CommandRunner
+from application.simulation import SimulationService
 from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
@@ -160,6 +162,9 @@ class Container(_OnCore):
     audit: AuditLog | None = None
     # Incidents, retry/skip and time travel (application.recovery); None when not built.
     recovery: RecoveryService | None = None
+    # Operator recovery: instance modification, version migration jobs, dry-run simulation.
+    modification: ModificationService | None = None
+    simulation: SimulationService | None = None
 
 
 @dataclass

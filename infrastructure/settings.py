@@ -250,6 +250,9 @@ class Settings(BaseSettings):
     # Strict-Transport-Security max-age in seconds (0 = no header; set it when served over
     # TLS, directly or behind an ingress).
     hsts_max_age: int = Field(default=0, ge=0)
+    # --- operator recovery (issue 14: migrations, docs/operations-recovery.md) ---
+    # Instances a version-migration job moves between two progress updates of its job row.
+    migration_batch_size: int = Field(default=50, ge=1, le=10_000)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

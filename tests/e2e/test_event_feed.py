@@ -363,6 +363,28 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
             wait_for_status(client, incident, "incident", timeout=30)
             assert client.post(f"/v1/instances/{incident}/cancel", json={}).status_code == 200
         ids.append(incident)
+    # Operator recovery: a wait migrated to version 2 (renamed), then modified to go on
+    moved = waiting(client)
+    migrated = start(client, moved)["id"]
+    publish(
+        client,
+        {
+            "name": moved,
+            "nodes": [{"id": "hold", "type": "wait"}, {"id": "done", "type": "end"}],
+            "routes": [{"from": "hold", "to": "done"}],
+        },
+    )
+    body = {"from_version": 1, "to_version": 2, "mapping": {"wait": "hold"}, "dry_run": False}
+    job = client.post(f"/v1/definitions/{moved}/migrations", json=body)
+    assert job.status_code == 202, job.text
+    wait_for(
+        lambda: client.get(f"/v1/jobs/{job.json()['id']}").json()["status"] == "succeeded",
+        what="the migration job",
+    )
+    ops = {"operations": [{"cancel": "hold"}, {"start_before": "done"}], "reason": "test"}
+    modified = client.post(f"/v1/instances/{migrated}/modify", json=ops)
+    assert modified.status_code == 200, modified.text
+    ids.append(migrated)
     for instance_id in ids:
         wait_for_status(client, instance_id, "completed", "failed", "cancelled", timeout=30)
     return ids

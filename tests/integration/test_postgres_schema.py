@@ -186,6 +186,22 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("retry_requested_at", TZ, "YES"),
         ("published_at", TZ, "YES"),
     ],
+    "jobs": [
+        ("id", "uuid", "NO"),
+        ("tenant", "text", "NO"),
+        ("kind", "text", "NO"),
+        ("status", "text", "NO"),
+        ("params", "jsonb", "NO"),
+        ("created_by", "text", "YES"),
+        ("total", "integer", "NO"),
+        ("done", "integer", "NO"),
+        ("refused", "integer", "NO"),
+        ("failed", "integer", "NO"),
+        ("errors", "jsonb", "NO"),
+        ("created_at", TZ, "NO"),
+        ("updated_at", TZ, "NO"),
+        ("finished_at", TZ, "YES"),
+    ],
 }
 
 
@@ -276,4 +292,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0018",)
+    assert row == ("0019",)

@@ -53,6 +53,8 @@ def test_fixture_covers_every_instance_event_type(fixture: dict[str, Any]) -> No
         WorkflowInstance.IncidentRetried,
         WorkflowInstance.IncidentSkipped,
         WorkflowInstance.IncidentClosed,
+        WorkflowInstance.InstanceModified,
+        WorkflowInstance.InstanceMigrated,
     }
     stored = {resolve_topic(e["topic"]) for e in fixture["events"]}
     assert stored == set(INSTANCE_EVENTS) - added_since_0_1

@@ -23,6 +23,7 @@ from api.routes import (
     health,
     instances,
     outbox,
+    task_links,
     tasks,
     templates,
     webhooks,
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(templates.router)
     app.include_router(connections.router)
     app.include_router(feed.router)
+    app.include_router(task_links.router)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -103,6 +105,7 @@ OPENAPI_TAGS = [
     {"name": "definitions", "description": "Publish, validate, list and toggle definitions"},
     {"name": "instances", "description": "Start, read, cancel instances; resume bookmarks"},
     {"name": "tasks", "description": "The task queue: claim, delegate, complete"},
+    {"name": "task-links", "description": "Signed approve/reject links (no API key)"},
     {"name": "callbacks", "description": "Signed callbacks from external systems (no API key)"},
     {"name": "webhooks", "description": "Signed webhook triggers (no API key required)"},
     {"name": "events", "description": "Events that resume waits and start definitions"},

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -102,6 +103,7 @@ class CommandAttempt:
         public_url: str = "",
         for_each: ForEachLimits | None = None,
         max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
+        task_link: Callable[[str, str, str, datetime], str] | None = None,
     ):
         self.store = store
         self.max_depth = max_depth  # WAYMARK_MAX_SUB_WORKFLOW_DEPTH
@@ -115,6 +117,7 @@ class CommandAttempt:
             new_id=new_id,
             new_token=new_token,
             public_url=public_url,
+            task_link=task_link,
             for_each=for_each or ForEachLimits(),
         )
         self.instances: dict[UUID, WorkflowInstance] = {}
@@ -407,8 +410,10 @@ class CommandRunner:
         public_url: str = "",
         for_each: ForEachLimits | None = None,
         max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
+        task_link: Callable[[str, str, str, datetime], str] | None = None,
     ):
         self.store = store
+        self.task_link = task_link  # signs approve/reject links (application/task_links.py)
         self.for_each = for_each  # for_each bounds (WAYMARK_FOR_EACH_*)
         self.max_depth = max_depth  # sub-workflow nesting (WAYMARK_MAX_SUB_WORKFLOW_DEPTH)
         # Settles `emit` actions inside the command that reaches them.
@@ -468,6 +473,7 @@ class CommandRunner:
             self.clock,
             delivery=self.delivery,
             public_url=self.public_url,
+            task_link=self.task_link,
             for_each=self.for_each,
             max_depth=self.max_depth,
         )

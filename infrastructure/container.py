@@ -25,6 +25,7 @@ from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStor
 from application.schedules import ScheduleService
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
+from application.task_links import TaskLinkService
 from application.templates import TemplateService
 from application.timers import TimerService
 from application.webhooks import WebhookService
@@ -143,6 +144,8 @@ class Container(_OnCore):
     cleanup: CleanupService | None = None
     # The outbox's stored state (GET /health, dead letters); None without one.
     outbox: OutboxService | None = None
+    # Signed approve/reject links (GET/POST /v1/task-links/{token}); None when not built.
+    task_links: TaskLinkService | None = None
 
 
 @dataclass

@@ -190,6 +190,10 @@ class Settings(BaseSettings):
     # since (eventsourcing's fast-forwarding aggregate cache) instead of replaying all of
     # them; commands work on copies. 0 switches it off.
     instance_cache_size: int = Field(default=1000, ge=0)
+    # --- Signed task links (issue 9: approve/reject from a notification, no API key) -------
+    # How long a `{{ task.approve_url }}`/`{{ task.reject_url }}` link stays valid (seconds
+    # from the notification; 72 h). Used links are refused (409), expired ones 410.
+    task_link_ttl_seconds: float = Field(default=72 * 3600, gt=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -1,0 +1,94 @@
+"""`/v1/task-links/{token}`: the signed approve/reject links of task notifications (no API
+key: the token is the credential; application/task_links.py).
+
+`GET` shows a small confirmation page with a form and changes nothing (mail scanners and
+link previews fetch GETs); `POST` (the form's button) applies the decision. Errors are
+problem+json: an unknown or tampered token 404, a used link 409, an expired one 410.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import ContainerDep
+from api.responses import InstanceView, problems
+from application.errors import TaskLinkInvalidError
+from application.task_links import TaskLinkService
+from infrastructure.container import Container
+
+router = APIRouter(prefix="/v1/task-links", tags=["task-links"])
+
+_ERRORS = problems(404, 409, 410, 422, 500, 503)
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<title>{title}</title></head>
+<body><h1>{title}</h1>{body}</body></html>
+"""
+
+
+def _service(container: Container) -> TaskLinkService:
+    if container.task_links is None:  # a container built without links signs none either
+        raise TaskLinkInvalidError()
+    return container.task_links
+
+
+def _page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(
+        _PAGE.format(title=html.escape(title), body=body),
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+@router.get(
+    "/{token}",
+    response_class=HTMLResponse,
+    responses={200: {"description": "The confirmation page", "content": _HTML}, **_ERRORS},
+)
+async def show_task_link(token: str, container: ContainerDep) -> HTMLResponse:
+    """A confirmation page for the link's decision, with a form that POSTs it. Reads only:
+    a prefetching mail scanner decides nothing."""
+    preview: dict[str, Any] = await run_in_threadpool(_service(container).preview, token)
+    task, decision = preview["task"], preview["decision"]
+    name = html.escape(str(task.get("name") or task["id"]))
+    body = (
+        f"<p>Task <b>{name}</b> ({html.escape(str(task['status']))}).</p>"
+        f"<p>This link expires at {html.escape(preview['expires_at'])}.</p>"
+        f'<form method="post"><button type="submit">{html.escape(decision.title())}</button>'
+        "</form>"
+    )
+    return _page(f"{decision.title()} this task?", body)
+
+
+@router.post(
+    "/{token}",
+    responses={
+        200: {
+            "description": "Decided: the task's instance as JSON when the request accepts "
+            "application/json, else a short page",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/InstanceView"}},
+                **_HTML,
+            },
+        },
+        **_ERRORS,
+    },
+)
+async def apply_task_link(token: str, request: Request, container: ContainerDep) -> Response:
+    """Complete the task with the link's decision (once): `completed_by` is
+    "link:<assignee or role>"."""
+    view = await run_in_threadpool(_service(container).apply, token)
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse(view)
+    outcome = html.escape(str(view.get("status", "")))
+    return _page("Done", f"<p>Your decision was recorded. The workflow is {outcome}.</p>")
+
+
+# Referenced by the POST's response schema (the model itself is registered by /v1/tasks).
+_ = InstanceView

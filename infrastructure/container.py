@@ -24,8 +24,8 @@ from application.instances import InstanceService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
 from application.schedules import ScheduleService
 from application.session import CommandRunner
-from application.tasks import ActivityService, TaskService
 from application.task_links import TaskLinkService
+from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
 from application.webhooks import WebhookService

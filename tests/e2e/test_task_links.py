@@ -267,7 +267,9 @@ def test_an_expired_link_is_gone(
                 response = browser.get(links["Approve"])
                 return response if response.status_code == 410 else None
 
-            is_problem(wait_for(gone, timeout=15, what="the link to expire"), 410, "task-link-expired")
+            is_problem(
+                wait_for(gone, timeout=15, what="the link to expire"), 410, "task-link-expired"
+            )
             is_problem(browser.post(links["Approve"]), 410, "task-link-expired")
         assert instance(acme, view["id"])["status"] == "suspended"
         assert len(open_tasks(acme, view["id"])) == 1

@@ -133,8 +133,8 @@ KINDS: dict[str, _Kind] = {
     # Raised by the API as a RequestValidationError; InvalidMessageError (a Kafka command
     # message) carries the same code and `errors`.
     "invalid-request": _Kind(422, lambda e: {"errors": e.errors}),
-    # Signed task links (application/task_links.py): a link we did not sign names nothing.
-    "invalid-task-link": _Kind(404),
+    # Signed task links (application/task_links.py): the token is the credential.
+    "invalid-task-link": _Kind(401),
     "task-link-used": _Kind(409),
     "task-link-expired": _Kind(410),
 }

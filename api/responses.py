@@ -499,3 +499,23 @@ class DeadLetterView(Open):
 
 class DeadLetterList(Open):
     items: list[DeadLetterView]
+
+
+# --- signed task links --------------------------------------------------------------------
+
+
+class TaskLinkTask(Open):
+    id: str
+    name: str | None = None
+    status: str
+    assignee: str | None = None
+    role: str | None = None
+
+
+class TaskLinkPreview(Open):
+    """What a signed task link would do (GET /v1/task-links/{token} with JSON accepted)."""
+
+    decision: str  # approve | reject
+    outcome: str  # approved | rejected
+    expires_at: str
+    task: TaskLinkTask

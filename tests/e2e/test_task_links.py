@@ -1,7 +1,7 @@
 """Signed approve/reject links end to end: `waymark serve`, a real local SMTP server, an
 approval whose `notify.created` e-mail carries `{{ task.approve_url }}` and
 `{{ task.reject_url }}`. GET shows a form and changes nothing; POST decides once (409 after);
-a tampered token is a 404 problem; an expired link 410 (a server with a 1 s expiry)."""
+a tampered token is a 401 problem; an expired link 410 (a server with a 1 s expiry)."""
 
 from __future__ import annotations
 
@@ -158,6 +158,11 @@ def test_the_mail_carries_signed_links_and_a_post_approves_once(
             assert page.status_code == 200, page.text
             assert page.headers["content-type"].startswith("text/html")
             assert '<form method="post">' in page.text and "Approve" in page.text
+        preview = browser.get(links["Approve"], headers={"Accept": "application/json"})
+        assert preview.status_code == 200, preview.text
+        assert preview.json()["decision"] == "approve"
+        assert preview.json()["outcome"] == "approved"
+        assert preview.json()["task"]["id"] == task["id"]
         assert [t["id"] for t in open_tasks(acme, view["id"])] == [task["id"]]
         assert instance(acme, view["id"]) == before
         assert before["status"] == "suspended"
@@ -198,7 +203,7 @@ def _swap_decision(token: str) -> str:
     return forged.rstrip(b"=").decode() + "." + mac
 
 
-def test_tampered_tokens_are_404_problems_and_change_nothing(
+def test_tampered_tokens_are_401_problems_and_change_nothing(
     server: Server, acme: httpx.Client, smtp: SmtpServer, definition: str
 ) -> None:
     view, links = started_with_links(acme, smtp, definition)
@@ -217,7 +222,7 @@ def test_tampered_tokens_are_404_problems_and_change_nothing(
         for bad in forged:
             for method in ("GET", "POST"):
                 response = browser.request(method, f"/v1/task-links/{bad}")
-                is_problem(response, 404, "invalid-task-link")
+                is_problem(response, 401, "invalid-task-link")
         assert instance(acme, view["id"])["status"] == "suspended"
         assert len(open_tasks(acme, view["id"])) == 1
         # The genuine link still works: the forgeries consumed nothing.

@@ -1,14 +1,19 @@
 """The signed task-link tokens (application/task_links.py), without I/O: bound to tenant,
-task and decision, expiring, and refused when any byte or the key differs."""
+task and decision, expiring, and refused when any byte or the key differs; and the links an
+approval's notification renders (`task.approve_url`, `task.reject_url`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from application.errors import TaskLinkExpiredError, TaskLinkInvalidError
 from application.task_links import TaskLinkSigner
+from domain.env import CommandEnv
+from tests.unit.engine_support import FakeEnv, definition, only_open, start
 
 KEY = b"k" * 32
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -71,3 +76,65 @@ def test_a_forged_token_that_is_also_expired_is_invalid_not_expired() -> None:
 def test_an_unknown_decision_is_not_signed() -> None:
     with pytest.raises(ValueError, match="decision"):
         TaskLinkSigner(KEY).token("acme", "task-1", "maybe", NOW)
+
+
+class SigningEnv(FakeEnv):
+    """The engine's env with a link signer and a public URL, as the application builds it."""
+
+    def __init__(self, signer: TaskLinkSigner):
+        super().__init__()
+        self.signer = signer
+
+    def env(self) -> CommandEnv:
+        return replace(super().env(), public_url="https://w.example/", task_link=self.signer.token)
+
+
+def _mail(**extra: str) -> dict[str, Any]:
+    return {
+        "created": {
+            "type": "http",
+            "url": "https://chat.example/x",
+            "body": {
+                "approve": "{{ task.approve_url }}",
+                "reject": "{{ task.reject_url }}",
+                "url": "{{ task.url }}",
+                **extra,
+            },
+        }
+    }
+
+
+def _flow(kind: str) -> Any:
+    node: dict[str, Any] = {"id": "a", "type": kind, "notify": _mail()}
+    node.update({"approver_role": "manager"} if kind == "approval" else {"role": "clerk"})
+    return definition([node, {"id": "done", "type": "end"}], [{"from": "a", "to": "done"}])
+
+
+def test_an_approval_notification_carries_signed_links_for_its_task_and_tenant() -> None:
+    signer = TaskLinkSigner(KEY)
+    fake = SigningEnv(signer)
+    instance = start(_flow("approval"), fake)
+    task = only_open(instance)
+    (created,) = instance.scheduled_activities()
+    body = created.action["body"]
+    assert body["url"] == f"https://w.example/v1/tasks/{task.id}"
+    for decision in ("approve", "reject"):
+        prefix = "https://w.example/v1/task-links/"
+        assert body[decision].startswith(prefix)
+        claims = signer.read(body[decision].removeprefix(prefix), fake.now)
+        assert (claims.tenant, claims.task_id, claims.decision) == (
+            instance.tenant,
+            task.id,
+            decision,
+        )
+        assert claims.expires_at == fake.now.replace(microsecond=0) + timedelta(hours=72)
+
+
+def test_a_user_task_or_a_process_without_a_signer_gets_no_decision_links() -> None:
+    instance = start(_flow("user_task"), SigningEnv(TaskLinkSigner(KEY)))
+    (created,) = instance.scheduled_activities()
+    assert created.action["body"]["approve"] is None
+    instance = start(_flow("approval"), FakeEnv())
+    (created,) = instance.scheduled_activities()
+    assert created.action["body"]["reject"] is None
+    assert created.action["body"]["url"].startswith("/v1/tasks/")

@@ -136,6 +136,7 @@ KINDS: dict[str, _Kind] = {
     # Signed task links (application/task_links.py): the token is the credential.
     "invalid-task-link": _Kind(401),
     "task-link-used": _Kind(409),
+    "task-link-superseded": _Kind(409),
     "task-link-expired": _Kind(410),
 }
 

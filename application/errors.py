@@ -205,6 +205,19 @@ class TaskLinkExpiredError(WaymarkError):
         super().__init__("this task link has expired: decide the task in the application")
 
 
+class TaskLinkSupersededError(WaymarkError):
+    """The task was delegated after the link was sent: its holder is someone else now."""
+
+    code = "task-link-superseded"
+
+    def __init__(self, sent_to: str | None, now_with: str | None) -> None:
+        super().__init__(
+            "this task was delegated after the link was sent: decide it in the application"
+        )
+        self.sent_to = sent_to
+        self.now_with = now_with
+
+
 class TaskLinkUsedError(WaymarkError):
     """A task link is used once: its decision was applied already."""
 

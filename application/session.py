@@ -103,7 +103,7 @@ class CommandAttempt:
         public_url: str = "",
         for_each: ForEachLimits | None = None,
         max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
-        task_link: Callable[[str, str, str, datetime], str] | None = None,
+        task_link: Callable[[str, str, str, datetime, str | None], str] | None = None,
     ):
         self.store = store
         self.max_depth = max_depth  # WAYMARK_MAX_SUB_WORKFLOW_DEPTH
@@ -410,7 +410,7 @@ class CommandRunner:
         public_url: str = "",
         for_each: ForEachLimits | None = None,
         max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
-        task_link: Callable[[str, str, str, datetime], str] | None = None,
+        task_link: Callable[[str, str, str, datetime, str | None], str] | None = None,
     ):
         self.store = store
         self.task_link = task_link  # signs approve/reject links (application/task_links.py)

@@ -1,17 +1,18 @@
 """Signed task links: approve or reject an approval from a notification, without an API key.
 
 A token is `<payload>.<mac>`, both base64url without padding: the payload is the JSON array
-`[1, tenant, task id, decision, expires at (unix seconds)]`, the MAC an HMAC-SHA256 of
+`[1, tenant, task id, decision, expires at (unix seconds), assignee or null]`, the MAC an HMAC-SHA256 of
 `"waymark-task-link." + payload` with a key derived from the database's server secret
 (`infrastructure.bootstrap.task_link_key`), so every replica signs and checks alike with no
-configuration. The link is bound to its tenant, task and decision (changing any byte breaks
-the MAC), expires (`WAYMARK_TASK_LINK_TTL_SECONDS`, 72 h by default) and is used once (a row
+configuration. The link is bound to its tenant, task, decision and the task's assignee when
+it was sent (changing any byte breaks the MAC; a task delegated since answers 409
+`task-link-superseded`: the link went to someone who no longer holds the task), expires (`WAYMARK_TASK_LINK_TTL_SECONDS`, 72 h by default) and is used once (a row
 in `task_link_uses` per used link). The payload is readable, not secret: the MAC is the
 credential, and whoever holds the link may decide the task.
 
 `GET` only reads (mail scanners and link previews fetch GETs); `POST` applies the decision
 through `TaskService.complete` — the same form check, history and completion as the API —
-with `completed_by` "link:<assignee or role>" and the idempotency key `task-link:<mac>`. That
+with `completed_by` "link:<assignee the link was sent to, else the task's role>" and the idempotency key `task-link:<mac>`. That
 key is stored in the completion's own transaction, so two concurrent POSTs complete the task
 once: the second is replayed, and answered 409 like any second use.
 """
@@ -31,6 +32,7 @@ from application.commands import CompleteTask
 from application.errors import (
     TaskLinkExpiredError,
     TaskLinkInvalidError,
+    TaskLinkSupersededError,
     TaskLinkUsedError,
     TaskNotFoundError,
 )
@@ -53,6 +55,7 @@ class LinkClaims:
     decision: str
     expires_at: datetime
     link_id: str  # the MAC, hex: names the link in `task_link_uses`
+    assignee: str | None = None  # the task's assignee when the link was sent
 
     @property
     def outcome(self) -> str:
@@ -77,11 +80,19 @@ class TaskLinkSigner:
     def _mac(self, payload: str) -> bytes:
         return hmac.new(self._key, _DOMAIN + payload.encode(), hashlib.sha256).digest()
 
-    def token(self, tenant: str, task_id: str, decision: str, issued_at: datetime) -> str:
+    def token(
+        self,
+        tenant: str,
+        task_id: str,
+        decision: str,
+        issued_at: datetime,
+        assignee: str | None = None,
+    ) -> str:
         if decision not in DECISIONS:
             raise ValueError(f"unknown task link decision {decision!r}")
         expires = int((issued_at + self.ttl).timestamp())
-        body = json.dumps([1, tenant, task_id, decision, expires], separators=(",", ":"))
+        claims = [1, tenant, task_id, decision, expires, assignee]
+        body = json.dumps(claims, separators=(",", ":"))
         payload = _b64(body.encode())
         return f"{payload}.{_b64(self._mac(payload))}"
 
@@ -97,15 +108,17 @@ class TaskLinkSigner:
         if not hmac.compare_digest(_b64(expected).encode(), mac_text.encode()):
             raise TaskLinkInvalidError()
         try:
-            version, tenant, task_id, decision, expires = json.loads(_unb64(payload))
+            version, tenant, task_id, decision, expires, assignee = json.loads(_unb64(payload))
         except (binascii.Error, ValueError, TypeError):  # signed by us: never, but be strict
             raise TaskLinkInvalidError() from None
         if version != 1 or decision not in DECISIONS or not isinstance(expires, int):
             raise TaskLinkInvalidError()
+        if assignee is not None and not isinstance(assignee, str):
+            raise TaskLinkInvalidError()
         expires_at = datetime.fromtimestamp(expires, UTC)
         if now >= expires_at:
             raise TaskLinkExpiredError()
-        return LinkClaims(str(tenant), str(task_id), decision, expires_at, expected.hex())
+        return LinkClaims(str(tenant), str(task_id), decision, expires_at, expected.hex(), assignee)
 
 
 @dataclass(frozen=True)
@@ -146,6 +159,7 @@ class TaskLinkService:
         """What the confirmation page shows; changes nothing."""
         claims = self._claims(token)
         task = self.tasks.get(claims.tenant, claims.task_id)
+        _check_holder(claims, task.get("status"), task.get("assignee"))
         return {
             "decision": claims.decision,
             "outcome": claims.outcome,
@@ -159,7 +173,8 @@ class TaskLinkService:
         row = self.tasks.queries.task(claims.tenant, claims.task_id)
         if row is None:
             raise TaskNotFoundError(claims.task_id)
-        by = f"link:{row.assignee or row.role or 'anyone'}"
+        _check_holder(claims, row.status, row.assignee)
+        by = f"link:{claims.assignee or row.role or 'anyone'}"
         view, replayed = self.tasks.complete(
             CompleteTask(
                 claims.tenant,
@@ -175,3 +190,9 @@ class TaskLinkService:
         if replayed:
             raise TaskLinkUsedError()  # a concurrent POST of the same link completed it
         return view
+
+
+def _check_holder(claims: LinkClaims, status: Any, assignee: Any) -> None:
+    """An open task delegated since the link was sent is decided by its new holder only."""
+    if status in ("open", "claimed") and assignee != claims.assignee:
+        raise TaskLinkSupersededError(claims.assignee, assignee)

@@ -38,6 +38,7 @@ def _json(model: type[Any]) -> dict[str, Any]:
 def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
+
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
 <title>{title}</title></head>
@@ -108,4 +109,3 @@ async def apply_task_link(token: str, request: Request, container: ContainerDep)
         return JSONResponse(view)
     outcome = html.escape(str(view.get("status", "")))
     return _page("Done", f"<p>Your decision was recorded. The workflow is {outcome}.</p>")
-

@@ -89,7 +89,7 @@ def decision_links(
     if env.task_link is None or bookmark.task_kind != "approval":
         return links
     for decision in ("approve", "reject"):
-        token = env.task_link(tenant, bookmark.id, decision, env.now)
+        token = env.task_link(tenant, bookmark.id, decision, env.now, bookmark.assignee)
         links[f"{decision}_url"] = f"{base}/v1/task-links/{token}"
     return links
 

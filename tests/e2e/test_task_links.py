@@ -75,7 +75,7 @@ def server(
         yield running
 
 
-def approval(name: str) -> dict[str, Any]:
+def approval(name: str, **node: Any) -> dict[str, Any]:
     return {
         "name": name,
         "nodes": [
@@ -84,6 +84,7 @@ def approval(name: str) -> dict[str, Any]:
                 "type": "approval",
                 "approver_role": "managers",
                 "result_var": "decision",
+                **node,
                 "notify": {
                     "created": {
                         "type": "email",
@@ -278,3 +279,27 @@ def test_an_expired_link_is_gone(
             is_problem(browser.post(links["Approve"]), 410, "task-link-expired")
         assert instance(acme, view["id"])["status"] == "suspended"
         assert len(open_tasks(acme, view["id"])) == 1
+
+
+def test_a_link_sent_before_a_delegation_no_longer_decides(
+    server: Server, acme: httpx.Client, smtp: SmtpServer
+) -> None:
+    name = unique("links-ann")
+    publish(acme, approval(name, assignee="ann"))
+    view, links = started_with_links(acme, smtp, name)
+    (task,) = open_tasks(acme, view["id"])
+    with server.client(None) as browser:
+        # Before the delegation Ann's link shows its page; the use is recorded as Ann's.
+        assert browser.get(links["Approve"]).status_code == 200
+        delegated = acme.post(f"/v1/tasks/{task['id']}/delegate", json={"assignee": "bob"})
+        assert delegated.status_code == 200, delegated.text
+        for method in ("GET", "POST"):
+            response = browser.request(method, links["Approve"])
+            is_problem(response, 409, "task-link-superseded")
+    assert [t["id"] for t in open_tasks(acme, view["id"])] == [task["id"]]
+    # Delegated back to Ann, her link works again, and says who used it.
+    assert acme.post(f"/v1/tasks/{task['id']}/delegate", json={"assignee": "ann"}).is_success
+    with server.client(None) as browser:
+        assert browser.post(links["Approve"]).status_code == 200
+    done = wait_for_status(acme, view["id"], "completed", "failed")
+    assert done["output"] == {"by": "link:ann"}

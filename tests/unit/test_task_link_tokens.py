@@ -34,17 +34,19 @@ def test_a_token_reads_back_its_claims_until_it_expires() -> None:
         signer.read(token, NOW + timedelta(hours=72))
 
 
-def test_links_differ_by_decision_task_tenant_and_time() -> None:
+def test_links_differ_by_decision_task_tenant_assignee_and_time() -> None:
     signer = TaskLinkSigner(KEY)
+    assert signer.read(signer.token("acme", "t", "approve", NOW, "ann"), NOW).assignee == "ann"
     tokens = {
+        signer.token("acme", "task-1", "approve", NOW, "ann"),
         signer.token("acme", "task-1", "approve", NOW),
         signer.token("acme", "task-1", "reject", NOW),
         signer.token("acme", "task-2", "approve", NOW),
         signer.token("globex", "task-1", "approve", NOW),
         signer.token("acme", "task-1", "approve", NOW + timedelta(seconds=1)),
     }
-    assert len(tokens) == 5
-    assert len({signer.read(t, NOW).link_id for t in tokens}) == 5
+    assert len(tokens) == 6
+    assert len({signer.read(t, NOW).link_id for t in tokens}) == 6
 
 
 def test_every_changed_byte_and_another_key_are_refused() -> None:

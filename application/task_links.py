@@ -1,20 +1,22 @@
 """Signed task links: approve or reject an approval from a notification, without an API key.
 
-A token is `<payload>.<mac>`, both base64url without padding: the payload is the JSON array
-`[1, tenant, task id, decision, expires at (unix seconds), assignee or null]`, the MAC an HMAC-SHA256 of
-`"waymark-task-link." + payload` with a key derived from the database's server secret
-(`infrastructure.bootstrap.task_link_key`), so every replica signs and checks alike with no
-configuration. The link is bound to its tenant, task, decision and the task's assignee when
-it was sent (changing any byte breaks the MAC; a task delegated since answers 409
-`task-link-superseded`: the link went to someone who no longer holds the task), expires (`WAYMARK_TASK_LINK_TTL_SECONDS`, 72 h by default) and is used once (a row
-in `task_link_uses` per used link). The payload is readable, not secret: the MAC is the
+A token is `<payload>.<mac>`, both base64url without padding: the payload is the JSON
+array `[1, tenant, task id, decision, expires at (unix seconds), assignee or null]`, the MAC
+an HMAC-SHA256 of `"waymark-task-link." + payload` with a key derived from the database's
+server secret (`infrastructure.bootstrap.task_link_signer`), so every replica signs and
+checks alike with no configuration. The link is bound to its tenant, task, decision and the
+task's assignee when it was sent (changing any byte breaks the MAC; a task delegated since
+answers 409 `task-link-superseded`: the link went to someone who no longer holds the task),
+expires (`WAYMARK_TASK_LINK_TTL_SECONDS`, 72 h by default) and is used once (a row in
+`task_link_uses` per used link). The payload is readable, not secret: the MAC is the
 credential, and whoever holds the link may decide the task.
 
 `GET` only reads (mail scanners and link previews fetch GETs); `POST` applies the decision
 through `TaskService.complete` — the same form check, history and completion as the API —
-with `completed_by` "link:<assignee the link was sent to, else the task's role>" and the idempotency key `task-link:<mac>`. That
-key is stored in the completion's own transaction, so two concurrent POSTs complete the task
-once: the second is replayed, and answered 409 like any second use.
+with `completed_by` "link:<the assignee the link was sent to, else the task's role>" and the
+idempotency key `task-link:<mac>`. That key is stored in the completion's own transaction,
+so two concurrent POSTs complete the task once: the second is replayed, and answered 409
+like any second use.
 """
 
 from __future__ import annotations

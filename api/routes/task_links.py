@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1/task-links", tags=["task-links"])
 _ERRORS = problems(401, 404, 409, 410, 422, 500, 503)
 _HTML = {"text/html": {"schema": {"type": "string"}}}
 # Signed, not authenticated: no security requirement (the token is the credential).
-_SIGNED = {"security": []}
+_SIGNED: dict[str, Any] = {"security": []}
 
 
 def _json(model: type[Any]) -> dict[str, Any]:

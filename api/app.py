@@ -28,6 +28,7 @@ from api.routes import (
     instances,
     outbox,
     recovery,
+    task_links,
     tasks,
     templates,
     webhooks,
@@ -109,6 +110,7 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(incidents.router)
     app.include_router(recovery.router)
+    app.include_router(task_links.router)
 
     if tracing.enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -128,6 +130,7 @@ OPENAPI_TAGS = [
     {"name": "definitions", "description": "Publish, validate, list and toggle definitions"},
     {"name": "instances", "description": "Start, read, cancel instances; resume bookmarks"},
     {"name": "tasks", "description": "The task queue: claim, delegate, complete"},
+    {"name": "task-links", "description": "Signed approve/reject links (no API key)"},
     {"name": "callbacks", "description": "Signed callbacks from external systems (no API key)"},
     {"name": "webhooks", "description": "Signed webhook triggers (no API key required)"},
     {"name": "events", "description": "Events that resume waits and start definitions"},

@@ -146,6 +146,11 @@ KINDS: dict[str, _Kind] = {
     "migration-refused": _Kind(
         409, lambda e: {"instance_id": str(e.instance_id), "reasons": list(e.reasons)}
     ),
+    # Signed task links (application/task_links.py): the token is the credential.
+    "invalid-task-link": _Kind(401),
+    "task-link-used": _Kind(409),
+    "task-link-superseded": _Kind(409),
+    "task-link-expired": _Kind(410),
 }
 
 # Errors of other libraries that carry no code of ours.

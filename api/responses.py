@@ -65,6 +65,7 @@ _PROBLEM_DESCRIPTIONS = {
     403: "The key's roles do not allow this",
     404: "No such resource (for this tenant)",
     409: "Conflict with the resource's state",
+    410: "Gone: the signed link has expired",
     413: "The body or what the command would store is too large",
     422: "The request (or the data it carries) is invalid; `errors` names each part",
     500: "An unexpected error (logged by the server)",
@@ -547,3 +548,23 @@ class PastInstanceView(InstanceView):
 
 class RecoveredInstanceView(PastInstanceView):
     recovery: RecoveryAction
+
+
+# --- signed task links --------------------------------------------------------------------
+
+
+class TaskLinkTask(Open):
+    id: str
+    name: str | None = None
+    status: str
+    assignee: str | None = None
+    role: str | None = None
+
+
+class TaskLinkPreview(Open):
+    """What a signed task link would do (GET /v1/task-links/{token} with JSON accepted)."""
+
+    decision: str  # approve | reject
+    outcome: str  # approved | rejected
+    expires_at: str
+    task: TaskLinkTask

@@ -182,3 +182,46 @@ class InstanceNotEndedError(WaymarkError):
         super().__init__(f"instance {instance_id} is {status}{why}: only an ended one is erased")
         self.instance_id = instance_id
         self.status = status
+
+
+# --- signed task links (application/task_links.py) ------------------------------------------
+
+
+class TaskLinkInvalidError(WaymarkError):
+    """A task link this server did not sign (tampered with, truncated, or made up)."""
+
+    code = "invalid-task-link"
+
+    def __init__(self) -> None:
+        super().__init__("this task link is not valid")
+
+
+class TaskLinkExpiredError(WaymarkError):
+    """A genuine task link past its expiry (WAYMARK_TASK_LINK_TTL_SECONDS)."""
+
+    code = "task-link-expired"
+
+    def __init__(self) -> None:
+        super().__init__("this task link has expired: decide the task in the application")
+
+
+class TaskLinkSupersededError(WaymarkError):
+    """The task was delegated after the link was sent: its holder is someone else now."""
+
+    code = "task-link-superseded"
+
+    def __init__(self, sent_to: str | None, now_with: str | None) -> None:
+        super().__init__(
+            "this task was delegated after the link was sent: decide it in the application"
+        )
+        self.sent_to = sent_to
+        self.now_with = now_with
+
+
+class TaskLinkUsedError(WaymarkError):
+    """A task link is used once: its decision was applied already."""
+
+    code = "task-link-used"
+
+    def __init__(self) -> None:
+        super().__init__("this task link was already used")

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -104,6 +105,7 @@ class CommandAttempt:
         for_each: ForEachLimits | None = None,
         max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
         trace_context: str | None = None,
+        task_link: Callable[[str, str, str, datetime, str | None], str] | None = None,
     ):
         self.store = store
         self.max_depth = max_depth  # WAYMARK_MAX_SUB_WORKFLOW_DEPTH
@@ -117,6 +119,7 @@ class CommandAttempt:
             new_id=new_id,
             new_token=new_token,
             public_url=public_url,
+            task_link=task_link,
             for_each=for_each or ForEachLimits(),
             trace_context=trace_context,
         )
@@ -415,8 +418,10 @@ class CommandRunner:
         public_url: str = "",
         for_each: ForEachLimits | None = None,
         max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
+        task_link: Callable[[str, str, str, datetime, str | None], str] | None = None,
     ):
         self.store = store
+        self.task_link = task_link  # signs approve/reject links (application/task_links.py)
         self.for_each = for_each  # for_each bounds (WAYMARK_FOR_EACH_*)
         self.max_depth = max_depth  # sub-workflow nesting (WAYMARK_MAX_SUB_WORKFLOW_DEPTH)
         # Settles `emit` actions inside the command that reaches them.
@@ -506,6 +511,7 @@ class CommandRunner:
             self.clock,
             delivery=self.delivery,
             public_url=self.public_url,
+            task_link=self.task_link,
             for_each=self.for_each,
             max_depth=self.max_depth,
             trace_context=self.trace_context(),

@@ -64,6 +64,9 @@ class CommandEnv:
     new_token: Callable[[], str]
     # The base of links in task notifications (`WAYMARK_PUBLIC_URL`); "" gives relative ones.
     public_url: str = ""
+    # Signs a task link (tenant, task id, decision, issued at, assignee) -> token, for the
+    # `task.approve_url`/`task.reject_url` of notifications; None: no signed links.
+    task_link: Callable[[str, str, str, datetime, str | None], str] | None = None
     # Multi-instance (`for_each`) bounds, from the settings.
     for_each: ForEachLimits = field(default_factory=lambda: ForEachLimits())
     # One per command (the application builds one CommandEnv per attempt), so a loop that leaves

@@ -37,6 +37,7 @@ from application.replay_check import ReplayChecker
 from application.schedules import CatchUp, ScheduleService
 from application.session import CommandRunner
 from application.simulation import SimulationService
+from application.task_links import TaskLinkService, TaskLinkSigner
 from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
@@ -88,6 +89,7 @@ from infrastructure.postgres.recorder import WriteLimits
 from infrastructure.postgres.replay_check import PostgresReplaySource
 from infrastructure.postgres.schedule_cursors import PostgresScheduleCursors
 from infrastructure.postgres.server_secrets import KEYED_INSTANCE_IDS, server_secret
+from infrastructure.postgres.task_links import PostgresUsedTaskLinks
 from infrastructure.schemas import JsonSchemaValidator
 from infrastructure.settings import Settings
 from infrastructure.template_catalog import PackagedTemplateCatalog
@@ -182,6 +184,7 @@ def _core_on(
             for_each=ForEachLimits(settings.for_each_max_items, settings.for_each_batch_size),
             max_depth=settings.max_sub_workflow_depth,
             committer=committer_of(settings, store),
+            task_link=task_link_signer(settings, server_key).token,
         ),
         connections=_connections(settings),
         server_key=server_key,
@@ -251,6 +254,12 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         simulation=SimulationService(core.cache, clock.now),
     )
     container.recovery = recovery_service(core, signing)
+    container.task_links = TaskLinkService(
+        task_link_signer(settings, core.server_key),
+        PostgresUsedTaskLinks(datastore),
+        container.tasks,
+        clock,
+    )
     container._closers.append(feed_wakeups.close)
     return container
 
@@ -323,6 +332,13 @@ def cursor_secret(settings: Settings, server_key: bytes) -> bytes:
     if settings.cursor_secret:
         return settings.cursor_secret.encode()
     return hmac.new(server_key, b"waymark-cursors-v1", "sha256").digest()
+
+
+def task_link_signer(settings: Settings, server_key: bytes) -> TaskLinkSigner:
+    """Signs and checks approve/reject links: a key derived from the server secret (every
+    replica agrees; never the cursor or instance-id key itself)."""
+    key = hmac.new(server_key, b"waymark-task-links-v1", "sha256").digest()
+    return TaskLinkSigner(key, timedelta(seconds=settings.task_link_ttl_seconds))
 
 
 def _api_keys(settings: Settings) -> dict[str, Principal]:

@@ -28,6 +28,7 @@ from application.recovery import RecoveryService
 from application.schedules import ScheduleService
 from application.session import CommandRunner
 from application.simulation import SimulationService
+from application.task_links import TaskLinkService
 from application.tasks import ActivityService, TaskService
 from application.templates import TemplateService
 from application.timers import TimerService
@@ -165,6 +166,8 @@ class Container(_OnCore):
     # Operator recovery: instance modification, version migration jobs, dry-run simulation.
     modification: ModificationService | None = None
     simulation: SimulationService | None = None
+    # Signed approve/reject links (GET/POST /v1/task-links/{token}); None when not built.
+    task_links: TaskLinkService | None = None
 
 
 @dataclass

@@ -253,6 +253,10 @@ class Settings(BaseSettings):
     # --- operator recovery (issue 14: migrations, docs/operations-recovery.md) ---
     # Instances a version-migration job moves between two progress updates of its job row.
     migration_batch_size: int = Field(default=50, ge=1, le=10_000)
+    # --- Signed task links (issue 9: approve/reject from a notification, no API key) -------
+    # How long a `{{ task.approve_url }}`/`{{ task.reject_url }}` link stays valid (seconds
+    # from the notification; 72 h). Used links are refused (409), expired ones 410.
+    task_link_ttl_seconds: float = Field(default=72 * 3600, gt=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

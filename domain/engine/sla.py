@@ -71,10 +71,27 @@ def task_context(instance: WorkflowInstance, bookmark: Bookmark, env: CommandEnv
         "assignee": bookmark.assignee,
         "escalated_to": bookmark.escalated_to,
         "due_at": bookmark.due_at.isoformat() if bookmark.due_at else None,
-        "link": f"{base}/v1/tasks/{bookmark.id}" if base else f"/v1/tasks/{bookmark.id}",
+        "link": f"{base}/v1/tasks/{bookmark.id}",
+        "url": f"{base}/v1/tasks/{bookmark.id}",
+        **decision_links(instance.tenant, bookmark, env, base),
     }
     ctx["public_url"] = base
     return ctx
+
+
+def decision_links(
+    tenant: str, bookmark: Bookmark, env: CommandEnv, base: str
+) -> dict[str, str | None]:
+    """`approve_url`/`reject_url`: signed links that decide an approval without an API key
+    (`GET /v1/task-links/<token>` confirms, `POST` decides); None for a user task or when
+    the process signs no links."""
+    links: dict[str, str | None] = {"approve_url": None, "reject_url": None}
+    if env.task_link is None or bookmark.task_kind != "approval":
+        return links
+    for decision in ("approve", "reject"):
+        token = env.task_link(tenant, bookmark.id, decision, env.now, bookmark.assignee)
+        links[f"{decision}_url"] = f"{base}/v1/task-links/{token}"
+    return links
 
 
 def schedule_notification(

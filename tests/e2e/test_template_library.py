@@ -8,6 +8,7 @@ is a scenario for every template the server lists."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -115,10 +116,16 @@ def expense_report(run: Run) -> None:
     task = run.task(view["id"], "manager_approval")
     ask = run.mail(f"Expense report {report} waits")
     assert ask.recipients == ["boss@acme.example"]
-    assert f"/v1/tasks/{task['id']}" in ask.message.get_body(("plain",)).get_content()
-    run.complete(view["id"], "manager_approval", outcome="approved")
+    text = ask.message.get_body(("plain",)).get_content()
+    assert f"/v1/tasks/{task['id']}" in text
+    # ... and signed approve/reject links: the manager approves with no API key.
+    approve = re.search(r"Approve: (\S+)", text)
+    assert approve and re.search(r"Reject: /v1/task-links/\S+", text), text
+    decided = httpx.post(str(run.client.base_url) + approve.group(1), timeout=30)
+    assert decided.status_code == 200, decided.text
     done = completed(run, view["id"])
-    assert done["output"]["report_id"] == report and done["output"]["approved_by"]
+    assert done["output"]["report_id"] == report
+    assert done["output"]["approved_by"] == "link:manager"
     assert run.call("/reimbursements").json()["amount"] == 250
     assert run.mail(f"Expense report {report} approved").recipients == ["emp@acme.example"]
 

@@ -156,6 +156,15 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("details", "jsonb", "NO"),
         ("exported_at", TZ, "YES"),
     ],
+    "task_link_uses": [
+        ("link_id", "text", "NO"),
+        ("tenant", "text", "NO"),
+        ("task_id", "text", "NO"),
+        ("decision", "text", "NO"),
+        ("expires_at", TZ, "NO"),
+        ("used_at", TZ, "NO"),
+        ("used_by", "text", "NO"),
+    ],
     "server_secrets": [
         ("name", "text", "NO"),
         ("value", "text", "NO"),
@@ -292,4 +301,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0019",)
+    assert row == ("0020",)

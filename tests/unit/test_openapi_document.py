@@ -24,6 +24,7 @@ from api.routes import (
     instances,
     outbox,
     recovery,
+    task_links,
     tasks,
     templates,
     webhooks,
@@ -61,6 +62,7 @@ def test_operation_ids_are_the_route_functions_names(document: dict[str, Any]) -
         instances,
         outbox,
         recovery,
+        task_links,
         tasks,
         templates,
         webhooks,
@@ -146,8 +148,12 @@ def test_security_and_tags(document: dict[str, Any]) -> None:
     # Signed routes need no API key; every /v1 route else does.
     assert paths["/v1/webhooks/{definition}"]["post"]["security"] == []
     assert "security" not in paths["/v1/callbacks/{token}"]["post"]
+    for method in ("get", "post"):
+        assert paths["/v1/task-links/{token}"][method]["security"] == []
     for method, path, operation in operations(document):
-        if path.startswith("/v1/") and not path.startswith(("/v1/webhooks", "/v1/callbacks")):
+        if path.startswith("/v1/") and not path.startswith(
+            ("/v1/webhooks", "/v1/callbacks", "/v1/task-links")
+        ):
             assert operation["security"] == [{"HTTPBearer": []}], (method, path)
     assert paths["/v1/events"]["post"]["tags"] == ["events"]
     assert paths["/v1/callbacks/{token}"]["post"]["tags"] == ["callbacks"]

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 NOT_TENANT_OWNED = {
     "/v1/callbacks/{token}",
     "/v1/webhooks/{definition}",
+    "/v1/task-links/{token}",  # signed; binds its tenant (tests/e2e/test_task_links.py)
     "/v1/templates/{template_id}",
     "/v1/templates/{template_id}/instantiate",
 }
@@ -67,6 +68,10 @@ def test_every_id_taking_endpoint_answers_404_alike_for_foreign_and_missing_ids(
         later = start(acme, name)
         task = open_tasks(acme, later["id"])[0]
         bookmark = open_bookmark(acme.get(f"/v1/instances/{view['id']}").json(), "hold")
+        publish(acme, flow(name))  # version 2: a migration job of acme's to look for
+        body = {"from_version": 1, "to_version": 2, "mapping": {}, "dry_run": True}
+        job = acme.post(f"/v1/definitions/{name}/migrations", json={**body, "dry_run": False})
+        assert job.status_code == 202, job.text
     with psycopg.connect(module_database_url) as conn:
         (dead_letter,) = conn.execute(
             "INSERT INTO outbox_dead_letters (publisher, position, instance_id, tenant, "
@@ -81,6 +86,7 @@ def test_every_id_taking_endpoint_answers_404_alike_for_foreign_and_missing_ids(
         "bookmark_id": bookmark["id"],
         "task_id": task["id"],
         "dead_letter_id": str(dead_letter),
+        "job_id": job.json()["id"],
     }
     missing = {
         "name": unique("missing"),
@@ -88,11 +94,16 @@ def test_every_id_taking_endpoint_answers_404_alike_for_foreign_and_missing_ids(
         "bookmark_id": f"{bookmark['id']}x",
         "task_id": f"{task['id']}x",
         "dead_letter_id": str(dead_letter + 1000),
+        "job_id": str(uuid.uuid4()),
     }
     bodies: dict[str, Any] = {
         "/v1/instances/{instance_id}/cancel": {"reason": "walk"},
         "/v1/instances/{instance_id}/bookmarks/{bookmark_id}/resume": {},
         "/v1/instances/{instance_id}/erase": {"reason": "walk"},
+        "/v1/instances/{instance_id}/modify": {"operations": [{"cancel": "ask"}]},
+        "/v1/instances/{instance_id}/retry": {"reason": "walk"},
+        "/v1/instances/{instance_id}/skip": {"reason": "walk"},
+        "/v1/definitions/{name}/migrations": {"from_version": 1, "to_version": 2, "mapping": {}},
         "/v1/tasks/{task_id}/claim": {"user": "mallory"},
         "/v1/tasks/{task_id}/delegate": {"assignee": "mallory"},
         "/v1/tasks/{task_id}/complete": {"outcome": "approved"},

@@ -73,27 +73,33 @@ def _default_description(name: str, component: Component) -> str:
     return f"{name} is {component['status']}"
 
 
+def database_component(check_database: Callable[[], None]) -> Component:
+    """The database's component of a health report (the API's and every worker's)."""
+    try:
+        check_database()
+    except SchemaNotCurrentError as exc:
+        logger.warning("health: %s", exc)
+        return {
+            "status": "down",
+            "description": "the database schema is not the one this code expects",
+            "error": type(exc).__name__,
+            "schema_revision": sorted(exc.found),
+            "expected_revision": sorted(exc.expected),
+        }
+    except Exception as exc:
+        logger.warning("health: database check failed: %s", exc)
+        # The reason stays in the log: it may name hosts or users.
+        return {
+            "status": "down",
+            "description": "the database does not answer",
+            "error": type(exc).__name__,
+        }
+    return {"status": "up", "description": "the database answers"}
+
+
 def database_check(core: Core) -> Check:
     def run() -> Component:
-        try:
-            core.check_database()
-        except SchemaNotCurrentError as exc:
-            return {
-                "status": "down",
-                "description": "the database schema is not the one this code expects",
-                "error": type(exc).__name__,
-                "schema_revision": sorted(exc.found),
-                "expected_revision": sorted(exc.expected),
-            }
-        except Exception as exc:
-            logger.warning("health: database check failed: %s", exc)
-            # The reason stays in the log: it may name hosts or users.
-            return {
-                "status": "down",
-                "description": "the database does not answer",
-                "error": type(exc).__name__,
-            }
-        return {"status": "up", "description": "the database answers"}
+        return database_component(core.check_database)
 
     return Check("database", run, critical=True)
 

@@ -16,8 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import PUBLIC, ContainerDep
 from api.responses import HealthReport, Liveness, ok
 from infrastructure.container import Container
-from infrastructure.health import breaker_component, instance_counts, outbox_component
-from infrastructure.postgres.migrate import SchemaNotCurrentError
+from infrastructure.health import (
+    breaker_component,
+    database_component,
+    instance_counts,
+    outbox_component,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,26 +36,7 @@ async def components(container: Container) -> dict[str, dict[str, Any]]:
 
 
 async def _database(container: Container) -> dict[str, Any]:
-    try:
-        await run_in_threadpool(container.check_database)
-    except SchemaNotCurrentError as exc:
-        logger.warning("health: %s", exc)
-        return {
-            "status": "down",
-            "description": "the database schema is not the one this code expects",
-            "error": type(exc).__name__,
-            "schema_revision": sorted(exc.found),
-            "expected_revision": sorted(exc.expected),
-        }
-    except Exception as exc:
-        logger.warning("health: database check failed: %s", exc)
-        # The reason stays in the log: it may name hosts or users.
-        return {
-            "status": "down",
-            "description": "the database does not answer",
-            "error": type(exc).__name__,
-        }
-    return {"status": "up", "description": "the database answers"}
+    return await run_in_threadpool(database_component, container.check_database)
 
 
 def worker_status(runners: list[Any]) -> dict[str, dict[str, Any]]:

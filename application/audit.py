@@ -29,6 +29,11 @@ TEMPLATE_INSTANTIATED = "template.instantiated"
 INSTANCE_CANCELLED = "instance.cancelled"
 INSTANCE_ERASED = "instance.erased"
 DEAD_LETTER_RETRIED = "dead_letter.retried"
+# Operator recovery (docs/operations-recovery.md)
+INSTANCE_RETRIED = "instance.retried"
+INSTANCE_SKIPPED = "instance.skipped"
+INSTANCE_MODIFIED = "instance.modified"
+INSTANCE_MIGRATED = "instance.migrated"
 ACTIONS = (
     DEFINITION_PUBLISHED,
     DEFINITION_ENABLED,

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
+from application import audit
 from application.definitions import DefinitionCache
 from application.errors import InstanceNotFoundError
 from application.jobs import (
@@ -81,6 +82,15 @@ class ModificationService:
             instance = session.load(instance_id, tenant)
             definition = session.definition_of(instance)
             modify.modify(instance, definition, operations, by=by, reason=reason, env=session.env)
+            session.audit(
+                audit.entry(
+                    tenant,
+                    audit.INSTANCE_MODIFIED,
+                    f"instance:{instance_id}",
+                    operations=operations,
+                    reason=reason,
+                )
+            )
             return jsonable(instance_view(instance))
 
         return self.runner.run(command, instance_id)
@@ -185,6 +195,17 @@ class ModificationService:
             instance = session.load(instance_id, job.tenant)
             migration.migrate(
                 instance, old, new, mapping, by=job.created_by, reason=reason, env=session.env
+            )
+            session.audit(
+                audit.entry(
+                    job.tenant,
+                    audit.INSTANCE_MIGRATED,
+                    f"instance:{instance_id}",
+                    job=str(job.id),
+                    from_version=old.version,
+                    to_version=new.version,
+                    reason=reason,
+                )
             )
 
         try:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from application import audit
 from application.commands import RetryNode, SkipNode
 from application.errors import InstanceNotFoundError
 from application.ports import IncidentQueries, InstanceStore
@@ -58,6 +59,15 @@ class RecoveryService:
                 reason=cmd.reason,
                 env=session.env,
             )
+            session.audit(
+                audit.entry(
+                    cmd.tenant,
+                    audit.INSTANCE_RETRIED,
+                    f"instance:{cmd.instance_id}",
+                    node_id=node_id,
+                    reason=cmd.reason,
+                )
+            )
             return recovered_view(instance, "retried", node_id)
 
         return self.runner.run(command, [cmd.instance_id])
@@ -74,6 +84,15 @@ class RecoveryService:
                 actor=cmd.actor,
                 reason=cmd.reason,
                 env=session.env,
+            )
+            session.audit(
+                audit.entry(
+                    cmd.tenant,
+                    audit.INSTANCE_SKIPPED,
+                    f"instance:{cmd.instance_id}",
+                    node_id=node_id,
+                    reason=cmd.reason,
+                )
             )
             return recovered_view(instance, "skipped", node_id)
 

@@ -83,6 +83,12 @@ def test_a_failing_call_is_held_listed_retried_after_the_fix_and_completes(
     assert len(retried) == 1
     assert retried[0]["data"]["actor"] == ACME_KEY_NAME
     assert retried[0]["data"]["reason"] == "provider fixed"
+    # An administrative act: in the audit log too, with who and why.
+    audited = acme.get("/v1/audit", params={"target": f"instance:{view['id']}"}).json()["items"]
+    assert [(e["action"], e["details"].get("reason")) for e in audited] == [
+        ("instance.retried", "provider fixed")
+    ]
+    assert audited[0]["actor"] == f"key:{ACME_KEY_NAME}"
     assert len({c.headers.get("idempotency-key") for c in target.received(path)}) == 3
 
 

@@ -10,7 +10,8 @@ header (a proxy or a fake server can deduplicate on it; Slack ignores it), so a 
 crashing between posting and recording may post the same message twice.
 
 The SDK's own connection-error retries are off: retries within an attempt and across
-attempts are Waymark's (the node's retry policy).
+attempts are Waymark's (the node's retry policy). Redirects are not followed
+(`slack_clients.py`): a `3xx` answer fails the attempt, not retryable, naming the `Location`.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from __future__ import annotations
 from typing import Any
 from urllib.error import URLError
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
-from slack_sdk.webhook import WebhookClient
 
 from application.connections import Connection
 from application.ports import ActionResult
 from infrastructure.actions import outbound
 from infrastructure.actions.http import DEFAULT_TIMEOUT_SECONDS
+from infrastructure.actions.slack_clients import (
+    NoRedirectWebClient,
+    NoRedirectWebhookClient,
+    SlackRedirectRefusedError,
+)
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 # Slack's error codes that a later try may not meet.
@@ -76,7 +80,7 @@ class SlackAction:
         refused = _refused(base_url + "chat.postMessage")
         if refused:
             return refused
-        client = WebClient(
+        client = NoRedirectWebClient(
             token=str(connection.get("token")),
             base_url=base_url,
             timeout=seconds,
@@ -87,6 +91,8 @@ class SlackAction:
             message["thread_ts"] = str(action["thread_ts"])
         try:
             response = client.chat_postMessage(channel=str(channel), **message)
+        except SlackRedirectRefusedError as exc:
+            return _failure(f"Slack chat.postMessage at {base_url}: {exc}", retryable=False)
         except SlackApiError as exc:
             error = str(exc.response.get("error") or "")
             status = exc.response.status_code
@@ -105,9 +111,13 @@ class SlackAction:
         refused = _refused(url)
         if refused:
             return refused
-        client = WebhookClient(url, timeout=seconds, default_headers=headers, retry_handlers=[])
+        client = NoRedirectWebhookClient(
+            url, timeout=seconds, default_headers=headers, retry_handlers=[]
+        )
         try:
             response = client.send(**message)
+        except SlackRedirectRefusedError as exc:
+            return _failure(f"the Slack webhook answered with a redirect: {exc}", retryable=False)
         except (URLError, OSError) as exc:
             return _failure(f"cannot reach the Slack webhook: {type(exc).__name__}: {exc}")
         status = response.status_code

@@ -19,6 +19,7 @@ from api.request_guard import RequestGuard
 from api.routes import (
     analytics,
     audit,
+    bulk,
     callbacks,
     connections,
     definitions,
@@ -110,6 +111,7 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(incidents.router)
     app.include_router(recovery.router)
+    app.include_router(bulk.router)
     app.include_router(task_links.router)
 
     if tracing.enabled():

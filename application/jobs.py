@@ -1,4 +1,5 @@
-"""Tracked jobs: bulk operations (a version migration today) whose progress the API shows.
+"""Tracked jobs: bulk operations (version migrations, bulk cancel/retry) whose progress the
+API shows.
 
 A job row counts what it did (`total`, `done`, `refused`, `failed`) and keeps the refused
 instances with their reasons (at most `MAX_ERRORS`). `GET /v1/jobs/{id}` reads it. The port
@@ -8,12 +9,16 @@ migration 0019) and in memory (`infrastructure/memory/jobs.py`).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from application.errors import WaymarkError
+from application.errors import InstanceNotFoundError, WaymarkError
+
+logger = logging.getLogger(__name__)
 
 MAX_ERRORS = 200
 
@@ -74,3 +79,69 @@ class JobNotFoundError(WaymarkError):
     def __init__(self, job_id: Any):
         super().__init__(f"job {job_id} not found")
         self.job_id = job_id
+
+
+# What a job does to each instance, given its id; raising one of the job's refusal errors
+# counts the instance as refused (nothing of it changed), any other error as failed.
+Step = Callable[[UUID], None]
+
+
+def run_in_batches(
+    job: Job,
+    jobs: JobStore,
+    now: Callable[[], datetime],
+    plan: Callable[[], tuple[list[UUID], Step]],
+    *,
+    batch_size: int,
+    refusals: tuple[type[Exception], ...],
+) -> Job:
+    """Run a job: `plan()` gives the instance ids and the step for one; each instance is
+    handled by its own command, a batch at a time, the counts stored after every batch.
+    An error of `plan` (or of storing progress) stops the job as `failed`; what it did
+    stays done."""
+    try:
+        ids, step = plan()
+        job.total = max(job.total, len(ids))
+        for batch in _batches(ids, batch_size):
+            for instance_id in batch:
+                _one(job, instance_id, step, refusals)
+            job.updated_at = now()
+            jobs.save_progress(job)
+        job.status = SUCCEEDED
+    except Exception as e:
+        logger.exception("%s job %s stopped", job.kind, job.id)
+        job.status = FAILED
+        note(job, {"error": f"{type(e).__name__}: {e}"})
+    job.updated_at = job.finished_at = now()
+    jobs.save_progress(job)
+    return job
+
+
+def _one(job: Job, instance_id: UUID, step: Step, refusals: tuple[type[Exception], ...]) -> None:
+    try:
+        step(instance_id)
+    except InstanceNotFoundError:
+        job.refused += 1
+        note(job, {"instance_id": str(instance_id), "reasons": ["the instance is gone"]})
+    except refusals as refused:
+        job.refused += 1
+        reasons = getattr(refused, "reasons", None) or [getattr(refused, "why", str(refused))]
+        note(job, {"instance_id": str(instance_id), "reasons": list(reasons)})
+    except Exception as e:
+        logger.exception("%s job %s: instance %s failed", job.kind, job.id, instance_id)
+        job.failed += 1
+        note(job, {"instance_id": str(instance_id), "error": f"{type(e).__name__}: {e}"})
+    else:
+        job.done += 1
+
+
+def _batches(items: list[UUID], size: int) -> Iterator[list[UUID]]:
+    size = max(size, 1)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def note(job: Job, entry: dict[str, Any]) -> None:
+    """Keep `entry` among the job's notes (at most MAX_ERRORS)."""
+    if len(job.errors) < MAX_ERRORS:
+        job.errors.append(entry)

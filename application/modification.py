@@ -14,24 +14,13 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 from application import audit
 from application.definitions import DefinitionCache
-from application.errors import InstanceNotFoundError
-from application.jobs import (
-    FAILED,
-    MAX_ERRORS,
-    RUNNING,
-    SUCCEEDED,
-    Job,
-    JobNotFoundError,
-    JobStore,
-)
+from application.jobs import RUNNING, Job, JobNotFoundError, JobStore, Step, run_in_batches
 from application.ports import InstanceStore, ReadModelQueries
 from application.read_models import InstanceFilter
 from application.session import CommandAttempt, CommandRunner
@@ -40,8 +29,6 @@ from domain.definition import Definition
 from domain.engine import migration, modify
 from domain.errors import MigrationRefusedError
 from domain.values import clean_value
-
-logger = logging.getLogger(__name__)
 
 MIGRATION_JOB = "migration"
 ACTIVE_STATUSES = ("running", "suspended")
@@ -162,25 +149,22 @@ class ModificationService:
     def run_migration(self, job: Job) -> Job:
         """Migrate the job's instances a batch at a time, storing progress after each."""
         p = job.params
-        try:
+
+        def plan() -> tuple[list[UUID], Step]:
             old, new = self._versions(
                 job.tenant, p["definition"], p["from_version"], p["to_version"], p["mapping"]
             )
             candidates = self._candidates(job.tenant, p["definition"], p["from_version"])
-            job.total = max(job.total, len(candidates))
-            for batch in _batches(candidates, self.batch_size):
-                for instance_id in batch:
-                    self._migrate_one(job, instance_id, old, new)
-                job.updated_at = self.runner.clock.now()
-                self.jobs.save_progress(job)
-            job.status = SUCCEEDED
-        except Exception as e:  # the job stops; what it did stays done
-            logger.exception("migration job %s stopped", job.id)
-            job.status = FAILED
-            _note(job, {"error": f"{type(e).__name__}: {e}"})
-        job.updated_at = job.finished_at = self.runner.clock.now()
-        self.jobs.save_progress(job)
-        return job
+            return candidates, lambda instance_id: self._migrate_one(job, instance_id, old, new)
+
+        return run_in_batches(
+            job,
+            self.jobs,
+            self.runner.clock.now,
+            plan,
+            batch_size=self.batch_size,
+            refusals=(MigrationRefusedError,),
+        )
 
     def job(self, tenant: str, job_id: UUID) -> Job:
         found = self.jobs.get(tenant, job_id)
@@ -208,20 +192,7 @@ class ModificationService:
                 )
             )
 
-        try:
-            self.runner.run(command, instance_id)
-        except MigrationRefusedError as refused:
-            job.refused += 1
-            _note(job, {"instance_id": str(instance_id), "reasons": refused.reasons})
-        except InstanceNotFoundError:
-            job.refused += 1
-            _note(job, {"instance_id": str(instance_id), "reasons": ["the instance is gone"]})
-        except Exception as e:
-            logger.exception("migrating instance %s failed", instance_id)
-            job.failed += 1
-            _note(job, {"instance_id": str(instance_id), "error": f"{type(e).__name__}: {e}"})
-        else:
-            job.done += 1
+        self.runner.run(command, instance_id)
 
     def _versions(
         self, tenant: str, name: str, from_version: int, to_version: int, mapping: dict[str, str]
@@ -245,13 +216,3 @@ class ModificationService:
                 if not cursor:
                     break
         return found
-
-
-def _batches(items: list[UUID], size: int) -> Iterator[list[UUID]]:
-    for start in range(0, len(items), max(size, 1)):
-        yield items[start : start + size]
-
-
-def _note(job: Job, entry: dict[str, Any]) -> None:
-    if len(job.errors) < MAX_ERRORS:
-        job.errors.append(entry)

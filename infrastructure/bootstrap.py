@@ -22,6 +22,7 @@ from eventsourcing.postgres import PostgresDatastore
 
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
+from application.bulk import BulkService
 from application.callbacks import CallbackService
 from application.cleanup import CleanupService
 from application.command_messages import CommandDispatcher
@@ -254,6 +255,14 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         simulation=SimulationService(core.cache, clock.now),
     )
     container.recovery = recovery_service(core, signing)
+    container.bulk = BulkService(
+        core.runner,
+        queries,
+        PostgresJobStore(datastore),
+        container.instances,
+        container.recovery,
+        batch_size=settings.migration_batch_size,
+    )
     container.task_links = TaskLinkService(
         task_link_signer(settings, core.server_key),
         PostgresUsedTaskLinks(datastore),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from application.admission import StartAdmission
 from application.analytics import AnalyticsService
 from application.audit import AuditLog
+from application.bulk import BulkService
 from application.callbacks import CallbackService
 from application.cleanup import CleanupService
 from application.command_messages import CommandDispatcher
@@ -166,6 +167,8 @@ class Container(_OnCore):
     # Operator recovery: instance modification, version migration jobs, dry-run simulation.
     modification: ModificationService | None = None
     simulation: SimulationService | None = None
+    # Bulk cancel/retry by filter as tracked jobs (application.bulk); None when not built.
+    bulk: BulkService | None = None
     # Signed approve/reject links (GET/POST /v1/task-links/{token}); None when not built.
     task_links: TaskLinkService | None = None
 

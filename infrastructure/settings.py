@@ -251,7 +251,8 @@ class Settings(BaseSettings):
     # TLS, directly or behind an ingress).
     hsts_max_age: int = Field(default=0, ge=0)
     # --- operator recovery (issue 14: migrations, docs/operations-recovery.md) ---
-    # Instances a version-migration job moves between two progress updates of its job row.
+    # Instances a version-migration job (or a bulk cancel/retry job) handles between two
+    # progress updates of its job row.
     migration_batch_size: int = Field(default=50, ge=1, le=10_000)
     # --- Signed task links (issue 9: approve/reject from a notification, no API key) -------
     # How long a `{{ task.approve_url }}`/`{{ task.reject_url }}` link stays valid (seconds

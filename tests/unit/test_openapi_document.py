@@ -15,6 +15,7 @@ from api.problems import MEDIA_TYPE
 from api.routes import (
     analytics,
     audit,
+    bulk,
     callbacks,
     connections,
     definitions,
@@ -53,6 +54,7 @@ def test_operation_ids_are_the_route_functions_names(document: dict[str, Any]) -
     modules = (
         analytics,
         audit,
+        bulk,
         callbacks,
         connections,
         definitions,

@@ -132,8 +132,14 @@ def test_without_the_timer_lease_replicas_try_the_same_timers_yet_each_fires_onc
     module_database_url: str, container: Any, tmp_path: Path
 ) -> None:
     # Negative control of the lease: a lease of 1 ms has ended before the other replica
-    # claims, so both load the same due rows.
-    replicas = start_replicas(module_database_url, tmp_path, WAYMARK_TIMER_LEASE_SECONDS="0.001")
+    # claims, so both load the same due rows. One transaction per timer keeps each batch
+    # in flight long enough for the other replica's claim to overlap it on a fast machine.
+    replicas = start_replicas(
+        module_database_url,
+        tmp_path,
+        WAYMARK_TIMER_LEASE_SECONDS="0.001",
+        WAYMARK_TIMER_COMMIT_GROUP="1",
+    )
     try:
         ids, due = fire(container, replicas, CONTROL_TIMERS)
         each_fired_once(container, ids, due)

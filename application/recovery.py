@@ -9,6 +9,7 @@ replaying its events up to that version (`InstanceStore.get(..., version=N)`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -48,9 +49,8 @@ class RecoveryService:
         return Page([incident_view(row) for row in page.items], page.next_cursor)
 
     def retry(self, cmd: RetryNode) -> dict[str, Any]:
-        def command(session: CommandAttempt) -> dict[str, Any]:
-            instance = session.load(cmd.instance_id, cmd.tenant)
-            node_id = recovery.retry(
+        def act(instance: WorkflowInstance, session: CommandAttempt) -> str:
+            return recovery.retry(
                 instance,
                 session.definition_of(instance),
                 incident_id=cmd.incident_id,
@@ -59,23 +59,12 @@ class RecoveryService:
                 reason=cmd.reason,
                 env=session.env,
             )
-            session.audit(
-                audit.entry(
-                    cmd.tenant,
-                    audit.INSTANCE_RETRIED,
-                    f"instance:{cmd.instance_id}",
-                    node_id=node_id,
-                    reason=cmd.reason,
-                )
-            )
-            return recovered_view(instance, "retried", node_id)
 
-        return self.runner.run(command, [cmd.instance_id])
+        return self._recover(cmd, "retried", audit.INSTANCE_RETRIED, act)
 
     def skip(self, cmd: SkipNode) -> dict[str, Any]:
-        def command(session: CommandAttempt) -> dict[str, Any]:
-            instance = session.load(cmd.instance_id, cmd.tenant)
-            node_id = recovery.skip(
+        def act(instance: WorkflowInstance, session: CommandAttempt) -> str:
+            return recovery.skip(
                 instance,
                 session.definition_of(instance),
                 incident_id=cmd.incident_id,
@@ -85,16 +74,27 @@ class RecoveryService:
                 reason=cmd.reason,
                 env=session.env,
             )
-            session.audit(
-                audit.entry(
-                    cmd.tenant,
-                    audit.INSTANCE_SKIPPED,
-                    f"instance:{cmd.instance_id}",
-                    node_id=node_id,
-                    reason=cmd.reason,
-                )
+
+        return self._recover(cmd, "skipped", audit.INSTANCE_SKIPPED, act)
+
+    def _recover(
+        self,
+        cmd: RetryNode | SkipNode,
+        action: str,
+        audit_action: str,
+        act: Callable[[WorkflowInstance, CommandAttempt], str],
+    ) -> dict[str, Any]:
+        """One recovery command: `act` on the instance, audited in the same transaction."""
+
+        def command(session: CommandAttempt) -> dict[str, Any]:
+            instance = session.load(cmd.instance_id, cmd.tenant)
+            node_id = act(instance, session)
+            target = f"instance:{cmd.instance_id}"
+            entry = audit.entry(
+                cmd.tenant, audit_action, target, node_id=node_id, reason=cmd.reason
             )
-            return recovered_view(instance, "skipped", node_id)
+            session.audit(entry)
+            return recovered_view(instance, action, node_id)
 
         return self.runner.run(command, [cmd.instance_id])
 

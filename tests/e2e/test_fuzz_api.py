@@ -23,7 +23,6 @@ pytestmark = pytest.mark.e2e
 
 SEED = 20260501
 EXAMPLES_PER_OPERATION = 6
-BUDGET_SECONDS = 90.0  # a loaded 2-core machine stays well under this
 STREAMS = ["/v1/feed/stream"]
 
 
@@ -78,9 +77,10 @@ def test_no_operation_answers_a_server_error(server: Server) -> None:
         elif isinstance(event, events.PhaseFinished):
             phases[event.phase.name.value] = event.status
     elapsed = time.monotonic() - started
+    # The run is bounded by EXAMPLES_PER_OPERATION, not by a clock: how long it takes is
+    # reported, never asserted (a loaded machine must not fail the suite).
     print(f"schemathesis: {cases} cases in {elapsed:.1f} s; phases {phases}")
 
     assert not failures, "\n".join(failures[:20])
     assert phases.get("coverage") == Status.SUCCESS and phases.get("fuzzing") == Status.SUCCESS
     assert cases > 300, "the run generated far fewer cases than expected"
-    assert elapsed < BUDGET_SECONDS

@@ -14,15 +14,17 @@ A phase: `start` posts `/v1/instances` of a definition that suspends at a `wait`
 response names the wait's bookmark token); `callback` posts `/v1/callbacks/{token}`, signed
 (`Waymark-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<path>.<raw body>">`,
 SPEC §4), for the tokens the step's starts returned. Each step runs a start phase, then a
-callback phase, at the same rate, with a pause between phases until the server answers promptly again
-(`settle`). What is still unanswered `drain` seconds after the last
-scheduled request is cancelled and counted as an error (`timeouts`).
+callback phase, at the same rate, with a pause between phases until the server answers
+promptly again (`settle`). What is still unanswered `drain` seconds after the last scheduled
+request is cancelled and counted as an error (`timeout`).
 
 The plan: `{"base_url", "api_key", "secret", "definition", "connections", "drain",
 "settle", "steps": [{"label", "rate", "seconds"}], "search": {"from", "factor", "max",
-"seconds", "p99_ms", "max_error_ratio"} | null}`. With `search`, an ascending search comes before the steps: the rate grows by `factor` until a step misses (p99 >= `p99_ms` for either
+"seconds", "p99_ms", "max_error_ratio"} | null}`. With `search`, an ascending search comes
+before the steps: the rate grows by `factor` until a step misses (p99 >= `p99_ms` for either
 phase, errors above the ratio, or under 95 % of the rate achieved); then one step halfway
-between the last rate that held and the first that missed.
+between the last rate that held and the first that missed. If the first rate misses, it goes
+down by `factor` instead until one holds (not below SEARCH_FLOOR).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import aiohttp
 
 HELD_FRACTION = 0.95  # of the scheduled rate a step must achieve to count as sustained
 SETTLE_MAX_SECONDS = 30.0
+SEARCH_FLOOR = 5.0  # req/s: the search goes no lower
 SETTLED_MS = 20.0
 
 
@@ -226,13 +229,21 @@ class Generator:
         held: float | None = None
         missed: float | None = None
         rate = float(search["from"])
+        factor = float(search["factor"])
         while rate <= float(search["max"]):
             if all(p.held(p99_ms, ratio) for p in await self.step("search", rate, seconds)):
                 held = rate
-                rate = round(rate * float(search["factor"]))
+                rate = round(rate * factor)
             else:
                 missed = rate
                 break
+        while held is None and missed is not None and missed / factor >= SEARCH_FLOOR:
+            # Missed at the first rate (a busy machine): go down until one holds.
+            rate = round(missed / factor, 1)
+            if all(p.held(p99_ms, ratio) for p in await self.step("search", rate, seconds)):
+                held = rate
+            else:
+                missed = rate
         if held is not None and missed is not None and missed - held > 0.1 * held:
             middle = round((held + missed) / 2)
             if all(p.held(p99_ms, ratio) for p in await self.step("search", middle, seconds)):

@@ -262,7 +262,9 @@ def emit(phase: Phase) -> None:
 
 
 async def main_async(plan: dict[str, Any]) -> None:
-    connector = aiohttp.TCPConnector(limit=int(plan["connections"]))
+    # Idle connections are dropped before uvicorn's own keep-alive timeout (5 s) closes
+    # them, so a request never goes out on a connection the server is just closing.
+    connector = aiohttp.TCPConnector(limit=int(plan["connections"]), keepalive_timeout=3.0)
     timeout = aiohttp.ClientTimeout(total=float(plan["drain"]) + 30.0)
     async with aiohttp.ClientSession(
         base_url=plan["base_url"], connector=connector, timeout=timeout

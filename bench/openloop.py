@@ -47,10 +47,11 @@ class Plan:
     drain: float  # seconds after the last scheduled request before the rest time out
     settle: float  # pause between phases, so one phase's backlog does not start the next
     connections: int
+    search_steps: int  # at most
 
 
-FULL_PLAN = Plan(15.0, 10.0, 25.0, 1.5, 4000.0, 10.0, 2.0, 256)
-QUICK_PLAN = Plan(3.0, 3.0, 25.0, 1.6, 4000.0, 5.0, 1.0, 256)
+FULL_PLAN = Plan(15.0, 10.0, 25.0, 1.5, 4000.0, 10.0, 2.0, 256, 12)
+QUICK_PLAN = Plan(2.0, 2.0, 25.0, 1.6, 4000.0, 3.0, 0.5, 256, 3)
 
 
 def server_env() -> dict[str, str]:
@@ -78,6 +79,7 @@ def generator_plan(base_url: str, plan: Plan) -> dict[str, Any]:
             "seconds": plan.search_seconds,
             "p99_ms": P99_TARGET_MS,
             "max_error_ratio": 0.0,
+            "max_steps": plan.search_steps,
         },
     }
 

@@ -20,11 +20,12 @@ request is cancelled and counted as an error (`timeout`).
 
 The plan: `{"base_url", "api_key", "secret", "definition", "connections", "drain",
 "settle", "steps": [{"label", "rate", "seconds"}], "search": {"from", "factor", "max",
-"seconds", "p99_ms", "max_error_ratio"} | null}`. With `search`, an ascending search comes
-before the steps: the rate grows by `factor` until a step misses (p99 >= `p99_ms` for either
-phase, errors above the ratio, or under 95 % of the rate achieved); then one step halfway
-between the last rate that held and the first that missed. If the first rate misses, it goes
-down by `factor` instead until one holds (not below SEARCH_FLOOR).
+"seconds", "p99_ms", "max_error_ratio", "max_steps"} | null}`. With `search`, an ascending
+search comes before the steps: the rate grows by `factor` until a step misses (p99 >=
+`p99_ms` for either phase, errors above the ratio, or under 95 % of the rate achieved); then
+one step halfway between the last rate that held and the first that missed. If the first
+rate misses, it goes down by `factor` instead until one holds (not below SEARCH_FLOOR).
+`max_steps` steps at most.
 """
 
 from __future__ import annotations
@@ -230,7 +231,9 @@ class Generator:
         missed: float | None = None
         rate = float(search["from"])
         factor = float(search["factor"])
-        while rate <= float(search["max"]):
+        steps = int(search["max_steps"])
+        while rate <= float(search["max"]) and steps > 0:
+            steps -= 1
             if all(p.held(p99_ms, ratio) for p in await self.step("search", rate, seconds)):
                 held = rate
                 rate = round(rate * factor)
@@ -238,13 +241,16 @@ class Generator:
                 missed = rate
                 break
         while held is None and missed is not None and missed / factor >= SEARCH_FLOOR:
+            if steps <= 0:
+                break
+            steps -= 1
             # Missed at the first rate (a busy machine): go down until one holds.
             rate = round(missed / factor, 1)
             if all(p.held(p99_ms, ratio) for p in await self.step("search", rate, seconds)):
                 held = rate
             else:
                 missed = rate
-        if held is not None and missed is not None and missed - held > 0.1 * held:
+        if held is not None and missed is not None and missed - held > 0.1 * held and steps > 0:
             middle = round((held + missed) / 2)
             if all(p.held(p99_ms, ratio) for p in await self.step("search", middle, seconds)):
                 held = middle

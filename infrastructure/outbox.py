@@ -98,7 +98,7 @@ class OutboxPublisher:
         outbox: PostgresOutbox,
         sink: EventSink,
         *,
-        batch_size: int = 50,
+        batch_size: int = 500,
         retry: RetryPolicy | None = None,
         breaker: pybreaker.CircuitBreaker | None = None,
         sleep: Callable[[float], None] | None = None,

@@ -103,6 +103,25 @@ def test_failures_older_than_the_window_do_not_count() -> None:
     assert breaker.current_state == "closed"
 
 
+def test_failures_leaving_the_window_stop_counting_towards_the_ratio() -> None:
+    # The failure count is kept as calls enter and leave the window (not recounted per call):
+    # 9 failures expire, so 8 new ones against 9 recent successes stay under 50 %, and the
+    # 9th reaches it. Had the expired failures still counted, the first new one would open it.
+    clock = Clock()
+    breaker = _breaker([], clock)
+    for _ in range(9):
+        _call(breaker, ok=False)
+    clock.now += 30
+    for _ in range(9):
+        _call(breaker, ok=True)
+    clock.now += 31  # the 9 failures are now older than the 60 s window; the successes not
+    for _ in range(8):
+        _call(breaker, ok=False)
+        assert breaker.current_state == "closed"  # at most 8 of 17
+    _call(breaker, ok=False)  # 9 of 18
+    assert breaker.current_state == "open"
+
+
 def test_after_the_reset_timeout_one_good_call_closes_it() -> None:
     states: list[str] = []
     breaker = _breaker(states, Clock(), reset=0.05)

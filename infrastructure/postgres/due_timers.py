@@ -56,18 +56,19 @@ _SET_ASIDE_OUT_OF_RANGE = """
 # or the earliest lease expiry among the rows another replica holds (a row it is firing is
 # not this worker's to wait for: counting it as overdue made an idle replica sleep the
 # 1 s overdue recheck while the next timers fell due, bench/timers.py quick run).
+_NOW = "COALESCE(%(now)s::timestamptz, now())"
 _NEXT_DUE = """
     SELECT LEAST(
         (SELECT min(due_at) FROM bookmarks
          WHERE status = 'open' AND {due_kinds} AND timer_error IS NULL
            AND due_at >= %(earliest)s AND due_at < %(latest)s
-           AND (timer_leased_until IS NULL OR timer_leased_until <= COALESCE(%(now)s::timestamptz, now()))),
+           AND (timer_leased_until IS NULL OR timer_leased_until <= {now})),
         (SELECT min(timer_leased_until) FROM bookmarks
          WHERE status = 'open' AND {due_kinds} AND timer_error IS NULL
            AND due_at >= %(earliest)s AND due_at < %(latest)s
-           AND timer_leased_until > COALESCE(%(now)s::timestamptz, now()))
+           AND timer_leased_until > {now})
     ) AS due_at
-""".replace("{due_kinds}", _DUE_KINDS)
+""".replace("{due_kinds}", _DUE_KINDS).replace("{now}", _NOW)
 
 _SET_ASIDE = """
     UPDATE bookmarks

@@ -29,9 +29,10 @@ from tests.e2e.conftest import (
     wait_for,
 )
 
-pytestmark = pytest.mark.e2e
+# Two server start-ups and a few hundred requests: more than the default 120 s when loaded.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-COUNT = 400
+COUNT = 200
 LEASE_SECONDS = 2
 
 
@@ -69,6 +70,18 @@ def stored_job(database_url: str, job_id: str) -> tuple[str, int, int]:
     return (str(row[0]), int(row[1]), int(row[2]))
 
 
+def migrations_per_instance(database_url: str, ids: list[str]) -> dict[str, int]:
+    """How many InstanceMigrated events each instance has, from the stored events."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT originator_id::text, count(*) FROM waymark_events "
+            "WHERE originator_id = ANY(%s::uuid[]) AND topic LIKE %s GROUP BY originator_id",
+            (ids, "%InstanceMigrated"),
+        ).fetchall()
+    found = {str(r[0]): int(r[1]) for r in rows}
+    return {i: found.get(i, 0) for i in ids}
+
+
 def job_of(client: httpx.Client, job_id: str) -> dict[str, Any]:
     response = client.get(f"/v1/jobs/{job_id}")
     assert response.status_code == 200, response.text
@@ -82,12 +95,12 @@ def test_a_job_whose_api_process_was_killed_is_resumed_by_another_each_instance_
     env = server_env(
         module_database_url,
         tmp_path,
-        WAYMARK_MIGRATION_BATCH_SIZE="4",
+        WAYMARK_MIGRATION_BATCH_SIZE="2",
         WAYMARK_JOB_LEASE_SECONDS=str(LEASE_SECONDS),
     )
     name = unique("failover")
     with serve(env, tmp_path / "victim.log") as (victim, first), first.client("k-acme") as acme:
-        # Given 400 waiting instances of version 1, and a version 2
+        # Given 200 waiting instances of version 1, and a version 2
         publish(acme, waiting(name, 1))
         ids = [start(acme, name)["id"] for _ in range(COUNT)]
         publish(acme, waiting(name, 2))
@@ -129,9 +142,7 @@ def test_a_job_whose_api_process_was_killed_is_resumed_by_another_each_instance_
         assert (done["refused"], done["failed"], done["remaining"]) == (0, 0, 0), done
         assert done["resumes"] == 1
         # Every instance moved exactly once (one InstanceMigrated each, now version 2)
-        for instance_id in ids:
-            history = acme.get(f"/v1/instances/{instance_id}/history").json()["items"]
-            moves = [e for e in history if e["type"] == "InstanceMigrated"]
-            assert len(moves) == 1, (instance_id, moves)
-            assert acme.get(f"/v1/instances/{instance_id}").json()["version"] == 2
+        assert migrations_per_instance(module_database_url, ids) == {i: 1 for i in ids}
+        some = ids[:: COUNT // 10]
+        assert [acme.get(f"/v1/instances/{i}").json()["version"] for i in some] == [2] * 10
     assert "resumed at" in (tmp_path / "survivor.log").read_text()

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import observability, problems, security
 from api.auth import PUBLIC, build_token_verifier
+from api.job_sweeper import JobSweeper
 from api.limits import BodySizeLimit
 from api.observability import RequestMetrics
 from api.request_guard import RequestGuard
@@ -71,13 +72,20 @@ def create_app(
         )
         app.state.container = container
         hosted: HostedWorkers | None = None
+        sweeper: JobSweeper | None = None
         try:
             app.state.token_verifier = build_token_verifier(container.settings)  # None: off
+            job_recovery = getattr(container, "job_recovery", None)
+            if job_recovery is not None:  # the jobs of API processes that died
+                lease = float(getattr(settings, "job_lease_seconds", 30.0))
+                sweeper = JobSweeper(job_recovery, lease / 3).start()
             if start_workers is not None:
                 hosted = await run_in_threadpool(start_workers, container)
                 app.state.worker_runners = hosted.runners
             yield
         finally:
+            if sweeper is not None:
+                sweeper.stop()
             if hosted is not None:
                 await run_in_threadpool(hosted.stop)
             await run_in_threadpool(container.close)

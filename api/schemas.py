@@ -81,6 +81,7 @@ class RetryRequest(Strict):
     variables: dict[str, Any] | None = None
     incident_id: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str | None = Field(default=None, max_length=1000)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class SkipRequest(Strict):
@@ -90,3 +91,4 @@ class SkipRequest(Strict):
     outcome: str | None = Field(default=None, min_length=1, max_length=200)
     incident_id: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str | None = Field(default=None, max_length=1000)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)

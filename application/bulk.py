@@ -23,7 +23,7 @@ from uuid import UUID
 
 from application.commands import CancelInstance, RetryNode
 from application.instances import InstanceService
-from application.jobs import RUNNING, Job, JobStore, Step, run_in_batches
+from application.jobs import RUNNING, Job, JobStore, Step, item_key, run_in_batches
 from application.ports import ReadModelQueries
 from application.read_models import InstanceFilter
 from application.recovery import RecoveryService
@@ -137,7 +137,10 @@ class BulkService:
             reason = f"{reason} (by {job.created_by})"
 
         def step(instance_id: UUID) -> None:
-            self.instances.cancel(CancelInstance(job.tenant, instance_id, reason))
+            key = item_key(job, instance_id)  # a resumed job replays what was done
+            self.instances.cancel(
+                CancelInstance(job.tenant, instance_id, reason, idempotency_key=key)
+            )
 
         return step
 
@@ -145,8 +148,12 @@ class BulkService:
         reason = job.params.get("reason") or f"bulk retry (job {job.id})"
 
         def step(instance_id: UUID) -> None:
+            key = item_key(job, instance_id)  # a resumed job replays what was done
             self.recovery.retry(
-                RetryNode(job.tenant, instance_id, actor=job.created_by, reason=reason)
-            )
+                RetryNode(
+                    job.tenant, instance_id, actor=job.created_by, reason=reason,
+                    idempotency_key=key,
+                )
+            )  # fmt: skip
 
         return step

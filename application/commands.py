@@ -157,6 +157,7 @@ class RetryNode:
     incident_id: str | None = None
     actor: str | None = None
     reason: str | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,3 +171,4 @@ class SkipNode:
     incident_id: str | None = None
     actor: str | None = None
     reason: str | None = None
+    idempotency_key: str | None = None

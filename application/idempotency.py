@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from application.errors import IdempotencyKeyReusedError
-from application.ports import DuplicateIdempotencyKeyError, ReadModelQueries
+from application.ports import DuplicateIdempotencyKeyError
 from application.session import CommandAttempt, CommandRunner
 from domain.errors import BookmarkNotOpenError, InstanceNotActiveError
 
@@ -31,10 +31,16 @@ def stored_result(request: str, result: dict[str, Any]) -> dict[str, Any]:
     return {"request": request, "result": result}
 
 
+class IdempotencyRecords(Protocol):
+    """Where the first results are read back (the read model's idempotency records)."""
+
+    def idempotent_result(self, tenant: str, scope: str, key: str) -> dict[str, Any] | None: ...
+
+
 class KeyedCommands:
     """Runs commands that may carry an idempotency key."""
 
-    def __init__(self, runner: CommandRunner, queries: ReadModelQueries):
+    def __init__(self, runner: CommandRunner, queries: IdempotencyRecords):
         self.runner = runner
         self.queries = queries
 
@@ -58,12 +64,15 @@ class KeyedCommands:
         scope: str,
         key: str | None,
         request: str,
+        lost_race: tuple[type[Exception], ...] = (),
     ) -> tuple[dict[str, Any], bool]:
         """(result, replayed): the command's own result, or the first one when a concurrent
-        command with the same key won the race."""
+        command with the same key won the race (`lost_race`: the command's own errors that
+        a winner's change causes, besides a consumed bookmark or an ended instance)."""
+        lost = (DuplicateIdempotencyKeyError, BookmarkNotOpenError, InstanceNotActiveError)
         try:
             return self.runner.run(command, targets), False
-        except (DuplicateIdempotencyKeyError, BookmarkNotOpenError, InstanceNotActiveError):
+        except (*lost, *lost_race):  # type: ignore[misc]  # a tuple of exception classes
             # A concurrent delivery with the same key committed first (we either collided
             # on its record, or found its bookmark consumed or its instance ended): answer
             # as it did. Without a stored result under the key, the error stands.

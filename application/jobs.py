@@ -4,12 +4,23 @@ API shows.
 A job row counts what it did (`total`, `done`, `refused`, `failed`) and keeps the refused
 instances with their reasons (at most `MAX_ERRORS`). `GET /v1/jobs/{id}` reads it. The port
 is implemented on PostgreSQL (`infrastructure/postgres/jobs.py`, the `jobs` table of
-migration 0019) and in memory (`infrastructure/memory/jobs.py`).
+migrations 0019 and 0023) and in memory (`infrastructure/memory/jobs.py`).
+
+A running job is leased to the process running it (migration 0023): the store renews the
+lease with every progress update and at least every third of the lease while a batch runs,
+and refuses an update from a process that lost it (`JobLeaseLostError`). A job whose
+process died keeps `running` only until its lease ends: another process (or the restarted
+one) claims it (`application.job_recovery`) and goes on from the stored `position` in the
+job's frozen `items`. Each instance is handled by a command that stores an idempotency
+record under `item_key(job, instance)` in its own transaction, so the instances the dead
+process handled after its last progress update are found handled (counted, not redone):
+every instance exactly once.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +54,12 @@ class Job:
     failed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     finished_at: datetime | None = None
+    # The instances to handle, fixed by the first plan (None until then), and how many of
+    # them the stored counts cover; a resumed job goes on from there.
+    items: list[str] | None = None
+    position: int = 0
+    # How many times the job was claimed after its process stopped renewing the lease.
+    resumes: int = 0
 
     def view(self) -> dict[str, Any]:
         return {
@@ -57,6 +74,7 @@ class Job:
             "failed": self.failed,
             "remaining": max(self.total - self.done - self.refused - self.failed, 0),
             "errors": self.errors,
+            "resumes": self.resumes,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
@@ -64,13 +82,42 @@ class Job:
 
 
 class JobStore(Protocol):
-    def create(self, job: Job) -> None: ...
+    lease_seconds: float
+
+    def create(self, job: Job) -> None:
+        """Store a new job, leased to this store's process."""
+        ...
 
     def save_progress(self, job: Job) -> None:
-        """Store the counts, errors, status and times of `job` (one row update)."""
+        """Store the counts, errors, position, status and times of `job` (one row update)
+        and renew its lease; JobLeaseLostError if another process holds it now."""
+        ...
+
+    def save_items(self, job: Job) -> None:
+        """Store the job's frozen `items` and `total` (once, after the first plan)."""
+        ...
+
+    def renew(self, job: Job) -> None:
+        """Extend the lease (the heartbeat between progress updates); JobLeaseLostError
+        if another process holds it now."""
+        ...
+
+    def claim_abandoned(self) -> Job | None:
+        """Lease to this process one `running` job of any tenant whose lease has ended
+        (its `resumes` counted), oldest first; None if there is none."""
         ...
 
     def get(self, tenant: str, job_id: UUID) -> Job | None: ...
+
+
+class JobLeaseLostError(Exception):
+    """Another process claimed the job (this one stopped renewing in time): stop quietly,
+    the other goes on from the stored position."""
+
+
+def item_key(job: Job, instance_id: UUID) -> str:
+    """The idempotency key of the command a job runs on one instance."""
+    return f"job:{job.id}:{instance_id}"
 
 
 class JobNotFoundError(WaymarkError):
@@ -95,26 +142,59 @@ def run_in_batches(
     batch_size: int,
     refusals: tuple[type[Exception], ...],
 ) -> Job:
-    """Run a job: `plan()` gives the instance ids and the step for one; each instance is
-    handled by its own command, a batch at a time, the counts stored after every batch.
-    An error of `plan` (or of storing progress) stops the job as `failed`; what it did
-    stays done."""
+    """Run (or resume) a job: `plan()` gives the instance ids and the step for one; each
+    instance is handled by its own command (keyed by `item_key`, so a step repeated after a
+    crash replays instead of acting twice), a batch at a time, the counts and position
+    stored after every batch. The ids of the first plan are kept (`items`): a resumed job
+    goes on from `position` in them. An error of `plan` (or of storing progress) stops the
+    job as `failed`; what it did stays done. A lost lease stops it without a word."""
     try:
         ids, step = plan()
-        job.total = max(job.total, len(ids))
-        for batch in _batches(ids, batch_size):
+        if job.items is None:
+            job.items = [str(i) for i in ids]
+            job.total = max(job.total, len(ids))
+            jobs.save_items(job)
+        heartbeat = _Heartbeat(job, jobs)
+        todo = [UUID(i) for i in job.items[job.position :]]
+        for batch in _batches(todo, batch_size):
             for instance_id in batch:
+                heartbeat.beat()
                 _one(job, instance_id, step, refusals)
+            job.position += len(batch)
             job.updated_at = now()
             jobs.save_progress(job)
+            heartbeat.renewed()
         job.status = SUCCEEDED
+    except JobLeaseLostError:
+        logger.warning("%s job %s: lease lost, another process goes on with it", job.kind, job.id)
+        return job
     except Exception as e:
         logger.exception("%s job %s stopped", job.kind, job.id)
         job.status = FAILED
         note(job, {"error": f"{type(e).__name__}: {e}"})
     job.updated_at = job.finished_at = now()
-    jobs.save_progress(job)
+    try:
+        jobs.save_progress(job)
+    except JobLeaseLostError:
+        logger.warning("%s job %s: lease lost before its end was stored", job.kind, job.id)
     return job
+
+
+class _Heartbeat:
+    """Renews the job's lease between progress updates, every third of the lease."""
+
+    def __init__(self, job: Job, jobs: JobStore) -> None:
+        self.job, self.jobs = job, jobs
+        self.every = max(jobs.lease_seconds / 3, 0.05)
+        self.last = time.monotonic()
+
+    def beat(self) -> None:
+        if time.monotonic() - self.last >= self.every:
+            self.jobs.renew(self.job)
+            self.renewed()
+
+    def renewed(self) -> None:
+        self.last = time.monotonic()
 
 
 def _one(job: Job, instance_id: UUID, step: Step, refusals: tuple[type[Exception], ...]) -> None:

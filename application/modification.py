@@ -20,14 +20,23 @@ from uuid import UUID
 
 from application import audit
 from application.definitions import DefinitionCache
-from application.jobs import RUNNING, Job, JobNotFoundError, JobStore, Step, run_in_batches
+from application.idempotency import KeyedCommands, fingerprint, stored_result
+from application.jobs import (
+    RUNNING,
+    Job,
+    JobNotFoundError,
+    JobStore,
+    Step,
+    item_key,
+    run_in_batches,
+)
 from application.ports import InstanceStore, ReadModelQueries
 from application.read_models import InstanceFilter
 from application.session import CommandAttempt, CommandRunner
 from application.views import instance_view, jsonable
 from domain.definition import Definition
 from domain.engine import migration, modify
-from domain.errors import MigrationRefusedError
+from domain.errors import MigrationRefusedError, NodeNotActiveError
 from domain.values import clean_value
 
 MIGRATION_JOB = "migration"
@@ -51,6 +60,7 @@ class ModificationService:
         self.queries = queries
         self.jobs = jobs
         self.batch_size = batch_size
+        self.keyed = KeyedCommands(runner, queries)
 
     # --- modification --------------------------------------------------------------------
 
@@ -62,8 +72,17 @@ class ModificationService:
         *,
         by: str | None,
         reason: str | None,
-    ) -> dict[str, Any]:
+        idempotency_key: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """(view, replayed). With a key the view is stored in the command's transaction with
+        the request's fingerprint (instance, operations, reason): the same request again
+        replays it, the key with another request is refused (idempotency-key-reused)."""
         reason = clean_value(reason, "the reason of the modification")
+        scope, key = "modify", idempotency_key
+        request = fingerprint(str(instance_id), operations, reason)
+        prior = self.keyed.first_result(tenant, scope, key, request)
+        if prior is not None:
+            return prior, True
 
         def command(session: CommandAttempt) -> dict[str, Any]:
             instance = session.load(instance_id, tenant)
@@ -78,9 +97,14 @@ class ModificationService:
                     reason=reason,
                 )
             )
-            return jsonable(instance_view(instance))
+            view = jsonable(instance_view(instance))
+            session.remember(tenant, scope, key, stored_result(request, view))
+            return view
 
-        return self.runner.run(command, instance_id)
+        # A concurrent repeat that lost the race finds the cancelled node gone: 409.
+        return self.keyed.run(
+            command, [instance_id], tenant, scope, key, request, (NodeNotActiveError,)
+        )
 
     # --- migration -----------------------------------------------------------------------
 
@@ -174,8 +198,12 @@ class ModificationService:
 
     def _migrate_one(self, job: Job, instance_id: UUID, old: Definition, new: Definition) -> None:
         mapping, reason = job.params["mapping"], job.params.get("reason")
+        # Recorded with the move: a resumed job finds the instances moved before the crash.
+        key, request = item_key(job, instance_id), fingerprint(str(instance_id))
+        if self.keyed.first_result(job.tenant, MIGRATION_JOB, key, request) is not None:
+            return
 
-        def command(session: CommandAttempt) -> None:
+        def command(session: CommandAttempt) -> dict[str, Any]:
             instance = session.load(instance_id, job.tenant)
             migration.migrate(
                 instance, old, new, mapping, by=job.created_by, reason=reason, env=session.env
@@ -191,8 +219,11 @@ class ModificationService:
                     reason=reason,
                 )
             )
+            moved = {"instance_id": str(instance_id), "to_version": new.version}
+            session.remember(job.tenant, MIGRATION_JOB, key, stored_result(request, moved))
+            return moved
 
-        self.runner.run(command, instance_id)
+        self.keyed.run(command, [instance_id], job.tenant, MIGRATION_JOB, key, request)
 
     def _versions(
         self, tenant: str, name: str, from_version: int, to_version: int, mapping: dict[str, str]

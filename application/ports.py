@@ -234,8 +234,10 @@ class DueTimers(Protocol):
     def release(self, bookmark_id: str) -> None:
         """End the lease of a claimed row early (its firing should be retried soon)."""
 
-    def next_due(self) -> datetime | None:
-        """When the earliest open timer or wait timeout falls due (set-aside ones excluded)."""
+    def next_due(self, now: datetime | None = None) -> datetime | None:
+        """When this worker may next claim an open timer, wait timeout or SLA (set-aside ones
+        excluded): the earliest due time of the unleased rows, or the earliest lease expiry
+        of the rows another worker holds at `now` (the database's time when None)."""
 
     def set_aside(self, bookmark_id: str, error: str, at: datetime) -> None:
         """Skip this timer from now on, keeping why its firing failed (and counting it)."""

@@ -2,7 +2,8 @@
 
 `RecoveryService` lists the open incidents of a tenant (`GET /v1/incidents`, from the
 `incidents` read model), retries or skips an instance's failed node through the ordinary
-command path (`domain.engine.recovery`: one event naming who and why), and rebuilds an
+command path (`domain.engine.recovery`: one event naming who and why; with an idempotency
+key a repeat replays the first answer), and rebuilds an
 instance as it was after a given event (`?at_version=N`) or at a given time (`?at=`), by
 replaying its events up to that version (`InstanceStore.get(..., version=N)`).
 """
@@ -17,11 +18,13 @@ from uuid import UUID
 from application import audit
 from application.commands import RetryNode, SkipNode
 from application.errors import InstanceNotFoundError
+from application.idempotency import IdempotencyRecords, KeyedCommands, fingerprint, stored_result
 from application.ports import IncidentQueries, InstanceStore
 from application.read_models import IncidentFilter, IncidentRow, Page
 from application.session import CommandAttempt, CommandRunner
 from application.views import instance_view, jsonable
 from domain.engine import recovery
+from domain.errors import NotRecoverableError
 from domain.instance import WorkflowInstance
 
 HISTORY_PAGE = 500
@@ -29,9 +32,14 @@ HISTORY_PAGE = 500
 
 class RecoveryService:
     def __init__(
-        self, runner: CommandRunner, store: InstanceStore, incidents: IncidentQueries
+        self,
+        runner: CommandRunner,
+        store: InstanceStore,
+        incidents: IncidentQueries,
+        records: IdempotencyRecords,
     ) -> None:
         self.runner = runner
+        self.keyed = KeyedCommands(runner, records)
         self.store = store
         self.incidents = incidents
 
@@ -48,7 +56,9 @@ class RecoveryService:
         page = self.incidents.list_incidents(tenant, criteria, limit=limit, cursor=cursor)
         return Page([incident_view(row) for row in page.items], page.next_cursor)
 
-    def retry(self, cmd: RetryNode) -> dict[str, Any]:
+    def retry(self, cmd: RetryNode) -> tuple[dict[str, Any], bool]:
+        """(view, replayed); a repeated idempotency key replays the first view."""
+
         def act(instance: WorkflowInstance, session: CommandAttempt) -> str:
             return recovery.retry(
                 instance,
@@ -60,9 +70,12 @@ class RecoveryService:
                 env=session.env,
             )
 
-        return self._recover(cmd, "retried", audit.INSTANCE_RETRIED, act)
+        request = fingerprint(str(cmd.instance_id), cmd.incident_id, cmd.variables, cmd.reason)
+        return self._recover(cmd, "retried", audit.INSTANCE_RETRIED, act, request)
 
-    def skip(self, cmd: SkipNode) -> dict[str, Any]:
+    def skip(self, cmd: SkipNode) -> tuple[dict[str, Any], bool]:
+        """(view, replayed); a repeated idempotency key replays the first view."""
+
         def act(instance: WorkflowInstance, session: CommandAttempt) -> str:
             return recovery.skip(
                 instance,
@@ -75,7 +88,10 @@ class RecoveryService:
                 env=session.env,
             )
 
-        return self._recover(cmd, "skipped", audit.INSTANCE_SKIPPED, act)
+        request = fingerprint(
+            str(cmd.instance_id), cmd.incident_id, cmd.result, cmd.outcome, cmd.reason
+        )
+        return self._recover(cmd, "skipped", audit.INSTANCE_SKIPPED, act, request)
 
     def _recover(
         self,
@@ -83,8 +99,17 @@ class RecoveryService:
         action: str,
         audit_action: str,
         act: Callable[[WorkflowInstance, CommandAttempt], str],
-    ) -> dict[str, Any]:
-        """One recovery command: `act` on the instance, audited in the same transaction."""
+        request: str,
+    ) -> tuple[dict[str, Any], bool]:
+        """One recovery command: `act` on the instance, audited in the same transaction.
+
+        With a key, the view is stored under (tenant, `action`, key) in that transaction, with
+        the fingerprint of the whole request (instance and body): a repeat of the same request
+        replays it, the key with another request is refused (422 idempotency-key-reused)."""
+        tenant, key, scope = cmd.tenant, cmd.idempotency_key, action
+        prior = self.keyed.first_result(tenant, scope, key, request)
+        if prior is not None:
+            return prior, True
 
         def command(session: CommandAttempt) -> dict[str, Any]:
             instance = session.load(cmd.instance_id, cmd.tenant)
@@ -94,9 +119,14 @@ class RecoveryService:
                 cmd.tenant, audit_action, target, node_id=node_id, reason=cmd.reason
             )
             session.audit(entry)
-            return recovered_view(instance, action, node_id)
+            view = jsonable(recovered_view(instance, action, node_id))
+            session.remember(tenant, scope, key, stored_result(request, view))
+            return view
 
-        return self.runner.run(command, [cmd.instance_id])
+        # A concurrent repeat that lost the race finds the incident resolved: not-recoverable.
+        return self.keyed.run(
+            command, [cmd.instance_id], tenant, scope, key, request, (NotRecoverableError,)
+        )
 
     # --- time travel ----------------------------------------------------------------------
 

@@ -82,11 +82,13 @@ class TimerService:
         return fired
 
     def seconds_until_next(self) -> float | None:
-        """Seconds until the earliest open timer falls due (0 when overdue); None if none."""
-        due = self.timers.next_due()
+        """Seconds until a timer may be claimed here (0 when one is overdue and free; a timer
+        another replica holds counts from its lease's end); None if none."""
+        now = self.clock.now()
+        due = self.timers.next_due(now)
         if due is None:
             return None
-        return max(0.0, (due - self.clock.now()).total_seconds())
+        return max(0.0, (due - now).total_seconds())
 
     def set_aside_count(self) -> int:
         """Open timers set aside after a failure, across all workers (GET /health)."""

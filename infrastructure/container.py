@@ -23,6 +23,7 @@ from application.connections import ConnectionCatalog, ConnectionService, NoConn
 from application.definitions import DefinitionCache, DefinitionService
 from application.feed import EventFeed
 from application.instances import InstanceService
+from application.job_recovery import JobRecovery
 from application.modification import ModificationService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
 from application.recovery import RecoveryService
@@ -169,6 +170,8 @@ class Container(_OnCore):
     simulation: SimulationService | None = None
     # Bulk cancel/retry by filter as tracked jobs (application.bulk); None when not built.
     bulk: BulkService | None = None
+    # Resumes the migration/bulk jobs of API processes that died (api/job_sweeper.py).
+    job_recovery: JobRecovery | None = None
     # Signed approve/reject links (GET/POST /v1/task-links/{token}); None when not built.
     task_links: TaskLinkService | None = None
 

@@ -257,6 +257,9 @@ class Settings(BaseSettings):
     # Instances a version-migration job (or a bulk cancel/retry job) handles between two
     # progress updates of its job row.
     migration_batch_size: int = Field(default=50, ge=1, le=10_000)
+    # A running job's lease (seconds): renewed while its process works on it; once it ends
+    # (the process died), another API process resumes the job from its stored position.
+    job_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     # --- Signed task links (issue 9: approve/reject from a notification, no API key) -------
     # How long a `{{ task.approve_url }}`/`{{ task.reject_url }}` link stays valid (seconds
     # from the notification; 72 h). Used links are refused (409), expired ones 410.

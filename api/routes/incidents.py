@@ -7,11 +7,19 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse
 
 from api.auth import ContainerDep, Operator, Reader
 from api.problems import ProblemError
-from api.responses import AUTHENTICATED, WITH_BODY, IncidentPage, RecoveredInstanceView, ok
-from api.routes.instances import parse_instance_id
+from api.responses import (
+    AUTHENTICATED,
+    REPLAYED,
+    WITH_BODY,
+    IncidentPage,
+    RecoveredInstanceView,
+    ok,
+)
+from api.routes.instances import IdempotencyKeyHeader, parse_instance_id, replayable
 from api.schemas import IncidentStatus, RetryRequest, SkipRequest
 from application.commands import RetryNode, SkipNode
 from application.read_models import IncidentFilter
@@ -50,19 +58,21 @@ def list_incidents(
 
 @router.post(
     "/v1/instances/{instance_id}/retry",
-    responses=ok(RecoveredInstanceView, *WITH_BODY, 404, 409, 422),
+    responses=ok(RecoveredInstanceView, *WITH_BODY, 404, 409, 422, headers=REPLAYED),
 )
 def retry_instance(
     instance_id: str,
     principal: Operator,
     container: ContainerDep,
     body: RetryRequest | None = Body(None),
-) -> dict[str, Any]:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Retry the failed node of an instance held as an incident, or of a FAILED instance
     (reopened); `variables` are merged first. Recorded as `IncidentRetried` with the API
-    key's name and the `reason`."""
+    key's name and the `reason`. A repeat with the same idempotency key and body replays
+    the first answer (`Idempotent-Replayed: true`); the key with another body: 422."""
     body = body or RetryRequest()
-    return recovery_of(container).retry(
+    result, replayed = recovery_of(container).retry(
         RetryNode(
             principal.tenant,
             parse_instance_id(instance_id),
@@ -70,24 +80,29 @@ def retry_instance(
             incident_id=body.incident_id,
             actor=principal.actor_id,
             reason=body.reason,
+            idempotency_key=body.idempotency_key or idempotency_key,
         )
     )
+    return replayable(result, replayed)
 
 
 @router.post(
     "/v1/instances/{instance_id}/skip",
-    responses=ok(RecoveredInstanceView, *WITH_BODY, 404, 409, 422),
+    responses=ok(RecoveredInstanceView, *WITH_BODY, 404, 409, 422, headers=REPLAYED),
 )
 def skip_node(
     instance_id: str,
     principal: Operator,
     container: ContainerDep,
     body: SkipRequest | None = Body(None),
-) -> dict[str, Any]:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Complete the failed node with `result` (and `outcome`) instead of running it, and
-    go on from it. Recorded as `IncidentSkipped` with the API key's name and the `reason`."""
+    go on from it. Recorded as `IncidentSkipped` with the API key's name and the `reason`.
+    A repeat with the same idempotency key and body replays the first answer; the key with
+    another body: 422."""
     body = body or SkipRequest()
-    return recovery_of(container).skip(
+    result, replayed = recovery_of(container).skip(
         SkipNode(
             principal.tenant,
             parse_instance_id(instance_id),
@@ -96,5 +111,7 @@ def skip_node(
             incident_id=body.incident_id,
             actor=principal.actor_id,
             reason=body.reason,
+            idempotency_key=body.idempotency_key or idempotency_key,
         )
     )
+    return replayable(result, replayed)

@@ -16,8 +16,8 @@ from pydantic import Field
 
 from api.auth import Admin, ContainerDep, Designer, Operator, Reader
 from api.problems import ProblemError
-from api.responses import AUTHENTICATED, WITH_BODY, InstanceView, Open, ok
-from api.routes.instances import parse_instance_id
+from api.responses import AUTHENTICATED, REPLAYED, WITH_BODY, InstanceView, Open, ok
+from api.routes.instances import IdempotencyKeyHeader, parse_instance_id, replayable
 from application.jobs import JobNotFoundError
 from application.modification import ModificationService
 from application.requests import Strict
@@ -36,6 +36,7 @@ class ModifyRequest(Strict):
 
     operations: list[dict[str, str]] = Field(min_length=1, max_length=100)
     reason: str | None = Field(default=None, max_length=1000)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class MigrationRequest(Strict):
@@ -108,24 +109,35 @@ def _recovery(container: Container, principal: Principal) -> ModificationService
 
 @router.post(
     "/v1/instances/{instance_id}/modify",
-    responses=ok(InstanceView, *WITH_BODY, 404, 409, description="The modified instance"),
+    responses=ok(
+        InstanceView,
+        *WITH_BODY,
+        404,
+        409,
+        headers=REPLAYED,
+        description="The modified instance",
+    ),
 )
 def modify_instance(
     instance_id: str,
     body: ModifyRequest,
     principal: Operator,
     container: ContainerDep,
-) -> dict[str, Any]:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Cancel active nodes and/or start nodes, in one command recorded as `InstanceModified`
     (who and why). An unknown node: 422 with its JSON path; cancelling a node that is not
-    active: 409. Nothing changes when the request is refused."""
-    return _recovery(container, principal).modify(
+    active: 409. Nothing changes when the request is refused. A repeat with the same
+    idempotency key and body replays the first answer; the key with another body: 422."""
+    result, replayed = _recovery(container, principal).modify(
         principal.tenant,
         parse_instance_id(instance_id),
         [dict(op) for op in body.operations],
         by=principal.actor_id,
         reason=body.reason,
+        idempotency_key=body.idempotency_key or idempotency_key,
     )
+    return replayable(result, replayed)
 
 
 @router.post(

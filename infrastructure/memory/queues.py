@@ -50,8 +50,18 @@ class MemoryDueTimers:
         with self.tables.lock:
             self.tables.timer_leases.pop(bookmark_id, None)
 
-    def next_due(self) -> datetime | None:
-        return min((b.due_at for b in self._open_timers() if b.due_at is not None), default=None)
+    def next_due(self, now: datetime | None = None) -> datetime | None:
+        """As in PostgreSQL: a row leased past `now` counts from its lease's end."""
+        with self.tables.lock:
+            leases = dict(self.tables.timer_leases)
+        times = []
+        for b in self._open_timers():
+            if b.due_at is None:
+                continue
+            lease = leases.get(b.id)
+            held = lease is not None and (now is None or lease > now)
+            times.append(max(b.due_at, lease) if held and lease is not None else b.due_at)
+        return min(times, default=None)
 
     def set_aside(self, bookmark_id: str, error: str, at: datetime) -> None:
         with self.tables.lock:

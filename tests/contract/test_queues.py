@@ -68,6 +68,28 @@ def test_due_timers_oldest_first_within_the_limit(ports: Ports) -> None:
     ]
 
 
+def test_next_due_counts_a_row_another_worker_holds_from_its_lease_end(ports: Ports) -> None:
+    # Given two overdue timers, one claimed (leased 30 s) by another worker
+    probe = Probe(tenant="acme", label="p")
+    rows = [
+        bookmark_row(probe.id, id=name, kind="timer", due_at=T0 + timedelta(seconds=s), token=None)
+        for name, s in (("held", 1), ("free", 2))
+    ]
+    _save(ports, probe, bookmarks=rows)
+    now = T0 + timedelta(seconds=5)
+    assert [b.id for b in ports.due_timers.due(now, 1)] == ["held"]
+
+    # Then the next claimable time is the free row's due time, not the held row's ...
+    assert ports.due_timers.next_due(now) == T0 + timedelta(seconds=2)
+    # ... and with only the held row left, its lease's end (not "overdue": the bench's
+    # idle replica slept a 1 s recheck on it while the next timers fell due)
+    assert [b.id for b in ports.due_timers.due(now, 1)] == ["free"]
+    lease_end = ports.due_timers.next_due(now)
+    assert lease_end is not None and lease_end > now
+    # Negative control: once the lease has run out the row is due again, at its due time
+    assert ports.due_timers.next_due(now + timedelta(minutes=5)) == T0 + timedelta(seconds=1)
+
+
 def test_no_timer_means_no_next_due(ports: Ports) -> None:
     assert ports.due_timers.next_due() is None
 

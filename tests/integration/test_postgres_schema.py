@@ -210,6 +210,12 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("created_at", TZ, "NO"),
         ("updated_at", TZ, "NO"),
         ("finished_at", TZ, "YES"),
+        # 0023: job leases
+        ("items", "jsonb", "YES"),
+        ("item_position", "integer", "NO"),
+        ("lease_owner", "text", "YES"),
+        ("lease_until", TZ, "YES"),
+        ("resumes", "integer", "NO"),
     ],
 }
 
@@ -301,4 +307,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0020",)
+    assert row == ("0023",)

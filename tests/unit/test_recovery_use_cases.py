@@ -45,7 +45,9 @@ def services() -> tuple[InstanceService, RecoveryService]:
         KeyedIds(os.urandom(32)),
     )  # fmt: skip
     DefinitionService(ports.definitions, schemas).publish(TENANT, DIVIDE)
-    recovery = RecoveryService(runner, ports.instances, MemoryIncidentQueries(ports.tables))
+    recovery = RecoveryService(
+        runner, ports.instances, MemoryIncidentQueries(ports.tables), ports.queries
+    )
     return instances, recovery
 
 
@@ -65,11 +67,11 @@ def test_incidents_are_listed_paged_and_resolved(
     assert recovery.list_incidents("other", IncidentFilter()).items == []
     assert recovery.list_incidents(TENANT, IncidentFilter(node_id="done")).items == []
 
-    retried = recovery.retry(
+    retried, _ = recovery.retry(
         RetryNode(TENANT, ids[0], variables={"by": "ops"}, actor="ops", reason="bad input")
     )
     assert retried["status"] == "incident"  # input.d is still 0: held again
-    skipped = recovery.skip(SkipNode(TENANT, ids[1], actor="ops", reason="by hand"))
+    skipped, _ = recovery.skip(SkipNode(TENANT, ids[1], actor="ops", reason="by hand"))
     assert skipped["status"] == "completed" and skipped["recovery"]["action"] == "skipped"
     resolved = recovery.list_incidents(TENANT, IncidentFilter(status="skipped")).items
     assert [(i["instance_id"], i["resolved_by"], i["reason"]) for i in resolved] == [

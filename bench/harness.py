@@ -229,10 +229,17 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serving(bench: Bench, pool_size: int, *, workers_in_process: bool = False) -> Iterator[str]:
+def serving(
+    bench: Bench,
+    pool_size: int,
+    *,
+    workers_in_process: bool = False,
+    env_extra: dict[str, str] | None = None,
+) -> Iterator[str]:
     """`waymark serve` on a free 127.0.0.1 port, until ready; SIGTERM after. Its base URL.
 
-    `workers_in_process`: the task and timer workers run in the server's process too."""
+    `workers_in_process`: the task and timer workers run in the server's process too.
+    `env_extra`: more environment for the server (e.g. `WAYMARK_API_WORKERS`)."""
     import httpx
 
     port = _free_port()
@@ -249,8 +256,13 @@ def serving(bench: Bench, pool_size: int, *, workers_in_process: bool = False) -
             "WAYMARK_DB_POOL_SIZE": str(pool_size),
             # INFO would log every request (uvicorn's access log) on the measured path.
             "WAYMARK_LOG_LEVEL": "WARNING",
+            # One load generator is one client address and one key: the default limits
+            # (600/minute per address) would refuse a full run's requests with 429.
+            "WAYMARK_RATE_LIMIT_PER_IP": "",
+            "WAYMARK_RATE_LIMIT_PER_KEY": "",
             "WAYMARK_DATA_DIR": str(bench.workdir / "server-data"),
             "PYTHONUNBUFFERED": "1",
+            **(env_extra or {}),
         }
     )
     with log.open("ab") as out:

@@ -3,6 +3,7 @@ embedded PostgreSQL in development, ...) is built in the lifespan and closed on 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -99,6 +100,10 @@ def create_app(
         # generated client calls its methods; FastAPI's default appends path and method.
         generate_unique_id_function=lambda route: route.name,
         openapi_tags=OPENAPI_TAGS,
+        # FastAPI's own OpenTelemetry bridge asks, on every request, whether a provider is
+        # configured (environment look-ups): off unless this process traces, where
+        # FastAPIInstrumentor (below) makes the server spans as before.
+        **({} if tracing.enabled() else _NO_NATIVE_TELEMETRY),
     )
     problems.install(app)
     # Added last = outermost: unhandled errors are caught around everything else; the
@@ -135,6 +140,20 @@ def create_app(
 
     return app
 
+
+# (FastAPI versions before that bridge have no `telemetry` argument: nothing to turn off.)
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {
+        "telemetry": {
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+        }
+    }
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 OPENAPI_TAGS = [
     {"name": "definitions", "description": "Publish, validate, list and toggle definitions"},

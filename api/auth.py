@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api import roles as role_table
 from api.problems import ProblemError
@@ -42,8 +43,9 @@ ON_BEHALF_OF = "Waymark-On-Behalf-Of"
 MAX_USER_ID = 200
 
 
-def get_container(request: Request) -> Container:
-    """The process's container, built in the app's lifespan."""
+async def get_container(request: Request) -> Container:
+    """The process's container, built in the app's lifespan. `async`: FastAPI runs a plain
+    `def` dependency in its threadpool, a hop per request for an attribute read."""
     return request.app.state.container
 
 
@@ -98,12 +100,32 @@ def authorize(request: Request, container: ContainerDep, _: BearerDep) -> Princi
 
 def authenticate(request: Request, container: Container) -> Principal:
     """Who is calling: an API key, else a verified token; then `Waymark-On-Behalf-Of`."""
-    key = bearer_key(request.headers.get("authorization"))
-    if key is None:
-        raise _unauthorized("an 'Authorization: Bearer <api key or token>' header is required")
+    key = _bearer_of(request)
     principal = find_principal(container.api_keys, key)
     if principal is None:
         principal = _token_principal(request, key)
+    return _admit(request, principal)
+
+
+async def authenticate_async(request: Request, container: Container) -> Principal:
+    """`authenticate` for an `async` dependency: an API key is checked on the event loop
+    (no I/O); only a token, whose verification may fetch the issuer's keys (JWKS), goes to
+    the threadpool."""
+    key = _bearer_of(request)
+    principal = find_principal(container.api_keys, key)
+    if principal is None:
+        principal = await run_in_threadpool(_token_principal, request, key)
+    return _admit(request, principal)
+
+
+def _bearer_of(request: Request) -> str:
+    key = bearer_key(request.headers.get("authorization"))
+    if key is None:
+        raise _unauthorized("an 'Authorization: Bearer <api key or token>' header is required")
+    return key
+
+
+def _admit(request: Request, principal: Principal) -> Principal:
     on_behalf = request.headers.get(ON_BEHALF_OF)
     if on_behalf is not None:
         principal = _on_behalf_of(principal, on_behalf)
@@ -190,8 +212,10 @@ def requires(role: str) -> Any:
     """The dependency of a route that needs `role` (api/roles.py): the caller's Principal,
     or 401 (no valid credentials) / 403 (a role that does not allow it)."""
 
-    def dependency(request: Request, container: ContainerDep, _: BearerDep) -> Principal:
-        principal = authenticate(request, container)
+    # `async`: a plain `def` would run in FastAPI's threadpool, a hop per request (the
+    # scope objects `authenticate` narrows are shared with the endpoint's thread either way).
+    async def dependency(request: Request, container: ContainerDep, _: BearerDep) -> Principal:
+        principal = await authenticate_async(request, container)
         if not role_table.allows(role, principal.roles):
             raise ProblemError(
                 403,

@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     # TLS served by uvicorn itself (docs/security.md#tls); usually an ingress does it.
     serve.add_argument("--ssl-keyfile", help="serve HTTPS: the private key (PEM)")
     serve.add_argument("--ssl-certfile", help="serve HTTPS: the certificate chain (PEM)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="API processes (WAYMARK_API_WORKERS, 1); N > 1 runs the in-process task and "
+        "timer workers as processes of their own (api/serve_processes.py)",
+    )
 
     commands.add_parser("migrate", help="bring the database schema up to date")
 
@@ -78,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return serve(args.host, args.port, args.ssl_keyfile, args.ssl_certfile)
+        return serve(args.host, args.port, args.ssl_keyfile, args.ssl_certfile, args.workers)
     if args.command == "migrate":
         return migrate()
     if args.command == "cleanup":
@@ -95,7 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(
-    host: str, port: int, ssl_keyfile: str | None = None, ssl_certfile: str | None = None
+    host: str,
+    port: int,
+    ssl_keyfile: str | None = None,
+    ssl_certfile: str | None = None,
+    workers: int | None = None,
 ) -> int:
     import signal
 
@@ -112,6 +123,14 @@ def serve(
         settings.log_level, fmt=settings.log_format, levels=settings.log_levels
     )  # before the container is built, which already logs
     configure_tracing("api")
+    processes = workers if workers is not None else settings.api_workers
+    if processes < 1:
+        print("waymark serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if processes > 1:
+        from api.serve_processes import serve_many
+
+        return serve_many(settings, host, port, processes, ssl_keyfile, ssl_certfile)
     # Checked here, not only in the lifespan: a refusal is one line, not a traceback.
     or_refuse("serve", lambda: prepare_schema(settings))
     app = create_app(

@@ -137,23 +137,37 @@ class RequestTimeout:
         if scope["type"] != "http" or timeout <= 0:
             await self.app(scope, receive, send)
             return
-        started = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # Resolved by whichever comes first: the response starts, the app returns (or
+        # raises), or the timeout. A bare future and a timer handle, not `asyncio.wait` on
+        # an Event's waiter task: this runs on every request.
+        decided: asyncio.Future[None] = loop.create_future()
+        started = False
         timed_out = False
 
+        def decide(_: object = None) -> None:
+            if not decided.done():
+                decided.set_result(None)
+
         async def tracking_send(message: Message) -> None:
+            nonlocal started
             if timed_out:
                 return  # the client already has its 503
             if message["type"] == "http.response.start":
-                started.set()
+                started = True
+                decide()
             await send(message)
 
+        # Its own task: a sync endpoint's thread cannot be cancelled, and the 503 must not
+        # wait for it.
         task = asyncio.ensure_future(self.app(scope, receive, tracking_send))
-        waiter = asyncio.ensure_future(started.wait())
+        task.add_done_callback(decide)
+        timer = loop.call_later(timeout, decide)
         try:
-            await asyncio.wait({task, waiter}, timeout=timeout, return_when="FIRST_COMPLETED")
+            await decided
         finally:
-            waiter.cancel()
-        if task.done() or started.is_set():
+            timer.cancel()
+        if task.done() or started:
             await task  # finished, or a response (a stream) is under way: let it run
             return
         timed_out = True

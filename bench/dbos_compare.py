@@ -371,12 +371,15 @@ def run_waymark_in_process(
     return run
 
 
-def run_waymark_http(bench: Bench, sizes: CompareSizes, pool_size: int) -> Run:
+def run_waymark_http(
+    bench: Bench, sizes: CompareSizes, pool_size: int, api_workers: int = 1
+) -> Run:
     import httpx
 
     before = snapshot(bench.database_url, "bench")
     warm = 16
-    with serving(bench, pool_size, workers_in_process=True) as base_url:
+    extra = {"WAYMARK_API_WORKERS": str(api_workers)}
+    with serving(bench, pool_size, workers_in_process=True, extra_env=extra) as base_url:
         clients = [
             httpx.Client(
                 base_url=base_url, timeout=30.0, headers={"Authorization": f"Bearer {API_KEY}"}
@@ -400,13 +403,19 @@ def run_waymark_http(bench: Bench, sizes: CompareSizes, pool_size: int) -> Run:
 
             for i in range(warm):
                 start(0, i, "warm-http")
-            run = _drive(f"waymark/http/{sizes.waymark_clients}c", bench, sizes, start, tag)
+            suffix = f"/{api_workers}api" if api_workers > 1 else ""
+            name = f"waymark/http/{sizes.waymark_clients}c{suffix}"
+            run = _drive(name, bench, sizes, start, tag)
         finally:
             for client in clients:
                 client.close()
     after = snapshot(bench.database_url, "bench")  # the server has exited: counters flushed
     run.per_workflow = per_workflow(before, after, run.workflows + warm)
-    run.note = "waymark serve (workers in process) <- load generator process, keep-alive"
+    run.note = (
+        "waymark serve (workers in process) <- load generator process, keep-alive"
+        if api_workers == 1
+        else f"waymark serve --workers {api_workers} (+ a tasks and a timers worker process)"
+    )
     return run
 
 
@@ -417,6 +426,8 @@ def compare(bench: Bench, quick: bool, pool_size: int) -> list[Run]:
     measures = (
         lambda: run_waymark_in_process(bench, sizes, pool_size),
         lambda: run_waymark_http(bench, sizes, pool_size),
+        # Two API processes; the task and timer workers in processes of their own.
+        lambda: run_waymark_http(bench, sizes, pool_size, api_workers=2),
         # The same in-process run with every command in its own transaction: the baseline
         # group commit is measured against, in the same run.
         lambda: run_waymark_in_process(bench, sizes, pool_size, group_commit=False),

@@ -256,6 +256,10 @@ def serving(
             "WAYMARK_DB_POOL_SIZE": str(pool_size),
             # INFO would log every request (uvicorn's access log) on the measured path.
             "WAYMARK_LOG_LEVEL": "WARNING",
+            # One load generator is one client address and one key: the default limits
+            # (600/minute per address) would refuse a full run's requests with 429.
+            "WAYMARK_RATE_LIMIT_PER_IP": "",
+            "WAYMARK_RATE_LIMIT_PER_KEY": "",
             "WAYMARK_DATA_DIR": str(bench.workdir / "server-data"),
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # Unset: the workers run inside `waymark serve` only in development (no DATABASE_URL);
     # production runs them as their own processes (`waymark worker ...`).
     run_workers_in_process: bool | None = None
+    # `waymark serve` processes (uvicorn workers); > 1 needs DATABASE_URL and runs the
+    # in-process workers as processes of their own (api/serve_processes.py).
+    api_workers: int = Field(default=1, ge=1)
     # Production: apply the migrations at startup instead of refusing an old schema.
     auto_migrate: bool = False
     # Signs pagination cursors; the same on every replica. Unset: derived (see bootstrap).

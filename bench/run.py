@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import cases, dbos_compare, timers
+from bench import cases, dbos_compare, scale, timers
 from bench.cases import FULL, QUICK, Sizes
 from bench.harness import STOP, THREADS, Bench, Result, environment, progress, warm_up
 
@@ -45,6 +45,7 @@ BENCHMARKS = (
     "expressions",
     "dbos-compare",
     "timers",
+    "scale",
 )
 NEEDS_DATABASE = frozenset(BENCHMARKS) - {"expressions"}
 
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 "expressions": lambda: cases.bench_expressions(bench, sizes),
                 "dbos-compare": lambda: _dbos_compare(bench, args, compared),
                 "timers": lambda: timers.bench_timers(bench, sizes.timers),
+                "scale": lambda: scale.bench_scale(bench, args.quick, args.pool_size),
             }
             for name in selected:
                 if STOP.is_set():

@@ -229,10 +229,17 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serving(bench: Bench, pool_size: int, *, workers_in_process: bool = False) -> Iterator[str]:
+def serving(
+    bench: Bench,
+    pool_size: int,
+    *,
+    workers_in_process: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[str]:
     """`waymark serve` on a free 127.0.0.1 port, until ready; SIGTERM after. Its base URL.
 
-    `workers_in_process`: the task and timer workers run in the server's process too."""
+    `workers_in_process`: the task and timer workers run in the server's process too;
+    `extra_env`: more WAYMARK_* settings for it."""
     import httpx
 
     port = _free_port()
@@ -251,6 +258,7 @@ def serving(bench: Bench, pool_size: int, *, workers_in_process: bool = False) -
             "WAYMARK_LOG_LEVEL": "WARNING",
             "WAYMARK_DATA_DIR": str(bench.workdir / "server-data"),
             "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
         }
     )
     with log.open("ab") as out:

@@ -14,6 +14,10 @@ falls on both sides alike:
   instance's), `created_after=` a day ago, page 2 and a page 20 deep via `next_cursor`, and
   `condition=stuck`/`long_running`; the slowest shape's p99 is printed on stderr.
 
+`scale/gauges` plans the cross-tenant counts behind `/metrics` (infrastructure/postgres/
+system_gauges.py) with EXPLAIN (ANALYZE, BUFFERS) as the application role on both databases:
+the pages one scrape reads, a count that does not depend on the machine's noise.
+
 Then the API process's RSS (from /proc via psutil) of each server, and a soak of the loaded
 server (full: 10 minutes; quick: 30 s) under a steady mix of starts, lists and GETs while its
 RSS is sampled every few seconds: start, end, max and the slope (MB per minute over the
@@ -193,6 +197,42 @@ def _mb(value: float) -> str:
     return f"{value / 1e6:.0f} MB"
 
 
+# --- the /metrics gauges ----------------------------------------------------------------
+
+
+def gauge_pages(url: str) -> tuple[int, float]:
+    """Pages read (shared hit + read) and server-side ms of one scrape's gauge queries."""
+    from infrastructure.postgres import system_gauges
+    from infrastructure.postgres.cleanup import CONDITION_SQL
+
+    now = datetime.now(UTC)
+    queries: list[tuple[str, dict[str, Any]]] = [
+        (system_gauges._ACTIVE, {}),
+        (system_gauges._TIMERS_DUE, {"now": now}),
+        (system_gauges._OVERDUE, {"now": now}),
+        (system_gauges._SLA, {"since": now - timedelta(days=1)}),
+        *(
+            (f"SELECT count(*) AS n FROM instances WHERE {where}", {"before": now})  # noqa: S608
+            for where in CONDITION_SQL.values()
+        ),
+    ]
+    pages, ms = 0, 0.0
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET ROLE waymark_app")
+        conn.execute("SELECT set_config('waymark.tenant', '*', false)")
+        for query, params in queries:
+            row = conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + query, params
+            ).fetchone()
+            assert row is not None
+            plan = row[0][0]
+            pages += plan["Plan"].get("Shared Hit Blocks", 0) + plan["Plan"].get(
+                "Shared Read Blocks", 0
+            )
+            ms += plan["Execution Time"]
+    return pages, ms
+
+
 # --- the soak -------------------------------------------------------------------------------
 
 
@@ -274,6 +314,7 @@ def bench_scale(bench: Bench, quick: bool, pool_size: int) -> list[Result]:
     report, correlations = load_store(bench, loaded_url, sizes.instances)
     progress(report.summary())
     correlation = correlations[0] if correlations else "none"
+    gauges = {"empty": gauge_pages(bench.database_url), "loaded": gauge_pages(loaded_url)}
     with _sides(bench, loaded_url, pool_size, correlation) as sides:
         starts: dict[str, list[float]] = {s.name: [] for s in sides}
         lists: dict[str, list[float]] = {s.name: [] for s in sides}
@@ -307,7 +348,19 @@ def bench_scale(bench: Bench, quick: bool, pool_size: int) -> list[Result]:
             )
         progress(f"scale: soak of the loaded server for {sizes.soak_seconds:.0f} s")
         samples, soaked, soak_errors = soak(sides[1], sizes.soak_seconds, sizes.sample_every)
-    return _results(sizes, report, starts, lists, errors, rss, samples, soaked, soak_errors)
+    results = _results(sizes, report, starts, lists, errors, rss, samples, soaked, soak_errors)
+    (empty_pages, empty_ms), (loaded_pages, loaded_ms) = gauges["empty"], gauges["loaded"]
+    results.insert(
+        5,
+        Result(
+            "scale/gauges",
+            loaded_pages,
+            loaded_ms / 1000.0,
+            note=f"pages read by one /metrics scrape's counts: empty {empty_pages} "
+            f"({empty_ms:.1f} ms), loaded {loaded_pages} ({loaded_ms:.1f} ms)",
+        ),
+    )
+    return results
 
 
 def _results(

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import cases, dbos_compare, openloop, outbox_lag, timers
+from bench import cases, dbos_compare, openloop, outbox_lag, scale, timers
 from bench.cases import FULL, QUICK, Sizes
 from bench.harness import STOP, THREADS, Bench, Result, environment, progress, warm_up
 
@@ -47,6 +47,7 @@ BENCHMARKS = (
     "timers",
     "http-open-loop",
     "outbox-lag",
+    "scale",
 )
 NEEDS_DATABASE = frozenset(BENCHMARKS) - {"expressions"}
 
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                     bench, args.quick, args.pool_size
                 ),
                 "outbox-lag": lambda: outbox_lag.bench_outbox_lag(bench, args.quick),
+                "scale": lambda: scale.bench_scale(bench, args.quick, args.pool_size),
             }
             for name in selected:
                 if STOP.is_set():

@@ -3,14 +3,14 @@ process dies, another one claims the job after `lease_until` and goes on from `p
 the job's frozen `items` (application/jobs.py, application/job_recovery.py).
 
 Revision ID: 0023
-Revises: 0020
+Revises: 0022
 Create Date: 2026-12-02
 """
 
 from alembic import op
 
 revision = "0023"
-down_revision = "0020"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

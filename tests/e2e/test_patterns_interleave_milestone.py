@@ -245,3 +245,50 @@ def test_publish_refuses_broken_interleaving_and_milestones_with_json_paths(
             {"from": "meet", "to": "done"},
         ],
     ) == [("unknown_node", "$.nodes[1].milestone"), ("invalid_reference", "$.nodes[2].milestone")]
+
+
+def test_wcp18_an_event_resumes_a_wait_only_while_the_instance_is_at_its_milestone(
+    acme: httpx.Client,
+) -> None:
+    event = unique("refund.requested")
+    name = define(
+        acme,
+        [
+            {"id": "fork", "type": "parallel"},
+            task("deliver"),
+            {"id": "returnable", "type": "wait", "event": unique("window.closed")},
+            {"id": "refund", "type": "wait", "event": event, "milestone": "returnable"},
+            {"id": "both", "type": "join"},
+            {"id": "done", "type": "end", "output": {"refund": "nodes.refund.result"}},
+        ],
+        [
+            {"from": "fork", "to": "deliver"},
+            {"from": "fork", "to": "refund"},
+            {"from": "deliver", "to": "returnable"},
+            {"from": "returnable", "to": "both"},
+            {"from": "refund", "to": "both"},
+            {"from": "both", "to": "done"},
+        ],
+    )
+    view = start(acme, name)
+    # Before delivery the return window is not open: the event resumes nothing, and a
+    # direct resume is a 409
+    sent = acme.post("/v1/events", json={"type": event, "payload": {"n": 1}})
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["resumed"] == []
+    refund = open_bookmark(instance(acme, view["id"]), "refund")
+    direct = acme.post(
+        f"/v1/instances/{view['id']}/bookmarks/{refund['id']}/resume", json={"payload": {}}
+    )
+    is_problem(direct, 409, "milestone-not-reached")
+    # Delivered: the window is open, the same event resumes the wait
+    assert complete(acme, task_at(acme, view["id"], "deliver")["id"]).status_code == 200
+    sent = acme.post("/v1/events", json={"type": event, "payload": {"n": 2}})
+    assert [r["instance_id"] for r in sent.json()["resumed"]] == [view["id"]]
+    returnable = open_bookmark(instance(acme, view["id"]), "returnable")
+    closed = acme.post(
+        f"/v1/instances/{view['id']}/bookmarks/{returnable['id']}/resume", json={"payload": {}}
+    )
+    assert closed.status_code == 200, closed.text
+    ended = instance(acme, view["id"])
+    assert (ended["status"], ended["output"]) == ("completed", {"refund": {"n": 2}})

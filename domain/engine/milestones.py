@@ -64,6 +64,8 @@ def guard(instance: WorkflowInstance, node: Node, bookmark: Bookmark) -> None:
 def due(instance: WorkflowInstance, definition: Definition) -> list[tuple[Bookmark, Node]]:
     """The open dependents whose milestone is passed, in the order they opened."""
     found: list[tuple[Bookmark, Node]] = []
+    if not any(FIELD in node.config for node in definition.nodes.values()):
+        return found  # the common case: no bookmark to look at
     for bookmark in instance.open_bookmarks():
         if bookmark.boundary_of is not None or bookmark.item_index is not None:
             continue

@@ -349,3 +349,45 @@ def test_a_dependent_wait_is_resumed_only_at_the_milestone():
     resume(instance, d, "d", fake)
     assert open_at(instance) == ["m"]
     assert_replays(instance)
+
+
+def test_an_interleaved_branch_interrupted_away_from_the_join_fails_as_stalled():
+    # The first branch's task is interrupted by a boundary timer that leads past the join:
+    # the next branch can never start, so the instance fails instead of completing.
+    d = definition(
+        [
+            {"id": "fork", "type": "parallel", "interleaved": True, "start": True},
+            task("a", boundary=[{"timer": "PT1H", "to": "elsewhere"}]),
+            task("b"),
+            {"id": "meet", "type": "join"},
+            {"id": "elsewhere", "type": "end", "terminate": False},
+            {"id": "done", "type": "end"},
+        ],
+        [
+            {"from": "fork", "to": "a"},
+            {"from": "fork", "to": "b"},
+            {"from": "a", "to": "meet"},
+            {"from": "b", "to": "meet"},
+            {"from": "meet", "to": "done"},
+        ],
+    )
+    fake = FakeEnv()
+    instance = start(d, fake)
+    (timer,) = [b for b in instance.open_bookmarks() if b.boundary_of is not None]
+    fake.advance(hours=2)
+    engine.fire_timer(instance, d, timer.id, fake.env())
+    assert instance.status == "failed"
+    assert instance.error is not None and instance.error["type"] == "stalled"
+    assert "join meet waits (0 of 2 branches arrived)" in instance.error["message"]
+    assert_replays(instance)
+
+
+def test_a_migration_renames_the_running_interleaving_and_replays():
+    d, fake = interleaved_flow(), FakeEnv()
+    instance = start(d, fake)
+    complete(instance, d, "a", fake)
+    complete(instance, d, "a2", fake)  # b runs now: routes 0 and 1 started
+    assert instance.interleaved == {"meet": {"split": "fork", "started": [0, 1]}}
+    instance.migrate(1, 2, {"fork": "split", "meet": "met"}, {"0": 5, "1": 6}, None, None, fake.now)
+    assert instance.interleaved == {"met": {"split": "split", "started": [5, 6]}}
+    assert_replays(instance)

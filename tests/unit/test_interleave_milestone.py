@@ -14,6 +14,7 @@ import pytest
 
 from domain import engine
 from domain.definition import Definition
+from domain.engine import migration
 from domain.errors import MilestoneNotReachedError
 from domain.instance import WorkflowInstance
 from tests.unit.engine_support import (
@@ -391,3 +392,12 @@ def test_a_migration_renames_the_running_interleaving_and_replays():
     instance.migrate(1, 2, {"fork": "split", "meet": "met"}, {"0": 5, "1": 6}, None, None, fake.now)
     assert instance.interleaved == {"met": {"split": "split", "started": [5, 6]}}
     assert_replays(instance)
+
+
+def test_a_migration_plan_is_refused_while_an_interleaving_runs():
+    d, fake = interleaved_flow(), FakeEnv()
+    instance = start(d, fake)
+    refused = migration.plan(instance, d, d, {})
+    assert "an interleaved parallel (WCP-17) is under way" in refused.reasons
+    plain = interleaved_flow(interleaved=False)
+    assert migration.plan(start(plain), plain, plain, {}).reasons == []  # negative control

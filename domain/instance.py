@@ -29,6 +29,7 @@ from domain.state import (
     ForEachState,
     Incident,
     IncidentStatus,
+    InterleaveState,
 )
 
 # Activities that are no attempt of their node's own action.
@@ -85,7 +86,7 @@ class WorkflowInstance(Aggregate):
         self.join_late: dict[str, int] = {}
         # Joins closing an interleaved `parallel` (WCP-17, domain.engine.interleave): the
         # split and the routes of the branches started so far, one at a time.
-        self.interleaved: dict[str, dict[str, Any]] = {}
+        self.interleaved: dict[str, InterleaveState] = {}
         self.ended_status: str | None = None
         self.output: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
@@ -305,7 +306,7 @@ class WorkflowInstance(Aggregate):
     def start_interleaved_branch(
         self, node_id: str, join_id: str, route_index: int, started: list[int], branches: int
     ) -> None:
-        self.interleaved[join_id] = {"split": node_id, "started": list(started)}
+        self.interleaved[join_id] = InterleaveState(split=node_id, started=tuple(started))
 
     # --- inclusive splits, N-of-M joins, branch ends (domain.engine.joins, .branches) ----
 

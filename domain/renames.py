@@ -37,7 +37,7 @@ def rename_nodes(instance: WorkflowInstance, nodes: dict[str, str], routes: dict
     instance.join_expected = _keys(instance.join_expected, new)
     instance.join_late = _keys(instance.join_late, new)
     instance.interleaved = {
-        new(j): {"split": new(v["split"]), "started": [routes.get(i, i) for i in v["started"]]}
+        new(j): replace(v, split=new(v.split), started=tuple(routes.get(i, i) for i in v.started))
         for j, v in instance.interleaved.items()
     }
     instance.for_each = _keys(instance.for_each, new)

@@ -45,7 +45,7 @@ def settle_quiet(
         join_id, arrivals = sorted(waiting.items())[0]
         expected = instance.join_expected.get(join_id) or len(definition.incoming(join_id))
         if join_id in instance.interleaved:
-            expected = len(definition.outgoing(instance.interleaved[join_id]["split"]))
+            expected = len(definition.outgoing(instance.interleaved[join_id].split))
         message = (
             f"no branch is active but join {join_id} waits ({len(arrivals)} of {expected} "
             "branches arrived): the others ended or were routed around it, so it can never fire"

@@ -58,11 +58,11 @@ def arrive(
     """A branch reached the join: the next branch to start, or None when the join fires
     (every branch ran) and the walk continues after it."""
     run = instance.interleaved[join.id]
-    split_node = definition.nodes[run["split"]]
+    split_node = definition.nodes[run.split]
     if via is not None:
         instance.arrive_at_join(join.id, via)
     arrived = len(instance.join_arrivals.get(join.id, []))
-    started: list[int] = run["started"]
+    started = list(run.started)
     if arrived < len(started):
         return []  # a branch that split inside itself: its other part is still running
     if len(started) < len(definition.outgoing(split_node.id)):

@@ -17,6 +17,7 @@ from domain.definition import Definition
 from domain.engine import migration
 from domain.errors import MilestoneNotReachedError
 from domain.instance import WorkflowInstance
+from domain.state import InterleaveState
 from tests.unit.engine_support import (
     FakeEnv,
     definition,
@@ -388,9 +389,9 @@ def test_a_migration_renames_the_running_interleaving_and_replays():
     instance = start(d, fake)
     complete(instance, d, "a", fake)
     complete(instance, d, "a2", fake)  # b runs now: routes 0 and 1 started
-    assert instance.interleaved == {"meet": {"split": "fork", "started": [0, 1]}}
+    assert instance.interleaved == {"meet": InterleaveState(split="fork", started=(0, 1))}
     instance.migrate(1, 2, {"fork": "split", "meet": "met"}, {"0": 5, "1": 6}, None, None, fake.now)
-    assert instance.interleaved == {"met": {"split": "split", "started": [5, 6]}}
+    assert instance.interleaved == {"met": InterleaveState(split="split", started=(5, 6))}
     assert_replays(instance)
 
 

@@ -402,3 +402,33 @@ def test_a_migration_plan_is_refused_while_an_interleaving_runs():
     assert "an interleaved parallel (WCP-17) is under way" in refused.reasons
     plain = interleaved_flow(interleaved=False)
     assert migration.plan(start(plain), plain, plain, {}).reasons == []  # negative control
+
+
+def test_an_interrupting_boundary_escalation_path_counts_as_its_branch_reaching_the_join():
+    d = definition(
+        [
+            {"id": "fork", "type": "parallel", "interleaved": True, "start": True},
+            task("a", boundary=[{"timer": "PT1H", "to": "escalate"}]),
+            task("escalate"),
+            task("b"),
+            {"id": "meet", "type": "join"},
+            {"id": "done", "type": "end"},
+        ],
+        [
+            {"from": "fork", "to": "a"},
+            {"from": "fork", "to": "b"},
+            {"from": "a", "to": "meet"},
+            {"from": "escalate", "to": "meet"},
+            {"from": "b", "to": "meet"},
+            {"from": "meet", "to": "done"},
+        ],
+    )
+    fake = FakeEnv()
+    instance = start(d, fake)
+    (timer,) = [b for b in instance.open_bookmarks() if b.boundary_of is not None]
+    fake.advance(hours=2)
+    engine.fire_timer(instance, d, timer.id, fake.env())
+    assert open_at(instance) == ["escalate"]  # b waits: branch a is not done yet
+    assert run_to_end(instance, d, fake) == ["escalate", "b"]
+    assert instance.status == "completed"
+    assert_replays(instance)

@@ -142,3 +142,42 @@ def test_a_dependent_with_for_each_is_refused():
         "for_each": {"items": "input.xs", "as": "item", "mode": "parallel"},
     }
     assert ("invalid_value", "$.nodes[2].milestone") in found(milestone(task))
+
+
+def test_a_split_inside_a_branch_must_be_closed_before_the_interleaved_join():
+    d = interleaved()
+    d["nodes"][1] = {"id": "a", "type": "parallel"}
+    d["nodes"] += [
+        {"id": "x", "type": "wait", "event": "x"},
+        {"id": "y", "type": "wait", "event": "y"},
+    ]
+    d["routes"][2] = {"from": "a", "to": "x"}
+    d["routes"] += [
+        {"from": "a", "to": "y"},
+        {"from": "x", "to": "meet"},
+        {"from": "y", "to": "meet"},
+    ]
+    assert ("invalid_value", "$.nodes[1]") in found(d)
+    # negative control: closed inside the branch by a join of its own, it is fine
+    d["nodes"].append({"id": "xy", "type": "join"})
+    d["routes"][-2:] = [{"from": "x", "to": "xy"}, {"from": "y", "to": "xy"}]
+    d["routes"].append({"from": "xy", "to": "meet"})
+    assert found(d) == []
+
+
+def test_a_non_interrupting_boundary_leading_into_the_branches_is_refused():
+    d = interleaved()
+    # a reminder of branch a that starts branch b's first node while a still waits
+    d["nodes"][1]["boundary"] = [{"timer": "PT1H", "interrupting": False, "to": "b"}]
+    assert_only(d, "invalid_value", "$.nodes[1].boundary[0].interrupting")
+    # interrupting, it would run branch b twice (now, and again as the next branch)
+    d["nodes"][1]["boundary"] = [{"timer": "PT1H", "interrupting": True, "to": "b"}]
+    assert_only(d, "invalid_value", "$.nodes[1].boundary[0].to")
+
+
+def test_an_interrupting_boundary_within_its_own_branch_is_valid():
+    d = interleaved()
+    d["nodes"].insert(3, {"id": "escalate", "type": "wait", "event": "esc"})
+    d["nodes"][1]["boundary"] = [{"timer": "PT1H", "to": "escalate"}]
+    d["routes"].append({"from": "escalate", "to": "meet"})
+    assert found(d) == []  # an escalation path of branch a into the join

@@ -352,6 +352,7 @@ class WorkflowInstance(Aggregate):
         for join_id in reset:
             self.join_arrivals.pop(join_id, None)
             self.join_expected.pop(join_id, None)
+            self.interleaved.pop(join_id, None)
 
     class JoinArrivalIgnored(Event):
         """A branch reached an N-of-M join that had already fired: it ends there."""

@@ -432,3 +432,39 @@ def test_an_interrupting_boundary_escalation_path_counts_as_its_branch_reaching_
     assert run_to_end(instance, d, fake) == ["escalate", "b"]
     assert instance.status == "completed"
     assert_replays(instance)
+
+
+def test_a_cancelling_discriminator_around_an_interleaving_forgets_it():
+    # The interleaving is one branch of a first-wins race; the other branch wins, the
+    # interleaving is cancelled, and the instance ends by a branch end (implicit
+    # termination) instead of being taken for stalled on the forgotten interleaving.
+    d = definition(
+        [
+            {"id": "race", "type": "parallel", "start": True},
+            {"id": "fork", "type": "parallel", "interleaved": True},
+            task("a"),
+            task("b"),
+            {"id": "meet", "type": "join"},
+            {"id": "quick", "type": "wait", "event": "quick"},
+            {"id": "first", "type": "join", "wait_for": 1, "cancel_remaining": True},
+            {"id": "fin", "type": "end", "terminate": False},
+        ],
+        [
+            {"from": "race", "to": "fork"},
+            {"from": "race", "to": "quick"},
+            {"from": "fork", "to": "a"},
+            {"from": "fork", "to": "b"},
+            {"from": "a", "to": "meet"},
+            {"from": "b", "to": "meet"},
+            {"from": "meet", "to": "first"},
+            {"from": "quick", "to": "first"},
+            {"from": "first", "to": "fin"},
+        ],
+    )
+    fake = FakeEnv()
+    instance = start(d, fake)
+    assert open_at(instance) == ["a", "quick"]
+    resume(instance, d, "quick", fake)
+    assert instance.interleaved == {}
+    assert instance.status == "completed"
+    assert_replays(instance)

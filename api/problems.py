@@ -143,6 +143,10 @@ KINDS: dict[str, _Kind] = {
     # Operator recovery: instance modification and version migration (docs/operations-recovery.md)
     "invalid-modification": _Kind(422, lambda e: {"errors": e.errors}),
     "node-not-active": _Kind(409, lambda e: {"node_id": e.node_id, "pointer": e.path}),
+    # WCP-18: a task or wait with a `milestone` acted on away from it (domain.engine.milestones)
+    "milestone-not-reached": _Kind(
+        409, lambda e: {"node_id": e.node_id, "milestone": e.milestone, "milestone_state": e.where}
+    ),
     "migration-refused": _Kind(
         409, lambda e: {"instance_id": str(e.instance_id), "reasons": list(e.reasons)}
     ),

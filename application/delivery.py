@@ -18,7 +18,7 @@ from application.errors import InvalidDataError
 from application.ports import DefinitionStore, PublishedDefinition, ReadModelQueries
 from application.read_models import BookmarkRow
 from domain import engine, origin
-from domain.errors import BookmarkNotOpenError
+from domain.errors import BookmarkNotOpenError, MilestoneNotReachedError
 
 if TYPE_CHECKING:
     from application.session import CommandAttempt
@@ -71,6 +71,8 @@ class EventDelivery:
                 )
             except BookmarkNotOpenError:
                 continue  # resumed by someone else between the lookup and now
+            except MilestoneNotReachedError:
+                continue  # a wait away from its milestone (WCP-18) is not resumed by it
             resumed.append({"instance_id": str(instance.id), "bookmark_id": row.id})
         started, rejected = [], []
         data = payload if isinstance(payload, dict) else {"payload": payload}

@@ -114,6 +114,13 @@ EXAMPLES: dict[type[InstanceEvent], dict[str, Any]] = {
         "reset": [],
     },
     W.JoinArrivalIgnored: {"node_id": "first", "route_index": 4},
+    W.InterleavedBranchStarted: {
+        "node_id": "checks",
+        "join_id": "checked",
+        "route_index": 2,
+        "started": [3, 2],
+        "branches": 3,
+    },
     W.BranchEnded: {"node_id": "branch_done"},
     W.ActivityScheduled: {"activity": _ACTIVITY},
     W.ActivityRetryScheduled: {

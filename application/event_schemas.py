@@ -61,6 +61,9 @@ DESCRIPTIONS: dict[type[InstanceEvent], str] = {
     "arrivals will be dropped.",
     WorkflowInstance.JoinArrivalIgnored: "A branch reached a join that had already gone on "
     "without it (`wait_for`); the branch ends there.",
+    WorkflowInstance.InterleavedBranchStarted: "An interleaved `parallel` (WCP-17) started "
+    "one of its branches (`route_index`); `started` lists every branch started so far. The "
+    "next one starts when this one reaches the closing join `join_id`.",
     WorkflowInstance.BranchEnded: "A branch reached an end node with `terminate: false`: "
     "only that branch ended; the instance ends when no branch is left.",
     WorkflowInstance.ActivityScheduled: "A service task's side effect was scheduled for a "

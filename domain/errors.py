@@ -119,3 +119,21 @@ class MigrationRefusedError(WorkflowError):
         super().__init__(f"instance {instance_id} cannot migrate: {'; '.join(reasons)}")
         self.instance_id = instance_id
         self.reasons = reasons
+
+
+class MilestoneNotReachedError(WorkflowError):
+    """A task or wait with a `milestone` acted on while the instance is not at it
+    (`where`: "pending", never reached, or "passed"); nothing changed."""
+
+    code = "milestone-not-reached"
+
+    def __init__(self, bookmark_id: str, node_id: str, milestone: str, where: str):
+        when = "has not been reached yet" if where == "pending" else "has already been passed"
+        super().__init__(
+            f"bookmark {bookmark_id} of node {node_id} can only be completed while the "
+            f"instance is at milestone {milestone}, which {when}"
+        )
+        self.bookmark_id = bookmark_id
+        self.node_id = node_id
+        self.milestone = milestone
+        self.where = where

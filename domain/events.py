@@ -30,6 +30,7 @@ INSTANCE_EVENTS: tuple[type[InstanceEvent], ...] = (
     WorkflowInstance.InclusiveSplit,
     WorkflowInstance.PartialJoinCompleted,
     WorkflowInstance.JoinArrivalIgnored,
+    WorkflowInstance.InterleavedBranchStarted,
     WorkflowInstance.BranchEnded,
     WorkflowInstance.ActivityScheduled,
     WorkflowInstance.ActivityRetryScheduled,

@@ -29,6 +29,7 @@ from domain.state import (
     ForEachState,
     Incident,
     IncidentStatus,
+    InterleaveState,
 )
 
 # Activities that are no attempt of their node's own action.
@@ -83,6 +84,9 @@ class WorkflowInstance(Aggregate):
         self.join_expected: dict[str, int] = {}
         # N-of-M joins that fired early: arrivals still to come that are ignored.
         self.join_late: dict[str, int] = {}
+        # Joins closing an interleaved `parallel` (WCP-17, domain.engine.interleave): the
+        # split and the routes of the branches started so far, one at a time.
+        self.interleaved: dict[str, InterleaveState] = {}
         self.ended_status: str | None = None
         self.output: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
@@ -285,6 +289,24 @@ class WorkflowInstance(Aggregate):
     def complete_join(self, node_id: str) -> None:
         self.join_arrivals.pop(node_id, None)
         self.join_expected.pop(node_id, None)
+        self.interleaved.pop(node_id, None)
+
+    class InterleavedBranchStarted(Event):
+        """An interleaved `parallel` (WCP-17) started its branch over route `route_index`;
+        `started` are all its branches' routes started so far (this one last), of
+        `branches`. The next starts when this one reaches `join_id`."""
+
+        node_id: str
+        join_id: str
+        route_index: int
+        started: list[int]
+        branches: int
+
+    @event(InterleavedBranchStarted)
+    def start_interleaved_branch(
+        self, node_id: str, join_id: str, route_index: int, started: list[int], branches: int
+    ) -> None:
+        self.interleaved[join_id] = InterleaveState(split=node_id, started=tuple(started))
 
     # --- inclusive splits, N-of-M joins, branch ends (domain.engine.joins, .branches) ----
 
@@ -330,6 +352,7 @@ class WorkflowInstance(Aggregate):
         for join_id in reset:
             self.join_arrivals.pop(join_id, None)
             self.join_expected.pop(join_id, None)
+            self.interleaved.pop(join_id, None)
 
     class JoinArrivalIgnored(Event):
         """A branch reached an N-of-M join that had already fired: it ends there."""

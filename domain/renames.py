@@ -36,6 +36,10 @@ def rename_nodes(instance: WorkflowInstance, nodes: dict[str, str], routes: dict
     }
     instance.join_expected = _keys(instance.join_expected, new)
     instance.join_late = _keys(instance.join_late, new)
+    instance.interleaved = {
+        new(j): replace(v, split=new(v.split), started=tuple(routes.get(i, i) for i in v.started))
+        for j, v in instance.interleaved.items()
+    }
     instance.for_each = _keys(instance.for_each, new)
     instance.compensations = [{**c, "node_id": new(c["node_id"])} for c in instance.compensations]
     instance.compensating = _keys(instance.compensating, new)

@@ -170,6 +170,15 @@ class ForEachState:
         return [self.results.get(index) for index in range(len(self.items))]
 
 
+@dataclass(frozen=True)
+class InterleaveState:
+    """A running interleaved `parallel` (WCP-17): its split and the routes of the branches
+    started so far, in the order they started (`domain.engine.interleave`)."""
+
+    split: str
+    started: tuple[int, ...]
+
+
 class IncidentStatus(StrEnum):
     OPEN = "open"
     RETRIED = "retried"  # an operator re-entered the node (POST .../retry)

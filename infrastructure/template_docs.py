@@ -87,6 +87,7 @@ def _node_detail(node: dict[str, Any]) -> str:
     detail = {
         "service_task": lambda: _service_detail(node),
         "inclusive": lambda: "every route that holds",
+        "parallel": lambda: "one at a time" if node.get("interleaved") is True else "",
         "event_gateway": lambda: "first to happen wins",
         "join": lambda: _join_detail(node),
         "compensate": lambda: "undo completed steps, newest first",
@@ -107,6 +108,8 @@ def _node_detail(node: dict[str, Any]) -> str:
     if "for_each" in node:
         spec = node["for_each"]
         text += f" · for each {spec.get('as', 'item')} ({spec.get('mode', 'parallel')})"
+    if "milestone" in node:  # WCP-18
+        text += f" · only at {node['milestone']}"
     return text
 
 

@@ -37,11 +37,15 @@ def settle_quiet(
     if instance.is_ended or has_live_work(instance):
         return
     waiting = {j: a for j, a in instance.join_arrivals.items() if a}
+    for join_id in instance.interleaved:  # its next branch can never start (WCP-17)
+        waiting.setdefault(join_id, [])
     for activity in instance.scheduled_activities():  # notifications of nothing
         instance.cancel_activity(activity.id)
     if waiting:
         join_id, arrivals = sorted(waiting.items())[0]
         expected = instance.join_expected.get(join_id) or len(definition.incoming(join_id))
+        if join_id in instance.interleaved:
+            expected = len(definition.outgoing(instance.interleaved[join_id].split))
         message = (
             f"no branch is active but join {join_id} waits ({len(arrivals)} of {expected} "
             "branches arrived): the others ended or were routed around it, so it can never fire"

@@ -19,7 +19,15 @@ from domain.definition import (
     Node,
     RetryPolicy,
 )
-from domain.engine import boundary, compensation, continuations, event_gateway, multi, task_access
+from domain.engine import (
+    boundary,
+    compensation,
+    continuations,
+    event_gateway,
+    milestones,
+    multi,
+    task_access,
+)
 from domain.engine.retry import retry_policy_of
 from domain.engine.sla import (
     SLA_PASSED,
@@ -73,6 +81,7 @@ def complete_task(
     node = definition.nodes[bookmark.node_id]
     acted = task_access.guard_complete(instance, node, bookmark, completed_by, actor)
     outcome = _check_outcome(node, bookmark_id, outcome)
+    milestones.guard(instance, node, bookmark)  # WCP-18: only while at its milestone
     # What a caller sends is refused (UnstorableValueError), the task left open.
     data = clean_value(data, f"the data completing task {bookmark_id}")
     comment = clean_value(comment, f"the comment on task {bookmark_id}")
@@ -101,6 +110,7 @@ def resume(
     node = definition.nodes[bookmark.node_id]
     payload = clean_value(payload, f"the payload resuming bookmark {bookmark_id}")
     source = clean_text(source, 200)
+    milestones.guard(instance, node, bookmark)  # WCP-18: only while at its milestone
     if bookmark.boundary_of is not None:
         targets = boundary.fire(
             instance, definition, bookmark, payload=payload, source=source, env=env

@@ -85,5 +85,7 @@ def _release_early(
     kept = [t for t in pending if t[0] not in region and t[0] != node.id]
     pending.clear()
     pending.extend(kept)
-    reset = sorted(j for j in instance.join_arrivals if j in region)
+    # Joins inside the cancelled branches forget their arrivals (and an interleaving there
+    # its branches), so the instance is not taken for stalled on them later.
+    reset = sorted(j for j in {*instance.join_arrivals, *instance.interleaved} if j in region)
     instance.complete_partial_join(node.id, arrived, expected, True, 0, reset)

@@ -119,6 +119,8 @@ def plan(
             reasons.append(f"{node.id} has no compensation in version {new.version}")
     if instance.compensating:
         reasons.append("a compensation is under way")
+    if instance.interleaved:  # its started branches are routes of the old graph
+        reasons.append("an interleaved parallel (WCP-17) is under way")
     for join_id, arrivals in instance.join_arrivals.items():
         _check_join(join_id, arrivals, old, new, mapping, result, target)
     return result

@@ -20,7 +20,9 @@ from domain.engine import (
     event_gateway,
     incidents,
     inclusive,
+    interleave,
     joins,
+    milestones,
     multi,
 )
 from domain.engine.waits import open_waiting_bookmark
@@ -38,7 +40,11 @@ def run(
 ) -> None:
     queue = deque(targets)
     last: str | None = None
-    while queue and not instance.is_ended:
+    while not instance.is_ended:
+        if not queue:  # WCP-18: withdraw what waits on a milestone passed in this walk
+            queue.extend(_withdraw_passed(instance, definition, env))
+            if not queue:
+                break
         node_id, via = queue.popleft()
         node = definition.nodes[node_id]
         exceeded = env.steps.enter(str(instance.id), node.id)
@@ -82,6 +88,11 @@ def _enter(
         )
         instance.set_variables(node.id, values)
         return _next(definition, node, None, instance.context(env.now))
+    if interleave.is_interleaved(node):  # one branch at a time (WCP-17)
+        return interleave.split(instance, definition, node, ctx)
+    if kind == "join" and interleave.waits_at(instance, node.id):
+        after = interleave.arrive(instance, definition, node, via, ctx)
+        return _next(definition, node, None, ctx) if after is None else after
     if kind == "parallel":  # the validator admits no conditions here: every branch runs
         return [(r.target, r.index) for r in definition.outgoing(node.id)]
     if kind == "inclusive":
@@ -171,6 +182,24 @@ def follow(
     except NodeFailure as failure:
         targets = _error_route(instance, definition, node, failure.message, env)
     run(instance, definition, targets, env)
+
+
+def _withdraw_passed(
+    instance: WorkflowInstance, definition: Definition, env: CommandEnv
+) -> list[tuple[str, int | None]]:
+    """Withdraw the open nodes whose milestone was passed (domain.engine.milestones)."""
+    targets: list[tuple[str, int | None]] = []
+    for bookmark, node in milestones.due(instance, definition):
+        route = milestones.withdraw(instance, definition, bookmark, node, env)
+        boundary.sweep(instance, env)
+        if route is not None:  # its `cancelled` route, whatever the order of its routes
+            targets.append((route.target, route.index))
+            continue
+        try:  # skipped: its route without an outcome
+            targets.extend(_next(definition, node, None, instance.context(env.now)))
+        except NodeFailure as failure:
+            targets.extend(_error_route(instance, definition, node, failure.message, env))
+    return targets
 
 
 def fail_node(

@@ -330,6 +330,7 @@ _TASK_FIELDS: dict[str, Checker] = {
     # separation of duties (domain.engine.task_access; node ids checked in duties.py)
     "distinct_from": string_list,
     "distinct_from_starter": boolean,
+    "milestone": string,  # WCP-18 (domain.engine.milestones; node checked in routing.py)
 }
 NODE_FIELDS: dict[str, dict[str, Checker]] = {
     "service_task": {
@@ -343,7 +344,8 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
     },
     "gateway": {},
     "inclusive": {},
-    "parallel": {},
+    # WCP-17: one branch at a time, in `order` (domain.engine.interleave, routing.py)
+    "parallel": {"interleaved": boolean, "order": expression},
     "join": {
         "wait_for": number(1, maximum=MAX_JOIN_WAIT_FOR, integer=True),
         "cancel_remaining": boolean,
@@ -356,6 +358,7 @@ NODE_FIELDS: dict[str, dict[str, Checker]] = {
         "timeout": duration,
         "result_var": _identifier,
         "boundary": boundary_list,
+        "milestone": string,
     },
     "timer": {"duration": duration_or_expression, "until": expression},
     "sub_workflow": {

@@ -21,6 +21,7 @@ from domain.definition import (
 )
 from domain.validation.boundary import boundary_edges, check_boundaries, check_event_gateways
 from domain.validation.report import Path
+from domain.validation.routing import check_routing
 from domain.validation.splits import check_splits
 
 _TRUE_LITERALS = frozenset({"true", "True"})
@@ -87,6 +88,7 @@ def check_graph(
     _check_reachability(report, nodes, edges + extra, start, dead_ends)
     _check_joins(report, nodes, edges)
     check_splits(report, nodes, edges)
+    check_routing(report, nodes, edges)
 
 
 def _resolve(report: Reporter, nodes: dict[str, GraphNode], route: GraphRoute) -> _Edge:

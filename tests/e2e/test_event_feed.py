@@ -291,6 +291,31 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
     ended = start(client, patterns)
     assert ended["status"] == "completed", ended
     ids.append(ended["id"])
+    # An interleaved parallel (WCP-17): its two branches run one after the other
+    interleaved = unique("interleaved")
+    publish(
+        client,
+        {
+            "name": interleaved,
+            "nodes": [
+                {"id": "fork", "type": "parallel", "interleaved": True, "order": "['y', 'x']"},
+                {"id": "x", "type": "set", "variables": {"x": "1"}},
+                {"id": "y", "type": "set", "variables": {"y": "1"}},
+                {"id": "meet", "type": "join"},
+                {"id": "fin", "type": "end"},
+            ],
+            "routes": [
+                {"from": "fork", "to": "x"},
+                {"from": "fork", "to": "y"},
+                {"from": "x", "to": "meet"},
+                {"from": "y", "to": "meet"},
+                {"from": "meet", "to": "fin"},
+            ],
+        },
+    )
+    one_by_one = start(client, interleaved)
+    assert one_by_one["status"] == "completed", one_by_one
+    ids.append(one_by_one["id"])
     # A task past its SLA (about 1 s) escalates, then its instance is cancelled
     late = unique("late")
     task = {"id": "ok", "type": "approval", "approver_role": "clerk", "sla_hours": 0.0003}

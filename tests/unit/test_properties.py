@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from domain import engine
 from domain.definition import Definition
+from domain.engine import milestones
+from domain.errors import MilestoneNotReachedError
 from domain.validation import validate_document
 from tests.unit.engine_support import FakeEnv, replay, replay_stored, start, state
 
@@ -35,6 +37,9 @@ BLOCKS = (
     "branch_end",
     "first_cancel",
     "first_ignore",
+    # WCP-17 interleaved parallel (order by input.x), WCP-18 a task waiting on a milestone
+    "interleaved",
+    "milestone",
 )
 NEXT = "@next"  # a boundary's `to` placeholder: the next block's entry
 
@@ -196,6 +201,42 @@ def _add_block(i: int, block: str, nodes: list, routes: list) -> str:
             ]
         )
         exit_from(f"{n}j")
+    elif block == "interleaved":  # two branches, one at a time, the order by input.x
+        order = f"['{n}a', '{n}b'] if input.x > 4 else ['{n}b', '{n}a']"
+        nodes.append({"id": n, "type": "parallel", "interleaved": True, "order": order})
+        nodes.append({"id": f"{n}a", "type": "user_task", "role": "r"})
+        nodes.append({"id": f"{n}b", "type": "wait", "event": "e", "timeout": "PT1M"})
+        nodes.append({"id": f"{n}j", "type": "join"})
+        routes.extend(
+            [
+                {"from": n, "to": f"{n}a"},
+                {"from": n, "to": f"{n}b"},
+                {"from": f"{n}a", "to": f"{n}j"},
+                {"from": f"{n}b", "to": f"{n}j"},
+                {"from": f"{n}b", "to": f"{n}j", "outcome": "timeout"},
+            ]
+        )
+        exit_from(f"{n}j")
+    elif block == "milestone":  # a task that may act only while the other branch is at m
+        nodes.append({"id": n, "type": "parallel"})
+        nodes.append({"id": f"{n}p", "type": "timer", "duration": "PT1M"})
+        nodes.append({"id": f"{n}m", "type": "wait", "event": "e", "timeout": "PT2M"})
+        nodes.append({"id": f"{n}d", "type": "user_task", "role": "r", "milestone": f"{n}m"})
+        nodes.append({"id": f"{n}g", "type": "gateway"})
+        nodes.append({"id": f"{n}j", "type": "join"})
+        routes.extend(
+            [
+                {"from": n, "to": f"{n}p"},
+                {"from": n, "to": f"{n}d"},
+                {"from": f"{n}p", "to": f"{n}m"},
+                {"from": f"{n}m", "to": f"{n}j"},
+                {"from": f"{n}m", "to": f"{n}j", "outcome": "timeout"},
+                {"from": f"{n}d", "to": f"{n}g"},
+                {"from": f"{n}d", "to": f"{n}g", "outcome": "cancelled"},
+                {"from": f"{n}g", "to": f"{n}j", "default": True},
+            ]
+        )
+        exit_from(f"{n}j")
     else:  # parallel block: fork -> two branches -> join
         nodes.append({"id": n, "type": "parallel"})
         nodes.append({"id": f"{n}l", "type": "timer", "duration": "PT1M"})
@@ -211,6 +252,18 @@ def _add_block(i: int, block: str, nodes: list, routes: list) -> str:
         )
         exit_from(f"{n}j")
     return n
+
+
+def assert_interleaving_and_milestones(instance, d: Definition) -> None:
+    """Never two branches of an interleaved split at once; no open task past its milestone."""
+    open_nodes = [b.node_id for b in instance.open_bookmarks() if b.boundary_of is None]
+    for node in d.nodes.values():
+        if node.get("interleaved"):
+            branches = {f"{node.id}a", f"{node.id}b"}
+            assert len([n for n in open_nodes if n in branches]) <= 1, open_nodes
+        milestone = node.get("milestone")
+        if milestone and node.id in open_nodes:
+            assert milestones.state(instance, milestone) != "passed"
 
 
 def act(instance, d: Definition, fake: FakeEnv, data: st.DataObject) -> None:
@@ -238,16 +291,21 @@ def act(instance, d: Definition, fake: FakeEnv, data: st.DataObject) -> None:
             if (item.task_kind == "approval")
             else None
         )
-        engine.complete_task(
-            instance,
-            d,
-            item.id,
-            outcome=outcome,
-            data={},
-            comment=None,
-            completed_by="u",
-            env=env,
-        )
+        before = len(instance.pending_events)
+        try:
+            engine.complete_task(
+                instance,
+                d,
+                item.id,
+                outcome=outcome,
+                data={},
+                comment=None,
+                completed_by="u",
+                env=env,
+            )
+        except MilestoneNotReachedError:  # refused away from its milestone: nothing changed
+            assert milestones.state(instance, item.node_id[:-1] + "m") == "pending"
+            assert len(instance.pending_events) == before
     elif item.kind == "wait" and data.draw(st.booleans()):
         engine.resume(instance, d, item.id, payload={"k": 1}, source="t", env=env)
     else:
@@ -272,6 +330,7 @@ def test_random_graphs_complete_or_suspend_and_replay_identically(blocks, x, ite
         if instance.is_ended:
             break
         assert instance.open_bookmarks() or instance.scheduled_activities()
+        assert_interleaving_and_milestones(instance, d)
         fake.advance(minutes=1)
         act(instance, d, fake, data)
     assert instance.is_ended, "every block resolves, so 120 steps always end the instance"

@@ -35,6 +35,7 @@ def test_fixture_covers_every_instance_event_type(fixture: dict[str, Any]) -> No
     # events in tests/unit/test_patterns_engine.py).
     added_since_0_1 = {
         WorkflowInstance.TaskEscalated,
+        WorkflowInstance.InterleavedBranchStarted,
         WorkflowInstance.BoundaryFired,
         WorkflowInstance.EventGatewayDecided,
         WorkflowInstance.ForEachStarted,

@@ -102,6 +102,8 @@ def test_the_new_node_types_and_fields_are_drawn_distinctly() -> None:
             {"id": "undo", "type": "compensate"},
             {"id": "any", "type": "join", "wait_for": 1, "cancel_remaining": True},
             {"id": "side", "type": "end", "terminate": False},
+            {"id": "one_by_one", "type": "parallel", "interleaved": True},
+            {"id": "change", "type": "user_task", "role": "customer", "milestone": "dispatch"},
             {
                 "id": "pay",
                 "type": "service_task",
@@ -121,3 +123,5 @@ def test_the_new_node_types_and_fields_are_drawn_distinctly() -> None:
     assert "end: branch end" in chart
     assert "service_task: http, undo: http · for each line (sequential)" in chart
     assert 'pay -.->|"event order.cancelled, interrupting"| undo' in chart
+    assert "parallel: one at a time" in chart
+    assert "user_task: customer · only at dispatch" in chart

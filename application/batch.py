@@ -59,7 +59,15 @@ def run_batch(
                 result = command(session)
                 pending = session.prepare()
             except Exception as e:  # this command's own outcome
-                outcomes[i] = e
+                if session.cached:  # perhaps decided on a stale copy: again, alone
+                    runner.forget(session.cached)
+                    alone.append(i)
+                else:
+                    outcomes[i] = e
+                continue
+            if not session.trusted(pending):  # see application/instance_cache.py
+                runner.forget(session.cached)
+                alone.append(i)
                 continue
             if touched.intersection(pending.instance_ids) or touched.intersection(
                 session.instances
@@ -75,6 +83,7 @@ def run_batch(
             outcomes[i] = result
             stored.append(pending)
         elif isinstance(error, ConcurrencyConflictError):
+            runner.forget(pending.instance_ids)  # cached copies behind the store
             alone.append(i)
         else:
             outcomes[i] = error

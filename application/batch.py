@@ -76,13 +76,21 @@ def run_batch(
                 continue
             touched.update(session.instances)
             prepared.append((i, result, pending))
-        errors = runner.committer.commit_all([pending for _, _, pending in prepared])
+        runner.offer(pending for _, _, pending in prepared)
+        try:
+            errors = runner.committer.commit_all([pending for _, _, pending in prepared])
+        except BaseException:
+            for _, _, pending in prepared:
+                runner.withdraw(pending)
+            raise
     stored: list[PendingCommit] = []
     for (i, result, pending), error in zip(prepared, errors, strict=True):
         if error is None:
             outcomes[i] = result
             stored.append(pending)
-        elif isinstance(error, ConcurrencyConflictError):
+            continue
+        runner.withdraw(pending)
+        if isinstance(error, ConcurrencyConflictError):
             runner.forget(pending.instance_ids)  # cached copies behind the store
             alone.append(i)
         else:

@@ -32,6 +32,7 @@ from application.audit import AuditEntry
 from application.commit import ImmediateCommitter
 from application.definitions import DefinitionCache
 from application.delivery import EventDelivery
+from application.eager import EagerActivities
 from application.errors import (
     CommandConflictError,
     DefinitionDisabledError,
@@ -461,6 +462,9 @@ class CommandRunner:
         # aggregates, each lost race, and each command's end (outcome, seconds).
         self.on_committed: list[Callable[[PendingCommit], None]] = []
         self.on_conflict: list[Callable[[], None]] = []
+        # This process's task worker, handed the activities its commits schedule, leased in
+        # the same commit (application/eager.py); None: every activity is claimed.
+        self.eager: EagerActivities | None = None
         self.on_finished: list[Callable[[str, float], None]] = []
         # Tracing (infrastructure/tracing.py): the scope each command runs in (a span) and
         # the current trace context handed to the engine.
@@ -566,14 +570,34 @@ class CommandRunner:
     def commit(self, pending: PendingCommit) -> None:
         """Store a prepared commit, then tell the `on_commit` listeners and the
         `on_committed` observers (metrics) what it stored."""
-        self.committer.commit(pending)
+        self.offer([pending])
+        try:
+            self.committer.commit(pending)
+        except BaseException:
+            self.withdraw(pending)
+            raise
         self.committed([pending])
+
+    def offer(self, pendings: Iterable[PendingCommit]) -> None:
+        """Lease what the commits schedule to this process's task worker (eager dispatch)."""
+        if self.eager is not None:
+            now = self.clock.now()
+            for pending in pendings:
+                self.eager.offer(pending, now)
+
+    def withdraw(self, pending: PendingCommit) -> None:
+        """The commit failed: nothing it leased was stored."""
+        if self.eager is not None:
+            self.eager.withdrawn(pending)
 
     def committed(self, pendings: list[PendingCommit]) -> None:
         """Tell the listeners about commits stored together (one call for a batch of
         application/batch.py) and the observers about each."""
         if self.cache is not None:
             self.cache.put(i for pending in pendings for i in pending.instances)
+        if self.eager is not None:
+            for pending in pendings:
+                self.eager.committed(pending)
         committed = [event for pending in pendings for event in pending.events]
         if not committed:
             return

@@ -190,6 +190,10 @@ class Settings(BaseSettings):
     # reads nothing from the store; a stale copy (another process committed since) is
     # caught by the version check and re-decided (application/instance_cache.py). 0: off.
     instance_cache_size: int = Field(default=1000, ge=0)
+    # With the task worker in process (`waymark serve`): an activity a commit schedules is
+    # inserted already leased to that worker and handed to it in memory, no claim needed
+    # (application/eager.py). false: every activity is claimed from the table.
+    eager_dispatch: bool = True
     # --- Timer firing at scale (issue 8, bench/timers.py) ---
     # Due timers of one batch stored together, this many per transaction (1 = one
     # transaction per timer). Each is still its own command under optimistic concurrency.

@@ -30,6 +30,8 @@ from application.ports import PendingCommit
 from application.read_models import ActivityRow
 from domain.instance import WorkflowInstance
 
+_FRESH = timedelta(seconds=1)
+
 
 class EagerActivities:
     """The hand-over from this process's commits to its own task worker."""
@@ -45,7 +47,7 @@ class EagerActivities:
         self.lease = timedelta(seconds=lease_seconds)
         self.capacity = capacity
         self.wake = wake
-        self._queue: deque[ActivityRow] = deque()
+        self._queue: deque[tuple[ActivityRow, datetime]] = deque()  # (row, lease end)
         self._reserved = 0
         self._closed = False
         self._lock = threading.Lock()
@@ -87,7 +89,8 @@ class EagerActivities:
             return
         with self._lock:
             self._reserved -= len(rows)
-            self._queue.extend(rows)
+            leases = pending.projection.leases
+            self._queue.extend((row, leases[row.id][1]) for row in rows)
         self.wake()
 
     def withdrawn(self, pending: PendingCommit) -> None:
@@ -99,18 +102,29 @@ class EagerActivities:
         with self._lock:
             self._reserved -= len(rows)
 
-    def take(self, limit: int) -> list[ActivityRow]:
-        """Up to `limit` rows leased to this worker, oldest first."""
+    def take(self, limit: int, now: datetime) -> tuple[list[ActivityRow], list[ActivityRow]]:
+        """Up to `limit` rows leased to this worker, oldest first, and apart from them the
+        rows whose lease would end before their action's timeout (they waited behind a slow
+        batch): those are to be released, not run, as a claim would not run them either."""
         with self._lock:
             taken = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
-            self.handed_over += len(taken)
-            return taken
+        rows = [row for row, until in taken if self._runnable(row, until, now)]
+        expiring = [row for row, until in taken if not self._runnable(row, until, now)]
+        with self._lock:
+            self.handed_over += len(rows)
+        return rows, expiring
+
+    def _runnable(self, row: ActivityRow, until: datetime, now: datetime) -> bool:
+        # As for a claimed row (workers/task_worker.py `_lease_too_short`): one taken right
+        # after it was leased always runs, so a timeout longer than the lease delays nothing.
+        fresh = now - (until - self.lease) <= _FRESH
+        return fresh or until - now > timedelta(seconds=row.timeout_seconds)
 
     def close(self) -> list[ActivityRow]:
         """Accept nothing more; the rows still queued (the caller releases their leases)."""
         with self._lock:
             self._closed = True
-            left = list(self._queue)
+            left = [row for row, _ in self._queue]
             self._queue.clear()
             return left
 

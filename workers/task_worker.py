@@ -100,7 +100,11 @@ class TaskWorker:
         """Claim up to one batch, run it, record the results; the number of activities claimed."""
         if self.runner.stopping:
             return 0  # shutting down: claim nothing more
-        rows = self.eager.take(self.batch_size) if self.eager is not None else []
+        rows: list[ActivityRow] = []
+        if self.eager is not None:
+            rows, expiring = self.eager.take(self.batch_size, self.clock.now())
+            for row in expiring:
+                self._release(row)
         if len(rows) < self.batch_size:  # and the rest claimed, so none of those starves
             now = self.clock.now()
             rows += self.queue.claim(

@@ -51,9 +51,10 @@ def test_a_commit_leases_its_new_due_activities_and_hands_them_over_once_stored(
     pending = scheduled(row("a"), later, old, announced=("a", "later"))
     eager.offer(pending, NOW)
     assert pending.projection.leases == {"a": ("w1", NOW + timedelta(seconds=30))}
-    assert eager.take(10) == []  # not before the commit stored it
+    assert eager.take(10, NOW) == ([], [])  # not before the commit stored it
     eager.committed(pending)
-    assert [r.id for r in eager.take(10)] == ["a"] and woken == [1]
+    rows, expiring = eager.take(10, NOW)
+    assert [r.id for r in rows] == ["a"] and expiring == [] and woken == [1]
     assert eager.handed_over == 1
 
 
@@ -66,7 +67,7 @@ def test_the_queue_is_bounded_and_a_failed_commit_gives_its_room_back() -> None:
     eager.offer(second, NOW)
     assert second.projection.leases == {}  # no room while the first is undecided
     eager.withdrawn(first)  # its commit failed: nothing stored, nothing to hand over
-    assert first.projection.leases == {} and eager.take(10) == []
+    assert first.projection.leases == {} and eager.take(10, NOW) == ([], [])
     third = scheduled(row("e"))
     eager.offer(third, NOW)
     assert set(third.projection.leases) == {"e"}
@@ -80,4 +81,18 @@ def test_closed_it_leases_nothing_and_gives_back_what_was_queued() -> None:
     assert [r.id for r in eager.close()] == ["a"]
     later = scheduled(row("b"))
     eager.offer(later, NOW)
-    assert later.projection.leases == {} and eager.take(10) == []
+    assert later.projection.leases == {} and eager.take(10, NOW) == ([], [])
+
+
+def test_a_row_whose_lease_would_end_before_its_timeout_is_not_handed_over() -> None:
+    # It waited in the queue behind a slow batch: run now, its lease could end mid-run and
+    # another worker run it at the same time; it is released instead, as a claim would.
+    eager = EagerActivities("w1", 90, capacity=5)
+    pending = scheduled(row("a"), row("b"))  # timeout 60 s each, lease 90 s
+    eager.offer(pending, NOW)
+    eager.committed(pending)
+    rows, expiring = eager.take(1, NOW + timedelta(seconds=10))
+    assert [r.id for r in rows] == ["a"] and expiring == []
+    rows, expiring = eager.take(1, NOW + timedelta(seconds=40))
+    assert rows == [] and [r.id for r in expiring] == ["b"]
+    assert eager.handed_over == 1

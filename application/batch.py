@@ -59,7 +59,15 @@ def run_batch(
                 result = command(session)
                 pending = session.prepare()
             except Exception as e:  # this command's own outcome
-                outcomes[i] = e
+                if session.cached:  # perhaps decided on a stale copy: again, alone
+                    runner.forget(session.cached)
+                    alone.append(i)
+                else:
+                    outcomes[i] = e
+                continue
+            if not session.trusted(pending):  # see application/instance_cache.py
+                runner.forget(session.cached)
+                alone.append(i)
                 continue
             if touched.intersection(pending.instance_ids) or touched.intersection(
                 session.instances
@@ -68,13 +76,22 @@ def run_batch(
                 continue
             touched.update(session.instances)
             prepared.append((i, result, pending))
-        errors = runner.committer.commit_all([pending for _, _, pending in prepared])
+        runner.offer(pending for _, _, pending in prepared)
+        try:
+            errors = runner.committer.commit_all([pending for _, _, pending in prepared])
+        except BaseException:
+            for _, _, pending in prepared:
+                runner.withdraw(pending)
+            raise
     stored: list[PendingCommit] = []
     for (i, result, pending), error in zip(prepared, errors, strict=True):
         if error is None:
             outcomes[i] = result
             stored.append(pending)
-        elif isinstance(error, ConcurrencyConflictError):
+            continue
+        runner.withdraw(pending)
+        if isinstance(error, ConcurrencyConflictError):
+            runner.forget(pending.instance_ids)  # cached copies behind the store
             alone.append(i)
         else:
             outcomes[i] = error

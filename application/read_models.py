@@ -137,6 +137,9 @@ class Projection:
     # Administrative acts of the command (application/audit.py), in the same transaction.
     audit: list[AuditEntry] = field(default_factory=list)
     incidents: list[IncidentRow] = field(default_factory=list)
+    # Activities inserted already leased to this process's task worker (application/eager.py):
+    # activity id -> (worker id, lease end).
+    leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
 
     def extend(self, other: Projection) -> None:
         self.instances.extend(other.instances)
@@ -146,6 +149,7 @@ class Projection:
         self.idempotency.extend(other.idempotency)
         self.audit.extend(other.audit)
         self.incidents.extend(other.incidents)
+        self.leases.update(other.leases)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from application.audit import AuditEntry
 from application.commit import ImmediateCommitter
 from application.definitions import DefinitionCache
 from application.delivery import EventDelivery
+from application.eager import EagerActivities
 from application.errors import (
     CommandConflictError,
     DefinitionDisabledError,
@@ -39,6 +40,7 @@ from application.errors import (
     InstanceNotFoundError,
     InvalidDataError,
 )
+from application.instance_cache import InstanceCache
 from application.ports import (
     Clock,
     Committer,
@@ -106,8 +108,13 @@ class CommandAttempt:
         max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
         trace_context: str | None = None,
         task_link: Callable[[str, str, str, datetime, str | None], str] | None = None,
+        cache: InstanceCache | None = None,
     ):
         self.store = store
+        # Instances this process committed, taken instead of read (application/instance_cache.py);
+        # the ids taken from it are in `cached`.
+        self.cache = cache
+        self.cached: set[UUID] = set()
         self.max_depth = max_depth  # WAYMARK_MAX_SUB_WORKFLOW_DEPTH
         self.definitions = definitions
         self.admission = admission
@@ -133,8 +140,12 @@ class CommandAttempt:
         """The instance (from this session if already loaded); tenant-checked when given."""
         instance = self.instances.get(instance_id)
         if instance is None:
-            # The store checks the tenant before replaying (no timing oracle across tenants).
-            instance = self.store.get(instance_id, tenant)
+            instance = self.cache.take(instance_id) if self.cache is not None else None
+            if instance is not None:
+                self.cached.add(instance_id)
+            else:
+                # The store checks the tenant before replaying (no timing oracle across tenants).
+                instance = self.store.get(instance_id, tenant)
             if instance is None or (tenant is not None and instance.tenant != tenant):
                 raise InstanceNotFoundError(instance_id)
             self.instances[instance_id] = instance
@@ -369,6 +380,11 @@ class CommandAttempt:
         )
         return PendingCommit(instances=tuple(changed), events=events, projection=projection)
 
+    def trusted(self, pending: PendingCommit) -> bool:
+        """False when an instance taken from the cache gets no events: the decision to
+        leave it alone may rest on a stale copy, which no version check would catch."""
+        return self.cached <= pending.instance_ids
+
 
 def _needs_settling(e: object) -> bool:
     if isinstance(e, WorkflowInstance.BookmarkCreated):
@@ -419,8 +435,10 @@ class CommandRunner:
         for_each: ForEachLimits | None = None,
         max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
         task_link: Callable[[str, str, str, datetime, str | None], str] | None = None,
+        cache: InstanceCache | None = None,
     ):
         self.store = store
+        self.cache = cache  # committed instances, read instead of the store (None: off)
         self.task_link = task_link  # signs approve/reject links (application/task_links.py)
         self.for_each = for_each  # for_each bounds (WAYMARK_FOR_EACH_*)
         self.max_depth = max_depth  # sub-workflow nesting (WAYMARK_MAX_SUB_WORKFLOW_DEPTH)
@@ -444,6 +462,9 @@ class CommandRunner:
         # aggregates, each lost race, and each command's end (outcome, seconds).
         self.on_committed: list[Callable[[PendingCommit], None]] = []
         self.on_conflict: list[Callable[[], None]] = []
+        # This process's task worker, handed the activities its commits schedule, leased in
+        # the same commit (application/eager.py); None: every activity is claimed.
+        self.eager: EagerActivities | None = None
         self.on_finished: list[Callable[[str, float], None]] = []
         # Tracing (infrastructure/tracing.py): the scope each command runs in (a span) and
         # the current trace context handed to the engine.
@@ -489,21 +510,49 @@ class CommandRunner:
                 if time.monotonic() + pause > deadline:
                     break
                 time.sleep(pause)
-            session = self.new_attempt()
-            result = command(session)
-            pending = session.prepare()
+            session, result, pending = self.decided(command)
             try:
                 self.commit(pending)
             except ConcurrencyConflictError as e:
                 conflict = e
+                # The copies it decided on are behind the store: read them next time.
+                self.forget(session.cached | set(e.instance_ids))
                 for lost in self.on_conflict:
                     lost()
                 continue
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])
 
-    def new_attempt(self) -> CommandAttempt:
-        """A fresh attempt (one decision on current state)."""
+    def decided(
+        self, command: Callable[[CommandAttempt], T]
+    ) -> tuple[CommandAttempt, T, PendingCommit]:
+        """One decision and its prepared commit. A decision on cached instances that
+        failed, or wrote nothing for one of them, is taken again at once on state read from
+        the store (application/instance_cache.py): only writes are version-checked."""
+        session = self.new_attempt()
+        try:
+            result = command(session)
+            pending = session.prepare()
+        except Exception:
+            if not session.cached:
+                raise
+            self.forget(session.cached)
+        else:
+            if session.trusted(pending):
+                return session, result, pending
+            self.forget(session.cached)
+        session = self.new_attempt(cached=False)
+        result = command(session)
+        return session, result, session.prepare()
+
+    def forget(self, instance_ids: Iterable[UUID]) -> None:
+        """Drop cached copies that may be behind the store."""
+        if self.cache is not None:
+            self.cache.drop(instance_ids)
+
+    def new_attempt(self, *, cached: bool = True) -> CommandAttempt:
+        """A fresh attempt (one decision on current state); `cached=False` reads every
+        instance from the store."""
         return CommandAttempt(
             self.store,
             self.definitions,
@@ -515,17 +564,40 @@ class CommandRunner:
             for_each=self.for_each,
             max_depth=self.max_depth,
             trace_context=self.trace_context(),
+            cache=self.cache if cached else None,
         )
 
     def commit(self, pending: PendingCommit) -> None:
         """Store a prepared commit, then tell the `on_commit` listeners and the
         `on_committed` observers (metrics) what it stored."""
-        self.committer.commit(pending)
+        self.offer([pending])
+        try:
+            self.committer.commit(pending)
+        except BaseException:
+            self.withdraw(pending)
+            raise
         self.committed([pending])
+
+    def offer(self, pendings: Iterable[PendingCommit]) -> None:
+        """Lease what the commits schedule to this process's task worker (eager dispatch)."""
+        if self.eager is not None:
+            now = self.clock.now()
+            for pending in pendings:
+                self.eager.offer(pending, now)
+
+    def withdraw(self, pending: PendingCommit) -> None:
+        """The commit failed: nothing it leased was stored."""
+        if self.eager is not None:
+            self.eager.withdrawn(pending)
 
     def committed(self, pendings: list[PendingCommit]) -> None:
         """Tell the listeners about commits stored together (one call for a batch of
         application/batch.py) and the observers about each."""
+        if self.cache is not None:
+            self.cache.put(i for pending in pendings for i in pending.instances)
+        if self.eager is not None:
+            for pending in pendings:
+                self.eager.committed(pending)
         committed = [event for pending in pendings for event in pending.events]
         if not committed:
             return

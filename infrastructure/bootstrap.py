@@ -71,7 +71,7 @@ from infrastructure.policies import (
     cleanup_policy,
     committer_of,
     egress_policy,
-    instance_cache_env,
+    instance_cache_of,
 )
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.postgres.analytics import PostgresAnalyticsQueries
@@ -147,7 +147,6 @@ def _core_on(
     app = WaymarkApplication(
         datastore,
         limits=WriteLimits(settings.max_event_bytes, settings.max_command_bytes),
-        env=instance_cache_env(settings),
     )
     clock = SystemClock()
     server_key = server_secret(datastore, KEYED_INSTANCE_IDS)
@@ -189,6 +188,7 @@ def _core_on(
             max_depth=settings.max_sub_workflow_depth,
             committer=committer_of(settings, store),
             task_link=task_link_signer(settings, server_key).token,
+            cache=instance_cache_of(settings),
         ),
         connections=_connections(settings),
         server_key=server_key,

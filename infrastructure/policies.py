@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from application.cleanup import CleanupPolicy
 from application.commit import GroupCommitter, ImmediateCommitter
+from application.instance_cache import InstanceCache
 from application.ports import Committer, InstanceStore
 from domain.retention import MAX_RETENTION, Retention, parse_retention
 from infrastructure.actions.breakers import BreakerRule
@@ -76,17 +77,11 @@ def committer_of(settings: Settings, store: InstanceStore) -> Committer:
     return ImmediateCommitter(store)
 
 
-def instance_cache_env(settings: Settings) -> dict[str, str]:
-    """The event store's aggregate cache (WAYMARK_INSTANCE_CACHE_SIZE; 0: none).
-
-    eventsourcing's Repository cache: a cached instance is fast-forwarded by the events
-    stored after its version (so other processes' commits are seen) under a per-instance
-    lock, and every `get` returns a deep copy, so a command that fails or loses a race
-    leaves the cached copy as it was."""
+def instance_cache_of(settings: Settings) -> InstanceCache | None:
+    """The command path's cache of committed instances (WAYMARK_INSTANCE_CACHE_SIZE; 0:
+    none): a command on an instance this process committed last reads nothing from the
+    store; the event store's version check rejects a decision on a stale copy
+    (application/instance_cache.py)."""
     if settings.instance_cache_size <= 0:
-        return {}
-    return {
-        "AGGREGATE_CACHE_MAXSIZE": str(settings.instance_cache_size),
-        "AGGREGATE_CACHE_FASTFORWARD": "y",
-        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
-    }
+        return None
+    return InstanceCache(settings.instance_cache_size)

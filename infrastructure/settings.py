@@ -192,10 +192,14 @@ class Settings(BaseSettings):
     group_commit: bool = True
     # At most this many commands in one shared transaction.
     group_commit_max: int = Field(default=64, ge=1)
-    # Instances kept in memory per process (LRU) so a command reads only the events stored
-    # since (eventsourcing's fast-forwarding aggregate cache) instead of replaying all of
-    # them; commands work on copies. 0 switches it off.
+    # Instances this process committed, kept in memory (LRU) so a command on one of them
+    # reads nothing from the store; a stale copy (another process committed since) is
+    # caught by the version check and re-decided (application/instance_cache.py). 0: off.
     instance_cache_size: int = Field(default=1000, ge=0)
+    # With the task worker in process (`waymark serve`): an activity a commit schedules is
+    # inserted already leased to that worker and handed to it in memory, no claim needed
+    # (application/eager.py). false: every activity is claimed from the table.
+    eager_dispatch: bool = True
     # --- Timer firing at scale (issue 8, bench/timers.py) ---
     # Due timers of one batch stored together, this many per transaction (1 = one
     # transaction per timer). Each is still its own command under optimistic concurrency.

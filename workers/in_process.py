@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from application.eager import EagerActivities
 from domain.instance import WorkflowInstance
 from infrastructure.bootstrap import build_outbox_worker, build_task_worker, build_timer_worker
 from infrastructure.container import Core
@@ -44,6 +45,12 @@ class InProcessWorkers:
     def start(cls, core: Core) -> InProcessWorkers:
         """Build both workers on `core`, hook the commit wake-up, run their loops."""
         workers = cls(core)
+        if core.settings.eager_dispatch:
+            tasks = workers.tasks
+            tasks.eager = EagerActivities(
+                tasks.worker_id, tasks.lease_seconds, capacity=tasks.batch_size, wake=tasks.wake
+            )
+            core.runner.eager = tasks.eager
         core.runner.on_commit.append(workers._wake)
         for runner in workers.runners:
             runner.start_in_thread()
@@ -63,6 +70,8 @@ class InProcessWorkers:
         """Stop both loops (each within `timeout`), then release what they hold."""
         if self._wake in self._core.runner.on_commit:
             self._core.runner.on_commit.remove(self._wake)
+        if self._core.runner.eager is self.tasks.eager:
+            self._core.runner.eager = None  # commits from now on lease nothing to this worker
         workers: list[TaskWorker | TimerWorker | OutboxWorker] = [self.tasks, self.timers]
         if self.outbox is not None:
             workers.append(self.outbox)

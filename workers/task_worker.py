@@ -22,6 +22,7 @@ import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from application.eager import EagerActivities
 from application.errors import CommandConflictError
 from application.ports import ActionResult, ConcurrencyConflictError
 from application.read_models import ActivityRow
@@ -87,6 +88,9 @@ class TaskWorker:
         self._unrecorded: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
         self._running = 0
+        # Activities this process's commits leased to this worker as they scheduled them
+        # (application/eager.py; set by workers/in_process.py): run without a claim.
+        self.eager: EagerActivities | None = None
         self.listener: PostgresListener | None = None
         if listen:
             # Activities scheduled by other processes (the API) wake this one at once.
@@ -96,8 +100,16 @@ class TaskWorker:
         """Claim up to one batch, run it, record the results; the number of activities claimed."""
         if self.runner.stopping:
             return 0  # shutting down: claim nothing more
-        now = self.clock.now()
-        rows = self.queue.claim(self.worker_id, self.batch_size, self.lease_seconds, now)
+        rows: list[ActivityRow] = []
+        if self.eager is not None:
+            rows, expiring = self.eager.take(self.batch_size, self.clock.now())
+            for row in expiring:
+                self._release(row)
+        if len(rows) < self.batch_size:  # and the rest claimed, so none of those starves
+            now = self.clock.now()
+            rows += self.queue.claim(
+                self.worker_id, self.batch_size - len(rows), self.lease_seconds, now
+            )
         if not rows:
             return 0
         claimed_at = time.monotonic()
@@ -117,7 +129,11 @@ class TaskWorker:
             return self._running
 
     def close(self, *, wait: bool = True) -> int:
-        """Shut the thread pool down; the number of actions still running (when not waiting)."""
+        """Shut the thread pool down; the number of actions still running (when not waiting).
+        Activities handed over but not started are released for another worker."""
+        if self.eager is not None:
+            for row in self.eager.close():
+                self._release(row)
         self._pool.shutdown(wait=wait, cancel_futures=True)
         return self.running
 

@@ -31,11 +31,15 @@ INSTANCES_START_KEY = "instances_tenant_idempotency_key_key"
 IDEMPOTENCY_CONSTRAINTS = frozenset({IDEMPOTENCY_RECORDS_PRIMARY_KEY, INSTANCES_START_KEY})
 
 
-def _upsert(table: str, row_type: type, extra_updates: str = "") -> sql.Composed:
-    """INSERT ... ON CONFLICT (id) DO UPDATE of every column of the row dataclass."""
-    columns = [f.name for f in fields(row_type)]
+def _upsert(
+    table: str, row_type: type, extra_updates: str = "", insert_only: tuple[str, ...] = ()
+) -> sql.Composed:
+    """INSERT ... ON CONFLICT (id) DO UPDATE of every column of the row dataclass
+    (`insert_only` columns are written by the INSERT and left alone by the UPDATE)."""
+    updated = [f.name for f in fields(row_type)]
+    columns = updated + list(insert_only)
     updates = [
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c != "id"
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updated if c != "id"
     ]
     if extra_updates:
         updates.append(sql.SQL(extra_updates))  # type: ignore[arg-type]
@@ -62,6 +66,15 @@ UPSERT_INSTANCES = _upsert("instances", InstanceRow)
 UPSERT_BOOKMARKS = _upsert("bookmarks", BookmarkRow)
 UPSERT_TASKS = _upsert("tasks", TaskRow)
 UPSERT_ACTIVITIES = _upsert("activities", ActivityRow, extra_updates=_LEASE_RESET)
+# A new activity leased, in its scheduling commit, to this process's task worker
+# (application/eager.py): one row version instead of an insert and a claim's update. Only
+# new rows are leased so (the ids are fresh); on a conflict the usual lease rule applies.
+UPSERT_LEASED_ACTIVITIES = _upsert(
+    "activities",
+    ActivityRow,
+    extra_updates=_LEASE_RESET,
+    insert_only=("locked_by", "locked_until"),
+)
 UPSERT_INCIDENTS = _upsert("incidents", IncidentRow)
 INSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency_records (tenant, scope, key, result) VALUES (%s, %s, %s, %s)"
@@ -84,15 +97,22 @@ def _by_id(rows: Sequence[Any]) -> list[Any]:
 
 def write_projection(curs: Cursor[DictRow], projection: Projection) -> None:
     """Upsert the projection's rows and insert its idempotency records."""
+    leases = projection.leases
+    activities = [a for a in projection.activities if a.id not in leases]
     for statement, rows in (
         (UPSERT_INSTANCES, projection.instances),
         (UPSERT_BOOKMARKS, projection.bookmarks),
         (UPSERT_TASKS, projection.tasks),
-        (UPSERT_ACTIVITIES, projection.activities),
+        (UPSERT_ACTIVITIES, activities),
         (UPSERT_INCIDENTS, projection.incidents),
     ):
         if rows:
             curs.executemany(statement, [_params(row) for row in _by_id(rows)])
+    leased = [a for a in projection.activities if a.id in leases]
+    if leased:  # new rows: no other transaction can hold them, so their order is free
+        curs.executemany(
+            UPSERT_LEASED_ACTIVITIES, [(*_params(row), *leases[row.id]) for row in leased]
+        )
     if projection.idempotency:
         records = [_idempotency_params(r) for r in projection.idempotency]
         curs.executemany(INSERT_IDEMPOTENCY, records)

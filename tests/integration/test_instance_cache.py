@@ -1,6 +1,8 @@
 """The per-process instance cache (WAYMARK_INSTANCE_CACHE_SIZE) against the real PostgreSQL:
-a cached instance still sees what other processes committed, and a command that fails
-after changing its copy leaves the cache as it was."""
+a command on an instance this process committed reads nothing from the store; a copy made
+stale by another process's commit never decides anything that stands (a write on it loses
+the version check and is re-decided, a decision to write nothing on it is re-taken on fresh
+state); a command that fails after changing its copy leaves the cache as it was."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from uuid import UUID
 
 import pytest
 
-from application.commands import ResumeBookmark, StartInstance
+from application.commands import CancelInstance, ResumeBookmark, StartInstance
+from application.errors import CommandConflictError
+from application.instance_cache import InstanceCache
 from domain import engine
 
 pytestmark = pytest.mark.integration
@@ -37,6 +41,21 @@ def build(database_url: str, cache: int = 1000) -> Any:
     )
 
 
+class CountingStore:
+    """The instance store with its reads counted."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.reads = 0
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self.store.get(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
 @pytest.fixture
 def two(database_url: str) -> Iterator[tuple[Any, Any]]:
     first, second = build(database_url), build(database_url)
@@ -46,43 +65,132 @@ def two(database_url: str) -> Iterator[tuple[Any, Any]]:
     second.close()
 
 
+def start(app: Any) -> tuple[UUID, str]:
+    view, _ = app.instances.start(StartInstance(TENANT, "wait-once"))
+    return UUID(view["id"]), view["bookmarks"][0]["id"]
+
+
+def counted(app: Any) -> CountingStore:
+    store = CountingStore(app.core.runner.store)
+    app.core.runner.store = store
+    return store
+
+
 def test_the_cache_is_on_by_default_and_can_be_switched_off(database_url: str) -> None:
     on, off = build(database_url), build(database_url, cache=0)
     try:
-        assert on.core.store.app.repository.cache is not None
-        assert off.core.store.app.repository.cache is None
+        assert isinstance(on.core.runner.cache, InstanceCache)
+        assert off.core.runner.cache is None
+        # The library's fast-forwarding cache is not used on top (it read on every load).
+        assert on.core.store.app.repository.cache is None
     finally:
         on.close()
         off.close()
 
 
-def test_a_cached_instance_sees_another_process_commit(two: tuple[Any, Any]) -> None:
-    first, second = two
-    view, _ = first.instances.start(StartInstance(TENANT, "wait-once"))
-    instance_id = UUID(view["id"])
-    assert first.core.store.get(instance_id).status == "suspended"  # cached in `first`
-    bookmark = view["bookmarks"][0]["id"]
-
-    second.instances.resume(ResumeBookmark(TENANT, instance_id, bookmark, payload={"ok": 1}))
-
-    # `first` fast-forwards its cached copy with the events `second` stored.
-    assert first.core.store.get(instance_id).status == "completed"
-
-
-def test_a_failed_command_leaves_the_cached_instance_unchanged(two: tuple[Any, Any]) -> None:
+def test_a_command_on_an_instance_this_process_committed_reads_nothing(
+    two: tuple[Any, Any],
+) -> None:
     first, _ = two
-    view, _ = first.instances.start(StartInstance(TENANT, "wait-once"))
-    instance_id = UUID(view["id"])
-    first.core.store.get(instance_id)  # cached
+    instance_id, bookmark = start(first)
+    store = counted(first)
+
+    first.instances.resume(ResumeBookmark(TENANT, instance_id, bookmark, payload={"ok": 1}))
+
+    assert store.reads == 0
+    assert first.core.store.get(instance_id).status == "completed"
+    # Ended instances are not kept: commands write nothing on them.
+    assert first.core.runner.cache.take(instance_id) is None
+
+
+def test_without_the_cache_the_same_command_reads_the_store(database_url: str) -> None:
+    # Negative control for the test above: the count does see a read when one happens.
+    app = build(database_url, cache=0)
+    try:
+        app.definitions.publish(TENANT, WAIT)
+        instance_id, bookmark = start(app)
+        store = counted(app)
+        app.instances.resume(ResumeBookmark(TENANT, instance_id, bookmark, payload={"ok": 1}))
+        assert store.reads == 1
+    finally:
+        app.close()
+
+
+def test_a_write_on_a_stale_copy_loses_the_version_check_and_is_re_decided(
+    two: tuple[Any, Any],
+) -> None:
+    first, second = two
+    instance_id, bookmark = start(first)
+    cached = first.core.runner.cache.take(instance_id)
+    assert cached is not None and cached.status == "suspended"
+    # Another process cancels it: `first`'s copy is now behind the store.
+    second.instances.cancel(CancelInstance(TENANT, instance_id, reason="elsewhere"))
+    stale = first.core.runner.cache.take(instance_id)
+    assert stale is not None and stale.version < second.core.store.get(instance_id).version
+    # On the stale copy the resume would go through (the negative control of this test).
+    attempt = first.core.runner.new_attempt()
+    engine.resume(
+        stale,
+        attempt.definition_of(stale),
+        bookmark,
+        payload={"ok": 1},
+        source="api",
+        env=attempt.env,
+    )
+    assert stale.pending_events
+    store = counted(first)
+
+    with pytest.raises(Exception) as refused:
+        first.instances.resume(ResumeBookmark(TENANT, instance_id, bookmark, payload={"ok": 1}))
+    # Refused on the fresh state (the bookmark was cancelled), not a conflict reported.
+    assert not isinstance(refused.value, CommandConflictError)
+
+    assert store.reads == 1  # re-decided on the state read from the store
+    assert first.core.store.get(instance_id).status == "cancelled"
+    # The stale copy is dropped (the cancelled instance is not cached again).
+    assert first.core.runner.cache.take(instance_id) is None
+
+
+def test_a_decision_to_write_nothing_on_a_cached_copy_is_re_taken_on_fresh_state(
+    two: tuple[Any, Any],
+) -> None:
+    first, second = two
+    instance_id, bookmark = start(first)
+    second.instances.resume(ResumeBookmark(TENANT, instance_id, bookmark, payload={"ok": 1}))
+    # `first` still holds its copy from before the resume (the negative control: the
+    # cached copy alone would answer "suspended").
+    stale = first.core.runner.cache.take(instance_id)
+    assert stale is not None and stale.status == "suspended"
+    seen: list[str] = []
+
+    def look(session: Any) -> str:
+        status = session.load(instance_id).status
+        seen.append(status)
+        return str(status)
+
+    assert first.core.runner.run(look, instance_id) == "completed"
+    assert seen == ["suspended", "completed"]  # the cached answer was not trusted
+    assert first.core.runner.cache.take(instance_id) is None
+
+
+def test_a_failed_command_leaves_the_cache_and_the_store_unchanged(two: tuple[Any, Any]) -> None:
+    first, _ = two
+    instance_id, _bookmark = start(first)
+    runs: list[str] = []
 
     def cancel_then_fail(session: Any) -> None:
         instance = session.load(instance_id)
         engine.cancel(instance, "changed, then the command fails", session.env)
         assert instance.status == "cancelled"
+        runs.append("cached" if instance_id in session.cached else "read")
         raise RuntimeError("the command fails after changing its copy")
 
     with pytest.raises(RuntimeError):
         first.core.runner.run(cancel_then_fail, instance_id)
 
-    again = first.core.store.get(instance_id)
-    assert again.status == "suspended" and not again.pending_events
+    # A failure on a cached copy is taken again on the store's state (it may have been
+    # the copy's fault), and the entry is dropped rather than trusted again.
+    assert runs == ["cached", "read"]
+    assert first.core.runner.cache.take(instance_id) is None
+    stored = first.core.store.get(instance_id)
+    assert stored.status == "suspended" and not stored.pending_events

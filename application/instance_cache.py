@@ -1,0 +1,89 @@
+"""The per-process cache of instances this process committed (WAYMARK_INSTANCE_CACHE_SIZE).
+
+A command that loads an instance this process committed last takes it from here instead of
+reading (and replaying) its events: no round trip at all. The cached copy may be stale —
+another process may have committed the instance since — and that is safe because of what
+a stale copy can and cannot do:
+
+- A command that WRITES on a stale copy writes its events at a version the store already
+  has: the event store's version check (the primary key on (originator_id, version))
+  rejects the commit with a concurrency conflict. The runner then drops the cache entries
+  the attempt used and re-decides on state read from the store (`CommandRunner._decide`).
+- A command that writes NOTHING for a cached instance, or fails, may have decided so on
+  stale state (a result judged stale because the copy does not know the retry another
+  process scheduled); no version check would catch that. Such an attempt is not trusted:
+  it is re-decided at once with every instance read from the store (`trusted`).
+
+So the cache only ever saves reads; every decision that stands was either checked by the
+store's version check or taken on state read from the store. Entries are put after a
+commit (the committed aggregate, whose version the store holds), never from a read, and a
+put never replaces a newer version by an older one. Every `take` hands out a deep copy, so
+a command that changes its copy and then fails leaves the entry as it was, and two threads
+never share a mutable aggregate. Ended instances are not kept (commands write nothing on
+them). The bound is a count of instances, least recently used evicted first.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from uuid import UUID
+
+from domain.instance import WorkflowInstance
+
+
+class InstanceCache:
+    """Committed instances by id, LRU-bounded, thread-safe; `take` returns a private copy."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self.size = size
+        self._items: OrderedDict[UUID, WorkflowInstance] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def take(self, instance_id: UUID) -> WorkflowInstance | None:
+        """A deep copy of the cached instance (the caller owns it), or None."""
+        with self._lock:
+            cached = self._items.get(instance_id)
+            if cached is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(instance_id)
+            self.hits += 1
+        # Outside the lock: the cached object is never mutated once put, so copying it
+        # while another thread copies or reads it is safe.
+        return copy.deepcopy(cached)
+
+    def put(self, instances: Iterable[WorkflowInstance]) -> None:
+        """Keep committed instances (their pending events stored); ended ones are dropped."""
+        with self._lock:
+            for instance in instances:
+                if instance.pending_events:  # not committed as it is: never cache it
+                    self._items.pop(instance.id, None)
+                    continue
+                if instance.is_ended:
+                    self._items.pop(instance.id, None)
+                    continue
+                held = self._items.get(instance.id)
+                if held is not None and held.version > instance.version:
+                    continue  # a newer commit of another thread got here first
+                self._items[instance.id] = instance
+                self._items.move_to_end(instance.id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def drop(self, instance_ids: Iterable[UUID]) -> None:
+        """Forget instances (a lost race: the cached copy is behind the store)."""
+        with self._lock:
+            for instance_id in instance_ids:
+                self._items.pop(instance_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()

@@ -1,0 +1,211 @@
+"""The command path's instance cache on the in-memory ports: two runners over one store
+stand for two processes, only the first caching. A stale copy never decides anything that
+stands, through `CommandRunner.run` and through `run_batch` (the task worker's path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from application.admission import StartAdmission
+from application.batch import run_batch
+from application.definitions import DefinitionCache, DefinitionService
+from application.instance_cache import InstanceCache
+from application.session import CommandAttempt, CommandRunner
+from domain import engine
+from domain.instance import WorkflowInstance
+from infrastructure.clock import SystemClock
+from infrastructure.memory import MemoryPorts
+from infrastructure.schemas import JsonSchemaValidator
+
+TENANT = "acme"
+WAIT = {
+    "name": "wait-once",
+    "nodes": [{"id": "w", "type": "wait"}, {"id": "done", "type": "end"}],
+    "routes": [{"from": "w", "to": "done"}],
+}
+
+
+class CountingStore:
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.reads = 0
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self.store.get(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+@dataclass
+class Two:
+    cached: CommandRunner  # this process: caches what it commits
+    other: CommandRunner  # another process on the same store
+    store: CountingStore  # the reads of `cached`
+
+
+@pytest.fixture
+def two() -> Two:
+    ports = MemoryPorts.build()
+    schemas = JsonSchemaValidator()
+    definitions = DefinitionCache(ports.definitions)
+    admission = StartAdmission(ports.definitions, definitions, schemas)
+    DefinitionService(ports.definitions, schemas).publish(TENANT, WAIT)
+    store = CountingStore(ports.instances)
+    cached = CommandRunner(store, definitions, admission, SystemClock(), cache=InstanceCache(10))
+    other = CommandRunner(ports.instances, definitions, admission, SystemClock())
+    return Two(cached, other, store)
+
+
+def start(runner: CommandRunner) -> UUID:
+    instance_id = uuid4()
+
+    def command(session: CommandAttempt) -> None:
+        definition = session.admission.admit(TENANT, "wait-once", None, {})
+        session.start(
+            instance_id=instance_id,
+            tenant=TENANT,
+            definition=definition,
+            input={},
+            correlation_id=None,
+            idempotency_key=None,
+        )
+
+    runner.run(command)
+    return instance_id
+
+
+def resume(instance_id: UUID) -> Any:
+    bookmark: list[str] = []
+
+    def command(session: CommandAttempt) -> str:
+        instance = session.load(instance_id)
+        if not bookmark:  # the wait's bookmark, as the first decision saw it
+            bookmark.append(instance.open_bookmarks()[0].id)
+        engine.resume(
+            instance,
+            session.definition_of(instance),
+            bookmark[0],
+            payload={},
+            source="test",
+            env=session.env,
+        )
+        return str(instance.status)
+
+    return command
+
+
+def cancel(instance_id: UUID) -> Any:
+    def command(session: CommandAttempt) -> str:
+        instance = session.load(instance_id)
+        engine.cancel(instance, "elsewhere", session.env)
+        return str(instance.status)
+
+    return command
+
+
+def status(instance_id: UUID, seen: list[str]) -> Any:
+    def command(session: CommandAttempt) -> str:
+        seen.append(str(session.load(instance_id).status))
+        return seen[-1]
+
+    return command
+
+
+def test_a_committed_instance_is_taken_from_the_cache_without_a_read(two: Two) -> None:
+    instance_id = start(two.cached)
+    assert two.cached.run(resume(instance_id), instance_id) == "completed"
+    assert two.store.reads == 0
+
+
+def test_a_stale_write_is_rejected_by_the_version_check_and_re_decided(two: Two) -> None:
+    instance_id = start(two.cached)
+    two.other.run(cancel(instance_id), instance_id)  # the copy of `cached` is now stale
+    with pytest.raises(Exception, match="open|bookmark|ended|cancelled"):
+        two.cached.run(resume(instance_id), instance_id)
+    # One conflict on the stale copy, then the store's state decided (and refused).
+    assert two.store.reads >= 1
+    assert two.cached.cache is not None and two.cached.cache.take(instance_id) is None
+
+
+def test_a_stale_decision_to_write_nothing_is_re_taken(two: Two) -> None:
+    instance_id = start(two.cached)
+    two.other.run(resume(instance_id), instance_id)
+    seen: list[str] = []
+    assert two.cached.run(status(instance_id, seen), instance_id) == "completed"
+    assert seen == ["suspended", "completed"]  # the cached "suspended" was not trusted
+
+
+def test_without_the_check_the_stale_answer_would_stand(two: Two) -> None:
+    # Negative control: an attempt that reads the cache and is not checked sees the past.
+    instance_id = start(two.cached)
+    two.other.run(resume(instance_id), instance_id)
+    session = two.cached.new_attempt()
+    assert session.load(instance_id).status == "suspended"
+    assert not session.trusted(session.prepare())
+
+
+def test_run_batch_re_decides_stale_copies_alone(two: Two) -> None:
+    first, second = start(two.cached), start(two.cached)
+    two.other.run(cancel(first), first)  # stale in the cache: a write on it conflicts
+    seen: list[str] = []
+    outcomes = run_batch(
+        two.cached,
+        [(resume(first), first), (status(second, seen), second), (resume(second), second)],
+    )
+    assert isinstance(outcomes[0], Exception)  # re-decided alone on the cancelled state
+    # The read-only command's cached answer is not trusted: taken again, alone, after the
+    # shared commit (so it sees the resume of the same batch).
+    assert outcomes[1] == "completed" and seen == ["suspended", "completed"]
+    assert outcomes[2] == "completed"
+    assert two.cached.cache is not None and two.cached.cache.take(first) is None
+
+
+def test_the_cache_hands_out_copies_and_keeps_the_newest(two: Two) -> None:
+    instance_id = start(two.cached)
+    cache = two.cached.cache
+    assert cache is not None
+    copy_a = cache.take(instance_id)
+    copy_b = cache.take(instance_id)
+    assert copy_a is not None and copy_b is not None and copy_a is not copy_b
+    engine.cancel(copy_a, "only the copy", two.cached.new_attempt().env)
+    assert cache.take(instance_id).status == "suspended"  # type: ignore[union-attr]
+    # A copy with pending (uncommitted) events is never cached; nor an ended instance.
+    cache.put([copy_a])
+    assert cache.take(instance_id) is None
+    cache.put([copy_b])
+    copy_a.collect_events()
+    cache.put([copy_a])
+    assert cache.take(instance_id) is None
+    # An older version never replaces a newer one.
+    newer = _at_version(copy_b, copy_b.version + 1)
+    cache.put([newer])
+    cache.put([copy_b])
+    assert cache.take(instance_id).version == copy_b.version + 1  # type: ignore[union-attr]
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = InstanceCache(size=2)
+    kept = [_fake() for _ in range(3)]
+    cache.put(kept)
+    assert len(cache) == 2 and cache.take(kept[0].id) is None
+
+
+def _at_version(instance: WorkflowInstance, version: int) -> Any:
+    fake = _fake()
+    fake.id = instance.id
+    fake.version = version
+    return fake
+
+
+class _fake:  # noqa: N801 - the few attributes the cache reads
+    def __init__(self) -> None:
+        self.id = uuid4()
+        self.version = 1
+        self.pending_events: list[Any] = []
+        self.is_ended = False

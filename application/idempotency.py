@@ -32,7 +32,7 @@ def stored_result(request: str, result: dict[str, Any]) -> dict[str, Any]:
 
 
 class KeyedCommands:
-    """Runs commands that may carry an idempotency key."""
+    """Runs commands that may carry an idempotency key: commands a caller waits for."""
 
     def __init__(self, runner: CommandRunner, queries: ReadModelQueries):
         self.runner = runner
@@ -62,7 +62,7 @@ class KeyedCommands:
         """(result, replayed): the command's own result, or the first one when a concurrent
         command with the same key won the race."""
         try:
-            return self.runner.run(command, targets), False
+            return self.runner.run(command, targets, caller_waits=True), False
         except (DuplicateIdempotencyKeyError, BookmarkNotOpenError, InstanceNotActiveError):
             # A concurrent delivery with the same key committed first (we either collided
             # on its record, or found its bookmark consumed or its instance ended): answer

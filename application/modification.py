@@ -80,7 +80,7 @@ class ModificationService:
             )
             return jsonable(instance_view(instance))
 
-        return self.runner.run(command, instance_id)
+        return self.runner.run(command, instance_id, caller_waits=True)
 
     # --- migration -----------------------------------------------------------------------
 

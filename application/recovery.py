@@ -96,7 +96,7 @@ class RecoveryService:
             session.audit(entry)
             return recovered_view(instance, action, node_id)
 
-        return self.runner.run(command, [cmd.instance_id])
+        return self.runner.run(command, [cmd.instance_id], caller_waits=True)
 
     # --- time travel ----------------------------------------------------------------------
 

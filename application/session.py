@@ -106,6 +106,7 @@ class CommandAttempt:
         max_depth: int = MAX_SUB_WORKFLOW_DEPTH,
         trace_context: str | None = None,
         task_link: Callable[[str, str, str, datetime, str | None], str] | None = None,
+        caller_waits: bool = False,
     ):
         self.store = store
         self.max_depth = max_depth  # WAYMARK_MAX_SUB_WORKFLOW_DEPTH
@@ -122,6 +123,7 @@ class CommandAttempt:
             task_link=task_link,
             for_each=for_each or ForEachLimits(),
             trace_context=trace_context,
+            caller_waits=caller_waits,
         )
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
@@ -452,25 +454,34 @@ class CommandRunner:
         )
         self.trace_context: Callable[[], str | None] = _no_trace
 
-    def run(self, command: Callable[[CommandAttempt], T], targets: UUID | Iterable[UUID] = ()) -> T:
-        """Run `command` (re-decided on conflicts) holding the locks of its `targets`."""
+    def run(
+        self,
+        command: Callable[[CommandAttempt], T],
+        targets: UUID | Iterable[UUID] = (),
+        *,
+        caller_waits: bool = False,
+    ) -> T:
+        """Run `command` (re-decided on conflicts) holding the locks of its `targets`.
+
+        `caller_waits`: a client waits for the answer (an HTTP request, a command message),
+        so what it sent may be refused as a whole (`CommandEnv.caller_waits`)."""
         ids = [targets] if isinstance(targets, UUID) else list(targets)
         if self.locks is None or not ids:
-            return self._attempts(command)
+            return self._attempts(command, caller_waits)
         with self.locks.holding(ids):
-            return self._attempts(command)
+            return self._attempts(command, caller_waits)
 
-    def _attempts(self, command: Callable[[CommandAttempt], T]) -> T:
+    def _attempts(self, command: Callable[[CommandAttempt], T], caller_waits: bool) -> T:
         with self.command_scope():
-            return self._observed(command)
+            return self._observed(command, caller_waits)
 
-    def _observed(self, command: Callable[[CommandAttempt], T]) -> T:
+    def _observed(self, command: Callable[[CommandAttempt], T], caller_waits: bool) -> T:
         if not self.on_finished:
-            return self._decide(command)
+            return self._decide(command, caller_waits)
         started = time.monotonic()
         outcome = "error"
         try:
-            result = self._decide(command)
+            result = self._decide(command, caller_waits)
             outcome = "committed"
             return result
         except CommandConflictError:
@@ -480,7 +491,7 @@ class CommandRunner:
             for finished in self.on_finished:
                 finished(outcome, time.monotonic() - started)
 
-    def _decide(self, command: Callable[[CommandAttempt], T]) -> T:
+    def _decide(self, command: Callable[[CommandAttempt], T], caller_waits: bool) -> T:
         conflict: ConcurrencyConflictError | None = None
         deadline = time.monotonic() + self.retry_budget_seconds
         for attempt in range(self.max_attempts):
@@ -489,7 +500,7 @@ class CommandRunner:
                 if time.monotonic() + pause > deadline:
                     break
                 time.sleep(pause)
-            session = self.new_attempt()
+            session = self.new_attempt(caller_waits=caller_waits)
             result = command(session)
             pending = session.prepare()
             try:
@@ -502,7 +513,7 @@ class CommandRunner:
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])
 
-    def new_attempt(self) -> CommandAttempt:
+    def new_attempt(self, *, caller_waits: bool = False) -> CommandAttempt:
         """A fresh attempt (one decision on current state)."""
         return CommandAttempt(
             self.store,
@@ -515,6 +526,7 @@ class CommandRunner:
             for_each=self.for_each,
             max_depth=self.max_depth,
             trace_context=self.trace_context(),
+            caller_waits=caller_waits,
         )
 
     def commit(self, pending: PendingCommit) -> None:

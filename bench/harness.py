@@ -217,10 +217,10 @@ def _log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
+def _terminate(process: subprocess.Popen[bytes], how: int = signal.SIGTERM) -> None:
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(how)
     try:
         process.wait(SERVER_SHUTDOWN_SECONDS)
     except subprocess.TimeoutExpired:
@@ -229,10 +229,19 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serving(bench: Bench, pool_size: int, *, workers_in_process: bool = False) -> Iterator[str]:
+def serving(
+    bench: Bench,
+    pool_size: int,
+    *,
+    workers_in_process: bool = False,
+    extra_env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> Iterator[str]:
     """`waymark serve` on a free 127.0.0.1 port, until ready; SIGTERM after. Its base URL.
 
-    `workers_in_process`: the task and timer workers run in the server's process too."""
+    `workers_in_process`: the task and timer workers run in the server's process too.
+    `extra_env`: more settings (WAYMARK_*); `prefix`: a command the server runs under
+    (`py-spy record ... --`, stopped with SIGINT so that it writes its profile)."""
     import httpx
 
     port = _free_port()
@@ -251,11 +260,13 @@ def serving(bench: Bench, pool_size: int, *, workers_in_process: bool = False) -
             "WAYMARK_LOG_LEVEL": "WARNING",
             "WAYMARK_DATA_DIR": str(bench.workdir / "server-data"),
             "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
         }
     )
+    command = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*prefix, *command],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,
@@ -274,6 +285,6 @@ def serving(bench: Bench, pool_size: int, *, workers_in_process: bool = False) -
             time.sleep(0.1)
         yield base_url
     finally:
-        _terminate(process)
+        _terminate(process, signal.SIGINT if prefix else signal.SIGTERM)
         if process.returncode not in (0, -signal.SIGTERM, None):
             progress(f"waymark serve exited {process.returncode}:\n{_log_tail(log)}")

@@ -15,6 +15,7 @@ from eventsourcing.postgres import (
 )
 
 from infrastructure.postgres.recorder import EVENTS_TABLE, WaymarkRecorder, WriteLimits
+from infrastructure.postgres.repository import CopyingRepository
 
 
 class WaymarkFactory(PostgresFactory):
@@ -95,3 +96,20 @@ class WaymarkApplication(Application[UUID]):
     # can satisfy it; the override is sound, the library's annotation is too narrow.
     def construct_factory(self, env: Environment) -> WaymarkFactory:  # type: ignore[override]
         return WaymarkFactory(env, self._datastore, self._recorder_class, self._limits)
+
+    def construct_repository(self) -> CopyingRepository:  # type: ignore[override]
+        # The library's, with its cached copy made under the fast-forward lock
+        # (infrastructure/postgres/repository.py).
+        base = super().construct_repository()
+        return CopyingRepository(
+            event_store=base.event_store,
+            snapshot_store=base.snapshot_store,
+            cache_maxsize=_cache_size(self.env.get(self.AGGREGATE_CACHE_MAXSIZE)),
+            fastforward=base.fastforward,
+            fastforward_skipping=base.fastforward_skipping,
+            deepcopy_from_cache=base.deepcopy_from_cache,
+        )
+
+
+def _cache_size(value: str | None) -> int | None:
+    return int(value) if value else None

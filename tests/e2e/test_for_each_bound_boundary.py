@@ -65,6 +65,17 @@ def history_types(client: httpx.Client, instance_id: str) -> list[str]:
     return [e["type"] for e in response.json()["items"]]
 
 
+def open_items(client: httpx.Client, instance_id: str, count: int) -> list[dict[str, Any]]:
+    """The instance's open tasks once there are `count` of them."""
+
+    def probe() -> list[dict[str, Any]] | None:
+        tasks = open_tasks(client, instance_id)
+        return tasks if len(tasks) == count else None
+
+    found: list[dict[str, Any]] = wait_for(probe)
+    return found
+
+
 def assert_too_large(response: httpx.Response, path: str, items: int) -> None:
     body = is_problem(response, 422, "for-each-too-large")
     assert (body["node_id"], body["items"], body["limit"]) == ("each", items, LIMIT)
@@ -164,7 +175,7 @@ def test_an_interrupting_timer_withdraws_every_item_task(acme: httpx.Client) -> 
         },
     )
     view = start(acme, name, input={"people": ["ann", "bob", "cy"]})
-    tasks = wait_for(lambda: len(open_tasks(acme, view["id"])) == 3 and open_tasks(acme, view["id"]))
+    tasks = open_items(acme, view["id"], 3)
     first = acme.post(f"/v1/tasks/{tasks[0]['id']}/complete", json={"outcome": "approved"})
     assert first.status_code == 200, first.text
     done = wait_for_status(acme, view["id"], "completed", timeout=30)
@@ -194,7 +205,7 @@ def test_a_non_interrupting_event_runs_alongside_the_open_items(acme: httpx.Clie
         },
     )
     view = start(acme, name, input={"people": ["ann", "bob"], "key": "k9"})
-    tasks = wait_for(lambda: len(open_tasks(acme, view["id"])) == 2 and open_tasks(acme, view["id"]))
+    tasks = open_items(acme, view["id"], 2)
     for _ in range(2):
         sent = acme.post("/v1/events", json={"type": f"{name}.nudge", "correlation": "k9"})
         assert len(sent.json()["resumed"]) == 1, sent.text

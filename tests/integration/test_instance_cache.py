@@ -86,3 +86,35 @@ def test_a_failed_command_leaves_the_cached_instance_unchanged(two: tuple[Any, A
 
     again = first.core.store.get(instance_id)
     assert again.status == "suspended" and not again.pending_events
+
+
+def test_the_cached_copy_is_made_under_the_instance_lock(
+    two: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The library copied the cached instance after releasing the lock another thread
+    # fast-forwards that same object under: `dictionary changed size during iteration`
+    # under load (infrastructure/postgres/repository.py).
+    from infrastructure.postgres import repository
+
+    first, second = two
+    view, _ = first.instances.start(StartInstance(TENANT, "wait-once"))
+    instance_id = UUID(view["id"])
+    repo = first.core.store.app.repository
+    assert isinstance(repo, repository.CopyingRepository)
+    lock = repo._copy_locks[instance_id.int % len(repo._copy_locks)]
+    held: list[bool] = []
+    original = repository.clone
+
+    def watched(aggregate: Any) -> Any:
+        held.append(lock.locked())
+        return original(aggregate)
+
+    cached = first.core.store.get(instance_id)
+    second.instances.resume(
+        ResumeBookmark(TENANT, instance_id, view["bookmarks"][0]["id"], payload={"ok": 1})
+    )
+    monkeypatch.setattr(repository, "clone", watched)
+    forwarded = first.core.store.get(instance_id)  # fast-forwarded, then copied
+    assert held == [True]
+    assert cached.status == "suspended" and forwarded.status == "completed"
+    assert forwarded is not first.core.store.get(instance_id)  # every get: a private copy

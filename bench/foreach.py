@@ -113,9 +113,14 @@ def run(items: int, batch: int, profile: str | None, extra: dict[str, str]) -> d
         start_s = time.monotonic() - began
         instance_id = response.json()["id"]
         status = response.json()["status"]
+        poll_errors = 0  # answers other than 200 while polling (the cache race gave 500s)
         while status not in ("completed", "failed", "cancelled"):
             time.sleep(0.25)
-            status = client.get(f"/v1/instances/{instance_id}").json()["status"]
+            polled = client.get(f"/v1/instances/{instance_id}")
+            if polled.status_code != 200:
+                poll_errors += 1
+                continue
+            status = polled.json()["status"]
             if time.monotonic() - began > 900:
                 raise RuntimeError("not completed in 15 minutes")
         seconds = time.monotonic() - began
@@ -127,6 +132,7 @@ def run(items: int, batch: int, profile: str | None, extra: dict[str, str]) -> d
             "seconds": round(seconds, 2),
             "items_per_s": round(items / seconds, 1),
             "start_request_s": round(start_s, 3),
+            "poll_errors": poll_errors,
             **phases(client, instance_id),
             **stored(bench, instance_id),
         }

@@ -97,7 +97,7 @@ class WaymarkApplication(Application[UUID]):
     def construct_factory(self, env: Environment) -> WaymarkFactory:  # type: ignore[override]
         return WaymarkFactory(env, self._datastore, self._recorder_class, self._limits)
 
-    def construct_repository(self) -> CopyingRepository:  # type: ignore[override]
+    def construct_repository(self) -> CopyingRepository:
         # The library's, with its cached copy made under the fast-forward lock
         # (infrastructure/postgres/repository.py).
         base = super().construct_repository()

@@ -40,7 +40,7 @@ class CopyingRepository(Repository[UUID]):
         super().__init__(*args, **kwargs)
         self._copy_locks = [threading.Lock() for _ in range(_STRIPES)]
 
-    def get(  # type: ignore[override]
+    def get(
         self,
         aggregate_id: UUID,
         *,

@@ -103,9 +103,13 @@ def host_id(node_id: str, run: int) -> str:
 
 
 def is_running(instance: WorkflowInstance, node_id: str, host: str) -> bool:
-    """Whether `host` (a `host_id`) names the node's for_each run that is still open."""
+    """Whether `host` (a `host_id`) names the node's for_each run that is still open.
+
+    Only the prefix and the run are compared: a migration that renames the node
+    (`domain.renames`) leaves the old id in the boundary's `boundary_of`."""
     state = instance.for_each.get(node_id)
-    return state is not None and host == host_id(node_id, state.run)
+    prefix, _, run = host.rpartition(":")
+    return state is not None and prefix.startswith("for_each:") and run == str(state.run)
 
 
 def start_more(instance: WorkflowInstance, node: Node, env: CommandEnv) -> None:

@@ -228,3 +228,31 @@ def test_a_second_run_of_the_node_gets_boundaries_of_its_own() -> None:
     approve(instance, d, item_tasks(instance)[0], fake)
     assert instance.status == "completed"
     assert_replays(instance)
+
+
+def test_a_migration_renaming_the_node_keeps_its_boundary_attached() -> None:
+    from domain.definition import Definition
+    from domain.engine import migration
+
+    d, fake = each("approval", {"timer": "PT4H", "to": "late"}), FakeEnv()
+    instance = start(d, fake, {"items": ["ann", "bob"]})
+    document = dict(d.document)
+    document["nodes"] = [
+        {**n, "id": "review"} if n["id"] == "each" else n for n in d.document["nodes"]
+    ]
+    document["routes"] = [
+        {**r, "from": "review"} if r["from"] == "each" else r for r in d.document["routes"]
+    ]
+    renamed = Definition.from_document(document, version=2)
+    migration.migrate(
+        instance, d, renamed, {"each": "review"}, by="ops", reason=None, env=fake.env()
+    )
+    (timer,) = boundaries(instance)  # still open: its host is the renamed node's run
+    assert timer.node_id == "review" and "review" in instance.for_each
+    fake.advance(hours=4)
+    engine.fire_timer(instance, renamed, timer.id, fake.env())
+    assert instance.status == "failed" and instance.error["node_id"] == "late"
+    names = event_names(instance)
+    # The run was cancelled as the boundary's host (not merely closed by the instance's end).
+    assert names.index("BoundaryFired") < names.index("ForEachCompleted") < names.index("Failed")
+    assert "review" not in instance.for_each

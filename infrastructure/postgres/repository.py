@@ -17,6 +17,7 @@ holds 1,000 activities: ~0.25 MB pickled).
 
 from __future__ import annotations
 
+import copy
 import pickle
 import threading
 from collections.abc import Iterable
@@ -29,8 +30,13 @@ _STRIPES = 256
 
 
 def clone(aggregate: Any) -> Any:
-    """A deep copy of an instance (pickle round trip: several times faster than deepcopy)."""
-    return pickle.loads(pickle.dumps(aggregate, pickle.HIGHEST_PROTOCOL))  # noqa: S301 - our own bytes
+    """A deep copy of an instance (pickle round trip: several times faster than deepcopy);
+    `copy.deepcopy` for anything pickle cannot take (a value no event should hold)."""
+    try:
+        data = pickle.dumps(aggregate, pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return copy.deepcopy(aggregate)
+    return pickle.loads(data)  # noqa: S301 - bytes this function just made
 
 
 class CopyingRepository(Repository[UUID]):

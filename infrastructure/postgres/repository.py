@@ -63,7 +63,9 @@ class CopyingRepository(Repository[UUID]):
                 fastforward_skipping=fastforward_skipping,
                 deepcopy_from_cache=deepcopy_from_cache,
             )
-        with self._copy_locks[aggregate_id.int % _STRIPES]:
+        # Some callers pass the id as a string: the same instance, the same lock.
+        stripe = UUID(str(aggregate_id)).int % _STRIPES
+        with self._copy_locks[stripe]:
             try:
                 aggregate = self.cache.get(aggregate_id)
             except KeyError:

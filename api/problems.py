@@ -116,6 +116,16 @@ KINDS: dict[str, _Kind] = {
     ),
     "wrong-bookmark-kind": _Kind(409, lambda e: {"bookmark_id": e.bookmark_id, "kind": e.kind}),
     "invalid-outcome": _Kind(422, lambda e: {"allowed": list(e.allowed)}),
+    # A for_each over WAYMARK_FOR_EACH_MAX_ITEMS reached by the request: refused, not stored.
+    "for-each-too-large": _Kind(
+        422,
+        lambda e: {
+            "node_id": e.node_id,
+            "items": e.items,
+            "limit": e.limit,
+            "errors": [{"path": e.path, "code": "too_many_items", "message": str(e)}],
+        },
+    ),
     # Transient (nothing was decided; repeat the request as it is): never the 409 of a
     # consumed bookmark, which a sender may rightly read as "already done".
     "concurrency-conflict": _Kind(

@@ -4,11 +4,14 @@ A task worker that ran a batch of actions has a batch of results to record: deci
 one is cheap, committing each alone costs a transaction and an fsync'd COMMIT each. Here
 every command is decided on its own `CommandAttempt` (as `CommandRunner.run` would), then
 all the prepared commits go to the committer at once (`Committer.commit_all`: one
-transaction where they can share one). A command whose commit lost a concurrency race, or
-that touches an instance an earlier command of the batch touched (it decided on state that
-commit is about to change), is run again on its own through `CommandRunner.run`, with its
-usual bounded re-decision. Each command's outcome is its own: a result or the exception it
-raised.
+transaction where they can share one). Commands with the same target (several results of
+one instance: the items of a `for_each`) are decided one after the other on ONE attempt, so
+the instance is loaded once and their events are one commit; should one of them raise, each
+of that target's commands is run again alone (its own outcome). A command whose commit lost
+a concurrency race, or that touches an instance another group of the batch touched (it
+decided on state that commit is about to change), is run again on its own through
+`CommandRunner.run`, with its usual bounded re-decision. Each command's outcome is its own:
+a result or the exception it raised.
 
 The timer worker fires its batches of due timers the same way (`TimerService`), with
 `preload`: the batch's instances are read in one query (`InstanceStore.get_many`) before
@@ -18,11 +21,13 @@ the decisions instead of one read each.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 from uuid import UUID
 
 from application.ports import ConcurrencyConflictError, PendingCommit
 from application.session import CommandAttempt, CommandRunner
+from domain.env import StepBudget
 
 T = TypeVar("T")
 
@@ -44,38 +49,40 @@ def run_batch(
             return [e]
     outcomes: list[Any | Exception] = [None] * len(commands)
     alone: list[int] = []  # run again on their own, after the shared commit
-    prepared: list[tuple[int, Any, PendingCommit]] = []
+    prepared: list[tuple[list[int], list[Any], PendingCommit]] = []
     touched: set[UUID] = set()
     targets = [target for _, target in commands]
     with runner.locks.holding(targets) if runner.locks is not None else _nothing():
-        # One read for the whole batch; a target named twice is loaded again by its second
-        # command (each attempt must own its aggregates).
+        # One read for the whole batch; each target's commands share one attempt.
         loaded = runner.store.get_many(targets) if preload else {}
-        for i, (command, target) in enumerate(commands):
+        for indices in _by_target(targets):
             session = runner.new_attempt()
+            target = targets[indices[0]]
             if target in loaded:
                 session.instances[target] = loaded.pop(target)
             try:
-                result = command(session)
+                results = [_decide(session, commands[i][0], n) for n, i in enumerate(indices)]
                 pending = session.prepare()
             except Exception as e:  # this command's own outcome
                 if session.cached:  # perhaps decided on a stale copy: again, alone
                     runner.forget(session.cached)
-                    alone.append(i)
-                else:
-                    outcomes[i] = e
+                    alone.extend(indices)
+                elif len(indices) == 1:
+                    outcomes[indices[0]] = e
+                else:  # which of them raised, and what the others decide: each alone
+                    alone.extend(indices)
                 continue
             if not session.trusted(pending):  # see application/instance_cache.py
                 runner.forget(session.cached)
-                alone.append(i)
+                alone.extend(indices)
                 continue
             if touched.intersection(pending.instance_ids) or touched.intersection(
                 session.instances
             ):
-                alone.append(i)
+                alone.extend(indices)
                 continue
             touched.update(session.instances)
-            prepared.append((i, result, pending))
+            prepared.append((indices, results, pending))
         runner.offer(pending for _, _, pending in prepared)
         try:
             errors = runner.committer.commit_all([pending for _, _, pending in prepared])
@@ -84,17 +91,19 @@ def run_batch(
                 runner.withdraw(pending)
             raise
     stored: list[PendingCommit] = []
-    for (i, result, pending), error in zip(prepared, errors, strict=True):
+    for (indices, results, pending), error in zip(prepared, errors, strict=True):
         if error is None:
-            outcomes[i] = result
+            for i, result in zip(indices, results, strict=True):
+                outcomes[i] = result
             stored.append(pending)
             continue
         runner.withdraw(pending)
         if isinstance(error, ConcurrencyConflictError):
             runner.forget(pending.instance_ids)  # cached copies behind the store
-            alone.append(i)
+            alone.extend(indices)
         else:
-            outcomes[i] = error
+            for i in indices:
+                outcomes[i] = error
     runner.committed(stored)
     for i in sorted(alone):
         command, target = commands[i]
@@ -103,6 +112,23 @@ def run_batch(
         except Exception as e:  # this command's own outcome
             outcomes[i] = e
     return outcomes
+
+
+def _by_target(targets: list[UUID]) -> list[list[int]]:
+    """The commands' indices grouped by target, in the order the targets first appear."""
+    groups: dict[UUID, list[int]] = {}
+    for i, target in enumerate(targets):
+        groups.setdefault(target, []).append(i)
+    return list(groups.values())
+
+
+def _decide(session: CommandAttempt, command: Command[Any], position: int) -> Any:
+    """Run one command of a target's group; each walks the graph with a step budget of its
+    own, as when run alone. The children and emits the group's commands ask for are settled
+    together when it is prepared, within one command's bounds (application/session.py)."""
+    if position:
+        session.env = replace(session.env, steps=StepBudget())
+    return command(session)
 
 
 class _nothing:  # noqa: N801 - a null context manager, cheaper than contextlib's per call

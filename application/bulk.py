@@ -28,13 +28,18 @@ from application.ports import ReadModelQueries
 from application.read_models import InstanceFilter
 from application.recovery import RecoveryService
 from application.session import CommandRunner
-from domain.errors import InstanceNotActiveError, NotRecoverableError
+from domain.errors import ForEachTooLargeError, InstanceNotActiveError, NotRecoverableError
 from domain.values import clean_value
 
 CANCEL, RETRY = "cancel", "retry"
 ACTIONS = (CANCEL, RETRY)
 DEFAULT_STATUSES = {CANCEL: ("running", "suspended"), RETRY: ("incident", "failed")}
-REFUSALS: tuple[type[Exception], ...] = (InstanceNotActiveError, NotRecoverableError)
+# A retry re-entering a for_each whose items are over the bound is refused, nothing changed.
+REFUSALS: tuple[type[Exception], ...] = (
+    InstanceNotActiveError,
+    NotRecoverableError,
+    ForEachTooLargeError,
+)
 PAGE = 500
 
 

@@ -41,7 +41,12 @@ from application.requests import (
 )
 from application.tasks import TaskService
 from application.views import bookmark_view, jsonable
-from domain.errors import BookmarkNotOpenError, InvalidOutcomeError, WorkflowError
+from domain.errors import (
+    BookmarkNotOpenError,
+    ForEachTooLargeError,
+    InvalidOutcomeError,
+    WorkflowError,
+)
 
 # The problem types of the HTTP API (api/problems.py TYPE_BASE): a reply names the same type.
 PROBLEM_TYPE_BASE = "https://waymark.dev/problems/"
@@ -236,6 +241,9 @@ def _extras(exc: BaseException) -> dict[str, Any]:
         return {"bookmark": bookmark_view(exc.bookmark)}
     if isinstance(exc, InvalidOutcomeError):
         return {"allowed": list(exc.allowed)}
+    if isinstance(exc, ForEachTooLargeError):
+        errors = [{"path": exc.path, "code": "too_many_items", "message": str(exc)}]
+        return {"node_id": exc.node_id, "items": exc.items, "limit": exc.limit, "errors": errors}
     return {}
 
 

@@ -38,7 +38,7 @@ class IdempotencyRecords(Protocol):
 
 
 class KeyedCommands:
-    """Runs commands that may carry an idempotency key."""
+    """Runs commands that may carry an idempotency key: commands a caller waits for."""
 
     def __init__(self, runner: CommandRunner, queries: IdempotencyRecords):
         self.runner = runner
@@ -71,7 +71,7 @@ class KeyedCommands:
         a winner's change causes, besides a consumed bookmark or an ended instance)."""
         lost = (DuplicateIdempotencyKeyError, BookmarkNotOpenError, InstanceNotActiveError)
         try:
-            return self.runner.run(command, targets), False
+            return self.runner.run(command, targets, caller_waits=True), False
         except (*lost, *lost_race):  # type: ignore[misc]  # a tuple of exception classes
             # A concurrent delivery with the same key committed first (we either collided
             # on its record, or found its bookmark consumed or its instance ended): answer

@@ -26,12 +26,26 @@ them). The bound is a count of instances, least recently used evicted first.
 from __future__ import annotations
 
 import copy
+import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any, cast
 from uuid import UUID
 
 from domain.instance import WorkflowInstance
+
+
+def clone(aggregate: Any) -> Any:
+    """A deep copy of an instance: a pickle round trip, several times faster than
+    `copy.deepcopy` on the same graph (dataclasses, dicts, lists, datetimes, UUIDs), which
+    matters because every command copies its instance whole (a 1,000-item `for_each` holds
+    1,000 activities); `copy.deepcopy` for anything pickle cannot take."""
+    try:
+        data = pickle.dumps(aggregate, pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return copy.deepcopy(aggregate)
+    return pickle.loads(data)  # noqa: S301 - bytes this function just made
 
 
 class InstanceCache:
@@ -58,7 +72,7 @@ class InstanceCache:
             self.hits += 1
         # Outside the lock: the cached object is never mutated once put, so copying it
         # while another thread copies or reads it is safe.
-        return copy.deepcopy(cached)
+        return cast(WorkflowInstance, clone(cached))
 
     def put(self, instances: Iterable[WorkflowInstance]) -> None:
         """Keep committed instances (their pending events stored); ended ones are dropped."""

@@ -133,10 +133,13 @@ class InstanceService:
         check_existing: Callable[[WorkflowInstance], None] = lambda found: None,
         remember: tuple[str, str] | None = None,
         started_by: dict[str, Any] | None = None,
+        caller_waits: bool = True,
     ) -> tuple[dict[str, Any], bool]:
         """Start once per (tenant, scope, key): the key derives the instance id, so a repeat —
         even a concurrent one — finds the first instance; (view, created). `remember` is a
-        (scope, key) recorded in the start's transaction (a webhook signature, used once)."""
+        (scope, key) recorded in the start's transaction (a webhook signature, used once).
+        `caller_waits` False (a schedule's tick): what the caller cannot be told fails the
+        instance's node instead of refusing the start (`CommandEnv.caller_waits`)."""
         instance_id = (
             self.keyed_ids.derive(tenant, scope, idempotency_key)
             if idempotency_key
@@ -174,7 +177,7 @@ class InstanceService:
                 )
             return started, True
 
-        instance, created = self.runner.run(command, instance_id)
+        instance, created = self.runner.run(command, instance_id, caller_waits=caller_waits)
         return instance_view(instance), created
 
     # --- read ----------------------------------------------------------------------------

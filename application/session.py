@@ -109,6 +109,7 @@ class CommandAttempt:
         trace_context: str | None = None,
         task_link: Callable[[str, str, str, datetime, str | None], str] | None = None,
         cache: InstanceCache | None = None,
+        caller_waits: bool = False,
     ):
         self.store = store
         # Instances this process committed, taken instead of read (application/instance_cache.py);
@@ -129,6 +130,7 @@ class CommandAttempt:
             task_link=task_link,
             for_each=for_each or ForEachLimits(),
             trace_context=trace_context,
+            caller_waits=caller_waits,
         )
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
@@ -473,25 +475,34 @@ class CommandRunner:
         )
         self.trace_context: Callable[[], str | None] = _no_trace
 
-    def run(self, command: Callable[[CommandAttempt], T], targets: UUID | Iterable[UUID] = ()) -> T:
-        """Run `command` (re-decided on conflicts) holding the locks of its `targets`."""
+    def run(
+        self,
+        command: Callable[[CommandAttempt], T],
+        targets: UUID | Iterable[UUID] = (),
+        *,
+        caller_waits: bool = False,
+    ) -> T:
+        """Run `command` (re-decided on conflicts) holding the locks of its `targets`.
+
+        `caller_waits`: a client waits for the answer (an HTTP request, a command message),
+        so what it sent may be refused as a whole (`CommandEnv.caller_waits`)."""
         ids = [targets] if isinstance(targets, UUID) else list(targets)
         if self.locks is None or not ids:
-            return self._attempts(command)
+            return self._attempts(command, caller_waits)
         with self.locks.holding(ids):
-            return self._attempts(command)
+            return self._attempts(command, caller_waits)
 
-    def _attempts(self, command: Callable[[CommandAttempt], T]) -> T:
+    def _attempts(self, command: Callable[[CommandAttempt], T], caller_waits: bool) -> T:
         with self.command_scope():
-            return self._observed(command)
+            return self._observed(command, caller_waits)
 
-    def _observed(self, command: Callable[[CommandAttempt], T]) -> T:
+    def _observed(self, command: Callable[[CommandAttempt], T], caller_waits: bool) -> T:
         if not self.on_finished:
-            return self._decide(command)
+            return self._decide(command, caller_waits)
         started = time.monotonic()
         outcome = "error"
         try:
-            result = self._decide(command)
+            result = self._decide(command, caller_waits)
             outcome = "committed"
             return result
         except CommandConflictError:
@@ -501,7 +512,7 @@ class CommandRunner:
             for finished in self.on_finished:
                 finished(outcome, time.monotonic() - started)
 
-    def _decide(self, command: Callable[[CommandAttempt], T]) -> T:
+    def _decide(self, command: Callable[[CommandAttempt], T], caller_waits: bool) -> T:
         conflict: ConcurrencyConflictError | None = None
         deadline = time.monotonic() + self.retry_budget_seconds
         for attempt in range(self.max_attempts):
@@ -510,7 +521,7 @@ class CommandRunner:
                 if time.monotonic() + pause > deadline:
                     break
                 time.sleep(pause)
-            session, result, pending = self.decided(command)
+            session, result, pending = self.decided(command, caller_waits=caller_waits)
             try:
                 self.commit(pending)
             except ConcurrencyConflictError as e:
@@ -524,12 +535,12 @@ class CommandRunner:
         raise CommandConflictError(conflict.instance_ids if conflict else [])
 
     def decided(
-        self, command: Callable[[CommandAttempt], T]
+        self, command: Callable[[CommandAttempt], T], *, caller_waits: bool = False
     ) -> tuple[CommandAttempt, T, PendingCommit]:
         """One decision and its prepared commit. A decision on cached instances that
         failed, or wrote nothing for one of them, is taken again at once on state read from
         the store (application/instance_cache.py): only writes are version-checked."""
-        session = self.new_attempt()
+        session = self.new_attempt(caller_waits=caller_waits)
         try:
             result = command(session)
             pending = session.prepare()
@@ -541,7 +552,7 @@ class CommandRunner:
             if session.trusted(pending):
                 return session, result, pending
             self.forget(session.cached)
-        session = self.new_attempt(cached=False)
+        session = self.new_attempt(cached=False, caller_waits=caller_waits)
         result = command(session)
         return session, result, session.prepare()
 
@@ -550,7 +561,7 @@ class CommandRunner:
         if self.cache is not None:
             self.cache.drop(instance_ids)
 
-    def new_attempt(self, *, cached: bool = True) -> CommandAttempt:
+    def new_attempt(self, *, cached: bool = True, caller_waits: bool = False) -> CommandAttempt:
         """A fresh attempt (one decision on current state); `cached=False` reads every
         instance from the store."""
         return CommandAttempt(
@@ -565,6 +576,7 @@ class CommandRunner:
             max_depth=self.max_depth,
             trace_context=self.trace_context(),
             cache=self.cache if cached else None,
+            caller_waits=caller_waits,
         )
 
     def commit(self, pending: PendingCommit) -> None:

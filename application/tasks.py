@@ -127,7 +127,7 @@ class TaskService:
             apply(instance, session)
             return instance_view(instance)
 
-        return self.runner.run(command, row.instance_id)
+        return self.runner.run(command, row.instance_id, caller_waits=True)
 
 
 class ActivityService:

@@ -217,10 +217,10 @@ def _log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
+def _terminate(process: subprocess.Popen[bytes], how: int = signal.SIGTERM) -> None:
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(how)
     try:
         process.wait(SERVER_SHUTDOWN_SECONDS)
     except subprocess.TimeoutExpired:
@@ -235,11 +235,14 @@ def serving(
     *,
     workers_in_process: bool = False,
     extra_env: Mapping[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """`waymark serve` on a free 127.0.0.1 port, until ready; SIGTERM after. Its base URL.
 
-    `workers_in_process`: the task and timer workers run in the server's process too;
-    `extra_env`: more (or overriding) environment variables for it."""
+    `workers_in_process`: the task and timer workers run in the server's process too.
+    `extra_env`: more (or overriding) environment variables for it; `prefix`: a command
+    the server runs under (`py-spy record ... --`, stopped with SIGINT so that it writes
+    its profile)."""
     import httpx
 
     port = _free_port()
@@ -265,9 +268,10 @@ def serving(
             **(extra_env or {}),
         }
     )
+    command = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*prefix, *command],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,
@@ -286,6 +290,6 @@ def serving(
             time.sleep(0.1)
         yield base_url
     finally:
-        _terminate(process)
+        _terminate(process, signal.SIGINT if prefix else signal.SIGTERM)
         if process.returncode not in (0, -signal.SIGTERM, None):
             progress(f"waymark serve exited {process.returncode}:\n{_log_tail(log)}")

@@ -47,8 +47,9 @@ class StepBudget:
 
 @dataclass(frozen=True)
 class ForEachLimits:
-    """`WAYMARK_FOR_EACH_MAX_ITEMS`: the items one `for_each` node may hold (more fails the
-    node); `WAYMARK_FOR_EACH_BATCH_SIZE`: items a parallel `for_each` starts per command (the
+    """`WAYMARK_FOR_EACH_MAX_ITEMS`: the items one `for_each` node may hold (more refuses the
+    command a caller waits for, else fails the node: `CommandEnv.caller_waits`);
+    `WAYMARK_FOR_EACH_BATCH_SIZE`: items a parallel `for_each` starts per command (the
     rest in follow-up commands, so no command writes them all)."""
 
     max_items: int = 10_000
@@ -69,6 +70,10 @@ class CommandEnv:
     task_link: Callable[[str, str, str, datetime, str | None], str] | None = None
     # Multi-instance (`for_each`) bounds, from the settings.
     for_each: ForEachLimits = field(default_factory=lambda: ForEachLimits())
+    # A caller waits for this command's answer (an HTTP request, a command message): what
+    # the caller sent can be refused as a whole (`ForEachTooLargeError`, nothing stored).
+    # False for the workers' commands (results, timers), where the node fails instead.
+    caller_waits: bool = False
     # One per command (the application builds one CommandEnv per attempt), so a loop that leaves
     # and re-enters `run` — a sub_workflow whose child completes at once — is counted too.
     steps: StepBudget = field(default_factory=StepBudget, compare=False, repr=False)

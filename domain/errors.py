@@ -137,3 +137,22 @@ class MilestoneNotReachedError(WorkflowError):
         self.node_id = node_id
         self.milestone = milestone
         self.where = where
+
+
+class ForEachTooLargeError(WorkflowError):
+    """A `for_each` node's `items` gave more items than WAYMARK_FOR_EACH_MAX_ITEMS while a
+    caller waits for the command (an HTTP request): the command is refused, nothing stored.
+    Reached asynchronously (a service task's result, a timer) the node fails instead.
+    `path` is the JSON path of the node's `items` in the definition document."""
+
+    code = "for-each-too-large"
+
+    def __init__(self, node_id: str, path: str, items: int, limit: int):
+        super().__init__(
+            f"for_each of {node_id} has {items:,} items, more than the limit of {limit:,} "
+            f"(WAYMARK_FOR_EACH_MAX_ITEMS): {path}"
+        )
+        self.node_id = node_id
+        self.path = path
+        self.items = items
+        self.limit = limit

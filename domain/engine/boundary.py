@@ -6,13 +6,15 @@ A `user_task`, `approval`, `wait`, `service_task` or `sub_workflow` node may dec
 (`"event": "order.cancelled", "correlation": "<expression>"`), with `"to": "<node id>"` and
 `"interrupting": true` (the default) or `false`.
 
-When the node opens its work (the host: a task, wait or child bookmark, or a service task's
-activity), every boundary opens a bookmark of its own: a `timer` bookmark for timers (fired
+When the node opens its work (the host: a task, wait or child bookmark, a service task's
+activity, or the run of a `for_each` node, `multi.host_id`), every boundary opens a bookmark
+of its own: a `timer` bookmark for timers (fired
 by the timer worker like any timer) or a `wait` bookmark for events (resumed by the event
 delivery path and callbacks like any wait). The bookmark names its host (`boundary_of`).
 
 - Interrupting, when it fires: the host is cancelled (a task leaves the queue, an activity is
-  withdrawn and its late result ignored, a child instance is cancelled by the settle step),
+  withdrawn and its late result ignored, a child instance is cancelled by the settle step;
+  a `for_each` run cancels every item still open, then records `ForEachCompleted`),
   the other boundaries of the host are closed, and the instance goes on at `to`.
 - Non-interrupting: `to` starts as a parallel branch and the host stays open. A repeating
   timer (`R<n>/<duration>`: at most n firings; `R/<duration>`: until the host closes) opens
@@ -31,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from domain.durations import parse_duration
+from domain.engine import multi
 from domain.engine.waits import checked_due, due_after
 from domain.env import CommandEnv
 from domain.expressions.evaluator import evaluate
@@ -104,7 +107,7 @@ def fire(
         instance.set_variables(node.id, {spec["result_var"]: payload})
     if interrupting:
         reason = f"interrupted by boundary {index} of {node.id}"
-        _cancel_host(instance, host_id, reason, env)
+        _cancel_host(instance, node, host_id, reason, env)
         sweep(instance, env)
     else:
         _rearm(instance, node, bookmark, index, spec, env)
@@ -114,19 +117,30 @@ def fire(
 def sweep(instance: WorkflowInstance, env: CommandEnv) -> None:
     """Close every open boundary whose host is no longer open."""
     for bookmark in instance.open_bookmarks():
-        if bookmark.boundary_of is not None and not _host_open(instance, bookmark.boundary_of):
+        if bookmark.boundary_of is not None and not _host_open(instance, bookmark):
             instance.cancel_bookmark(bookmark.id, "its node is no longer waiting", env.now)
 
 
-def _host_open(instance: WorkflowInstance, host_id: str) -> bool:
+def _host_open(instance: WorkflowInstance, boundary: Bookmark) -> bool:
+    host_id = str(boundary.boundary_of)
     host = instance.bookmarks.get(host_id)
     if host is not None:
         return host.is_open
     activity = instance.activities.get(host_id)
-    return activity is not None and activity.is_scheduled
+    if activity is not None:
+        return activity.is_scheduled
+    return multi.is_running(instance, boundary.node_id, host_id)
 
 
-def _cancel_host(instance: WorkflowInstance, host_id: str, reason: str, env: CommandEnv) -> None:
+def _cancel_host(
+    instance: WorkflowInstance, node: Node, host_id: str, reason: str, env: CommandEnv
+) -> None:
+    if multi.is_running(instance, node.id, host_id):
+        # A for_each run: every open item (task, activity, child bookmark) and its batch.
+        state = instance.for_each[node.id]
+        cancelled = multi.close_items(instance, node, reason, env)
+        instance.complete_for_each(node.id, len(state.results), cancelled)
+        return
     host = instance.bookmarks.get(host_id)
     if host is not None and host.is_open:
         # A child bookmark's child instance is cancelled by the settle step of this command.

@@ -14,7 +14,10 @@ one finished. Each finished item is a `ForEachItemCompleted`; when all finished,
 `rejections`), the items still open are cancelled, `ForEachCompleted` is recorded and the
 node completes with the results in item order (`null` for items that never finished).
 
-This module decides only; `domain.engine.items` continues the graph afterwards.
+Boundary events (`domain.engine.boundary`) attach to the run (`host_id`): an interrupting
+one cancels every open item (`close_items`) and ends the run.
+
+This module decides only; `domain.engine.continuations` continues the graph afterwards.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 from domain.durations import parse_duration
 from domain.engine.waits import open_waiting_bookmark
 from domain.env import CommandEnv, NodeFailure
+from domain.errors import ForEachTooLargeError
 from domain.expressions.evaluator import ExpressionError, evaluate, render_value
 from domain.state import BATCH_PURPOSE, Activity, ForEachState
 from domain.values import UnstorableValueError, clean_value
 
 if TYPE_CHECKING:
-    from domain.definition import Node
+    from domain.definition import Definition, Node
     from domain.instance import WorkflowInstance
 
 FOR_EACH_TYPES = ("service_task", "user_task", "approval", "sub_workflow")
@@ -47,8 +51,11 @@ def is_multi(node: Node) -> bool:
     return node.type in FOR_EACH_TYPES and isinstance(node.get("for_each"), dict)
 
 
-def enter(instance: WorkflowInstance, node: Node, env: CommandEnv) -> bool:
-    """Start the node's items; True when it completed at once (an empty list)."""
+def enter(instance: WorkflowInstance, definition: Definition, node: Node, env: CommandEnv) -> bool:
+    """Start the node's items; True when it completed at once (an empty list).
+
+    More items than `WAYMARK_FOR_EACH_MAX_ITEMS`: a command a caller waits for is refused
+    (`ForEachTooLargeError`, nothing of it stored); a worker's command fails the node."""
     spec = node.get("for_each")
     ctx = instance.context(env.now)
     items = _guard(node, lambda: evaluate(spec["items"], ctx))
@@ -57,6 +64,8 @@ def enter(instance: WorkflowInstance, node: Node, env: CommandEnv) -> bool:
         raise NodeFailure(node.id, f"for_each items of {node.id} gave {kind}, not a list")
     limit = env.for_each.max_items
     if len(items) > limit:
+        if env.caller_waits:
+            raise ForEachTooLargeError(node.id, items_path(definition, node), len(items), limit)
         raise NodeFailure(
             node.id,
             f"for_each of {node.id} has {len(items):,} items, more than the limit of "
@@ -77,6 +86,30 @@ def enter(instance: WorkflowInstance, node: Node, env: CommandEnv) -> bool:
         abort(instance, node, failure.message, env)
         raise
     return False
+
+
+def items_path(definition: Definition, node: Node) -> str:
+    """The JSON path of the node's `for_each.items` in its definition document."""
+    for position, raw in enumerate(definition.document.get("nodes") or ()):
+        if isinstance(raw, dict) and raw.get("id") == node.id:
+            return f"$.nodes[{position}].for_each.items"
+    return f"$.nodes[?(@.id=={node.id!r})].for_each.items"  # a model built without a document
+
+
+def host_id(node_id: str, run: int) -> str:
+    """What the boundary events of a `for_each` node are attached to: the run of the node
+    (its items open and close one by one; the boundaries last as long as the run)."""
+    return f"for_each:{node_id}:{run}"
+
+
+def is_running(instance: WorkflowInstance, node_id: str, host: str) -> bool:
+    """Whether `host` (a `host_id`) names the node's for_each run that is still open.
+
+    Only the prefix and the run are compared: a migration that renames the node
+    (`domain.renames`) leaves the old id in the boundary's `boundary_of`."""
+    state = instance.for_each.get(node_id)
+    prefix, _, run = host.rpartition(":")
+    return state is not None and prefix.startswith("for_each:") and run == str(state.run)
 
 
 def start_more(instance: WorkflowInstance, node: Node, env: CommandEnv) -> None:

@@ -74,7 +74,11 @@ def _enter(
     ctx = instance.context(env.now)
     kind = node.type
     if multi.is_multi(node):  # one task/activity/child per item (domain.engine.multi)
-        return _next(definition, node, None, ctx) if multi.enter(instance, node, env) else []
+        boundaries = boundary.prepare(node, ctx, env, _eval)
+        if multi.enter(instance, definition, node, env):
+            return _next(definition, node, None, ctx)
+        boundary.arm(instance, boundaries, multi.host_id(node.id, instance.for_each[node.id].run))
+        return []
     if kind == "compensate":  # undo completed steps first (domain.engine.compensation)
         waits = compensation.begin(instance, definition, node, env)
         return [] if waits else _next(definition, node, None, ctx)

@@ -135,14 +135,6 @@ def check_boundaries(report: Reporter, nodes: dict[str, GraphNode]) -> None:
         specs = node.raw.get("boundary")
         if not isinstance(specs, list):
             continue
-        if isinstance(node.raw.get("for_each"), dict):
-            report.add(
-                (*node.path, "boundary"),
-                "invalid_value",
-                f"{node.label} has for_each: boundary events on a multi-instance node are not "
-                "supported yet (put the for_each node inside a sub_workflow with the boundary)",
-            )
-            continue
         for index, spec in enumerate(specs):
             to = spec.get("to") if isinstance(spec, dict) else None
             if not isinstance(to, str):

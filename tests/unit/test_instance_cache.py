@@ -151,18 +151,28 @@ def test_without_the_check_the_stale_answer_would_stand(two: Two) -> None:
 
 
 def test_run_batch_re_decides_stale_copies_alone(two: Two) -> None:
-    first, second = start(two.cached), start(two.cached)
+    first, second, third = start(two.cached), start(two.cached), start(two.cached)
     two.other.run(cancel(first), first)  # stale in the cache: a write on it conflicts
+    two.other.run(resume(second), second)  # stale too: a read-only answer would be wrong
     seen: list[str] = []
+    in_order: list[str] = []
     outcomes = run_batch(
         two.cached,
-        [(resume(first), first), (status(second, seen), second), (resume(second), second)],
+        [
+            (resume(first), first),
+            (status(second, seen), second),
+            (status(third, in_order), third),
+            (resume(third), third),
+        ],
     )
     assert isinstance(outcomes[0], Exception)  # re-decided alone on the cancelled state
-    # The read-only command's cached answer is not trusted: taken again, alone, after the
-    # shared commit (so it sees the resume of the same batch).
+    # The read-only command's cached answer is not trusted: taken again, alone, on the
+    # store's state.
     assert outcomes[1] == "completed" and seen == ["suspended", "completed"]
-    assert outcomes[2] == "completed"
+    # Commands of one target share one attempt, decided in batch order: the status before
+    # the resume sees the instance suspended, and the group commits once.
+    assert outcomes[2] == "suspended" and in_order == ["suspended"]
+    assert outcomes[3] == "completed"
     assert two.cached.cache is not None and two.cached.cache.take(first) is None
 
 

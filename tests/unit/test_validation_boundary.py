@@ -113,8 +113,8 @@ def test_an_event_gateway_target_may_not_have_boundaries_or_repeat() -> None:
     assert ("invalid_value", "$.routes[4].to") in found(doc)
 
 
-def test_a_boundary_on_a_for_each_node_is_refused_with_its_path() -> None:
-    document = {
+def each_guarded(*boundary: Any) -> dict[str, Any]:
+    return {
         "name": "each-guarded",
         "nodes": [
             {
@@ -122,11 +122,24 @@ def test_a_boundary_on_a_for_each_node_is_refused_with_its_path() -> None:
                 "type": "approval",
                 "approver_role": "r",
                 "for_each": {"items": "input.people"},
-                "boundary": [{"timer": "PT1H", "to": "done"}],
+                "boundary": list(boundary),
             },
+            {"id": "late", "type": "end", "status": "failed"},
             {"id": "done", "type": "end"},
         ],
         "routes": [{"from": "ask", "to": "done"}],
     }
-    problems = validate_document(document)
-    assert any(p.path == "$.nodes[0].boundary" and "for_each" in p.message for p in problems)
+
+
+def test_a_boundary_on_a_for_each_node_publishes_and_makes_its_target_reachable() -> None:
+    # `late` is reached only through the boundary: no unreachable_node problem.
+    assert validate_document(each_guarded({"timer": "PT1H", "to": "late"})) == []
+    reminder = {"timer": "R/PT1H", "interrupting": False, "to": "late"}
+    assert validate_document(each_guarded(reminder)) == []
+
+
+def test_a_boundary_on_a_for_each_node_is_still_checked() -> None:
+    problems = validate_document(each_guarded({"timer": "PT1H", "to": "nowhere"}))
+    assert [(p.code, p.path) for p in problems if p.path.startswith("$.nodes[0]")] == [
+        ("unknown_boundary_target", "$.nodes[0].boundary[0].to")
+    ]

@@ -169,9 +169,15 @@ class WaymarkRecorder(PostgresApplicationRecorder):
         # Four parallel arrays, sent binary: no composite type (whose text form spells a
         # bytea out in hex, twice its size), one row per event in the arrays' order, so
         # the notification ids follow the events' order.
+        # The fifth array is each event's tenant (migration 0021), from the projection's
+        # instance rows; an event without one takes its instance's read-model row's, looked
+        # up only then (COALESCE evaluates its second argument only for a NULL first).
         self.insert_events_sql = sql.SQL(
-            "INSERT INTO {table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "INSERT INTO {table} (originator_id, originator_version, topic, state, tenant) "
+            "SELECT u.id, u.version, u.topic, u.state, "
+            "coalesce(u.tenant, (SELECT i.tenant FROM instances i WHERE i.id = u.id)) "
+            "FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], %b::text[]) "
+            "AS u(id, version, topic, state, tenant) "
             "RETURNING notification_id"
         ).format(table=table)
         self.lock_events_sql = sql.SQL("LOCK TABLE {table} IN EXCLUSIVE MODE").format(table=table)
@@ -198,6 +204,8 @@ class WaymarkRecorder(PostgresApplicationRecorder):
             self._insert_events(curs, stored_events, **kwargs)
             if not stored_events:
                 return None
+            projection = kwargs.get("projection")
+            tenants = {row.id: row.tenant for row in projection.instances} if projection else {}
             curs.execute(self.lock_events_sql)
             self._notify_channel(curs)
             curs.execute(
@@ -207,6 +215,7 @@ class WaymarkRecorder(PostgresApplicationRecorder):
                     [e.originator_version for e in stored_events],
                     [e.topic for e in stored_events],
                     [e.state for e in stored_events],
+                    [tenants.get(e.originator_id) for e in stored_events],  # type: ignore[call-overload]
                 ),
             )
             return [row["notification_id"] for row in curs.fetchall()]

@@ -25,6 +25,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("topic", "text", "YES"),
         ("state", "bytea", "YES"),
         ("notification_id", "bigint", "NO"),
+        # Waymark's, not the library's (migration 0021): the events' row-level security.
+        ("tenant", "text", "YES"),
     ],
     "definitions": [
         ("tenant", "text", "NO"),
@@ -238,7 +240,8 @@ def _event_store_catalog(url: str) -> dict[str, Any]:
             "columns": fetch(
                 "SELECT column_name, data_type, is_nullable, column_default "
                 "FROM information_schema.columns WHERE table_name = 'waymark_events' "
-                "ORDER BY ordinal_position"
+                # Migration 0021's column is Waymark's own; every other one is the library's.
+                "AND column_name <> 'tenant' ORDER BY ordinal_position"
             ),
             "indexes": fetch(
                 "SELECT indexname, indexdef FROM pg_indexes "
@@ -301,4 +304,4 @@ def test_migrate_accepts_sqlalchemy_style_and_unix_socket_urls(empty_database: s
     migrate(empty_database.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(empty_database) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row == ("0020",)
+    assert row == ("0021",)

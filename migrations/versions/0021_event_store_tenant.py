@@ -15,6 +15,10 @@ hour). `waymark_events_head()` gives the highest notification id of every tenant
 position, not a row) without the policy's filter, so a feed reader in a quiet tenant's scope
 does not scan the whole index backwards looking for one of its own events.
 
+`rate_limit_counters` holds the shared rate-limit windows (`WAYMARK_RATE_LIMIT_STORAGE=
+postgres`, infrastructure/postgres/rate_limits.py): UNLOGGED, since a counter is worth no
+WAL; keyed by a digest of the API key or the client address, no tenant.
+
 Revision ID: 0021
 Revises: 0020
 Create Date: 2026-12-02
@@ -52,8 +56,21 @@ def upgrade() -> None:
         """
     )
 
+    op.execute(
+        """
+        CREATE UNLOGGED TABLE rate_limit_counters (
+            key text NOT NULL,
+            window_start bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            hits integer NOT NULL,
+            CONSTRAINT rate_limit_counters_pkey PRIMARY KEY (key)
+        )
+        """
+    )
+
 
 def downgrade() -> None:
+    op.execute("DROP TABLE rate_limit_counters")
     op.execute("DROP FUNCTION waymark_events_head()")
     op.execute("DROP POLICY tenant_isolation ON waymark_events")
     op.execute("ALTER TABLE waymark_events DISABLE ROW LEVEL SECURITY")

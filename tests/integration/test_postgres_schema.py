@@ -213,6 +213,12 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("updated_at", TZ, "NO"),
         ("finished_at", TZ, "YES"),
     ],
+    "rate_limit_counters": [
+        ("key", "text", "NO"),
+        ("window_start", "bigint", "NO"),
+        ("expires_at", "bigint", "NO"),
+        ("hits", "integer", "NO"),
+    ],
 }
 
 

@@ -182,3 +182,28 @@ def test_the_migration_backfills_the_events_stored_before_it(
             "SELECT tenant, count(*) FROM waymark_events GROUP BY tenant ORDER BY tenant"
         ).fetchall()
     assert [t for t, _ in tagged] == list(TENANTS)
+
+
+def test_an_event_saved_without_a_projection_takes_its_instances_tenant(
+    container: Any, started: dict[str, UUID], database_url: str
+) -> None:
+    from eventsourcing.persistence import StoredEvent
+
+    recorder = container.core.store.app.recorder
+    orphan = uuid4()
+    recorder.insert_events(
+        [
+            StoredEvent(started["globex"], 1000, "x", b"\x00"),  # no instance row given
+            StoredEvent(orphan, 1, "x", b"\x00"),  # no instance at all
+        ]
+    )
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT originator_id, tenant FROM waymark_events WHERE originator_version = 1000 "
+            "OR originator_id = %s ORDER BY notification_id",
+            (orphan,),
+        ).fetchall()
+    assert rows == [(started["globex"], "globex"), (orphan, None)]
+    # An untagged event is the system scope's only.
+    with tenant_scope.acting_for("globex"):
+        assert None not in _event_tenants(container.core.datastore)

@@ -12,8 +12,8 @@ policy lets a row through when its tenant is the transaction's `waymark.tenant` 
 when that setting is `*` (the cross-tenant background work: timers, cleanup, outbox,
 callbacks looked up by token). An unset setting shows nothing. docs/security.md explains it.
 
-`waymark_events` (the event store) has no tenant column and carries no policy: see
-docs/security.md.
+`waymark_events` (the event store) had no tenant column here; migration 0021 adds it and
+its policy.
 
 Revision ID: 0017
 Revises: 0008

@@ -186,7 +186,7 @@ def migrate() -> int:
     settings = Settings()
     configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     if settings.database_url:
-        run_migrations(settings.database_url)
+        run_migrations(settings.database_url, settings.database_app_role)
     else:
         # Development: the core starts the embedded server and migrates it.
         build_core(settings).close()

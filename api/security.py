@@ -3,7 +3,8 @@
 - `TenantScope`: each request runs in its own tenant scope (application/tenant_scope.py),
   narrowed to the caller's tenant once authenticated: the database's row-level security;
 - `RateLimit`: per API key and per client IP (the `limits` library, moving window, in this
-  process's memory), `429 rate-limited` problem+json with `Retry-After`;
+  process's memory; or, `WAYMARK_RATE_LIMIT_STORAGE=postgres`, a fixed window in PostgreSQL
+  that every replica shares), `429 rate-limited` problem+json with `Retry-After`;
 - `RequestTimeout`: a request whose response has not started within the timeout is answered
   `503 request-timeout` (a started stream, the event feed, runs on);
 - `Cors`: CORS for the configured origins only (off by default);
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from fastapi import FastAPI
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +37,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import bearer_key
 from api.problems import problem_response
 from application import audit, tenant_scope
+from infrastructure.postgres.rate_limits import Check, PostgresRateLimiter
+
+log = logging.getLogger(__name__)
 
 # Probes are not rate-limited: an orchestrator polling them must never be refused.
 _UNLIMITED_PREFIXES = ("/health", "/metrics")
@@ -79,6 +85,7 @@ class RateLimit:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.shared: PostgresRateLimiter | None = None
         self._configured: tuple[Any, Any, bool] | None = None
 
     def _limits(self, scope: Scope) -> tuple[Any, Any, bool]:
@@ -86,12 +93,41 @@ class RateLimit:
             settings = _settings(scope)
             per_key = getattr(settings, "rate_limit_per_key", "")
             per_ip = getattr(settings, "rate_limit_per_ip", "")
+            if getattr(settings, "rate_limit_storage", "memory") == "postgres":
+                container = scope["app"].state.container
+                self.shared = PostgresRateLimiter(container.core.datastore)
             self._configured = (
                 parse(per_key) if per_key else None,
                 parse(per_ip) if per_ip else None,
                 bool(getattr(settings, "trust_forwarded_for", False)),
             )
         return self._configured
+
+    async def _refused(self, checks: list[tuple[Any, str, str]]) -> tuple[Any, str, int] | None:
+        """The first limit the request is over, its kind and seconds to wait; or None."""
+        if self.shared is None:
+            for limit, kind, identity in checks:
+                if not self.limiter.hit(limit, kind, identity):
+                    reset_at, _ = self.limiter.get_window_stats(limit, kind, identity)
+                    return limit, kind, max(1, math.ceil(reset_at - time.time()))
+            return None
+        counted = [
+            Check(
+                f"{kind}:{identity}:{limit.amount}/{limit.get_expiry()}",
+                limit.amount,
+                limit.get_expiry(),
+            )
+            for limit, kind, identity in checks
+        ]
+        try:
+            verdicts = await run_in_threadpool(self.shared.hit, counted)
+        except Exception:  # the database is unreachable: the request fails there anyway
+            log.warning("rate limit counters unavailable: request let through", exc_info=True)
+            return None
+        for (limit, kind, _), verdict in zip(checks, verdicts, strict=True):
+            if not verdict.allowed:
+                return limit, kind, max(1, math.ceil(verdict.retry_after))
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -107,22 +143,21 @@ class RateLimit:
             checks.append((per_key, "key", digest))
         if per_ip is not None:
             checks.append((per_ip, "ip", client_ip(scope, trust)))
-        for limit, kind, identity in checks:
-            if not self.limiter.hit(limit, kind, identity):
-                reset_at, _ = self.limiter.get_window_stats(limit, kind, identity)
-                retry_after = max(1, math.ceil(reset_at - time.time()))
-                response = problem_response(
-                    path,
-                    429,
-                    "rate-limited",
-                    f"too many requests for this {'API key' if kind == 'key' else 'client'}"
-                    f" (at most {limit}); retry after {retry_after} s",
-                    headers={"Retry-After": str(retry_after)},
-                    limit=str(limit),
-                    retry_after=retry_after,
-                )
-                await response(scope, receive, send)
-                return
+        refused = await self._refused(checks)
+        if refused is not None:
+            limit, kind, retry_after = refused
+            response = problem_response(
+                path,
+                429,
+                "rate-limited",
+                f"too many requests for this {'API key' if kind == 'key' else 'client'}"
+                f" (at most {limit}); retry after {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+                limit=str(limit),
+                retry_after=retry_after,
+            )
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from application import tenant_scope
 from application.ports import Committer, InstanceStore, PendingCommit
 from application.read_models import Projection
 
@@ -42,10 +43,19 @@ class ImmediateCommitter:
 class _Member:
     """One commit waiting in the group committer's queue."""
 
-    __slots__ = ("error", "finished", "leads", "pending", "saved")
+    __slots__ = ("error", "finished", "leads", "pending", "saved", "scope", "within_scope")
 
     def __init__(self, pending: PendingCommit) -> None:
         self.pending = pending
+        # The caller's tenant scope (RLS, application/tenant_scope.py): the leader, another
+        # caller's thread, saves the commit under it (see GroupCommitter, "Scopes").
+        self.scope = tenant_scope.current()
+        # Whether every row of the commit is of the scope's tenant (always, in the system
+        # scope): only such a commit may share a transaction with another tenant's.
+        self.within_scope = self.scope == tenant_scope.SYSTEM or (
+            pending.projection.tenants() <= {self.scope}
+            and all(i.tenant == self.scope for i in pending.instances)
+        )
         self.finished = pending.is_empty
         self.leads = False  # told to lead the next group
         self.saved = False
@@ -71,6 +81,15 @@ class GroupCommitter:
     alone and get their own error; the others are saved again together; an error no member
     claims splits the group into single saves. A failing or conflicting member therefore
     never fails its neighbours.
+
+    Scopes: the leader saves in its own thread, so a member's tenant scope (which the
+    connection's row-level security setting comes from) is recorded when it is queued, and
+    a group is saved under its members' scope when they share one. A group of several
+    tenants (API requests of different tenants, a worker's batch) is saved in the system
+    scope: the database then checks no row's tenant, so before a tenant's commit may join
+    such a group every one of its rows is checked to be of its own tenant here; one that is
+    not is saved alone under its own scope, where the policies refuse it. The events' tenant
+    column is written from the commits' instance rows, whatever the scope (migration 0021).
     """
 
     def __init__(self, store: InstanceStore, max_group: int = 64) -> None:
@@ -140,11 +159,20 @@ class GroupCommitter:
         group: list[_Member] = []
         touched: set[object] = set()
         rest: list[_Member] = []
+        scopes: set[str] = set()
+        all_within = True
         for member in self._queue:
             ids = member.pending.instance_ids
-            if len(group) < self.max_group and not touched.intersection(ids):
+            # Several scopes in one group only when every member's rows are its own tenant's
+            # (see "Scopes"): one that is not shares its transaction with its scope's only,
+            # where the database checks it.
+            mixes = bool(scopes) and scopes != {member.scope}
+            fits = not mixes or (all_within and member.within_scope)
+            if fits and len(group) < self.max_group and not touched.intersection(ids):
                 group.append(member)
                 touched.update(ids)
+                scopes.add(member.scope)
+                all_within = all_within and member.within_scope
             else:
                 rest.append(member)
         self._queue = rest
@@ -154,29 +182,39 @@ class GroupCommitter:
         if not group:
             return
         self.groups += 1
+        scopes = {m.scope for m in group}
+        scope = scopes.pop() if len(scopes) == 1 else tenant_scope.SYSTEM
         try:
-            if len(group) == 1:
-                pending = group[0].pending
-                self.store.save(pending.events, pending.projection)
-            else:
-                events = tuple(e for m in group for e in m.pending.events)
-                projection = Projection()
-                for member in group:
-                    projection.extend(member.pending.projection)
-                self.store.save(events, projection)
+            with tenant_scope.acting_for(None if scope == tenant_scope.SYSTEM else scope):
+                self._store(group)
         except Exception as error:
-            if len(group) == 1:
-                group[0].error = error
-                return
-            named = [m for m in group if m.pending.involves(error)]
-            if not named or len(named) == len(group):
-                for member in group:
-                    self._save([member])
-                return
-            for member in named:
-                self._save([member])
-            self._save([m for m in group if m not in named])
+            self._handle(group, error)
             return
         self.members += len(group)
         for member in group:
             member.saved = True
+
+    def _store(self, group: Sequence[_Member]) -> None:
+        if len(group) == 1:
+            pending = group[0].pending
+            self.store.save(pending.events, pending.projection)
+        else:
+            events = tuple(e for m in group for e in m.pending.events)
+            projection = Projection()
+            for member in group:
+                projection.extend(member.pending.projection)
+            self.store.save(events, projection)
+
+    def _handle(self, group: Sequence[_Member], error: Exception) -> None:
+        """Find whose commit failed the group's save: they get the error, the rest is saved."""
+        if len(group) == 1:
+            group[0].error = error
+            return
+        named = [m for m in group if m.pending.involves(error)]
+        if not named or len(named) == len(group):
+            for member in group:
+                self._save([member])
+            return
+        for member in named:
+            self._save([member])
+        self._save([m for m in group if m not in named])

@@ -151,6 +151,19 @@ class Projection:
         self.incidents.extend(other.incidents)
         self.leases.update(other.leases)
 
+    def tenants(self) -> set[str]:
+        """The tenants of every row (the group committer's check, application/commit.py)."""
+        rows: list[Any] = [
+            *self.instances,
+            *self.bookmarks,
+            *self.tasks,
+            *self.activities,
+            *self.idempotency,
+            *self.audit,
+            *self.incidents,
+        ]
+        return {row.tenant for row in rows}
+
 
 @dataclass(frozen=True)
 class Page:

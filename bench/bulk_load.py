@@ -44,7 +44,8 @@ TABLES = (
     ("incidents", "instance_id"),
 )
 EVENTS = "waymark_events"
-EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state")
+# `tenant`: the events table's second wall (migration 0021), as the recorder writes it.
+EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state", "tenant")
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # A timestamp as COPY prints timestamptz under TimeZone UTC, or as eventsourcing's JSON
@@ -206,7 +207,9 @@ def generate(
                 lines[table].extend(f.format_map(values) for f in formats)
             for prefix, state in template.events:
                 hexed = state.format_map(values).encode().hex()
-                event_lines.append(prefix.format_map(values) + "\\\\x" + hexed)
+                event_lines.append(
+                    prefix.format_map(values) + "\\\\x" + hexed + "\t" + values["tenant"]
+                )
         yield event_lines, lines
 
 

@@ -117,7 +117,7 @@ def build_core(settings: Settings) -> Core:
         embedded = EmbeddedPostgres(settings.data_dir)
         database_url = embedded.start()
         closers.append(embedded.stop)
-        migrate(database_url)
+        migrate(database_url, settings.database_app_role)
         log.warning("no DATABASE_URL: using the embedded PostgreSQL in %s", settings.data_dir)
     else:
         prepare_schema(settings)
@@ -334,7 +334,7 @@ def prepare_schema(settings: Settings) -> None:
     if settings.database_url is None:
         return  # development: bootstrap migrates the embedded database
     if settings.auto_migrate:
-        migrate(settings.database_url)
+        migrate(settings.database_url, settings.database_app_role)
         log.info("WAYMARK_AUTO_MIGRATE: the database schema is up to date")
     else:
         check_schema(settings.database_url, connect_timeout=settings.db_connect_timeout)

@@ -250,6 +250,9 @@ class Settings(BaseSettings):
     # "" = no limit). Over the limit: 429 problem+json with Retry-After.
     rate_limit_per_key: str = "1200/minute"
     rate_limit_per_ip: str = "600/minute"
+    # Where the counters live: "memory" (each process its own budget) or "postgres" (one
+    # budget shared by every replica on the database; one statement per request).
+    rate_limit_storage: Literal["memory", "postgres"] = "memory"
     # Trust X-Forwarded-For's first address as the client IP (only behind a proxy you run).
     trust_forwarded_for: bool = False
     # A request taking longer is answered 503 request-timeout (seconds, 0 = none); streamed

@@ -23,7 +23,9 @@ from infrastructure.history import history_entry
 
 DEFAULT_WINDOW = 10_000
 
-_SELECT_HEAD = "SELECT coalesce(max(notification_id), 0) AS head FROM waymark_events"
+# Every tenant's highest position, past the events' row-level security (migration 0021):
+# under the policy a quiet tenant's `max()` would walk the whole index backwards.
+_SELECT_HEAD = "SELECT waymark_events_head() AS head"
 _SELECT_AFTER = (
     "SELECT e.originator_id, e.originator_version, e.topic, e.state, e.notification_id, "
     "i.tenant "

@@ -4,6 +4,7 @@ check that a database's schema is the one this code expects (startup, readiness)
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from sqlalchemy.engine import URL
 
 import migrations
 from infrastructure.postgres.datastore import normalise_url
+from migrations import app_role as app_role_sql
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
+log = logging.getLogger(__name__)
 
 
 def sqlalchemy_url(database_url: str) -> URL:
@@ -44,19 +47,46 @@ def sqlalchemy_url(database_url: str) -> URL:
 _URL_PARTS = frozenset({"user", "password", "port", "dbname"})
 
 
-def alembic_config(database_url: str) -> Config:
-    """Alembic configuration pointing at Waymark's migrations and the given database."""
+def alembic_config(database_url: str, app_role: str | None = None) -> Config:
+    """Alembic configuration pointing at Waymark's migrations and the given database.
+
+    `app_role`: the application role the migrations create and grant (None: the
+    WAYMARK_DATABASE_APP_ROLE variable, else `waymark_app`; "": none)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
     # Passed as an object, not through the ini options: those interpolate '%' in passwords.
     config.attributes["database_url"] = database_url
+    config.attributes["app_role"] = app_role
     return config
 
 
-def migrate(database_url: str) -> None:
-    """Bring the database's schema to the latest revision (safe to run from many replicas)."""
-    command.upgrade(alembic_config(database_url), "head")
+def migrate(database_url: str, app_role: str | None = None) -> None:
+    """Bring the database's schema to the latest revision (safe to run from many replicas),
+    then grant the application role the tables again (idempotent; migrations/app_role.py):
+    a role a database administrator created by hand after a migration without CREATEROLE
+    gets its grants from the next run."""
+    command.upgrade(alembic_config(database_url, app_role), "head")
+    role = app_role_sql.role_name(app_role)
+    if not role:
+        return
+    with psycopg.connect(normalise_url(database_url), autocommit=True) as conn:
+        conn.add_notice_handler(_log_notice)
+        conn.execute(app_role_sql.grant_sql(role))
+        row = conn.execute(app_role_sql.role_exists_sql(role)).fetchone()
+    if not (row and row[0]):
+        log.warning(
+            "the application role %s does not exist and the migrating user may not create "
+            "it: the application cannot connect as it; %s (or set WAYMARK_DATABASE_APP_ROLE "
+            "to a role that exists)",
+            role,
+            app_role_sql.MANUAL_STEP.format(role=role, owner="<the migrating user>"),
+        )
+
+
+def _log_notice(diagnostic: psycopg.errors.Diagnostic) -> None:
+    if diagnostic.severity_nonlocalized == "WARNING":
+        log.warning("%s", diagnostic.message_primary)
 
 
 class SchemaNotCurrentError(RuntimeError):

@@ -4,14 +4,16 @@
 where (client IP, user agent), with a few details. It is append-only for the application.
 
 Row-level security is a second wall behind the queries' `WHERE tenant = ...`: the
-application connects as (or switches to) the role `waymark_app`, which does not own the
+application connects as (or switches to) the role `waymark_app` (or the one
+`WAYMARK_DATABASE_APP_ROLE` names; created only if the migrating user has CREATEROLE, see
+migrations/app_role.py), which does not own the
 tables and so is subject to their policies; migrations run as the owner, which is not. The
 policy lets a row through when its tenant is the transaction's `waymark.tenant` setting, or
 when that setting is `*` (the cross-tenant background work: timers, cleanup, outbox,
 callbacks looked up by token). An unset setting shows nothing. docs/security.md explains it.
 
-`waymark_events` (the event store) has no tenant column and carries no policy: see
-docs/security.md.
+`waymark_events` (the event store) had no tenant column here; migration 0021 adds it and
+its policy.
 
 Revision ID: 0017
 Revises: 0008
@@ -20,12 +22,12 @@ Create Date: 2026-12-02
 
 from alembic import op
 
+from migrations import app_role
+
 revision = "0017"
 down_revision = "0016"
 branch_labels = None
 depends_on = None
-
-APP_ROLE = "waymark_app"
 
 # Every table with a `tenant` column (the event store has none).
 TENANT_TABLES = (
@@ -68,38 +70,13 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX audit_log_tenant_id_idx ON audit_log (tenant, id)")
     op.execute("CREATE INDEX audit_log_unexported_idx ON audit_log (id) WHERE exported_at IS NULL")
-    # Roles are cluster-wide: another database of the cluster may have created it already
-    # (concurrently, too: both errors mean "it exists").
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-                CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
-            END IF;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-        END
-        $$
-        """
-    )
-    # The owner switches to the role on connect (`-c role=waymark_app`): it must be a member.
-    op.execute(f"GRANT {APP_ROLE} TO current_user")
-    op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
-    # No TRUNCATE (it ignores row-level security), no DDL.
-    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")
-    op.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}")
-    op.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {APP_ROLE}")
-    # Tables later migrations create (as this owner) are the application's too.
-    op.execute(
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE}"
-    )
-    op.execute(
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}"
-    )
-    # The audit trail is append-only for the application.
-    op.execute(f"REVOKE UPDATE, DELETE ON audit_log FROM {APP_ROLE}")
-    op.execute(f"GRANT UPDATE (exported_at) ON audit_log TO {APP_ROLE}")
+    # The role: created when the migrating user may (CREATEROLE or superuser), else a
+    # WARNING names the manual step and the grants wait for the next `waymark migrate`
+    # (migrations/app_role.py, which that runs after every upgrade).
+    role = app_role.role_name(op.get_context().config.attributes.get("app_role"))
+    if role:
+        op.execute(app_role.create_role_sql(role))
+        op.execute(app_role.grant_sql(role))
     for table in TENANT_TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(
@@ -111,17 +88,23 @@ def downgrade() -> None:
     for table in TENANT_TABLES:
         op.execute(f"DROP POLICY tenant_isolation ON {table}")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
-    op.execute(
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
-        f"REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM {APP_ROLE}"
-    )
-    op.execute(
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA public "  # noqa: S608 - a constant role name
-        f"REVOKE USAGE, SELECT ON SEQUENCES FROM {APP_ROLE}"
-    )
-    op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {APP_ROLE}")
-    op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {APP_ROLE}")
-    op.execute(f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM {APP_ROLE}")
-    op.execute(f"REVOKE USAGE ON SCHEMA public FROM {APP_ROLE}")
+    role = app_role.role_name(op.get_context().config.attributes.get("app_role"))
+    if role:
+        revokes = [
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+            f"REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM {role}",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public "  # noqa: S608 - role_name() checked it
+            f"REVOKE USAGE, SELECT ON SEQUENCES FROM {role}",
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
+            f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {role}",
+            f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM {role}",
+            f"REVOKE USAGE ON SCHEMA public FROM {role}",
+        ]
+        body = " ".join(f"EXECUTE '{r}';" for r in revokes)
+        # A role that was never created (no CREATEROLE) has nothing to revoke.
+        op.execute(
+            f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+            f"{body} END IF; END $$"
+        )
     op.execute("DROP TABLE audit_log")
     # The role stays: it is cluster-wide and other databases may use it.

@@ -14,14 +14,14 @@ instance ever stored, not with the active ones.
   indexes, each with `tenant` for the policy, so both are index-only.
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-02
 """
 
 from alembic import op
 
 revision = "0022"
-down_revision = "0020"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

@@ -25,6 +25,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("topic", "text", "YES"),
         ("state", "bytea", "YES"),
         ("notification_id", "bigint", "NO"),
+        # Waymark's, not the library's (migration 0021): the events' row-level security.
+        ("tenant", "text", "YES"),
     ],
     "definitions": [
         ("tenant", "text", "NO"),
@@ -217,6 +219,12 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("lease_until", TZ, "YES"),
         ("resumes", "integer", "NO"),
     ],
+    "rate_limit_counters": [
+        ("key", "text", "NO"),
+        ("window_start", "bigint", "NO"),
+        ("expires_at", "bigint", "NO"),
+        ("hits", "integer", "NO"),
+    ],
 }
 
 
@@ -244,7 +252,8 @@ def _event_store_catalog(url: str) -> dict[str, Any]:
             "columns": fetch(
                 "SELECT column_name, data_type, is_nullable, column_default "
                 "FROM information_schema.columns WHERE table_name = 'waymark_events' "
-                "ORDER BY ordinal_position"
+                # Migration 0021's column is Waymark's own; every other one is the library's.
+                "AND column_name <> 'tenant' ORDER BY ordinal_position"
             ),
             "indexes": fetch(
                 "SELECT indexname, indexdef FROM pg_indexes "

@@ -116,7 +116,7 @@ def test_negative_control_before_0022_every_gauge_reads_every_row_or_the_heap(
 ) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(loaded), "0020")
+    command.downgrade(alembic_config(loaded), "0021")
     try:
         with psycopg.connect(loaded, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE instances")

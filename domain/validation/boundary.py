@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from domain.durations import MAX_DURATION, format_duration
 from domain.engine.boundary import parse_timer
@@ -27,6 +27,7 @@ from domain.validation.fields import (
     string,
 )
 from domain.validation.report import Path, Report, short
+from domain.validation.shapes import Edge, Reporter
 
 if TYPE_CHECKING:
     from domain.validation.graph import GraphNode
@@ -34,21 +35,6 @@ if TYPE_CHECKING:
 # A boundary per node is a bookmark per node entry: bounded like everything a command stores.
 MAX_BOUNDARIES = 10
 _KINDS = ("timer", "until", "event")
-
-
-class Reporter(Protocol):
-    def add(self, parts: Path, code: str, message: str) -> None: ...
-
-
-class Edge(Protocol):  # a domain.validation.graph._Edge
-    @property
-    def index(self) -> int: ...
-    @property
-    def raw(self) -> dict[str, Any]: ...
-    @property
-    def source(self) -> str | None: ...
-    @property
-    def target(self) -> str | None: ...
 
 
 def _timer(report: Report, parts: Path, value: Any) -> None:

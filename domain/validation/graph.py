@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from domain.definition import (
     APPROVAL_OUTCOMES,
@@ -22,13 +22,10 @@ from domain.definition import (
 from domain.validation.boundary import boundary_edges, check_boundaries, check_event_gateways
 from domain.validation.report import Path
 from domain.validation.routing import check_routing
+from domain.validation.shapes import Reporter
 from domain.validation.splits import check_splits
 
 _TRUE_LITERALS = frozenset({"true", "True"})
-
-
-class Reporter(Protocol):  # a domain.validation.report.Report
-    def add(self, parts: Path, code: str, message: str) -> None: ...
 
 
 @dataclass(frozen=True)

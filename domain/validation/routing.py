@@ -20,40 +20,13 @@ fields themselves (`interleaved`, `order`, `milestone`) are checked with the nod
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from domain.definition import CANCELLED_OUTCOME
 from domain.engine.milestones import FIELD, MILESTONE_TYPES
 from domain.engine.regions import SPLIT_TYPES, between, closing_join, distances
-from domain.validation.report import Path, short
-
-
-class Reporter(Protocol):
-    def add(self, parts: Path, code: str, message: str) -> None: ...
-
-
-class Node(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def raw(self) -> dict[str, Any]: ...
-    @property
-    def label(self) -> str: ...
-    @property
-    def path(self) -> Path: ...
-
-
-class Edge(Protocol):
-    @property
-    def index(self) -> int: ...
-    @property
-    def raw(self) -> dict[str, Any]: ...
-    @property
-    def source(self) -> str | None: ...
-    @property
-    def target(self) -> str | None: ...
+from domain.validation.report import short
+from domain.validation.shapes import Edge, Node, Reporter
 
 
 def check_routing(report: Reporter, nodes: Mapping[str, Node], edges: Sequence[Edge]) -> None:

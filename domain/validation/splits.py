@@ -18,38 +18,9 @@ publish accepts is what runs:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
 
 from domain.engine.regions import SPLIT_TYPES, between, closing_join, distances
-from domain.validation.report import Path
-
-
-class Reporter(Protocol):
-    def add(self, parts: Path, code: str, message: str) -> None: ...
-
-
-class Node(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def raw(self) -> dict[str, Any]: ...
-    @property
-    def label(self) -> str: ...
-    @property
-    def path(self) -> Path: ...
-
-
-class Edge(Protocol):
-    @property
-    def index(self) -> int: ...
-    @property
-    def raw(self) -> dict[str, Any]: ...
-    @property
-    def source(self) -> str | None: ...
-    @property
-    def target(self) -> str | None: ...
+from domain.validation.shapes import Edge, Node, Reporter
 
 
 def check_splits(report: Reporter, nodes: Mapping[str, Node], edges: Sequence[Edge]) -> None:

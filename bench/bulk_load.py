@@ -35,6 +35,8 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg import sql
 
+from bench import cases
+
 # Per instance, the tables Waymark writes and the column naming the instance.
 TABLES = (
     ("instances", "id"),
@@ -278,34 +280,13 @@ def _copy(
 
 # --- templates through the real engine ---------------------------------------------------
 
-NOOP = {
-    "name": "scale-noop",
-    "nodes": [
-        {"id": "init", "type": "set", "variables": {"x": "1"}},
-        {"id": "done", "type": "end"},
-    ],
-    "routes": [{"from": "init", "to": "done"}],
-}
-APPROVE = {
-    "name": "scale-approve",
-    "nodes": [
-        {"id": "approve", "type": "approval", "approver_role": "boss"},
-        {"id": "no", "type": "end", "status": "failed"},
-        {"id": "done", "type": "end"},
-    ],
-    "routes": [
-        {"from": "approve", "to": "done", "outcome": "approved"},
-        {"from": "approve", "to": "no", "outcome": "rejected"},
-    ],
-}
-SERVICE = {
-    "name": "scale-service",
-    "nodes": [
-        {"id": "call", "type": "service_task", "action": {"type": "noop"}},
-        {"id": "done", "type": "end"},
-    ],
-    "routes": [{"from": "call", "to": "done"}],
-}
+
+def _renamed(definition: dict[str, Any]) -> dict[str, Any]:
+    """A benchmark definition of bench/cases.py under its own name (`scale-...`)."""
+    return {**definition, "name": definition["name"].replace("bench-", "scale-", 1)}
+
+
+NOOP, APPROVE, SERVICE = (_renamed(d) for d in (cases.NOOP, cases.APPROVE, cases.SERVICE))
 DEFINITIONS = (NOOP, APPROVE, SERVICE)
 # Mostly ended: of every 20 copies 8 noop, 5 approved, 1 rejected (failed), 5 service
 # tasks, 1 approval still open (a suspended instance with an open task).

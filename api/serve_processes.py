@@ -8,9 +8,10 @@ and one `waymark worker timers` process (and `waymark worker outbox` with a brok
 and stopped with the server. Commits in an API process wake them by LISTEN/NOTIFY, as they
 wake standalone workers in production.
 
-Needs `DATABASE_URL`: the embedded development database belongs to one process. Rate
-limits are counted in each process's memory, so N processes allow up to N times the
-configured rate.
+Needs `DATABASE_URL`: the embedded development database belongs to one process. With
+the default `WAYMARK_RATE_LIMIT_STORAGE=memory` rate limits are counted in each process's
+memory, so N processes allow up to N times the configured rate; `postgres` shares one
+budget between them.
 """
 
 from __future__ import annotations

@@ -17,10 +17,11 @@ a stale copy can and cannot do:
 So the cache only ever saves reads; every decision that stands was either checked by the
 store's version check or taken on state read from the store. Entries are put after a
 commit (the committed aggregate, whose version the store holds), never from a read, and a
-put never replaces a newer version by an older one. Every `take` hands out a deep copy, so
-a command that changes its copy and then fails leaves the entry as it was, and two threads
-never share a mutable aggregate. Ended instances are not kept (commands write nothing on
-them). The bound is a count of instances, least recently used evicted first.
+put never replaces a newer version by an older one. Every `take` hands out a private copy
+(a pickle clone), so a command that changes its copy and then fails leaves the entry as it
+was, and two threads never share a mutable aggregate. Ended instances are not kept
+(commands write nothing on them). The bound is a count of instances, least recently used
+evicted first.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class InstanceCache:
         return len(self._items)
 
     def take(self, instance_id: UUID) -> WorkflowInstance | None:
-        """A deep copy of the cached instance (the caller owns it), or None."""
+        """A private copy of the cached instance (`clone`; the caller owns it), or None."""
         with self._lock:
             cached = self._items.get(instance_id)
             if cached is None:

@@ -5,8 +5,8 @@ the command is guarded by optimistic concurrency and the bookmark records the es
 Each row is fired by a command of its own: one whose firing fails unexpectedly is set aside
 with its error (the due query skips it from then on) and the rows behind it still fire, so
 one tenant's poisoned timer cannot stop every tenant's timers. A batch's commands are
-stored `group_size` at a time in one transaction (application/grouped.py); a command whose
-commit collides, or that shares an instance with another in its group, runs alone. A
+stored `group_size` at a time in one transaction (`run_batch`, application/batch.py); a
+command whose commit collides, or that shares an instance with another in its group, runs alone. A
 set-aside row is retried when its bookmark changes: resume it by hand
 (`POST …/bookmarks/{id}/resume`) or cancel the instance.
 """

@@ -180,7 +180,8 @@ class Settings(BaseSettings):
     max_sub_workflow_depth: int = Field(default=32, ge=1, le=64)
 
     # --- multi-instance nodes (`for_each`, domain/engine/multi.py) ---
-    # Items one for_each node may hold: a longer list fails the node (its error route).
+    # Items one for_each node may hold: a longer list refuses the request that reached it
+    # (422 for-each-too-large); reached by a worker (a result, a timer) it fails the node.
     for_each_max_items: int = Field(default=10_000, ge=1, le=1_000_000)
     # Items a parallel for_each starts per command; the rest in follow-up commands. Above 50,
     # a batch of `emit` items exceeds the emits one command may settle (application/session.py).

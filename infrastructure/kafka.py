@@ -9,18 +9,21 @@ The message is built with the CNCF `cloudevents` SDK's Kafka binding (`to_binary
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pybreaker
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from cloudevents.core.bindings.kafka import to_binary
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -28,6 +31,8 @@ from cloudevents.core.v1.event import CloudEvent
 from application.envelopes import DATA_CONTENT_TYPE, EventEnvelope
 
 logger = logging.getLogger(__name__)
+
+_PARTITIONER = DefaultPartitioner()
 
 TENANT_HEADER = "waymark_tenant"
 POSITION_HEADER = "waymark_position"
@@ -99,6 +104,9 @@ class KafkaConfig:
             "enable_idempotence": self.idempotent,
             "request_timeout_ms": int(self.request_timeout * 1000),
             "max_request_size": self.max_request_bytes,
+            # A record batch may be as large as a request: `send_many` puts a partition's
+            # share of a publisher batch into as few record batches as it can.
+            "max_batch_size": self.max_request_bytes,
         }
 
 
@@ -204,6 +212,23 @@ def build_breaker(
     )
 
 
+def count_more_calls(
+    breaker: pybreaker.CircuitBreaker, extra: int, error: BaseException | None
+) -> None:
+    """Tell the breaker's listeners of `extra` more calls with the outcome of the one just
+    made (`with breaker.calling():` counts one): a record batch of n messages counts as n
+    sends, as when each message was sent alone, so the SPEC rule's "10 calls" still means
+    10 events. An excluded error (too large) counts as a success, as pybreaker counts it."""
+    failed = error is not None and breaker.is_system_error(error)
+    for _ in range(extra):
+        for listener in breaker.listeners:
+            if failed:
+                assert error is not None  # noqa: S101 - failed implies an error
+                listener.failure(breaker, error)
+            else:
+                listener.success(breaker)
+
+
 class KafkaSink:
     """An aiokafka producer for one topic, each send guarded by the breaker.
 
@@ -246,6 +271,120 @@ class KafkaSink:
             # aiokafka may keep a batch pending past its request timeout; a send that never
             # ends would never count as a failure, and the breaker would never open.
             await asyncio.wait_for(self._start_and_send(message), self._send_deadline())
+
+    async def send_many(self, messages: Sequence[KafkaMessage]) -> list[BaseException | None]:
+        """Send `messages`; per message, None once the broker acknowledged it, else the error.
+
+        The messages of one partition go in record batches (`create_batch`/`send_batch`), as
+        few as fit a request; the next batch of a partition is handed to the producer only
+        once the broker acknowledged the previous one, and the first failure ends the
+        partition: its later messages get the same error, unsent. A record batch is appended
+        to the log whole or not at all, so messages of one key (one partition) can never
+        overtake each other, even without an idempotent producer. Partitions go
+        concurrently, so one request to a broker carries every partition's batch it leads.
+        """
+        results: list[BaseException | None] = [None] * len(messages)
+        if not messages:
+            return results
+        try:
+            lanes = await self._guarded(
+                lambda: self._lanes(messages), calls=1, failed_calls=len(messages)
+            )
+        except Exception as exc:  # no producer or no metadata: every message failed
+            return [exc] * len(messages)
+        await asyncio.gather(
+            *(self._send_lane(partition, lane, results) for partition, lane in lanes.items())
+        )
+        return results
+
+    async def _lanes(
+        self, messages: Sequence[KafkaMessage]
+    ) -> dict[int, list[tuple[int, KafkaMessage]]]:
+        """{partition: [(index, message)]} in the order given, partitioned as `send` would
+        (aiokafka's default partitioner: murmur2 of the key over the sorted partitions)."""
+        await self.start()
+        assert self._producer is not None  # noqa: S101 - start() set it or raised
+        partitions = sorted(await self._producer.partitions_for(self.config.topic))
+        lanes: dict[int, list[tuple[int, KafkaMessage]]] = defaultdict(list)
+        for index, message in enumerate(messages):
+            partition = _PARTITIONER(message.key, partitions, partitions)
+            lanes[partition].append((index, message))
+        return lanes
+
+    async def _send_lane(
+        self,
+        partition: int,
+        lane: list[tuple[int, KafkaMessage]],
+        results: list[BaseException | None],
+    ) -> None:
+        producer = self._producer
+        assert producer is not None  # noqa: S101 - _lanes started it
+        limit = len(lane)
+        at = 0
+        while at < len(lane):
+            batch = producer.create_batch()
+            taken: list[int] = []
+            for index, message in lane[at : at + limit]:
+                size = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+                    message.key, message.value, message.headers
+                )
+                if size > self.config.max_request_bytes:
+                    if taken:
+                        break  # sent alone next, so it is refused on its own
+                    # What `send` refuses before sending: never sendable, never a failure
+                    results[index] = MessageSizeTooLargeError(
+                        f"The message is {size} bytes when serialized which is larger "
+                        "than the maximum request size (WAYMARK_KAFKA_MAX_REQUEST_BYTES)"
+                    )
+                    at += 1
+                    break
+                appended = batch.append(
+                    timestamp=None, key=message.key, value=message.value, headers=message.headers
+                )
+                if appended is None:
+                    break  # the batch is full: the rest goes in the next one
+                taken.append(index)
+            if not taken:
+                continue
+            try:
+                await self._guarded(
+                    functools.partial(self._send_batch, batch, partition),
+                    calls=len(taken),
+                    failed_calls=len(taken),
+                )
+            except MessageSizeTooLargeError:
+                if len(taken) == 1:
+                    results[taken[0]] = MessageSizeTooLargeError("refused by the broker")
+                    at += 1
+                # The broker's limit is below ours: from here on, one message per batch
+                limit = 1
+                continue
+            except Exception as exc:
+                for index, _message in lane[at:]:
+                    results[index] = exc
+                return
+            at += len(taken)
+
+    async def _send_batch(self, batch: Any, partition: int) -> None:
+        assert self._producer is not None  # noqa: S101 - _lanes started it
+        future = await self._producer.send_batch(batch, self.config.topic, partition=partition)
+        await future
+
+    async def _guarded(
+        self, call: Callable[[], Awaitable[Any]], *, calls: int, failed_calls: int
+    ) -> Any:
+        """`call()` as `calls` breaker calls (`failed_calls` if it fails), bounded in time
+        (as `send`). An open breaker refuses before `call` is made."""
+        try:
+            with self.breaker.calling():
+                result = await asyncio.wait_for(call(), self._send_deadline())
+        except pybreaker.CircuitBreakerError:
+            raise  # refused while open: no call was made, none is counted
+        except BaseException as exc:
+            count_more_calls(self.breaker, failed_calls - 1, exc)
+            raise
+        count_more_calls(self.breaker, calls - 1, None)
+        return result
 
     def _send_deadline(self) -> float:
         return 2 * self.config.request_timeout + 1.0

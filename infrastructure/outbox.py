@@ -3,9 +3,13 @@
 One batch (`publish_batch`):
 1. read up to `batch_size` events after the stored position (the event store is the outbox:
    see infrastructure/postgres/outbox.py for why tailing the notification ids skips none);
-2. send them: the events of one instance one after another (each waits for the broker's
-   acknowledgement before the next is sent), different instances concurrently. So an
-   instance's events can never overtake each other, even without an idempotent producer;
+2. send them, all at once: a sink with `send_many` (KafkaSink) puts each partition's share
+   in record batches and hands a partition's next batch to the producer only once the broker
+   acknowledged the previous one; a record batch is appended whole or not at all, so an
+   instance's events (one key, one partition) can never overtake each other, even without an
+   idempotent producer, and a batch costs about one broker round trip, not one per event of
+   its busiest instance. A sink with only `send` gets the events of one instance one after
+   another (each waits for the acknowledgement), different instances concurrently;
 3. store the new position only for the prefix of the batch the broker acknowledged (or that
    was dead-lettered), in one transaction with the dead letters. A crash anywhere before
    that republishes the batch: duplicates, never gaps. Consumers de-duplicate by `ce_id`;
@@ -23,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
@@ -50,7 +54,11 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (MessageSizeTooLargeError,)
 
 
 class EventSink(Protocol):
-    """Where messages go (the Kafka producer); `send` returns once the broker acknowledged."""
+    """Where messages go (the Kafka producer); `send` returns once the broker acknowledged.
+
+    A sink may also have `send_many(messages) -> list[BaseException | None]` (one outcome per
+    message, None = acknowledged) that keeps the messages of one key in order: once one of
+    them failed, none after it was sent. The publisher then sends a batch in one call."""
 
     async def send(self, message: KafkaMessage) -> None: ...
 
@@ -192,6 +200,9 @@ class OutboxPublisher:
         raise PublishFailedError(failed.position, cause)
 
     async def _send_all(self, records: list[OutboxRecord]) -> dict[int, _Outcome]:
+        send_many = getattr(self.sink, "send_many", None)
+        if send_many is not None:
+            return await self._send_pipelined(records, send_many)
         by_instance: dict[UUID, list[OutboxRecord]] = defaultdict(list)
         for record in records:
             by_instance[record.instance_id].append(record)
@@ -233,6 +244,49 @@ class OutboxPublisher:
             outcome.ok = True
             self.published += 1
             metrics.OUTBOX_PUBLISHED.labels("published").inc()
+
+    async def _send_pipelined(
+        self,
+        records: list[OutboxRecord],
+        send_many: Callable[[list[KafkaMessage]], Awaitable[list[BaseException | None]]],
+    ) -> dict[int, _Outcome]:
+        outcomes = {record.position: _Outcome() for record in records}
+        sending: list[tuple[OutboxRecord, KafkaMessage]] = []
+        for record in records:
+            message = self._message(record, outcomes[record.position])
+            if message is not None:
+                sending.append((record, message))
+        errors = await send_many([message for _, message in sending])
+        for (record, _message), error in zip(sending, errors, strict=True):
+            outcome = outcomes[record.position]
+            if error is None:
+                outcome.ok = True
+                self.published += 1
+                metrics.OUTBOX_PUBLISHED.labels("published").inc()
+            elif isinstance(error, PERMANENT_ERRORS):
+                outcome.dead = f"{type(error).__name__}: {error}"
+                metrics.OUTBOX_PUBLISHED.labels("dead_lettered").inc()
+            else:
+                outcome.error = error
+        return outcomes
+
+    @staticmethod
+    def _message(record: OutboxRecord, outcome: _Outcome) -> KafkaMessage | None:
+        """The message of `record` with its trace headers; None (and `outcome` dead) when it
+        has none. The producer span covers building the message: the send is the batch's."""
+        if record.envelope is None:
+            outcome.dead = record.error or "no envelope"
+            return None
+        try:
+            message = to_message(record.envelope)
+        except Exception as exc:  # not encodable: it never will be
+            outcome.dead = f"{type(exc).__name__}: {exc}"
+            metrics.OUTBOX_PUBLISHED.labels("dead_lettered").inc()
+            return None
+        envelope = record.envelope
+        with publish_span(str(record.instance_id), envelope.type, envelope.data):
+            inject_headers(message.headers)  # the consumer continues the trace
+        return message
 
     def _redrive(self) -> int:
         """Publish the dead letters operators asked to retry (once each; dead again on error)."""

@@ -146,3 +146,39 @@ def test_a_message_too_large_is_not_a_breaker_failure() -> None:
         with pytest.raises(MessageSizeTooLargeError), breaker.calling():
             raise MessageSizeTooLargeError()
     assert breaker.current_state == "closed"
+
+
+def _guarded(breaker: pybreaker.CircuitBreaker, ok: bool, messages: int) -> None:
+    import asyncio
+    import contextlib
+
+    from infrastructure.kafka import KafkaConfig, KafkaSink
+
+    async def send() -> None:
+        if not ok:
+            raise ConnectionError("broker down")
+
+    sink = KafkaSink(KafkaConfig(), breaker)
+    with contextlib.suppress(ConnectionError):
+        asyncio.run(sink._guarded(send, calls=messages, failed_calls=messages))
+
+
+def test_a_record_batch_counts_one_breaker_call_per_message() -> None:
+    # One failed record batch of 10 messages is 10 failed sends: the breaker opens
+    breaker = _breaker([], Clock())
+    _guarded(breaker, ok=False, messages=10)
+    assert breaker.current_state == "open"
+    # Negative control: counted once per batch, the same outage stays under 10 calls
+    once = _breaker([], Clock())
+    _guarded(once, ok=False, messages=1)
+    assert once.current_state == "closed"
+
+
+def test_an_acknowledged_record_batch_counts_its_messages_as_successes() -> None:
+    breaker = _breaker([], Clock())
+    _guarded(breaker, ok=True, messages=10)
+    for _ in range(9):  # 9 of 19 failed: under 50 %
+        _call(breaker, ok=False)
+    assert breaker.current_state == "closed"
+    _call(breaker, ok=False)  # 10 of 20
+    assert breaker.current_state == "open"

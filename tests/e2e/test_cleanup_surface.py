@@ -143,6 +143,12 @@ def test_cleanup_once_dry_run_then_for_real_and_erase_from_the_cli(
     assert "only an ended one is erased" in refused.stderr
 
 
+def runs_of(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM cleanup_runs").fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_two_cleanup_workers_run_once_between_them(
     acme: httpx.Client, module_database_url: str, tmp_path: Path
 ) -> None:
@@ -169,9 +175,12 @@ def test_two_cleanup_workers_run_once_between_them(
             timeout=60,
             what="the standby",
         )
-        with psycopg.connect(module_database_url) as conn:
-            row = conn.execute("SELECT count(*) FROM cleanup_runs").fetchone()
-        assert row is not None and int(row[0]) == runs_before + 1, tails()
+        # The run's record is written after its last batch (the instance may be gone a moment
+        # before): wait for it, then there is exactly one, the standby ran nothing.
+        wait_for(
+            lambda: runs_of(module_database_url) > runs_before, timeout=30, what="the run's record"
+        )
+        assert runs_of(module_database_url) == runs_before + 1, tails()
     except BaseException:
         print(tails())
         raise

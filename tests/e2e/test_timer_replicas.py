@@ -140,13 +140,21 @@ def test_without_the_timer_lease_replicas_try_the_same_timers_yet_each_fires_onc
         WAYMARK_TIMER_LEASE_SECONDS="0.001",
         WAYMARK_TIMER_COMMIT_GROUP="1",
     )
+    # The overlap is a race, not a certainty (one replica may finish its claim before the
+    # other's query runs): up to three rounds, each checked for single firings, until one
+    # shows it. The replicas' logs count across rounds.
+    rounds = 0
     try:
-        ids, due = fire(container, replicas, CONTROL_TIMERS)
-        each_fired_once(container, ids, due)
-        work = counted(replicas, CONTROL_TIMERS)
+        while True:
+            rounds += 1
+            ids, due = fire(container, replicas, CONTROL_TIMERS)
+            each_fired_once(container, ids, due)
+            work = counted(replicas, CONTROL_TIMERS * rounds)
+            if sum(w.already_handled for w in work) > 0 or rounds == 3:
+                break
     finally:
         stop_all(replicas)
 
-    print(f"without the lease: {work}")
-    assert sum(w.fired for w in work) == CONTROL_TIMERS
+    print(f"without the lease, after {rounds} round(s): {work}")
+    assert sum(w.fired for w in work) == CONTROL_TIMERS * rounds
     assert sum(w.already_handled for w in work) > 0, "the replicas never tried the same timer"

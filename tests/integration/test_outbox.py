@@ -235,8 +235,11 @@ def test_broker_outage_opens_the_breaker_and_the_backlog_drains_after(
             assert outbox["status"] == "degraded"
             assert outbox["workflow_outbox_events_pending"] > 0
             assert outbox["workflow_outbox_processing_lag_seconds"] > 0
+            # An outage does not make the API unready. (Its status may already be past the
+            # open breaker: with a 1 s reset timeout the half-open trial can run between
+            # the two requests, so only the code is asserted here.)
             ready = client.get("/health/ready")
-            assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+            assert ready.status_code == 200
         finally:
             kafka_broker.resume()
         # When it answers again: the backlog drains, nothing lost, the breaker closes

@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 from uuid import UUID
 
-from application.ports import ConcurrencyConflictError, PendingCommit
+from application.ports import ConcurrencyConflictError, DefinitionChangedError, PendingCommit
 from application.session import CommandAttempt, CommandRunner
 from domain.env import StepBudget
 
@@ -100,6 +100,9 @@ def run_batch(
         runner.withdraw(pending)
         if isinstance(error, ConcurrencyConflictError):
             runner.forget(pending.instance_ids)  # cached copies behind the store
+            alone.extend(indices)
+        elif isinstance(error, DefinitionChangedError):
+            runner.definitions.forget(error.admitted)  # a child's definition: admit again
             alone.extend(indices)
         else:
             for i in indices:

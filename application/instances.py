@@ -119,6 +119,7 @@ class InstanceService:
             correlation_id=cmd.correlation_id,
             check_existing=same_start,
             started_by=cmd.started_by or origin.by_api(None),
+            latest=cmd.version is None,
         )
 
     def start_keyed(
@@ -134,12 +135,14 @@ class InstanceService:
         remember: tuple[str, str] | None = None,
         started_by: dict[str, Any] | None = None,
         caller_waits: bool = True,
+        latest: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Start once per (tenant, scope, key): the key derives the instance id, so a repeat —
         even a concurrent one — finds the first instance; (view, created). `remember` is a
         (scope, key) recorded in the start's transaction (a webhook signature, used once).
         `caller_waits` False (a schedule's tick): what the caller cannot be told fails the
-        instance's node instead of refusing the start (`CommandEnv.caller_waits`)."""
+        instance's node instead of refusing the start (`CommandEnv.caller_waits`).
+        `latest`: `admit` takes the newest version (its commit checks it still is)."""
         instance_id = (
             self.keyed_ids.derive(tenant, scope, idempotency_key)
             if idempotency_key
@@ -152,7 +155,8 @@ class InstanceService:
             if existing is not None:
                 check_existing(existing)
                 return instance_view(existing), False
-        model = admit(data)
+        # Refused here, before any lock or command is taken, like every later attempt would.
+        admitted = [admit(data)]
 
         def command(session: CommandAttempt) -> tuple[WorkflowInstance, bool]:
             if idempotency_key:
@@ -160,6 +164,9 @@ class InstanceService:
                 if found is not None:  # a concurrent start with the same key won the race
                     check_existing(found)
                     return found, False
+            # Admitted again for a later attempt: the commit may have found the definition
+            # changed (disabled, a newer version), which the cache then forgot.
+            model = admitted.pop() if admitted else admit(data)
             started = session.start(
                 instance_id=instance_id,
                 tenant=tenant,
@@ -170,6 +177,7 @@ class InstanceService:
                 # theirs in the derived id, so they never collide with an API start.
                 idempotency_key=idempotency_key if scope == "start" else None,
                 started_by=started_by,
+                latest=latest,
             )
             if remember is not None:
                 session.remember(

@@ -13,6 +13,7 @@ from uuid import UUID
 from application.audit import AuditEntry
 from application.read_models import (
     ActivityRow,
+    AdmittedStart,
     BookmarkRow,
     IncidentFilter,
     InstanceFilter,
@@ -32,6 +33,17 @@ class ConcurrencyConflictError(Exception):
     def __init__(self, instance_ids: Sequence[UUID] = ()):
         super().__init__(f"concurrent update of instance(s) {', '.join(map(str, instance_ids))}")
         self.instance_ids = list(instance_ids)
+
+
+class DefinitionChangedError(Exception):
+    """A start's definition changed after the cache admitted it: disabled, or (a start that
+    asked for no version) a newer version published. Nothing of the commit is stored; the
+    command is decided again on the store's word (application/admission.py)."""
+
+    def __init__(self, admitted: Sequence[AdmittedStart]):
+        names = ", ".join(f"{a.name} v{a.version}" for a in admitted)
+        super().__init__(f"definition(s) changed since admitted: {names}")
+        self.admitted = list(admitted)
 
 
 class DuplicateIdempotencyKeyError(Exception):
@@ -88,6 +100,8 @@ class PendingCommit:
         """Whether the save error was caused by this commit (to split a failed group)."""
         if isinstance(error, ConcurrencyConflictError):
             return bool(self.instance_ids.intersection(error.instance_ids))
+        if isinstance(error, DefinitionChangedError):
+            return not set(self.projection.admitted).isdisjoint(error.admitted)
         if isinstance(error, DuplicateIdempotencyKeyError):
             if error.scope is None:
                 return error.instance_id in self.instance_ids

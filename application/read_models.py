@@ -125,6 +125,18 @@ class IdempotencyRecord:
     result: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class AdmittedStart:
+    """A start admitted on the definition cache's word: its commit checks, in the same
+    transaction, that (tenant, name, version) is still enabled and, for a start that asked
+    for no version (`latest`), still the newest one (application/admission.py)."""
+
+    tenant: str
+    name: str
+    version: int
+    latest: bool = False
+
+
 @dataclass
 class Projection:
     """Rows to upsert in the command's transaction."""
@@ -140,6 +152,8 @@ class Projection:
     # Activities inserted already leased to this process's task worker (application/eager.py):
     # activity id -> (worker id, lease end).
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    # The starts' definitions to check in the transaction (not rows: nothing is written).
+    admitted: list[AdmittedStart] = field(default_factory=list)
 
     def extend(self, other: Projection) -> None:
         self.instances.extend(other.instances)
@@ -150,6 +164,7 @@ class Projection:
         self.audit.extend(other.audit)
         self.incidents.extend(other.incidents)
         self.leases.update(other.leases)
+        self.admitted.extend(other.admitted)
 
     def tenants(self) -> set[str]:
         """The tenants of every row (the group committer's check, application/commit.py)."""

@@ -184,6 +184,7 @@ class ScheduleService:
                 correlation_id=None,
                 started_by=origin.by_schedule(key, trigger.cron, trigger.timezone),
                 caller_waits=False,  # no one to refuse: a too-long for_each fails its node
+                latest=True,
             )
         except CommandConflictError:
             raise  # transient: the cursor stays, the next tick tries again

@@ -45,11 +45,12 @@ from application.ports import (
     Clock,
     Committer,
     ConcurrencyConflictError,
+    DefinitionChangedError,
     InstanceStore,
     PendingCommit,
 )
 from application.projection import project
-from application.read_models import IdempotencyRecord, Projection
+from application.read_models import AdmittedStart, IdempotencyRecord, Projection
 from domain import engine, origin
 from domain.definition import Definition
 from domain.env import CommandEnv, ForEachLimits
@@ -135,6 +136,7 @@ class CommandAttempt:
         self.instances: dict[UUID, WorkflowInstance] = {}
         self.idempotency: list[IdempotencyRecord] = []
         self.audit_entries: list[AuditEntry] = []
+        self.admitted: list[AdmittedStart] = []
         self.children_started = 0
         self.emits = 0
 
@@ -171,7 +173,11 @@ class CommandAttempt:
         idempotency_key: str | None,
         parent: dict[str, Any] | None = None,
         started_by: dict[str, Any] | None = None,
+        latest: bool = False,
     ) -> WorkflowInstance:
+        """Start `definition` (`latest`: no version was asked, so it must be the newest);
+        its commit checks the definition is so still (application/admission.py)."""
+        self.admitted.append(AdmittedStart(tenant, definition.name, definition.version, latest))
         instance = WorkflowInstance(
             id=instance_id,
             tenant=tenant,
@@ -277,6 +283,7 @@ class CommandAttempt:
             idempotency_key=None,
             parent=parent_ref(parent.id, bookmark.id, depth),
             started_by=origin.by_parent(str(parent.id), bookmark.node_id),
+            latest=bookmark.child_version is None,
         )
 
     def _emit(self, instance: WorkflowInstance, scheduled: dict[str, Any]) -> None:
@@ -370,7 +377,11 @@ class CommandAttempt:
         """
         self.settle()
         changed = [i for i in self.instances.values() if i.pending_events]
-        projection = Projection(idempotency=list(self.idempotency), audit=list(self.audit_entries))
+        projection = Projection(
+            idempotency=list(self.idempotency),
+            audit=list(self.audit_entries),
+            admitted=list(dict.fromkeys(self.admitted)),
+        )
         for instance in changed:
             # Projected before the events are collected: project() reads the pending ones.
             projection.extend(project(instance))
@@ -530,6 +541,11 @@ class CommandRunner:
                 self.forget(session.cached | set(e.instance_ids))
                 for lost in self.on_conflict:
                     lost()
+                continue
+            except DefinitionChangedError as e:
+                # Disabled or superseded since the cache admitted it: decided again, admitted
+                # on the store's word (the cache forgets what it answered).
+                self.definitions.forget(e.admitted)
                 continue
             return result
         raise CommandConflictError(conflict.instance_ids if conflict else [])

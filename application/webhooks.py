@@ -75,10 +75,11 @@ class WebhookService:
         definition = cmd.definition
 
         def admit(data: dict[str, Any]) -> Definition:
-            published = self.definitions.get(owner, definition)
+            # The newest version (cached; the start's commit checks it is still the newest).
+            published = self.definitions.admissible(owner, definition)
             if not has_webhook_trigger(published.definition.triggers):
                 raise DefinitionNotFoundError(definition)
-            # Admit the version whose trigger was just checked, even if a newer one appears.
+            # Admit the version whose trigger was just checked.
             return self.admission.admit(owner, definition, published.version, data)
 
         try:
@@ -91,6 +92,7 @@ class WebhookService:
                 correlation_id=None,
                 remember=(SIGNATURE_SCOPE, mac),
                 started_by=origin.by_webhook(),
+                latest=True,
             )
         except DuplicateIdempotencyKeyError as e:
             if e.scope == SIGNATURE_SCOPE:

@@ -227,7 +227,11 @@ def _api_on(core: Core, owns_core: bool) -> Container:
     instances = instance_service(core, queries, keyed_ids, timers=due_timers)
     secrets = _tenant_secrets(settings)
     definitions = DefinitionService(
-        core.definition_store, schemas, connections=core.connections, calendar=CroniterCalendar()
+        core.definition_store,
+        schemas,
+        connections=core.connections,
+        calendar=CroniterCalendar(),
+        cache=core.cache,
     )
     feed_wakeups = (
         FeedWakeups.for_database(core.database_url) if settings.feed_listen else FeedWakeups()

@@ -12,9 +12,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.ports import DuplicateIdempotencyKeyError, PublishedDefinition
+from application.ports import (
+    DefinitionChangedError,
+    DuplicateIdempotencyKeyError,
+    PublishedDefinition,
+)
 from application.read_models import (
     ActivityRow,
+    AdmittedStart,
     BookmarkRow,
     IncidentRow,
     InstanceRow,
@@ -48,7 +53,11 @@ class MemoryTables:
     definitions: dict[tuple[str, str], list[PublishedDefinition]] = field(default_factory=dict)
 
     def check(self, projection: Projection) -> None:
-        """Refuse a projection whose idempotency keys are taken (the unique constraints)."""
+        """Refuse a projection whose idempotency keys are taken (the unique constraints),
+        or whose starts' definitions changed since admitted (as the PostgreSQL check)."""
+        stale = [a for a in dict.fromkeys(projection.admitted) if not self._admissible(a)]
+        if stale:
+            raise DefinitionChangedError(stale)
         seen: set[tuple[str, str, str]] = set()
         for record in projection.idempotency:
             key = (record.tenant, record.scope, record.key)
@@ -68,6 +77,12 @@ class MemoryTables:
                 raise DuplicateIdempotencyKeyError(
                     row.tenant, row.idempotency_key, instance_id=row.id
                 )
+
+    def _admissible(self, admitted: AdmittedStart) -> bool:
+        versions = self.definitions.get((admitted.tenant, admitted.name), [])
+        if admitted.latest and versions and versions[-1].version > admitted.version:
+            return False
+        return any(v.version == admitted.version and v.enabled for v in versions)
 
     def write(self, projection: Projection) -> None:
         """Upsert the rows and insert the idempotency records (after `check`)."""

@@ -23,6 +23,7 @@ from application.read_models import (
     Projection,
     TaskRow,
 )
+from infrastructure.postgres.admission_check import check_admitted
 from infrastructure.postgres.audit import insert_entry
 from infrastructure.postgres.listener import notify_new_work
 
@@ -98,6 +99,8 @@ def _by_id(rows: Sequence[Any]) -> list[Any]:
 
 def write_projection(curs: Cursor[DictRow], projection: Projection) -> None:
     """Upsert the projection's rows and insert its idempotency records."""
+    # First: a start whose definition changed since it was admitted stores nothing.
+    check_admitted(curs, projection.admitted)
     leases = projection.leases
     activities = [a for a in projection.activities if a.id not in leases]
     for statement, rows in (

@@ -40,7 +40,11 @@ class EventDelivery:
     ) -> tuple[list[BookmarkRow], list[PublishedDefinition]]:
         """The open `wait` bookmarks the event matches, and the definitions it triggers."""
         waiting = self.queries.waiting_bookmarks(tenant, event_type, correlation)
-        return waiting, self.definitions.event_triggered(tenant, event_type)
+        return waiting, self.triggered(tenant, event_type)
+
+    def triggered(self, tenant: str, event_type: str) -> list[PublishedDefinition]:
+        """The definitions the event starts (their newest versions, enabled)."""
+        return self.definitions.event_triggered(tenant, event_type)
 
     def deliver(
         self,

@@ -285,8 +285,12 @@ class InstanceService:
         if prior is not None:
             return prior, True
         waiting, triggered = self.delivery.lookup(tenant, event_type, correlation)
+        looked_up = [triggered]
 
         def command(session: CommandAttempt) -> dict[str, Any]:
+            # Looked up again for a later attempt: its commit may have found one of them
+            # disabled or superseded (application/admission.py).
+            starting = looked_up.pop() if looked_up else self.delivery.triggered(tenant, event_type)
             result = self.delivery.deliver(
                 session,
                 tenant,
@@ -294,7 +298,7 @@ class InstanceService:
                 correlation,
                 payload,
                 waiting=waiting,
-                triggered=triggered,
+                triggered=starting,
                 source=f"event:{event_type}",
                 new_instance_id=lambda published: (
                     self.keyed_ids.derive(tenant, f"event:{published.name}", idempotency_key)

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from application.commands import StartInstance
+from application.commands import DeliverEvent, StartInstance
 from application.commit import GroupCommitter
 from application.errors import DefinitionDisabledError, DefinitionNotFoundError
 
@@ -177,6 +177,31 @@ def test_a_child_of_a_definition_disabled_elsewhere_fails_its_node(
     off, _ = b.instances.start(StartInstance(TENANT, "parent"))
     assert off["status"] == "completed"
     assert "disabled" in off["output"]["why"]
+
+
+def test_an_event_trigger_disabled_during_its_delivery_starts_nothing(
+    replicas: tuple[Any, Any], database_url: str, checked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = replicas
+    a.definitions.publish(
+        TENANT, {**document("on-go"), "triggers": [{"type": "event", "event": "go"}]}
+    )
+    lookup = b.instances.delivery.lookup
+
+    def lookup_then_disable(*args: Any) -> Any:
+        found = lookup(*args)  # B's decision uses this answer...
+        a.definitions.set_enabled(TENANT, "on-go", False)  # ...which A makes stale
+        return found
+
+    monkeypatch.setattr(b.instances.delivery, "lookup", lookup_then_disable)
+
+    result, _ = b.instances.deliver_event(DeliverEvent(TENANT, "go", None, payload={}))
+
+    if not checked:
+        assert len(result["started"]) == 1 and instance_count(database_url, "on-go") == 1
+        return
+    # Refused at commit; decided again on a fresh lookup, which no longer finds it.
+    assert result["started"] == [] and instance_count(database_url, "on-go") == 0
 
 
 class GatedStore:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from uuid import UUID
 
 from application.batch import run_batch
@@ -47,6 +48,9 @@ class TimerService:
         self.timers = timers
         self.clock = clock
         self.set_aside_total = 0  # set aside by this process since it started
+        # The `now` of the last claim (fire_due): a row due by then that was not claimed is
+        # held elsewhere; one due only since then was not looked for yet (timer worker).
+        self.claimed_at: datetime | None = None
         # Claimed here but found handled already (fired by another replica, resumed,
         # cancelled): with timer leases, replicas seldom try the same timer.
         self.already_handled_total = 0
@@ -56,7 +60,8 @@ class TimerService:
 
     def fire_due(self, limit: int) -> int:
         """Fire up to `limit` due timers; the number that fired here."""
-        rows = self.timers.due(self.clock.now(), limit)
+        self.claimed_at = now = self.clock.now()
+        rows = self.timers.due(now, limit)
         if self.group_size == 1:  # each firing in its own scope (a span when traced)
             fired = 0
             for row in rows:
@@ -89,6 +94,13 @@ class TimerService:
         if due is None:
             return None
         return max(0.0, (due - now).total_seconds())
+
+    def next_claim(self) -> tuple[datetime, datetime] | None:
+        """(when a timer may next be claimed here, now), as `seconds_until_next`; None if
+        none. Compare with `claimed_at`: a time after it fell due since the last claim."""
+        now = self.clock.now()
+        due = self.timers.next_due(now)
+        return None if due is None else (due, now)
 
     def set_aside_count(self) -> int:
         """Open timers set aside after a failure, across all workers (GET /health)."""

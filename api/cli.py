@@ -135,7 +135,7 @@ def serve(
     or_refuse("serve", lambda: prepare_schema(settings))
     app = create_app(
         lambda: build_api(settings),
-        start_workers=_in_process_workers if settings.workers_in_process else None,
+        start_workers=in_process_workers if settings.workers_in_process else None,
     )
     # JSON logs: uvicorn's records go through the root's JSON handler, not its own.
     log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
@@ -167,7 +167,7 @@ def serve(
     return 0 if server.started else 3  # uvicorn.run's exit code for a failed startup
 
 
-def _in_process_workers(container: Container) -> HostedWorkers:
+def in_process_workers(container: Container) -> HostedWorkers:
     """The task and timer workers as threads of `waymark serve`, on the API's core.
 
     The one place `api` reaches into `workers` (the import-linter contract allows only

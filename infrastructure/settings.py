@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # `waymark serve` processes (uvicorn workers); > 1 needs DATABASE_URL and runs the
     # in-process workers as processes of their own (api/serve_processes.py).
     api_workers: int = Field(default=1, ge=1)
+    # With api_workers > 1 and the workers in process: true, each API process hosts its own
+    # task and timer workers (N replicas of `waymark serve`, eager dispatch in each); false,
+    # they run as one `waymark worker tasks` and one `timers` process beside the API ones.
+    api_process_workers: bool = False
     # Production: apply the migrations at startup instead of refusing an old schema.
     auto_migrate: bool = False
     # Signs pagination cursors; the same on every replica. Unset: derived (see bootstrap).

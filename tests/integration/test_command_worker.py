@@ -65,7 +65,8 @@ def _settings(database_url: str, topics: CommandTopics, **extra: Any) -> Any:
 
 @pytest.fixture
 def rig(database_url: str, kafka_broker: Any) -> Iterator[Rig]:
-    from infrastructure.bootstrap import build_api, build_command_worker
+    from infrastructure.bootstrap import build_api
+    from infrastructure.worker_bootstrap import build_command_worker
     from workers.command_worker import CommandWorker
 
     topics = CommandTopics.create(kafka_broker)

@@ -106,3 +106,42 @@ def replay_stored(instance: WorkflowInstance) -> WorkflowInstance:
 
 def state(instance: WorkflowInstance) -> dict[str, Any]:
     return {k: v for k, v in vars(instance).items() if k != "_pending_events"}
+
+
+def assert_replays(instance: WorkflowInstance) -> None:
+    """The instance rebuilt from its events, in memory and through their stored JSON form,
+    is in the same state."""
+    assert state(replay(instance)) == state(instance)
+    assert state(replay_stored(instance)) == state(instance)
+
+
+def open_at(instance: WorkflowInstance) -> list[str]:
+    """The nodes of the open bookmarks, sorted."""
+    return sorted(b.node_id for b in instance.open_bookmarks())
+
+
+def complete_at(instance: WorkflowInstance, d: Definition, node_id: str, fake: FakeEnv) -> None:
+    """Completes the one open task of node `node_id` (no outcome, no data, by ann)."""
+    (bookmark,) = [b for b in instance.open_bookmarks() if b.node_id == node_id]
+    engine.complete_task(
+        instance,
+        d,
+        bookmark.id,
+        outcome=None,
+        data={},
+        comment=None,
+        completed_by="ann",
+        env=fake.env(),
+    )
+
+
+def resume_at(
+    instance: WorkflowInstance,
+    d: Definition,
+    node_id: str,
+    fake: FakeEnv,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Resumes the one open bookmark of node `node_id` with `payload` (default `{}`)."""
+    (bookmark,) = [b for b in instance.open_bookmarks() if b.node_id == node_id]
+    engine.resume(instance, d, bookmark.id, payload=payload or {}, source="t", env=fake.env())

@@ -62,3 +62,15 @@ def approving(name: str) -> dict:
         ],
         "routes": [{"from": "ok", "to": "done"}],
     }
+
+
+def calling(name: str, url: str) -> dict:
+    """A definition `name`: one service task that POSTs to `url` (an http action), then ends."""
+    return {
+        "name": name,
+        "nodes": [
+            {"id": "call", "type": "service_task", "action": {"type": "http", "url": url}},
+            {"id": "done", "type": "end"},
+        ],
+        "routes": [{"from": "call", "to": "done"}],
+    }

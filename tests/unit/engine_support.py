@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+from application.read_models import ActivityRow
 from domain import engine
 from domain.definition import Definition
 from domain.env import CommandEnv
 from domain.instance import WorkflowInstance
+from domain.state import Activity
 from domain.validation import validate_document
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -145,3 +147,19 @@ def resume_at(
     """Resumes the one open bookmark of node `node_id` with `payload` (default `{}`)."""
     (bookmark,) = [b for b in instance.open_bookmarks() if b.node_id == node_id]
     engine.resume(instance, d, bookmark.id, payload=payload or {}, source="t", env=fake.env())
+
+
+def scheduled_row(tenant: str, instance: WorkflowInstance, activity: Activity) -> ActivityRow:
+    """The activity queue's row of one of `instance.scheduled_activities()`, due now."""
+    return ActivityRow(
+        id=activity.id,
+        tenant=tenant,
+        instance_id=instance.id,
+        node_id=activity.node_id,
+        attempt=activity.attempt,
+        status="scheduled",
+        run_after=datetime.now(UTC),
+        action=activity.action,
+        timeout_seconds=activity.timeout_seconds,
+        idempotency_key=activity.idempotency_key,
+    )

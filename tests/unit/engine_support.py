@@ -125,16 +125,7 @@ def open_at(instance: WorkflowInstance) -> list[str]:
 def complete_at(instance: WorkflowInstance, d: Definition, node_id: str, fake: FakeEnv) -> None:
     """Completes the one open task of node `node_id` (no outcome, no data, by ann)."""
     (bookmark,) = [b for b in instance.open_bookmarks() if b.node_id == node_id]
-    engine.complete_task(
-        instance,
-        d,
-        bookmark.id,
-        outcome=None,
-        data={},
-        comment=None,
-        completed_by="ann",
-        env=fake.env(),
-    )
+    complete_bookmark(instance, d, bookmark.id, fake, data={})
 
 
 def resume_at(
@@ -162,4 +153,28 @@ def scheduled_row(tenant: str, instance: WorkflowInstance, activity: Activity) -
         action=activity.action,
         timeout_seconds=activity.timeout_seconds,
         idempotency_key=activity.idempotency_key,
+    )
+
+
+def complete_bookmark(
+    instance: WorkflowInstance,
+    d: Definition,
+    bookmark_id: str,
+    fake: FakeEnv,
+    *,
+    outcome: str | None = None,
+    data: dict[str, Any] | None = None,
+    comment: str | None = None,
+    by: str | None = "ann",
+) -> None:
+    """`engine.complete_task` on the task bookmark `bookmark_id`, at the fake clock."""
+    engine.complete_task(
+        instance,
+        d,
+        bookmark_id,
+        outcome=outcome,
+        data=data,
+        comment=comment,
+        completed_by=by,
+        env=fake.env(),
     )

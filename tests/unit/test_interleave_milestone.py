@@ -23,6 +23,7 @@ from tests.unit.engine_support import (
     FakeEnv,
     assert_replays,
     complete_at,
+    complete_bookmark,
     definition,
     event_names,
     open_at,
@@ -281,16 +282,7 @@ def test_a_dependent_acting_after_the_milestone_passed_is_refused_or_already_wit
     resume_at(instance, d, "m", fake)
     assert not instance.bookmarks[dep.id].is_open
     with pytest.raises(Exception, match="cancelled"):  # BookmarkNotOpenError: withdrawn
-        engine.complete_task(
-            instance,
-            d,
-            dep.id,
-            outcome=None,
-            data={},
-            comment=None,
-            completed_by="a",
-            env=fake.env(),
-        )
+        complete_bookmark(instance, d, dep.id, fake, data={}, by="a")
 
 
 def test_a_dependent_entered_after_the_milestone_was_passed_is_withdrawn_at_once():

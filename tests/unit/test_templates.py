@@ -27,7 +27,7 @@ from infrastructure.template_catalog import (
     _parse,
 )
 from tests.template_ids import TEMPLATE_IDS
-from tests.unit.engine_support import FakeEnv, only_open, start
+from tests.unit.engine_support import FakeEnv, complete_bookmark, only_open, start
 
 TEMPLATES = PackagedTemplateCatalog().list()
 
@@ -178,16 +178,7 @@ def test_instantiate_refuses_unknown_templates_and_invalid_names() -> None:
 
 def decide(instance: WorkflowInstance, d: Definition, fake: FakeEnv, outcome: str, **kw: Any):
     task = only_open(instance, "task")
-    engine.complete_task(
-        instance,
-        d,
-        task.id,
-        outcome=outcome,
-        data=kw.get("data"),
-        comment=None,
-        completed_by="u1",
-        env=fake.env(),
-    )
+    complete_bookmark(instance, d, task.id, fake, outcome=outcome, data=kw.get("data"), by="u1")
     return task
 
 

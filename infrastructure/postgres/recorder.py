@@ -48,7 +48,8 @@ def _upsert(
         updates.append(sql.SQL(extra_updates))  # type: ignore[arg-type]
     return (
         sql.SQL(
-            "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET {updates}"
+            "INSERT INTO {table} ({columns}) VALUES ({values}) "
+            "ON CONFLICT (id) DO UPDATE SET {updates}"
         )
         .format(
             table=sql.Identifier(table),

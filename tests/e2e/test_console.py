@@ -211,6 +211,17 @@ def test_a_wrong_key_shows_the_sign_in_error(page: Page) -> None:
     assert page.evaluate("sessionStorage.length") == 0
 
 
+def test_a_key_refused_mid_session_returns_to_sign_in_with_the_reason(page: Page) -> None:
+    sign_in(page)
+    # the key stops working (revoked): the next view's request is answered 401
+    page.evaluate("sessionStorage.setItem('waymark.console.credential', 'revoked-key')")
+    page.get_by_role("link", name="Instances").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.locator("#sign-in-problems")).to_contain_text("the API key is not valid")
+    expect(page.locator("#nav")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
 # --- people who approve ---------------------------------------------------------------------
 
 

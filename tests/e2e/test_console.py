@@ -361,6 +361,7 @@ def test_an_operator_cancels_an_instance(page: Page, acme: httpx.Client) -> None
     page.goto(f"/console#/instances/{started['id']}")
     expect(page.locator("#instance-status")).to_have_text("suspended")
     expect(page.locator("#bookmarks")).to_contain_text("review")
+    assert page.get_by_text("null", exact=True).count() == 0  # no error/output: nothing shown
     page.get_by_role("button", name="Cancel instance…").click()
     page.get_by_label("Reason").fill("duplicate order")
     page.get_by_role("button", name="Confirm cancel").click()

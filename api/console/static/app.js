@@ -3,7 +3,7 @@
 // with the API's reason; every other failure is shown where it happened.
 import { ApiError, api, credential } from "./api.js";
 import { definitionsView } from "./definitions.js";
-import { h } from "./dom.js";
+import { append, h } from "./dom.js";
 import { inboxView, taskView } from "./inbox.js";
 import { instanceView, instancesView } from "./instances.js";
 import { explain, problemBox } from "./problem.js";
@@ -65,7 +65,7 @@ async function render() {
   }
   const root = h("section", { class: `view view-${name}` });
   if (flashed) {
-    root.append(h("p", { class: "flash", role: "status" }, flashed));
+    append(root, h("p", { class: "flash", role: "status" }, flashed));
     flashed = null;
   }
   main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
@@ -73,7 +73,7 @@ async function render() {
     await ROUTES[name](root, ctx, id);
   } catch (error) {
     if (ctx.refused(error)) return;
-    root.append(explain(error));
+    append(root, explain(error));
   }
   if (mine === generation) main.replaceChildren(root);
 }

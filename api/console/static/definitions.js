@@ -1,6 +1,6 @@
 // The tenant's definitions (latest version of each), read-only.
 import { api } from "./api.js";
-import { badge, h, json, table, when } from "./dom.js";
+import { append, badge, h, json, table, when } from "./dom.js";
 import { explain } from "./problem.js";
 
 export async function definitionsView(root, ctx) {
@@ -37,6 +37,6 @@ export async function definitionsView(root, ctx) {
       if (!ctx.refused(error)) listArea.replaceChildren(explain(error));
     }
   });
-  root.append(h("h1", null, "Definitions"), h("p", { class: "muted" }, "The latest version of each definition (read-only)."), listArea, more);
+  append(root, h("h1", null, "Definitions"), h("p", { class: "muted" }, "The latest version of each definition (read-only)."), listArea, more);
   await load(false);
 }

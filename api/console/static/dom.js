@@ -20,8 +20,9 @@ export function h(tag, props, ...children) {
   return el;
 }
 
-export function append(el, children) {
-  for (const child of [children].flat(Infinity)) {
+// Element.append, minus the empty children (the DOM's own would show "null").
+export function append(el, ...children) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     el.append(child instanceof Node ? child : String(child));
   }

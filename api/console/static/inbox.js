@@ -1,6 +1,6 @@
 // People who approve: the tenant's task queue and one task, with its form and decisions.
 import { api } from "./api.js";
-import { badge, facts, h, shortId, table, when } from "./dom.js";
+import { append, badge, facts, h, shortId, table, when } from "./dom.js";
 import { taskForm } from "./form.js";
 import { explain, problemBox } from "./problem.js";
 
@@ -48,7 +48,7 @@ export async function inboxView(root, ctx) {
   };
   more.addEventListener("click", () => guarded(() => load(true)));
   const form = filterForm(() => guarded(() => load(false)));
-  root.append(h("h1", null, "Task inbox"), form, listArea, more);
+  append(root, h("h1", null, "Task inbox"), form, listArea, more);
   await load(false);
 }
 
@@ -117,7 +117,7 @@ function due(task) {
 
 export async function taskView(root, ctx, taskId) {
   const task = await api("GET", `/v1/tasks/${encodeURIComponent(taskId)}`);
-  root.append(
+  append(root, 
     h("p", null, h("a", { href: "#/inbox" }, "← Task inbox")),
     h("h1", null, task.name || task.node_id),
     facts([
@@ -140,7 +140,7 @@ export async function taskView(root, ctx, taskId) {
     ]),
   );
   if (task.status === "open" || task.status === "claimed") {
-    root.append(await actions(task, ctx));
+    append(root, await actions(task, ctx));
   }
 }
 

@@ -1,7 +1,7 @@
 // People who operate: instances (filters, paging), one instance (variables, bookmarks,
 // incidents with retry/skip, history, cancel).
 import { api } from "./api.js";
-import { badge, facts, h, json, shortId, table, when } from "./dom.js";
+import { append, badge, facts, h, json, shortId, table, when } from "./dom.js";
 import { explain, localProblem, problemBox } from "./problem.js";
 
 const filters = { status: "", definition: "" };
@@ -62,7 +62,7 @@ export async function instancesView(root, ctx) {
     h("button", { type: "submit" }, "Apply"),
   );
   more.addEventListener("click", () => guarded(() => load(true)));
-  root.append(h("h1", null, "Instances"), form, listArea, more);
+  append(root, h("h1", null, "Instances"), form, listArea, more);
   await load(false);
 }
 
@@ -104,7 +104,7 @@ export async function instanceView(root, ctx, instanceId) {
     }
   };
 
-  root.append(
+  append(root, 
     h("p", null, h("a", { href: "#/instances" }, "← Instances")),
     h("h1", null, `${view.definition} v${view.version} `, badge(view.status, `status ${view.status}`)),
     facts([
@@ -112,7 +112,7 @@ export async function instanceView(root, ctx, instanceId) {
       ["Status", h("span", { id: "instance-status" }, view.status)],
       ["Definition", `${view.definition} version ${view.version}`],
       ["Correlation id", view.correlation_id],
-      ["Started by", view.started_by ? JSON.stringify(view.started_by) : null],
+      ["Started by", startedBy(view.started_by)],
       ["Created", when(view.created_at)],
       ["Updated", when(view.updated_at)],
       ["Ended", when(view.ended_at)],
@@ -131,6 +131,14 @@ export async function instanceView(root, ctx, instanceId) {
     h("section", { id: "history" }, h("h2", null, "History"), historyTable(history.items),
       history.next_cursor ? h("p", { class: "muted" }, "Only the first 500 events are shown.") : null),
   );
+}
+
+function startedBy(origin) {
+  if (!origin || typeof origin !== "object") return null;
+  return Object.entries(origin)
+    .filter(([, value]) => value !== null && value !== undefined && value !== "")
+    .map(([name, value]) => `${name} ${typeof value === "object" ? JSON.stringify(value) : value}`)
+    .join(", ");
 }
 
 function cancelBox(path, act) {

@@ -244,6 +244,14 @@ def test_an_approval_is_decided_in_the_inbox_and_the_instance_shows_completed(
     expect(page.get_by_text("Due", exact=True)).to_be_visible()
     expect(page.locator(".facts")).not_to_contain_text("no due time")
 
+    # claim it: the page says so and shows who holds it now
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator(".flash")).to_contain_text("Task claimed.")
+    expect(page.locator(".facts")).to_contain_text("claimed")
+    expect(page.get_by_role("button", name="Claim")).to_have_count(0)
+    claimed = acme.get("/v1/tasks", params={"status": "claimed", "limit": 500}).json()["items"]
+    assert [t["node_id"] for t in claimed if t["instance_id"] == started["id"]] == ["review"]
+
     # a missing required field: the API's problem, with its path, next to the form
     page.get_by_role("button", name="Approve").click()
     problem = page.locator(".task-actions .problem")
@@ -286,7 +294,16 @@ def test_a_bad_form_value_shows_the_problem_with_its_path_and_the_task_stays_ope
     publish(acme, user_task_definition(name, task_name))
     started = start(acme, name, input={"note": "plain"})
     sign_in(page)
-    open_task_row(page, task_name)
+    # the inbox's filters are the API's: a role nobody has lists nothing, `hr` the task
+    page.get_by_label("Candidate role").fill(unique("nobody"))
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_text("No tasks match these filters.")).to_be_visible()
+    page.get_by_label("Candidate role").fill("hr")
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_role("link", name=task_name, exact=True).click()
+    expect(page.get_by_role("heading", name=task_name, exact=True)).to_be_visible()
+    labels = page.locator(".form-fields label").all_text_contents()
+    assert labels == ["full_name *", "age"]  # required first
 
     page.get_by_label("full_name").fill("Ada Lovelace")
     page.get_by_label("age").fill("12")
@@ -413,6 +430,23 @@ def test_an_incident_is_listed_and_retried_from_the_instance(
     expect(page.locator("#instance-status")).to_have_text("completed")
     expect(page.locator("tr[data-incident]")).to_have_count(0)
     expect(page.locator("#history")).to_contain_text("IncidentRetried")
+
+    # another one, skipped with a result given as JSON
+    target.fail(path, 500)
+    other = start(acme, name)
+    wait_for_status(acme, other["id"], "incident")
+    page.goto(f"/console#/instances/{other['id']}")
+    incident = page.locator("tr[data-incident]")
+    expect(incident).to_have_count(1)
+    incident.locator("textarea").fill('{"paid": "by hand"}')
+    incident.get_by_placeholder("reason (recorded)").fill("paid at the desk")
+    incident.get_by_role("button", name="Skip").click()
+    expect(page.locator(".flash")).to_contain_text("Node skipped.")
+    skipped = wait_for_status(acme, other["id"], "completed")
+    assert skipped["variables"]["receipt"] == {"paid": "by hand"}
+    page.reload()
+    expect(page.locator("#instance-variables")).to_contain_text("by hand")
+    expect(page.locator("#history")).to_contain_text("IncidentSkipped")
 
 
 def test_definitions_are_listed_with_version_and_enabled(page: Page, acme: httpx.Client) -> None:

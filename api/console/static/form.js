@@ -13,9 +13,13 @@ export function taskForm(schema) {
     return jsonData(schema);
   }
   const required = new Set(Array.isArray(schema.required) ? schema.required : []);
-  const fields = Object.entries(properties).map(([name, prop]) =>
-    field(name, prop || {}, required.has(name)),
-  );
+  // Required fields first, in the schema's `required` order (a list keeps its order; the
+  // stored `properties` object may not), then the others.
+  const names = [
+    ...[...required].filter((name) => name in properties),
+    ...Object.keys(properties).filter((name) => !required.has(name)),
+  ];
+  const fields = names.map((name) => field(name, properties[name] || {}, required.has(name)));
   return {
     element: h("div", { class: "form-fields" }, fields.map((f) => f.element)),
     collect() {

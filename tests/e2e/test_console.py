@@ -370,6 +370,30 @@ def test_names_and_variables_with_markup_render_as_text(page: Page, acme: httpx.
 # --- people who operate ---------------------------------------------------------------------
 
 
+def test_instances_are_filtered_and_paged(page: Page, acme: httpx.Client) -> None:
+    name = unique("console-paged")
+    publish(acme, approval_definition(name, unique("Paged")))
+    ids = [start(acme, name)["id"] for _ in range(3)]
+    acme.post(f"/v1/instances/{ids[0]}/cancel", json={})
+    sign_in(page)
+    page.goto("/console?page_size=2#/instances")
+    page.get_by_label("Definition").fill(name)
+    page.get_by_role("button", name="Apply").click()
+    rows = page.locator("tr[data-instance]")
+    expect(rows).to_have_count(2)
+    more = page.get_by_role("button", name="More")
+    more.click()
+    expect(rows).to_have_count(3)
+    expect(more).to_be_hidden()
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.instance)")) == sorted(ids)
+    # and by status: only the cancelled one
+    page.get_by_label("Status").select_option("cancelled")
+    page.get_by_role("button", name="Apply").click()
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("cancelled")
+    assert rows.get_attribute("data-instance") == ids[0]
+
+
 def test_an_operator_cancels_an_instance(page: Page, acme: httpx.Client) -> None:
     name = unique("console-cancel")
     publish(acme, approval_definition(name, unique("Never decided")))

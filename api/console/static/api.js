@@ -10,6 +10,12 @@ export const credential = {
   clear: () => sessionStorage.removeItem(STORAGE_KEY),
 };
 
+// Rows per page of every list: 50, or `?page_size=N` in the console's address (1-500).
+export function pageSize() {
+  const asked = Number(new URLSearchParams(window.location.search).get("page_size"));
+  return Number.isInteger(asked) && asked >= 1 && asked <= 500 ? asked : 50;
+}
+
 export class ApiError extends Error {
   constructor(status, problem) {
     super(problem.detail || problem.title || `HTTP ${status}`);

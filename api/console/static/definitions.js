@@ -1,5 +1,5 @@
 // The tenant's definitions (latest version of each), read-only.
-import { api } from "./api.js";
+import { api, pageSize } from "./api.js";
 import { append, badge, h, json, table, when } from "./dom.js";
 import { explain } from "./problem.js";
 
@@ -9,7 +9,7 @@ export async function definitionsView(root, ctx) {
   let rows = null;
   let cursor = null;
   async function load(append) {
-    const page = await api("GET", "/v1/definitions", { query: { limit: 50, cursor: append ? cursor : "" } });
+    const page = await api("GET", "/v1/definitions", { query: { limit: pageSize(), cursor: append ? cursor : "" } });
     cursor = page.next_cursor;
     const found = page.items.map((d) =>
       h("tr", { "data-definition": d.name },

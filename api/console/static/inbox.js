@@ -1,5 +1,5 @@
 // People who approve: the tenant's task queue and one task, with its form and decisions.
-import { api } from "./api.js";
+import { api, pageSize } from "./api.js";
 import { append, badge, facts, h, shortId, table, when } from "./dom.js";
 import { taskForm } from "./form.js";
 import { explain, problemBox } from "./problem.js";
@@ -23,7 +23,7 @@ export async function inboxView(root, ctx) {
         assignee: filters.assignee,
         role: filters.role,
         urgency: filters.urgency,
-        limit: 50,
+        limit: pageSize(),
         cursor: append ? cursor : "",
       },
     });

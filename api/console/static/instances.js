@@ -1,6 +1,6 @@
 // People who operate: instances (filters, paging), one instance (variables, bookmarks,
 // incidents with retry/skip, history, cancel).
-import { api } from "./api.js";
+import { api, pageSize } from "./api.js";
 import { append, badge, facts, h, json, shortId, table, when } from "./dom.js";
 import { explain, localProblem, problemBox } from "./problem.js";
 
@@ -17,7 +17,7 @@ export async function instancesView(root, ctx) {
 
   async function load(append) {
     const page = await api("GET", "/v1/instances", {
-      query: { ...filters, limit: 50, cursor: append ? cursor : "" },
+      query: { ...filters, limit: pageSize(), cursor: append ? cursor : "" },
     });
     cursor = page.next_cursor;
     const found = page.items.map(instanceRow);

@@ -339,6 +339,27 @@ def test_a_viewer_sees_the_refusal_next_to_the_form(page: Page, acme: httpx.Clie
     assert acme.get(f"/v1/instances/{started['id']}").json()["status"] == "suspended"
 
 
+def test_a_task_is_delegated_then_withdrawn(page: Page, acme: httpx.Client) -> None:
+    name, task_name = unique("console-delegate"), unique("Hand over")
+    publish(acme, approval_definition(name, task_name))
+    started = start(acme, name)
+    sign_in(page)
+    open_task_row(page, task_name)
+    page.get_by_text("Delegate or withdraw").click()
+    page.get_by_label("Delegate to").fill("bob")
+    page.get_by_role("button", name="Delegate", exact=True).click()
+    expect(page.locator(".flash")).to_contain_text("Task delegated to bob.")
+    expect(page.locator(".facts")).to_contain_text("bob")
+
+    page.get_by_text("Delegate or withdraw").click()
+    page.get_by_label("Withdraw reason").fill("no longer needed")
+    page.get_by_role("button", name="Withdraw task").click()
+    expect(page.locator(".flash")).to_contain_text("Task withdrawn.")
+    expect(page.get_by_role("heading", name="Task inbox")).to_be_visible()
+    tasks = acme.get("/v1/tasks", params={"status": "cancelled", "limit": 500}).json()["items"]
+    assert [t["assignee"] for t in tasks if t["instance_id"] == started["id"]] == ["bob"]
+
+
 def test_names_and_variables_with_markup_render_as_text(page: Page, acme: httpx.Client) -> None:
     name = unique("console-xss")
     publish(acme, user_task_definition(name, XSS))
@@ -407,6 +428,35 @@ def test_an_operator_cancels_an_instance(page: Page, acme: httpx.Client) -> None
     expect(page.locator("#instance-status")).to_have_text("cancelled")
     expect(page.get_by_role("button", name="Cancel instance…")).to_have_count(0)
     assert acme.get(f"/v1/instances/{started['id']}").json()["status"] == "cancelled"
+
+
+def test_a_wait_is_resumed_with_a_payload(page: Page, acme: httpx.Client) -> None:
+    name = unique("console-wait")
+    publish(
+        acme,
+        {
+            "name": name,
+            "nodes": [
+                {"id": "shipment", "type": "wait", "result_var": "shipped"},
+                {"id": "done", "type": "end", "output": {"carrier": "vars.shipped.carrier"}},
+            ],
+            "routes": [{"from": "shipment", "to": "done"}],
+        },
+    )
+    started = start(acme, name)
+    sign_in(page)
+    page.goto(f"/console#/instances/{started['id']}")
+    waiting = page.locator("tr[data-bookmark]")
+    expect(waiting).to_contain_text("shipment")
+    waiting.locator("textarea").fill("{not json")
+    waiting.get_by_role("button", name="Resume").click()
+    expect(page.locator(".form-problems .problem")).to_contain_text("$.payload")
+    waiting.locator("textarea").fill('{"carrier": "DHL"}')
+    waiting.get_by_role("button", name="Resume").click()
+    expect(page.locator(".flash")).to_contain_text("Resumed shipment.")
+    expect(page.locator("#instance-status")).to_have_text("completed")
+    expect(page.locator("#instance-variables")).to_contain_text("DHL")
+    assert acme.get(f"/v1/instances/{started['id']}").json()["output"] == {"carrier": "DHL"}
 
 
 def test_an_incident_is_listed_and_retried_from_the_instance(

@@ -159,7 +159,7 @@ async function actions(task, ctx) {
     try {
       await api("POST", `/v1/tasks/${encodeURIComponent(task.id)}/${path}`, { body });
       ctx.flash(message);
-      if (path === "claim") ctx.rerender();
+      if (path === "claim" || path === "delegate") ctx.rerender();
       else ctx.go("#/inbox");
     } catch (error) {
       show(error);
@@ -187,6 +187,27 @@ async function actions(task, ctx) {
       h("button", { type: "button", class: "secondary", onclick: () => run("claim", {}, "Task claimed.") }, "Claim"),
     );
   }
+  const assignee = h("input", { id: "delegate-to", placeholder: "user id" });
+  const reason = h("input", { id: "withdraw-reason", placeholder: "reason (recorded)" });
+  const others = h(
+    "details",
+    { class: "other-actions" },
+    h("summary", null, "Delegate or withdraw"),
+    h("div", { class: "confirm" },
+      h("label", { for: "delegate-to" }, "Delegate to"), assignee,
+      h("button", {
+        type: "button",
+        class: "secondary",
+        onclick: () => run("delegate", { assignee: assignee.value.trim() }, `Task delegated to ${assignee.value.trim()}.`),
+      }, "Delegate")),
+    h("div", { class: "confirm" },
+      h("label", { for: "withdraw-reason" }, "Withdraw reason"), reason,
+      h("button", {
+        type: "button",
+        class: "reject",
+        onclick: () => run("cancel", reason.value.trim() ? { reason: reason.value.trim() } : {}, "Task withdrawn."),
+      }, "Withdraw task")),
+  );
   if (task.kind === "approval") {
     buttons.append(
       h("button", { type: "button", class: "approve", onclick: () => complete("approved") }, "Approve"),
@@ -209,6 +230,7 @@ async function actions(task, ctx) {
       buttons,
     ),
     problems,
+    others,
   );
 }
 

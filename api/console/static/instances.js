@@ -126,7 +126,7 @@ export async function instanceView(root, ctx, instanceId) {
     h("section", null, h("h2", null, "Variables"), h("div", { id: "instance-variables" }, json(view.variables))),
     h("section", null, h("h2", null, "Input"), json(view.input)),
     view.output ? h("section", null, h("h2", null, "Output"), json(view.output)) : null,
-    h("section", { id: "bookmarks" }, h("h2", null, "Waiting at (open bookmarks)"), bookmarks(view.bookmarks || [])),
+    h("section", { id: "bookmarks" }, h("h2", null, "Waiting at (open bookmarks)"), bookmarks(path, view.bookmarks || [], act, showProblem)),
     h("section", { id: "incidents" }, h("h2", null, "Incidents"), incidentList(path, incidents.items, act, showProblem)),
     h("section", { id: "history" }, h("h2", null, "History"), historyTable(history.items),
       history.next_cursor ? h("p", { class: "muted" }, "Only the first 500 events are shown.") : null),
@@ -157,11 +157,11 @@ function cancelBox(path, act) {
   );
 }
 
-function bookmarks(items) {
+function bookmarks(path, items, act, showProblem) {
   return table(
-    ["Node", "Kind", "Status", "Due", "Detail"],
+    ["Node", "Kind", "Status", "Due", "Detail", "Act"],
     items.map((b) =>
-      h("tr", null,
+      h("tr", { "data-bookmark": b.id },
         h("td", null, b.node_id),
         h("td", null, b.task_kind ? `${b.kind} (${b.task_kind})` : b.kind),
         h("td", null, b.status),
@@ -169,10 +169,29 @@ function bookmarks(items) {
         h("td", null, [b.event_type && `event ${b.event_type}`, b.correlation && `correlation ${b.correlation}`,
           b.roles && b.roles.length && `roles ${b.roles.join(", ")}`, b.attempt && `attempt ${b.attempt}`,
           b.last_error && `last error: ${b.last_error}`].filter(Boolean).join("; ")),
+        h("td", { class: "recover" }, b.kind === "wait" ? resumeBox(path, b, act, showProblem) : null),
       ),
     ),
     "Not waiting anywhere.",
   );
+}
+
+// A `wait` is resumed with a payload (a task is decided in the inbox, a timer fires).
+function resumeBox(path, bookmark, act, showProblem) {
+  const payload = h("textarea", { rows: 2, class: "json-input", placeholder: "JSON payload (optional)" });
+  const send = () => {
+    const raw = payload.value.trim();
+    let value;
+    try {
+      value = raw ? JSON.parse(raw) : undefined;
+    } catch (error) {
+      showProblem(localProblem("Not valid JSON", "$.payload", error.message));
+      return;
+    }
+    const url = `${path}/bookmarks/${encodeURIComponent(bookmark.id)}/resume`;
+    act(url, value === undefined ? {} : { payload: value }, `Resumed ${bookmark.node_id}.`);
+  };
+  return [payload, h("button", { type: "button", onclick: send }, "Resume")];
 }
 
 function incidentList(path, items, act, showProblem) {

@@ -24,9 +24,11 @@ from api.routes import (
     bulk,
     callbacks,
     connections,
+    console,
     definitions,
     feed,
     health,
+    identity,
     incidents,
     instances,
     outbox,
@@ -126,6 +128,8 @@ def create_app(
     app.include_router(recovery.router)
     app.include_router(bulk.router)
     app.include_router(task_links.router)
+    app.include_router(identity.router)
+    app.include_router(console.router)
 
     if tracing.enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -168,6 +172,7 @@ OPENAPI_TAGS = [
     {"name": "templates", "description": "The built-in template library"},
     {"name": "connections", "description": "Named per-tenant connections (admin; no secrets)"},
     {"name": "health", "description": "Probes (no API key)"},
+    {"name": "identity", "description": "Who the API takes the caller for (tenant, roles)"},
     {"name": "audit", "description": "Who did which administrative act, when, from where"},
     {"name": "outbox", "description": "Events the Kafka publisher could not publish (operators)"},
     {

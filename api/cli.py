@@ -135,7 +135,7 @@ def serve(
     or_refuse("serve", lambda: prepare_schema(settings))
     app = create_app(
         lambda: build_api(settings),
-        start_workers=_in_process_workers if settings.workers_in_process else None,
+        start_workers=in_process_workers if settings.workers_in_process else None,
     )
     # JSON logs: uvicorn's records go through the root's JSON handler, not its own.
     log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
@@ -167,7 +167,7 @@ def serve(
     return 0 if server.started else 3  # uvicorn.run's exit code for a failed startup
 
 
-def _in_process_workers(container: Container) -> HostedWorkers:
+def in_process_workers(container: Container) -> HostedWorkers:
     """The task and timer workers as threads of `waymark serve`, on the API's core.
 
     The one place `api` reaches into `workers` (the import-linter contract allows only
@@ -215,7 +215,7 @@ def worker(name: str) -> int:
 
 
 def _run_worker(name: str, settings: Settings) -> int:
-    from infrastructure.bootstrap import build_task_worker, build_timer_worker
+    from infrastructure.worker_bootstrap import build_task_worker, build_timer_worker
     from workers import task_worker, timer_worker
 
     # Each worker has its own composition root: no API keys, no tenant secrets, no FastAPI.
@@ -224,7 +224,7 @@ def _run_worker(name: str, settings: Settings) -> int:
     if name == "tasks":
         task_worker.main(or_refuse("worker tasks", lambda: build_task_worker(settings)))
     elif name == "outbox":
-        from infrastructure.bootstrap import build_outbox_worker
+        from infrastructure.worker_bootstrap import build_outbox_worker
         from workers import outbox_worker
 
         if not settings.kafka_bootstrap_servers:
@@ -240,9 +240,9 @@ def _run_worker(name: str, settings: Settings) -> int:
 
 def cleanup(*, once: bool, dry_run: bool) -> int:
     """`waymark cleanup --once [--dry-run]` (or the worker loop: `waymark worker cleanup`)."""
-    from infrastructure.bootstrap import build_cleanup_worker
     from infrastructure.settings import Settings
     from infrastructure.telemetry import configure_logging
+    from infrastructure.worker_bootstrap import build_cleanup_worker
     from workers import cleanup_worker
 
     settings = Settings()
@@ -279,9 +279,9 @@ def erase(instance: str, tenant: str | None, reason: str | None, by: str) -> int
     from uuid import UUID
 
     from application.errors import WaymarkError
-    from infrastructure.bootstrap import build_cleanup_worker
     from infrastructure.settings import Settings
     from infrastructure.telemetry import configure_logging
+    from infrastructure.worker_bootstrap import build_cleanup_worker
 
     try:
         instance_id = UUID(instance)
@@ -332,8 +332,8 @@ def dead_letters(retry: int | None, limit: int) -> int:
 
 def _command_worker(settings: Settings) -> int:
     """`waymark worker commands`: exits 2 when no broker is configured."""
-    from infrastructure.bootstrap import build_command_worker
     from infrastructure.kafka_options import KafkaNotConfiguredError
+    from infrastructure.worker_bootstrap import build_command_worker
     from workers import command_worker
 
     try:

@@ -72,7 +72,9 @@ def markdown_table(routes: list[tuple[str, str, str]]) -> str:
             for role in ROLES
         )
         listed = sorted(f"`{m} {p}`" for m, p, r in routes if r == declared)
-        what = SUMMARY.get(declared, "no key: probes and signed callbacks/webhooks")
+        what = SUMMARY.get(
+            declared, "no key: probes, the console's static files, signed callbacks/webhooks"
+        )
         lines.append(f"| `{declared}` | {marks} | {what} | {', '.join(listed)} |")
     return "\n".join(lines) + "\n"
 

@@ -33,8 +33,9 @@ STOP_MARGIN_SECONDS = 10.0
 
 
 def worker_names(settings: Settings) -> list[str]:
-    """The workers `waymark serve` hosts, as the `waymark worker` processes beside the API."""
-    if not settings.workers_in_process:
+    """The workers `waymark serve` hosts as `waymark worker` processes beside the API
+    processes: none when each API process hosts its own (`WAYMARK_API_PROCESS_WORKERS`)."""
+    if not settings.workers_in_process or settings.api_process_workers:
         return []
     names = ["tasks", "timers"]
     if settings.kafka_bootstrap_servers:
@@ -101,7 +102,12 @@ def api_app() -> FastAPI:
     settings = Settings()
     configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     configure_tracing("api")
-    return create_app(lambda: build_api(settings))
+    start_workers = None
+    if settings.workers_in_process and settings.api_process_workers:
+        from api.cli import in_process_workers
+
+        start_workers = in_process_workers
+    return create_app(lambda: build_api(settings), start_workers=start_workers)
 
 
 def _stop(helpers: list[subprocess.Popen[bytes]], timeout: float) -> None:

@@ -297,7 +297,7 @@ def make_templates(container: Any, tenant: str) -> list[UUID]:
     """Publish DEFINITIONS for `tenant` and run one instance of each template through the
     Container: noop, approved, rejected, service task (done by a task worker), open approval."""
     from application.commands import CompleteTask, StartInstance
-    from infrastructure.bootstrap import build_task_worker
+    from infrastructure.worker_bootstrap import build_task_worker
     from workers.task_worker import TaskWorker
 
     for document in DEFINITIONS:

@@ -181,7 +181,7 @@ def _count_completed(database_url: str, definition: str) -> int:
 
 
 def bench_service_task(bench: Bench, sizes: Sizes) -> list[Result]:
-    from infrastructure.bootstrap import build_task_worker
+    from infrastructure.worker_bootstrap import build_task_worker
     from workers.task_worker import TaskWorker
 
     instances = bench.container.instances

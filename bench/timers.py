@@ -247,7 +247,7 @@ def measure(
 
 def run_profiled(bench: Bench, count: int, until: float) -> str:
     """One TimerWorker in this process (its loop on this thread, under cProfile)."""
-    from infrastructure.bootstrap import build_timer_worker
+    from infrastructure.worker_bootstrap import build_timer_worker
     from workers.timer_worker import TimerWorker
 
     worker = TimerWorker(build_timer_worker(bench.container.settings, core=bench.container.core))

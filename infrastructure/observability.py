@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from application.ports import ActionResult, PendingCommit
@@ -32,6 +33,13 @@ _ENDINGS = {
 }
 
 
+@lru_cache(maxsize=4096)
+def _child(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, looked up once: `labels` validates and locks on every call,
+    and a commit counts several events."""
+    return metric.labels(*values)
+
+
 class CommitMetrics:
     """Counts what each commit stored: starts, steps (by node type) and endings."""
 
@@ -47,24 +55,24 @@ class CommitMetrics:
             definition = instance.definition
             tenant = metrics.tenant_label(instance.tenant, self.tenant_label)
             if isinstance(event, WorkflowInstance.Started):
-                metrics.INSTANCES_STARTED.labels(definition, tenant).inc()
+                _child(metrics.INSTANCES_STARTED, definition, tenant).inc()
             elif isinstance(event, WorkflowInstance.NodeEntered):
-                metrics.STEPS.labels(definition, event.node_type).inc()
+                _child(metrics.STEPS, definition, event.node_type).inc()
             else:
                 ending = _ENDINGS.get(type(event))
                 if ending is None:
                     continue
                 counter, outcome = ending
-                counter.labels(definition, tenant).inc()
+                _child(counter, definition, tenant).inc()
                 at = getattr(event, "at", None)
                 if at is not None and instance.created_on is not None:
                     seconds = max((at - instance.created_on).total_seconds(), 0.0)
-                    metrics.EXECUTION_DURATION.labels(definition, outcome).observe(seconds)
+                    _child(metrics.EXECUTION_DURATION, definition, outcome).observe(seconds)
 
 
 def _finished(outcome: str, seconds: float) -> None:
-    metrics.COMMANDS.labels(outcome).inc()
-    metrics.COMMAND_DURATION.labels(outcome).observe(seconds)
+    _child(metrics.COMMANDS, outcome).inc()
+    _child(metrics.COMMAND_DURATION, outcome).observe(seconds)
 
 
 def _conflict() -> None:

@@ -48,10 +48,13 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=262_144, ge=1)
     max_command_bytes: int = Field(default=8_388_608, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1)
-    task_worker_concurrency: int = Field(default=4, ge=1)
+    # Actions run at once per task worker, and activities claimed per poll (each batch is
+    # recorded in few commits: 100/16 against 10/4 took the 3-step bench from 113 to 228
+    # workflows/s in one process, docs/performance.md).
+    task_worker_concurrency: int = Field(default=16, ge=1)
     task_poll_interval: float = Field(default=1.0, gt=0)
     task_lease_seconds: float = Field(default=300, gt=0)
-    task_batch_size: int = Field(default=10, ge=1)
+    task_batch_size: int = Field(default=100, ge=1)
     timer_batch_size: int = Field(default=100, ge=1)
     timer_poll_interval: float = Field(default=30.0, gt=0)
     timer_lease_seconds: float = Field(default=30.0, gt=0)
@@ -67,6 +70,10 @@ class Settings(BaseSettings):
     # `waymark serve` processes (uvicorn workers); > 1 needs DATABASE_URL and runs the
     # in-process workers as processes of their own (api/serve_processes.py).
     api_workers: int = Field(default=1, ge=1)
+    # With api_workers > 1 and the workers in process: true, each API process hosts its own
+    # task and timer workers (N replicas of `waymark serve`, eager dispatch in each); false,
+    # they run as one `waymark worker tasks` and one `timers` process beside the API ones.
+    api_process_workers: bool = False
     # Production: apply the migrations at startup instead of refusing an old schema.
     auto_migrate: bool = False
     # Signs pagination cursors; the same on every replica. Unset: derived (see bootstrap).

@@ -195,19 +195,7 @@ def action_span(row: ActivityRow, action_type: str) -> Iterator[None]:
         "workflow.attempt": row.attempt,
         "workflow.action_type": action_type,
     }
-    if not enabled():
-        with logging_about(instance_id=str(row.instance_id), tenant=row.tenant):
-            yield
-        return
-    with (
-        logging_about(instance_id=str(row.instance_id), tenant=row.tenant),
-        TRACER.start_as_current_span(
-            f"workflow.activity {action_type}",
-            context=context_of(row.trace_context),
-            kind=trace.SpanKind.INTERNAL,
-            attributes=attributes,
-        ),
-    ):
+    with _row_span(row, f"workflow.activity {action_type}", attributes):
         yield
 
 
@@ -219,6 +207,16 @@ def timer_span(row: BookmarkRow) -> Iterator[None]:
         "workflow.node_id": row.node_id,
         "workflow.bookmark_kind": row.kind,
     }
+    with _row_span(row, f"workflow.timer {row.kind}", attributes):
+        yield
+
+
+@contextmanager
+def _row_span(
+    row: ActivityRow | BookmarkRow, name: str, attributes: dict[str, Any]
+) -> Iterator[None]:
+    """Logs about the row's instance and, traced, a span `name` continuing the row's stored
+    trace context (its scheduling command's)."""
     if not enabled():
         with logging_about(instance_id=str(row.instance_id), tenant=row.tenant):
             yield
@@ -226,7 +224,7 @@ def timer_span(row: BookmarkRow) -> Iterator[None]:
     with (
         logging_about(instance_id=str(row.instance_id), tenant=row.tenant),
         TRACER.start_as_current_span(
-            f"workflow.timer {row.kind}",
+            name,
             context=context_of(row.trace_context),
             kind=trace.SpanKind.INTERNAL,
             attributes=attributes,

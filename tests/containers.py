@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infrastructure.bootstrap import build_api, build_task_worker, build_timer_worker
+from infrastructure.bootstrap import build_api
 from infrastructure.container import Container, TaskWorkerContainer, TimerWorkerContainer
 from infrastructure.settings import Settings
+from infrastructure.worker_bootstrap import build_task_worker, build_timer_worker
 
 
 @dataclass

@@ -14,6 +14,22 @@ TENANT = "acme"
 READ_SECONDS = 30.0
 
 
+def approval(name: str) -> dict[str, Any]:
+    """A definition `name`: one approval by role manager; approved ends it, rejected fails it."""
+    return {
+        "name": name,
+        "nodes": [
+            {"id": "approve", "type": "approval", "approver_role": "manager"},
+            {"id": "done", "type": "end"},
+            {"id": "no", "type": "end", "status": "failed"},
+        ],
+        "routes": [
+            {"from": "approve", "to": "done", "outcome": "approved"},
+            {"from": "approve", "to": "no", "outcome": "rejected"},
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class Received:
     """One message read back: its value (JSON when it parses), headers and key."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from infrastructure.container import CleanupWorkerContainer
 from infrastructure.postgres.leadership import Leadership
-from workers.probes import serve_probes
+from workers.probes import run_until_stopped
 from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner
 
 logger = logging.getLogger(__name__)
@@ -89,11 +89,4 @@ class _Progress:
 def main(container: CleanupWorkerContainer) -> None:
     """`waymark worker cleanup`: run until SIGTERM/SIGINT."""
     worker = CleanupWorker(container)
-    worker.runner.install_signal_handlers()
-    close_probes = serve_probes(container, [worker.runner])
-    try:
-        worker.runner.run_forever()
-    finally:
-        close_probes()
-        worker.close()
-        container.close()
+    run_until_stopped(container, worker)

@@ -42,7 +42,7 @@ from application.command_messages import (
 )
 from application.errors import CommandConflictError
 from infrastructure.container import CommandWorkerContainer
-from workers.probes import serve_probes
+from workers.probes import run_until_stopped
 from workers.runner import WorkerRunner
 
 logger = logging.getLogger(__name__)
@@ -360,11 +360,4 @@ def main(container: CommandWorkerContainer) -> None:
     """`waymark worker commands`: run until SIGTERM/SIGINT (the current message finishes and
     its offset is committed; then the consumer leaves its group)."""
     worker = CommandWorker(container)
-    worker.runner.install_signal_handlers()
-    close_probes = serve_probes(container, [worker.runner])
-    try:
-        worker.runner.run_forever()
-    finally:
-        close_probes()
-        worker.close()
-        container.close()
+    run_until_stopped(container, worker)

@@ -14,8 +14,12 @@ import logging
 
 from application.eager import EagerActivities
 from domain.instance import WorkflowInstance
-from infrastructure.bootstrap import build_outbox_worker, build_task_worker, build_timer_worker
 from infrastructure.container import Core
+from infrastructure.worker_bootstrap import (
+    build_outbox_worker,
+    build_task_worker,
+    build_timer_worker,
+)
 from workers.outbox_worker import OutboxWorker
 from workers.runner import WorkerRunner
 from workers.task_worker import TaskWorker

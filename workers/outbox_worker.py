@@ -21,7 +21,7 @@ from infrastructure.outbox import PublishingStoppedError
 from infrastructure.postgres.leadership import Leadership
 from infrastructure.postgres.listener import PostgresListener
 from infrastructure.postgres.recorder import EVENTS_TABLE
-from workers.probes import serve_probes
+from workers.probes import run_until_stopped
 from workers.runner import DEFAULT_SHUTDOWN_GRACE_SECONDS, WorkerRunner
 
 logger = logging.getLogger(__name__)
@@ -103,11 +103,4 @@ def main(container: OutboxWorkerContainer) -> None:
     worker = OutboxWorker(
         container, listen=bool(getattr(container.settings, "worker_listen", True))
     )
-    worker.runner.install_signal_handlers()
-    close_probes = serve_probes(container, [worker.runner])
-    try:
-        worker.runner.run_forever()
-    finally:
-        close_probes()
-        worker.close()
-        container.close()
+    run_until_stopped(container, worker)

@@ -8,7 +8,7 @@ answers (and the outbox lag is within `WAYMARK_READY_MAX_OUTBOX_LAG` when that i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from infrastructure.container import OutboxWorkerContainer, WorkerContainer
 from infrastructure.health import (
@@ -58,3 +58,25 @@ def serve_probes(container: WorkerContainer, runners: Sequence[WorkerRunner]) ->
         settings.worker_probe_host, settings.worker_probe_port, lambda: checks, live
     )
     return server.close if server is not None else lambda: None
+
+
+class StoppableWorker(Protocol):
+    """A worker with one loop (`runner`) and resources to release (`close`)."""
+
+    @property
+    def runner(self) -> WorkerRunner: ...
+
+    def close(self) -> None: ...
+
+
+def run_until_stopped(container: WorkerContainer, worker: StoppableWorker) -> None:
+    """Run a one-loop worker process until SIGTERM/SIGINT, its probe port open; then close
+    the probes, the worker and the container."""
+    worker.runner.install_signal_handlers()
+    close_probes = serve_probes(container, [worker.runner])
+    try:
+        worker.runner.run_forever()
+    finally:
+        close_probes()
+        worker.close()
+        container.close()

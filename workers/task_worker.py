@@ -74,8 +74,8 @@ class TaskWorker:
         self.actions = container.actions
         self.activities = container.activities
         self.clock = container.clock
-        self.concurrency = int(getattr(settings, "task_worker_concurrency", 4))
-        self.batch_size = int(getattr(settings, "task_batch_size", 10))
+        self.concurrency = int(getattr(settings, "task_worker_concurrency", 16))
+        self.batch_size = int(getattr(settings, "task_batch_size", 100))
         self.lease_seconds = float(getattr(settings, "task_lease_seconds", 300))
         poll_interval = float(getattr(settings, "task_poll_interval", 1.0))
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.auth import ContainerDep, Reader
-from api.responses import AUTHENTICATED, AnalyticsReport, ok
+from api.responses import AUTHENTICATED, ok
+from api.responses_ops import AnalyticsReport
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.auth import Admin, ContainerDep
-from api.responses import AUTHENTICATED, ConnectionPage, ok
+from api.responses import AUTHENTICATED, ok
+from api.responses_ops import ConnectionPage
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
 

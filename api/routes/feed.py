@@ -20,7 +20,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import ContainerDep, Reader
-from api.responses import AUTHENTICATED, EventTypeCatalogue, FeedPage, ok, problems
+from api.responses import AUTHENTICATED, ok, problems
+from api.responses_ops import EventTypeCatalogue, FeedPage
 from application.envelopes import EventEnvelope
 from application.event_schemas import catalogue
 from application.feed import MAX_LIMIT, MAX_POSITION, parse_position

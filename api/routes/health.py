@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import PUBLIC, ContainerDep
-from api.responses import HealthReport, Liveness, ok
+from api.responses import ok
+from api.responses_ops import HealthReport, Liveness
 from infrastructure.container import Container
 from infrastructure.health import (
     breaker_component,

@@ -11,14 +11,8 @@ from fastapi.responses import JSONResponse
 
 from api.auth import ContainerDep, Operator, Reader
 from api.problems import ProblemError
-from api.responses import (
-    AUTHENTICATED,
-    REPLAYED,
-    WITH_BODY,
-    IncidentPage,
-    RecoveredInstanceView,
-    ok,
-)
+from api.responses import AUTHENTICATED, REPLAYED, WITH_BODY, ok
+from api.responses_ops import IncidentPage, RecoveredInstanceView
 from api.routes.instances import IdempotencyKeyHeader, parse_instance_id, replayable
 from api.schemas import IncidentStatus, RetryRequest, SkipRequest
 from application.commands import RetryNode, SkipNode

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Path, Query
 
 from api.auth import ContainerDep, Operator
 from api.problems import ProblemError
-from api.responses import AUTHENTICATED, DeadLetterList, DeadLetterView, ok
+from api.responses import AUTHENTICATED, ok
+from api.responses_ops import DeadLetterList, DeadLetterView
 from application.outbox import OutboxService
 from infrastructure.container import Container, Principal
 

@@ -18,7 +18,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import PUBLIC, ContainerDep
-from api.responses import InstanceView, TaskLinkPreview, problems
+from api.responses import InstanceView, problems
+from api.responses_ops import TaskLinkPreview
 from application.errors import TaskLinkInvalidError
 from application.task_links import TaskLinkService
 from infrastructure.container import Container

@@ -7,14 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Body
 
 from api.auth import ContainerDep, Designer, Reader
-from api.responses import (
-    AUTHENTICATED,
-    WITH_BODY,
-    DefinitionView,
-    TemplatePage,
-    TemplateView,
-    ok,
-)
+from api.responses import AUTHENTICATED, WITH_BODY, DefinitionView, ok
+from api.responses_ops import TemplatePage, TemplateView
 from api.routes.definitions import definition_view
 from api.schemas import InstantiateTemplateRequest
 from application.templates import Template

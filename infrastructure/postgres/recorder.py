@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, cast
 from uuid import UUID
 
@@ -35,9 +36,10 @@ IDEMPOTENCY_CONSTRAINTS = frozenset({IDEMPOTENCY_RECORDS_PRIMARY_KEY, INSTANCES_
 
 def _upsert(
     table: str, row_type: type, extra_updates: str = "", insert_only: tuple[str, ...] = ()
-) -> sql.Composed:
+) -> bytes:
     """INSERT ... ON CONFLICT (id) DO UPDATE of every column of the row dataclass
-    (`insert_only` columns are written by the INSERT and left alone by the UPDATE)."""
+    (`insert_only` columns are written by the INSERT and left alone by the UPDATE); as
+    bytes, so psycopg does not compose the statement again at every execution."""
     updated = [f.name for f in fields(row_type)]
     columns = updated + list(insert_only)
     updates = [
@@ -45,13 +47,18 @@ def _upsert(
     ]
     if extra_updates:
         updates.append(sql.SQL(extra_updates))  # type: ignore[arg-type]
-    return sql.SQL(
-        "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET {updates}"
-    ).format(
-        table=sql.Identifier(table),
-        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-        updates=sql.SQL(", ").join(updates),
+    return (
+        sql.SQL(
+            "INSERT INTO {table} ({columns}) VALUES ({values}) "
+            "ON CONFLICT (id) DO UPDATE SET {updates}"
+        )
+        .format(
+            table=sql.Identifier(table),
+            columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+            values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+            updates=sql.SQL(", ").join(updates),
+        )
+        .as_bytes(None)
     )
 
 
@@ -83,12 +90,20 @@ INSERT_IDEMPOTENCY = (
 )
 
 
+_FIELDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
 def _params(row: Any) -> tuple[Any, ...]:
     # JSON columns (action, form) travel as jsonb; everything else psycopg adapts itself.
-    return tuple(
-        Jsonb(value) if isinstance(value, dict | list) else value
-        for value in (getattr(row, f.name) for f in fields(row))
-    )
+    getter = _FIELDS.get(type(row))
+    if getter is None:  # one getter per row type: `fields()` per row cost more than the rest
+        names = [f.name for f in fields(row)]
+        getter = _FIELDS[type(row)] = attrgetter(*names) if len(names) > 1 else _one(names[0])
+    return tuple(Jsonb(v) if isinstance(v, dict | list) else v for v in getter(row))
+
+
+def _one(name: str) -> Callable[[Any], tuple[Any, ...]]:
+    return lambda row: (getattr(row, name),)
 
 
 def _by_id(rows: Sequence[Any]) -> list[Any]:
@@ -172,12 +187,15 @@ class WaymarkRecorder(PostgresApplicationRecorder):
 
     `insert_events` replaces the library's: same transaction, same `EXCLUSIVE` table lock
     (so notification ids are issued in commit order and a reader tailing them never passes
-    a gap that fills later), same NOTIFY, but no psycopg pipeline. psycopg 3.3.9's
-    `Pipeline.sync()` can leave the tail of a large message (about 1 MB and up) in libpq's
-    output buffer and then wait to read a reply the server cannot send, because the server
-    is still waiting for the rest of the message: the transaction hangs forever holding
-    the table lock (docs/upstream/psycopg-pipeline-large-composite.md). Outside a pipeline
-    psycopg flushes every message completely before it waits for the reply.
+    a gap that fills later), same NOTIFY, and a psycopg pipeline used differently.
+    psycopg 3.3.9's `Pipeline.sync()` can leave the tail of a large message (about 1 MB and
+    up) in libpq's output buffer and then wait to read a reply the server cannot send,
+    because the server is still waiting for the rest of the message: the transaction hangs
+    forever holding the table lock (docs/upstream/psycopg-pipeline-large-composite.md).
+    Fetching a result inside the pipeline and leaving it by exiting its block both flush
+    completely before they wait (`_fetch_gen(flush=True)`), so this recorder never calls
+    `sync()`: tests/integration/test_postgres_large_writes.py commits multi-megabyte
+    events and projections through it.
     """
 
     def __init__(
@@ -205,14 +223,23 @@ class WaymarkRecorder(PostgresApplicationRecorder):
             "AS u(id, version, topic, state, tenant) "
             "RETURNING notification_id"
         )
-        self.insert_events_sql = sql.SQL(insert).format(table=table, tenant=sql.SQL("u.tenant"))
-        self.insert_untagged_events_sql = sql.SQL(insert).format(
-            table=table,
-            tenant=sql.SQL(
-                "coalesce(u.tenant, (SELECT i.tenant FROM instances i WHERE i.id = u.id))"
-            ),
+        # Composed once, as bytes: psycopg composes a `sql.Composed` again at every execution.
+        self.insert_events_sql = (
+            sql.SQL(insert).format(table=table, tenant=sql.SQL("u.tenant")).as_bytes(None)
         )
-        self.lock_events_sql = sql.SQL("LOCK TABLE {table} IN EXCLUSIVE MODE").format(table=table)
+        self.insert_untagged_events_sql = (
+            sql.SQL(insert)
+            .format(
+                table=table,
+                tenant=sql.SQL(
+                    "coalesce(u.tenant, (SELECT i.tenant FROM instances i WHERE i.id = u.id))"
+                ),
+            )
+            .as_bytes(None)
+        )
+        self.lock_events_sql = (
+            sql.SQL("LOCK TABLE {table} IN EXCLUSIVE MODE").format(table=table).as_bytes(None)
+        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -226,8 +253,14 @@ class WaymarkRecorder(PostgresApplicationRecorder):
     def _insert_events_in_transaction(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        # One pipeline for the whole transaction: BEGIN, the projection's statements, the
+        # lock, the insert and COMMIT go out together, two round trips in all instead of
+        # one per statement (about nine). The insert's ids are FETCHED inside the pipeline
+        # (a flushing fetch) and the pipeline is left by exiting its block: never
+        # `Pipeline.sync()`, which can hang on a large message (see the class docstring).
         with (
             self.datastore.get_connection() as conn,
+            conn.pipeline(),
             conn.transaction(),
             conn.cursor() as curs,
         ):

@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     serving,
     unique,
     wait_for,
+    wait_for_status,
 )
 from tests.smtp_server import Received, SmtpServer
 
@@ -156,3 +157,28 @@ def new_run(client: httpx.Client, target: Target, smtp: SmtpServer, prefix: str)
 
 
 Scenario = Callable[[Run], None]
+
+
+def completed(run: Run, instance_id: str) -> dict[str, Any]:
+    view = wait_for_status(run.client, instance_id, "completed", "failed", timeout=30)
+    assert view["status"] == "completed", view
+    return view
+
+
+def boundary_bookmark(run: Run, instance_id: str, host: str) -> dict[str, Any]:
+    """The open boundary bookmark of node `host` (once it is there)."""
+
+    def probe() -> dict[str, Any] | None:
+        view = instance(run.client, instance_id)
+        found = [b for b in view["bookmarks"] if b.get("boundary_of") and b["node_id"] == host]
+        return found[0] if found else None
+
+    return wait_for(probe, what=f"a boundary bookmark of {host}")
+
+
+def resume_early(run: Run, instance_id: str, bookmark: dict[str, Any]) -> None:
+    """A timer bookmark fired now over the API instead of waiting for its due time."""
+    resumed = run.client.post(
+        f"/v1/instances/{instance_id}/bookmarks/{bookmark['id']}/resume", json={}
+    )
+    assert resumed.status_code == 200, resumed.text

@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.e2e.flow_support import history_types
 
 pytestmark = pytest.mark.e2e
 
@@ -60,12 +61,6 @@ def second(server: Server, env: dict[str, str], workdir: Path) -> Iterator[Serve
 def acme(server: Server) -> Iterator[httpx.Client]:
     with server.client("k-acme") as client:
         yield client
-
-
-def history_types(client: httpx.Client, instance_id: str) -> list[str]:
-    response = client.get(f"/v1/instances/{instance_id}/history", params={"limit": 500})
-    assert response.status_code == 200, response.text
-    return [e["type"] for e in response.json()["items"]]
 
 
 def boundary_bookmarks(view: dict[str, Any]) -> list[dict[str, Any]]:

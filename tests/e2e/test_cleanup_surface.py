@@ -5,8 +5,6 @@ runs, the other stands by)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +12,8 @@ import httpx
 import psycopg
 import pytest
 
+from tests.e2e.cli_support import run
 from tests.e2e.conftest import (
-    REPO_ROOT,
     Server,
     is_problem,
     publish,
@@ -43,17 +41,6 @@ def waiting(name: str) -> dict:
         "nodes": [{"id": "hold", "type": "wait", "event": "go"}, {"id": "done", "type": "end"}],
         "routes": [{"from": "hold", "to": "done"}],
     }
-
-
-def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "api.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture

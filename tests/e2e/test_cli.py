@@ -3,8 +3,6 @@ not shipped yet, and `serve` in development mode (embedded PostgreSQL, no DATABA
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +11,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import _create_database, _drop_database
+from tests.e2e.cli_support import empty_database, run
 from tests.e2e.conftest import (
-    REPO_ROOT,
     Target,
     publish,
     server_env,
@@ -27,32 +24,16 @@ from tests.e2e.conftest import (
     wait_for_status,
     waymark,
 )
+from tests.e2e.flow_support import calling
 
 pytestmark = pytest.mark.e2e
-
-
-def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "api.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture
 def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
     """A database with no schema at all."""
-    from infrastructure.embedded_postgres import database_url_for
-
-    name = f"e2e_empty_{uuid.uuid4().hex[:12]}"
-    _create_database(postgres_admin_url, name)
-    try:
-        yield database_url_for(postgres_admin_url, name)
-    finally:
-        _drop_database(postgres_admin_url, name)
+    with empty_database(postgres_admin_url, "e2e_empty") as url:
+        yield url
 
 
 def test_the_outbox_worker_needs_kafka(tmp_path: Path) -> None:
@@ -122,21 +103,7 @@ def test_a_separate_task_worker_runs_service_tasks(
     path = "/" + unique("worker")
     with serving(env, tmp_path) as server, server.client("k-acme") as acme:
         name = unique("call")
-        publish(
-            acme,
-            {
-                "name": name,
-                "nodes": [
-                    {
-                        "id": "call",
-                        "type": "service_task",
-                        "action": {"type": "http", "url": target.base_url + path},
-                    },
-                    {"id": "done", "type": "end"},
-                ],
-                "routes": [{"from": "call", "to": "done"}],
-            },
-        )
+        publish(acme, calling(name, target.base_url + path))
         view = start(acme, name)
         assert [a["status"] for a in view["activities"]] == ["scheduled"]
         assert target.received(path) == []

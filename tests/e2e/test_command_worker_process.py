@@ -16,24 +16,9 @@ import pytest
 
 from tests.e2e.conftest import server_env, terminate, unique, wait_for, waymark
 from tests.e2e.worker_processes import WorkerProcess
-from tests.kafka_commands import TENANT, CommandTopics
+from tests.kafka_commands import TENANT, CommandTopics, approval
 
 pytestmark = pytest.mark.e2e
-
-
-def approval(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "nodes": [
-            {"id": "approve", "type": "approval", "approver_role": "manager"},
-            {"id": "done", "type": "end"},
-            {"id": "no", "type": "end", "status": "failed"},
-        ],
-        "routes": [
-            {"from": "approve", "to": "done", "outcome": "approved"},
-            {"from": "approve", "to": "no", "outcome": "rejected"},
-        ],
-    }
 
 
 @pytest.fixture

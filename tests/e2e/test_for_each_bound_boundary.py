@@ -26,6 +26,7 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.e2e.flow_support import history_types
 
 pytestmark = pytest.mark.e2e
 
@@ -57,12 +58,6 @@ def instances_of(client: httpx.Client, name: str) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
-
-
-def history_types(client: httpx.Client, instance_id: str) -> list[str]:
-    response = client.get(f"/v1/instances/{instance_id}/history")
-    assert response.status_code == 200, response.text
-    return [e["type"] for e in response.json()["items"]]
 
 
 def open_items(client: httpx.Client, instance_id: str, count: int) -> list[dict[str, Any]]:

@@ -9,36 +9,9 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import instance, is_problem, open_tasks, publish, start, unique
+from tests.e2e.flow_support import approving, history_types, waiting
 
 pytestmark = pytest.mark.e2e
-
-
-def waiting(name: str) -> dict:
-    return {
-        "name": name,
-        "nodes": [
-            {"id": "hold", "type": "wait", "event": "release"},
-            {"id": "done", "type": "end"},
-        ],
-        "routes": [{"from": "hold", "to": "done"}],
-    }
-
-
-def approving(name: str) -> dict:
-    return {
-        "name": name,
-        "nodes": [
-            {"id": "ok", "type": "approval", "approver_role": "manager"},
-            {"id": "done", "type": "end"},
-        ],
-        "routes": [{"from": "ok", "to": "done"}],
-    }
-
-
-def history_types(client: httpx.Client, instance_id: str) -> list[str]:
-    response = client.get(f"/v1/instances/{instance_id}/history")
-    assert response.status_code == 200, response.text
-    return [e["type"] for e in response.json()["items"]]
 
 
 def test_a_repeated_cancel_with_its_key_replays_the_first_result(acme: httpx.Client) -> None:

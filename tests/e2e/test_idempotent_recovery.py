@@ -12,15 +12,10 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Target, is_problem, publish, start, unique, wait_for, wait_for_status
+from tests.e2e.flow_support import history_types
 from tests.e2e.test_incidents import held
 
 pytestmark = pytest.mark.e2e
-
-
-def event_types(client: httpx.Client, instance_id: str) -> list[str]:
-    response = client.get(f"/v1/instances/{instance_id}/history")
-    assert response.status_code == 200, response.text
-    return [e["type"] for e in response.json()["items"]]
 
 
 def test_a_timed_out_retry_repeated_with_its_key_does_not_retry_twice(
@@ -48,18 +43,18 @@ def test_a_timed_out_retry_repeated_with_its_key_does_not_retry_twice(
         assert replay.status_code == 200, replay.text
         assert replay.headers["idempotent-replayed"] == "true"
         assert replay.json() == first.json()
-    assert event_types(acme, view["id"]).count("IncidentRetried") == 1
+    assert history_types(acme, view["id"]).count("IncidentRetried") == 1
     assert len(target.received(path)) == 4
 
     # The key with another body is refused and changes nothing
     other = acme.post(url, json={"reason": "other"}, headers={"Idempotency-Key": key})
     is_problem(other, 422, "idempotency-key-reused")
-    assert event_types(acme, view["id"]).count("IncidentRetried") == 1
+    assert history_types(acme, view["id"]).count("IncidentRetried") == 1
 
     # Negative control: the same request without a key retries a second time
     unkeyed = acme.post(url, json=body)
     assert unkeyed.status_code == 200, unkeyed.text
-    assert event_types(acme, view["id"]).count("IncidentRetried") == 2
+    assert history_types(acme, view["id"]).count("IncidentRetried") == 2
     wait_for(lambda: len(target.received(path)) == 6, what="the unkeyed retry's calls")
 
 
@@ -82,7 +77,7 @@ def test_a_repeated_skip_with_its_key_replays_and_another_result_is_refused(
         url, json={**body, "result": {"manual": 2}}, headers={"Idempotency-Key": key}
     )
     is_problem(changed, 422, "idempotency-key-reused")
-    assert event_types(acme, view["id"]).count("IncidentSkipped") == 1
+    assert history_types(acme, view["id"]).count("IncidentSkipped") == 1
     # Negative control: without the key the repeat is the 409 it always was
     is_problem(acme.post(url, json=body), 409, "not-recoverable")
 
@@ -118,6 +113,6 @@ def test_a_repeated_modification_with_its_key_replays_and_other_operations_are_r
         url, json={"operations": [{"cancel": "review"}]}, headers={"Idempotency-Key": key}
     )
     is_problem(other, 422, "idempotency-key-reused")
-    assert event_types(acme, started).count("InstanceModified") == 1
+    assert history_types(acme, started).count("InstanceModified") == 1
     # Negative control: without the key the repeat is refused (the instance has ended)
     is_problem(acme.post(url, json=body), 409, "instance-not-active")

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Target, instance, publish, start, unique, wait_for_status
+from tests.e2e.flow_support import history
 
 pytestmark = pytest.mark.e2e
 
@@ -35,12 +36,6 @@ def charging(name: str, url: str, **top: Any) -> dict[str, Any]:
         ],
         "routes": [{"from": "charge", "to": "done"}],
     }
-
-
-def history_types(client: httpx.Client, instance_id: str) -> list[dict[str, Any]]:
-    response = client.get(f"/v1/instances/{instance_id}/history")
-    assert response.status_code == 200, response.text
-    return response.json()["items"]
 
 
 def held(client: httpx.Client, target: Target, path: str, name: str) -> dict[str, Any]:
@@ -79,7 +74,7 @@ def test_a_failing_call_is_held_listed_retried_after_the_fix_and_completes(
     assert done["status"] == "completed" and done["variables"]["card"] == "new"
     assert acme.get("/v1/incidents", params={"definition": name}).json()["items"] == []
 
-    retried = [e for e in history_types(acme, view["id"]) if e["type"] == "IncidentRetried"]
+    retried = [e for e in history(acme, view["id"]) if e["type"] == "IncidentRetried"]
     assert len(retried) == 1
     assert retried[0]["data"]["actor"] == ACME_KEY_NAME
     assert retried[0]["data"]["reason"] == "provider fixed"
@@ -104,7 +99,7 @@ def test_skip_completes_the_node_with_a_result_and_a_second_action_is_refused(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "completed"
     assert response.json()["output"] == {"receipt": {"manual": True}}
-    skipped = [e for e in history_types(acme, view["id"]) if e["type"] == "IncidentSkipped"]
+    skipped = [e for e in history(acme, view["id"]) if e["type"] == "IncidentSkipped"]
     assert skipped[0]["data"]["actor"] == ACME_KEY_NAME
     assert skipped[0]["data"]["reason"] == "charged by hand"
     again = acme.post(f"/v1/instances/{view['id']}/retry", json={})
@@ -122,7 +117,7 @@ def test_a_failed_instance_is_retried_and_reopened(acme: httpx.Client, target: T
     assert response.status_code == 200, response.text
     done = wait_for_status(acme, view["id"], "completed", "failed")
     assert done["status"] == "completed" and done["error"] is None
-    (event,) = [e for e in history_types(acme, view["id"]) if e["type"] == "IncidentRetried"]
+    (event,) = [e for e in history(acme, view["id"]) if e["type"] == "IncidentRetried"]
     assert event["data"]["reopened"] is True
 
 

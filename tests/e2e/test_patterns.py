@@ -23,20 +23,10 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.e2e.flow_support import define, history_types
+from tests.patterns_support import wait
 
 pytestmark = pytest.mark.e2e
-
-
-def define(
-    client: httpx.Client, nodes: list[dict[str, Any]], routes: list[dict[str, Any]], **top: Any
-) -> str:
-    name = unique("wcp")
-    publish(client, {"name": name, "nodes": nodes, "routes": routes, **top})
-    return name
-
-
-def wait(node_id: str) -> dict[str, Any]:
-    return {"id": node_id, "type": "wait", "event": f"{node_id}.done"}
 
 
 def resume(client: httpx.Client, instance_id: str, node_id: str) -> dict[str, Any]:
@@ -52,12 +42,6 @@ def resume(client: httpx.Client, instance_id: str, node_id: str) -> dict[str, An
 
 def waiting_at(view: dict[str, Any]) -> list[str]:
     return sorted(b["node_id"] for b in view["bookmarks"])
-
-
-def history_types(client: httpx.Client, instance_id: str) -> list[str]:
-    response = client.get(f"/v1/instances/{instance_id}/history")
-    assert response.status_code == 200, response.text
-    return [e["type"] for e in response.json()["items"]]
 
 
 def entered(client: httpx.Client, instance_id: str, node_id: str) -> int:

@@ -16,28 +16,13 @@ from tests.e2e.conftest import (
     is_problem,
     open_bookmark,
     open_tasks,
-    publish,
     start,
     unique,
 )
+from tests.e2e.flow_support import define, history
+from tests.patterns_support import task
 
 pytestmark = pytest.mark.e2e
-
-
-def define(client: httpx.Client, nodes: list[dict[str, Any]], routes: list[dict[str, Any]]) -> str:
-    name = unique("wcp")
-    publish(client, {"name": name, "nodes": nodes, "routes": routes})
-    return name
-
-
-def history(client: httpx.Client, instance_id: str) -> list[dict[str, Any]]:
-    response = client.get(f"/v1/instances/{instance_id}/history", params={"limit": 500})
-    assert response.status_code == 200, response.text
-    return list(response.json()["items"])
-
-
-def task(node_id: str, **extra: Any) -> dict[str, Any]:
-    return {"id": node_id, "type": "user_task", "role": "clerk", **extra}
 
 
 def complete(client: httpx.Client, task_id: str) -> httpx.Response:

@@ -19,25 +19,9 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.e2e.flow_support import history, history_types
 
 pytestmark = pytest.mark.e2e
-
-
-def history(client: httpx.Client, instance_id: str) -> list[dict]:
-    items: list[dict] = []
-    cursor = None
-    while True:
-        params = {"cursor": cursor} if cursor else {}
-        response = client.get(f"/v1/instances/{instance_id}/history", params=params)
-        assert response.status_code == 200, response.text
-        items += response.json()["items"]
-        cursor = response.json()["next_cursor"]
-        if cursor is None:
-            return items
-
-
-def history_types(client: httpx.Client, instance_id: str) -> list[str]:
-    return [e["type"] for e in history(client, instance_id)]
 
 
 def test_for_each_approvals_complete_once_two_approve(acme: httpx.Client) -> None:

@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     unique,
     wait_for,
 )
+from tests.e2e.flow_support import history
 
 CHILD = {
     "nodes": [{"id": "child_task", "type": "user_task"}, {"id": "end", "type": "end"}],
@@ -53,12 +54,6 @@ def parallel_flow(name: str, child: str, version: int, *, wait_kind: str = "wait
         routes += [{"from": "join", "to": "audit"}, {"from": "audit", "to": "done"}]
         output["audited"] = "vars.audited"
     return {"name": name, "nodes": nodes, "routes": routes, "output": output}
-
-
-def history(client: httpx.Client, instance_id: str) -> list[dict[str, Any]]:
-    response = client.get(f"/v1/instances/{instance_id}/history")
-    assert response.status_code == 200, response.text
-    return response.json()["items"]
 
 
 def drive(client: httpx.Client, instance_id: str) -> dict[str, Any]:

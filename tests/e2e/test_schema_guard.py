@@ -4,7 +4,6 @@ migrates it when WAYMARK_AUTO_MIGRATE=true), and readiness checks the revision."
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,33 +14,22 @@ import pytest
 
 from infrastructure.postgres.migrate import expected_revisions
 from tests.conftest import _create_database, _drop_database
-from tests.e2e.conftest import REPO_ROOT, _free_port, server_env, serving, wait_for
+from tests.e2e.cli_support import empty_database
+from tests.e2e.cli_support import run as run_cli
+from tests.e2e.conftest import _free_port, server_env, serving, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "api.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(*args, env=env, timeout=60)
 
 
 @pytest.fixture
 def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
     """A fresh database with no schema at all."""
-    from infrastructure.embedded_postgres import database_url_for
-
-    name = f"e2e_unmigrated_{uuid.uuid4().hex[:12]}"
-    _create_database(postgres_admin_url, name)
-    try:
-        yield database_url_for(postgres_admin_url, name)
-    finally:
-        _drop_database(postgres_admin_url, name)
+    with empty_database(postgres_admin_url, "e2e_unmigrated") as url:
+        yield url
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.e2e.flow_support import calling
 
 pytestmark = pytest.mark.e2e
 
@@ -63,21 +64,7 @@ def test_two_api_processes_and_the_workers_beside_them(
         # A service task started through an API process is run by the worker process
         # (woken by NOTIFY) and the instance ends.
         name = unique("call")
-        publish(
-            acme,
-            {
-                "name": name,
-                "nodes": [
-                    {
-                        "id": "call",
-                        "type": "service_task",
-                        "action": {"type": "http", "url": target.base_url + path},
-                    },
-                    {"id": "done", "type": "end"},
-                ],
-                "routes": [{"from": "call", "to": "done"}],
-            },
-        )
+        publish(acme, calling(name, target.base_url + path))
         ids = [start(acme, name)["id"] for _ in range(6)]
         for instance_id in ids:
             wait_for_status(acme, instance_id, "completed")

@@ -24,27 +24,9 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.template_ids import TEMPLATE_IDS
 
 pytestmark = pytest.mark.e2e
-
-TEMPLATE_IDS = {
-    "access-request",
-    "alert-routing",
-    "change-request",
-    "customer-onboarding",
-    "daily-report",
-    "document-review",
-    "document-signature",
-    "employee-onboarding",
-    "expense-report",
-    "incident-escalation",
-    "invoice-approval",
-    "leave-request",
-    "order-fulfilment",
-    "purchase-approval",
-    "refund",
-    "vendor-onboarding",
-}
 
 
 def instantiate(client: httpx.Client, template_id: str, **body: Any) -> dict[str, Any]:

@@ -15,30 +15,9 @@ from tests.e2e.conftest import (
     start,
     unique,
 )
+from tests.e2e.flow_support import approving, waiting
 
 pytestmark = pytest.mark.e2e
-
-
-def waiting(name: str) -> dict:
-    return {
-        "name": name,
-        "nodes": [
-            {"id": "hold", "type": "wait", "event": "release"},
-            {"id": "done", "type": "end"},
-        ],
-        "routes": [{"from": "hold", "to": "done"}],
-    }
-
-
-def approving(name: str) -> dict:
-    return {
-        "name": name,
-        "nodes": [
-            {"id": "ok", "type": "approval", "approver_role": "manager"},
-            {"id": "done", "type": "end"},
-        ],
-        "routes": [{"from": "ok", "to": "done"}],
-    }
 
 
 def test_cancel(acme: httpx.Client) -> None:

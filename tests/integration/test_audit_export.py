@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 def test_audit_entries_are_published_once_as_cloudevents(
     database_url: str, kafka_broker: Any
 ) -> None:
-    from infrastructure.bootstrap import build_api, build_outbox_worker
+    from infrastructure.bootstrap import build_api
+    from infrastructure.worker_bootstrap import build_outbox_worker
     from workers.outbox_worker import OutboxWorker
 
     topic = f"audit-{uuid.uuid4().hex[:8]}"

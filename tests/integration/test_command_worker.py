@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.e2e.conftest import unique, wait_for
-from tests.kafka_commands import TENANT, CommandTopics
+from tests.kafka_commands import TENANT, CommandTopics, approval
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,8 @@ def _settings(database_url: str, topics: CommandTopics, **extra: Any) -> Any:
 
 @pytest.fixture
 def rig(database_url: str, kafka_broker: Any) -> Iterator[Rig]:
-    from infrastructure.bootstrap import build_api, build_command_worker
+    from infrastructure.bootstrap import build_api
+    from infrastructure.worker_bootstrap import build_command_worker
     from workers.command_worker import CommandWorker
 
     topics = CommandTopics.create(kafka_broker)
@@ -80,21 +81,6 @@ def rig(database_url: str, kafka_broker: Any) -> Iterator[Rig]:
         thread.join(30)
         worker.close()
         api.close()
-
-
-def approval(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "nodes": [
-            {"id": "approve", "type": "approval", "approver_role": "manager"},
-            {"id": "done", "type": "end"},
-            {"id": "no", "type": "end", "status": "failed"},
-        ],
-        "routes": [
-            {"from": "approve", "to": "done", "outcome": "approved"},
-            {"from": "approve", "to": "no", "outcome": "rejected"},
-        ],
-    }
 
 
 def waits(name: str, event: str) -> dict[str, Any]:

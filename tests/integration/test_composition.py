@@ -16,8 +16,9 @@ from uuid import UUID
 import pytest
 
 from application.commands import StartInstance
-from infrastructure.bootstrap import build_api, build_task_worker, build_timer_worker
+from infrastructure.bootstrap import build_api
 from infrastructure.settings import Settings
+from infrastructure.worker_bootstrap import build_task_worker, build_timer_worker
 
 WEB_FRAMEWORKS = ("fastapi", "starlette", "uvicorn")
 # Entries a parser refuses: an API process cannot start with them, a worker never reads them.
@@ -60,7 +61,7 @@ def test_a_worker_process_imports_no_web_framework(database_url: str) -> None:
         database_url,
         """
         from workers import task_worker, timer_worker
-        from infrastructure.bootstrap import build_task_worker, build_timer_worker
+        from infrastructure.worker_bootstrap import build_task_worker, build_timer_worker
         tasks = task_worker.TaskWorker(build_task_worker(settings))
         timers = timer_worker.TimerWorker(build_timer_worker(settings))
         tasks.close(); tasks.container.close(); timers.container.close()
@@ -76,7 +77,7 @@ def test_the_command_worker_process_imports_no_web_framework(database_url: str) 
         database_url,
         """
         from workers import command_worker
-        from infrastructure.bootstrap import build_command_worker
+        from infrastructure.worker_bootstrap import build_command_worker
         settings = settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:9"})
         worker = command_worker.CommandWorker(build_command_worker(settings))
         worker.close(); worker.container.close()

@@ -64,7 +64,8 @@ def settings_for(database_url: str, **extra: Any) -> Any:
 
 
 def test_system_gauges_come_from_the_database_not_from_the_process(database_url: str) -> None:
-    from infrastructure.bootstrap import build_api, build_task_worker
+    from infrastructure.bootstrap import build_api
+    from infrastructure.worker_bootstrap import build_task_worker
 
     api = build_api(settings_for(database_url))
     try:
@@ -110,7 +111,8 @@ def test_the_system_gauges_are_cached_for_the_configured_time(database_url: str)
 
 
 def test_timers_due_fired_completed_and_durations(database_url: str) -> None:
-    from infrastructure.bootstrap import build_api, build_timer_worker
+    from infrastructure.bootstrap import build_api
+    from infrastructure.worker_bootstrap import build_timer_worker
     from workers.timer_worker import TimerWorker
 
     api = build_api(settings_for(database_url))
@@ -155,7 +157,8 @@ def test_timers_due_fired_completed_and_durations(database_url: str) -> None:
 
 
 def test_actions_breakers_and_the_pool_of_this_process(database_url: str) -> None:
-    from infrastructure.bootstrap import build_api, build_task_worker
+    from infrastructure.bootstrap import build_api
+    from infrastructure.worker_bootstrap import build_task_worker
     from workers.task_worker import TaskWorker
 
     api = build_api(settings_for(database_url, breaker_min_calls=2))

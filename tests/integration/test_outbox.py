@@ -75,7 +75,7 @@ class RunningPublisher:
     """An OutboxWorker (leadership, LISTEN wake-up, runner) in a thread of this process."""
 
     def __init__(self, settings: Any) -> None:
-        from infrastructure.bootstrap import build_outbox_worker
+        from infrastructure.worker_bootstrap import build_outbox_worker
         from workers.outbox_worker import OutboxWorker
 
         self.worker = OutboxWorker(build_outbox_worker(settings), listen=True)
@@ -297,7 +297,7 @@ def test_an_unpublishable_event_is_dead_lettered_and_can_be_redriven(
     api: Any, database_url: str, kafka_broker: Any, topic: str
 ) -> None:
     from application.commands import StartInstance
-    from infrastructure.bootstrap import build_outbox_worker
+    from infrastructure.worker_bootstrap import build_outbox_worker
 
     # Given a broker limit the Started event of a big input exceeds
     small = settings_for(database_url, kafka_broker.bootstrap, topic, kafka_max_request_bytes=4000)

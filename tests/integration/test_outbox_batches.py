@@ -48,9 +48,9 @@ def api(database_url: str) -> Iterator[Any]:
 
 def relay(database_url: str, bootstrap: str, topic: str, **overrides: Any) -> Any:
     """The outbox worker's container (a real KafkaSink), retries fast."""
-    from infrastructure.bootstrap import build_outbox_worker
     from infrastructure.outbox import RetryPolicy
     from infrastructure.settings import Settings
+    from infrastructure.worker_bootstrap import build_outbox_worker
 
     values: dict[str, Any] = {
         "database_url": database_url,

@@ -26,7 +26,7 @@ from infrastructure.postgres.datastore import DatabaseTimeoutError, build_datast
 from infrastructure.postgres.event_store import WaymarkApplication
 from infrastructure.postgres.instance_store import PostgresInstanceStore
 from infrastructure.postgres.recorder import StoredEventTooLargeError, WriteLimits
-from tests.integration.test_postgres_support import Probe, instance_row
+from tests.integration.test_postgres_support import Probe, activity_row, instance_row
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +96,24 @@ def test_a_900_kb_event_commits_while_another_tenants_write_proceeds(
     # Both commands' events, readable in notification-id order.
     ids = "SELECT count(DISTINCT notification_id) FROM waymark_events"
     assert _count(database_url, ids) == 2
+
+
+def test_multi_megabyte_events_and_projection_commit_through_the_pipeline(
+    unlimited_store: PostgresInstanceStore, database_url: str
+) -> None:
+    # The recorder sends a whole transaction as one pipeline; psycopg's `Pipeline.sync()`
+    # hangs on a message larger than one flush, so it must never be called on this path:
+    # a 4 MB insert (8 MB hex in the array) and a 3 MB projection row both commit.
+    big = _big_probe(4_000_000)
+    action = {"type": "http", "body": os.urandom(1_500_000).hex()}
+    projection = Projection(
+        instances=[instance_row(big)], activities=[activity_row(big.id, action=action)]
+    )
+    _within(30, lambda: unlimited_store.save([big], projection))
+    state = "SELECT octet_length(state) FROM waymark_events WHERE originator_id = %s"
+    assert _count(database_url, state, big.id) > 4_000_000 * 0.99
+    length = "SELECT octet_length(action->>'body') FROM activities WHERE instance_id = %s"
+    assert _count(database_url, length, big.id) == 3_000_000
 
 
 def test_events_of_one_command_get_ascending_notification_ids(

@@ -67,8 +67,8 @@ def api(database_url: str) -> Iterator[Any]:
 
 def scheduler_replica(database_url: str, clock: SteppedClock, catchup: str = "latest") -> Any:
     """A timer worker's container (its own core and pool) whose scheduler reads `clock`."""
-    from infrastructure.bootstrap import build_timer_worker
     from infrastructure.settings import Settings
+    from infrastructure.worker_bootstrap import build_timer_worker
 
     settings = Settings(database_url=database_url, db_pool_size=2, schedule_catchup=catchup)
     container = build_timer_worker(settings)

@@ -88,7 +88,8 @@ def stored_trace(database_url: str, table: str, instance_id: str) -> list[str | 
 
 def run_flow(database_url: str, url: str) -> tuple[Any, str]:
     """Start the flow under a request span, run its action, then fire its timer."""
-    from infrastructure.bootstrap import build_api, build_task_worker, build_timer_worker
+    from infrastructure.bootstrap import build_api
+    from infrastructure.worker_bootstrap import build_task_worker, build_timer_worker
     from workers.task_worker import TaskWorker
 
     settings = settings_for(database_url)

@@ -6,7 +6,6 @@ its exception while the others of its instance are still recorded (run alone).""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +22,7 @@ from application.tasks import ActivityService
 from infrastructure.clock import SystemClock
 from infrastructure.memory import MemoryPorts
 from infrastructure.schemas import JsonSchemaValidator
+from tests.unit.engine_support import scheduled_row
 
 TENANT = "acme"
 FAN_OUT = {
@@ -80,18 +80,7 @@ class App:
         instance = self.ports.instances.get(UUID(view["id"]), TENANT)
         assert instance is not None
         rows = [
-            ActivityRow(
-                id=a.id,
-                tenant=TENANT,
-                instance_id=instance.id,
-                node_id=a.node_id,
-                attempt=a.attempt,
-                status="scheduled",
-                run_after=datetime.now(UTC),
-                action=a.action,
-                timeout_seconds=a.timeout_seconds,
-                idempotency_key=a.idempotency_key,
-            )
+            scheduled_row(TENANT, instance, a)
             for a in sorted(instance.scheduled_activities(), key=lambda a: a.item_index or 0)
         ]
         return instance.id, rows

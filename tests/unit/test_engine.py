@@ -18,6 +18,7 @@ from domain.errors import (
 from tests.unit.engine_support import (
     T0,
     FakeEnv,
+    complete_bookmark,
     definition,
     event_names,
     only_open,
@@ -51,16 +52,7 @@ def approval_flow():
 
 def complete(instance, d, fake, outcome, data=None):
     task = only_open(instance, "task")
-    engine.complete_task(
-        instance,
-        d,
-        task.id,
-        outcome=outcome,
-        data=data,
-        comment=None,
-        completed_by="u1",
-        env=fake.env(),
-    )
+    complete_bookmark(instance, d, task.id, fake, outcome=outcome, data=data, by="u1")
     return task
 
 
@@ -105,16 +97,7 @@ def test_consumed_bookmark_cannot_be_resumed_again():
     instance = start(d, fake, {"amount": 1})
     task = complete(instance, d, fake, "approved")
     with pytest.raises(BookmarkNotOpenError) as error:
-        engine.complete_task(
-            instance,
-            d,
-            task.id,
-            outcome="approved",
-            data=None,
-            comment=None,
-            completed_by=None,
-            env=fake.env(),
-        )
+        complete_bookmark(instance, d, task.id, fake, outcome="approved", by=None)
     assert error.value.bookmark.status == "consumed"
 
 

@@ -10,7 +10,15 @@ import pytest
 from domain import engine
 from domain.env import CommandEnv, ForEachLimits
 from domain.state import BATCH_PURPOSE
-from tests.unit.engine_support import FakeEnv, definition, event_names, replay, start, state
+from tests.unit.engine_support import (
+    FakeEnv,
+    complete_bookmark,
+    definition,
+    event_names,
+    replay,
+    start,
+    state,
+)
 
 END = {"id": "done", "type": "end", "output": {"results": "vars.results"}}
 
@@ -181,16 +189,7 @@ def test_completion_expression_cancels_the_approvals_still_open():
     tasks = sorted(instance.open_bookmarks(), key=lambda b: b.item_index)
     assert [t.assignee for t in tasks] == ["ann", "bob", "cy"]
     for task in tasks[:2]:
-        engine.complete_task(
-            instance,
-            d,
-            task.id,
-            outcome="approved",
-            data=None,
-            comment=None,
-            completed_by=task.assignee,
-            env=fake.env(),
-        )
+        complete_bookmark(instance, d, task.id, fake, outcome="approved", by=task.assignee)
     assert instance.status == "completed"
     assert instance.bookmarks[tasks[2].id].status == "cancelled"
     results = instance.output["results"]
@@ -204,27 +203,9 @@ def test_a_rejection_does_not_satisfy_the_completion():
     d, fake = flow("approval", completion="approvals >= 2"), FakeEnv()
     instance = start(d, fake, {"items": ["ann", "bob"]})
     first, second = sorted(instance.open_bookmarks(), key=lambda b: b.item_index)
-    engine.complete_task(
-        instance,
-        d,
-        first.id,
-        outcome="rejected",
-        data=None,
-        comment=None,
-        completed_by="ann",
-        env=fake.env(),
-    )
+    complete_bookmark(instance, d, first.id, fake, outcome="rejected")
     assert instance.status == "suspended"
-    engine.complete_task(
-        instance,
-        d,
-        second.id,
-        outcome="approved",
-        data=None,
-        comment=None,
-        completed_by="bob",
-        env=fake.env(),
-    )
+    complete_bookmark(instance, d, second.id, fake, outcome="approved", by="bob")
     assert instance.status == "completed"  # all items finished
 
 
@@ -300,14 +281,5 @@ def test_withdrawing_an_item_task_counts_it_as_cancelled(mode):
     first = min(instance.open_bookmarks(), key=lambda b: b.item_index)
     engine.withdraw_task(instance, d, first.id, reason="left", by="ops", env=fake.env())
     (second,) = instance.open_bookmarks()
-    engine.complete_task(
-        instance,
-        d,
-        second.id,
-        outcome="approved",
-        data=None,
-        comment=None,
-        completed_by="bob",
-        env=fake.env(),
-    )
+    complete_bookmark(instance, d, second.id, fake, outcome="approved", by="bob")
     assert [r["outcome"] for r in instance.output["results"]] == ["cancelled", "approved"]

@@ -9,7 +9,14 @@ from domain import engine
 from domain.definition import Definition, Node
 from domain.engine.retry import MAX_RETRY_INTERVAL_SECONDS, retry_policy_of
 from domain.values import UnstorableValueError
-from tests.unit.engine_support import FakeEnv, definition, event_names, replay_stored, start
+from tests.unit.engine_support import (
+    FakeEnv,
+    complete_bookmark,
+    definition,
+    event_names,
+    replay_stored,
+    start,
+)
 
 END = {"id": "done", "type": "end"}
 
@@ -167,14 +174,7 @@ def test_task_data_that_cannot_be_stored_is_refused():
     instance = start(d, fake)
     (bookmark,) = instance.open_bookmarks()
     with pytest.raises(UnstorableValueError, match="data completing task"):
-        engine.complete_task(
-            instance,
-            d,
-            bookmark.id,
-            outcome="approved",
-            data={"tags": {"a"}},
-            comment=None,
-            completed_by="u",
-            env=fake.env(),
+        complete_bookmark(
+            instance, d, bookmark.id, fake, outcome="approved", data={"tags": {"a"}}, by="u"
         )
     assert instance.status == "suspended"

@@ -6,7 +6,6 @@ worker's command (a service task's result) fails the node with a clear error ins
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,7 +16,7 @@ from application.commands import CompleteTask, StartInstance
 from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService, KeyedIds
 from application.ports import ActionResult
-from application.read_models import ActivityRow, InstanceFilter, TaskFilter
+from application.read_models import InstanceFilter, TaskFilter
 from application.session import CommandRunner
 from application.tasks import ActivityService, TaskService
 from domain.env import ForEachLimits
@@ -25,6 +24,7 @@ from domain.errors import ForEachTooLargeError
 from infrastructure.clock import SystemClock
 from infrastructure.memory import MemoryPorts
 from infrastructure.schemas import JsonSchemaValidator
+from tests.unit.engine_support import scheduled_row
 
 TENANT = "acme"
 LIMIT = 3
@@ -154,18 +154,7 @@ def test_a_service_result_reaching_an_oversized_for_each_fails_the_node_clearly(
     instance = app.ports.instances.get(UUID(view["id"]), TENANT)
     assert instance is not None
     (activity,) = instance.scheduled_activities()
-    row = ActivityRow(
-        id=activity.id,
-        tenant=TENANT,
-        instance_id=instance.id,
-        node_id=activity.node_id,
-        attempt=activity.attempt,
-        status="scheduled",
-        run_after=datetime.now(UTC),
-        action=activity.action,
-        timeout_seconds=activity.timeout_seconds,
-        idempotency_key=activity.idempotency_key,
-    )
+    row = scheduled_row(TENANT, instance, activity)
     recorded = app.activities.record(row, ActionResult(ok=True, output={"people": list("abcd")}))
     assert recorded is True
     failed = app.instances.get(TENANT, instance.id)

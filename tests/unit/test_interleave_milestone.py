@@ -18,48 +18,18 @@ from domain.engine import migration
 from domain.errors import MilestoneNotReachedError
 from domain.instance import WorkflowInstance
 from domain.state import InterleaveState
+from tests.patterns_support import task
 from tests.unit.engine_support import (
     FakeEnv,
+    assert_replays,
+    complete_at,
+    complete_bookmark,
     definition,
     event_names,
-    replay,
-    replay_stored,
+    open_at,
+    resume_at,
     start,
-    state,
 )
-
-
-def assert_replays(instance: WorkflowInstance) -> None:
-    assert state(replay(instance)) == state(instance)
-    assert state(replay_stored(instance)) == state(instance)
-
-
-def open_at(instance: WorkflowInstance) -> list[str]:
-    return sorted(b.node_id for b in instance.open_bookmarks())
-
-
-def task(node_id: str, **extra: Any) -> dict[str, Any]:
-    return {"id": node_id, "type": "user_task", "role": "clerk", **extra}
-
-
-def complete(instance: WorkflowInstance, d: Definition, node_id: str, fake: FakeEnv) -> None:
-    (bookmark,) = [b for b in instance.open_bookmarks() if b.node_id == node_id]
-    engine.complete_task(
-        instance,
-        d,
-        bookmark.id,
-        outcome=None,
-        data={},
-        comment=None,
-        completed_by="ann",
-        env=fake.env(),
-    )
-
-
-def resume(instance: WorkflowInstance, d: Definition, node_id: str, fake: FakeEnv) -> None:
-    (bookmark,) = [b for b in instance.open_bookmarks() if b.node_id == node_id]
-    engine.resume(instance, d, bookmark.id, payload={}, source="t", env=fake.env())
-
 
 # --- WCP-17 ------------------------------------------------------------------------------
 
@@ -101,7 +71,7 @@ def run_to_end(instance: WorkflowInstance, d: Definition, fake: FakeEnv) -> list
         assert len(instance.open_bookmarks()) == 1, open_at(instance)
         (node_id,) = open_at(instance)
         ran.append(node_id)
-        complete(instance, d, node_id, fake)
+        complete_at(instance, d, node_id, fake)
     return ran
 
 
@@ -110,7 +80,7 @@ def test_interleaved_branches_run_one_at_a_time_each_exactly_once_in_route_order
     instance = start(d, fake)
     assert open_at(instance) == ["a"]
     # a branch runs until it reaches the join: b does not start after a, but after a2
-    complete(instance, d, "a", fake)
+    complete_at(instance, d, "a", fake)
     assert open_at(instance) == ["a2"]
     assert run_to_end(instance, d, fake) == ["a2", "b", "c"]
     assert instance.status == "completed"
@@ -266,14 +236,14 @@ def test_a_dependent_task_is_refused_until_the_milestone_is_reached():
     assert open_at(instance) == ["d", "prep"]
     before = len(instance.pending_events)
     with pytest.raises(MilestoneNotReachedError, match="has not been reached yet") as caught:
-        complete(instance, d, "d", fake)
+        complete_at(instance, d, "d", fake)
     assert caught.value.milestone == "m" and caught.value.where == "pending"
     assert len(instance.pending_events) == before  # nothing changed
     assert open_at(instance) == ["d", "prep"]
-    resume(instance, d, "prep", fake)  # now at the milestone
-    complete(instance, d, "d", fake)  # accepted
+    resume_at(instance, d, "prep", fake)  # now at the milestone
+    complete_at(instance, d, "d", fake)  # accepted
     assert open_at(instance) == ["m"]
-    resume(instance, d, "m", fake)
+    resume_at(instance, d, "m", fake)
     assert instance.status == "completed"
     assert instance.output == {
         "d": {"outcome": "completed", "data": {}, "comment": None, "by": "ann"}
@@ -284,8 +254,8 @@ def test_a_dependent_task_is_refused_until_the_milestone_is_reached():
 def test_passing_the_milestone_withdraws_the_dependent_along_its_cancelled_route():
     d, fake = milestone_flow(), FakeEnv()
     instance = start(d, fake)
-    resume(instance, d, "prep", fake)
-    resume(instance, d, "m", fake)  # the milestone is passed while d waits
+    resume_at(instance, d, "prep", fake)
+    resume_at(instance, d, "m", fake)  # the milestone is passed while d waits
     assert instance.status == "completed"
     cancelled = [e for e in instance.pending_events if type(e).__name__ == "BookmarkCancelled"]
     assert [e.reason for e in cancelled] == ["withdrawn: milestone m was passed"]
@@ -297,8 +267,8 @@ def test_passing_the_milestone_withdraws_the_dependent_along_its_cancelled_route
 def test_without_a_cancelled_route_the_withdrawn_dependent_is_skipped_along_its_plain_route():
     d, fake = milestone_flow(withdrawn_route=False), FakeEnv()
     instance = start(d, fake)
-    resume(instance, d, "prep", fake)
-    resume(instance, d, "m", fake)
+    resume_at(instance, d, "prep", fake)
+    resume_at(instance, d, "m", fake)
     assert instance.status == "completed"
     assert instance.output == {"d": {"withdrawn": True, "milestone": "m", "outcome": None}}
     assert_replays(instance)
@@ -308,20 +278,11 @@ def test_a_dependent_acting_after_the_milestone_passed_is_refused_or_already_wit
     d, fake = milestone_flow(), FakeEnv()
     instance = start(d, fake)
     (dep,) = [b for b in instance.open_bookmarks() if b.node_id == "d"]
-    resume(instance, d, "prep", fake)
-    resume(instance, d, "m", fake)
+    resume_at(instance, d, "prep", fake)
+    resume_at(instance, d, "m", fake)
     assert not instance.bookmarks[dep.id].is_open
     with pytest.raises(Exception, match="cancelled"):  # BookmarkNotOpenError: withdrawn
-        engine.complete_task(
-            instance,
-            d,
-            dep.id,
-            outcome=None,
-            data={},
-            comment=None,
-            completed_by="a",
-            env=fake.env(),
-        )
+        complete_bookmark(instance, d, dep.id, fake, data={}, by="a")
 
 
 def test_a_dependent_entered_after_the_milestone_was_passed_is_withdrawn_at_once():
@@ -335,7 +296,7 @@ def test_a_dependent_entered_after_the_milestone_was_passed_is_withdrawn_at_once
     )
     fake = FakeEnv()
     instance = start(d, fake)
-    resume(instance, d, "m", fake)
+    resume_at(instance, d, "m", fake)
     assert instance.status == "completed"
     names = event_names(instance)
     assert names.index("BookmarkCancelled") > names.index("BookmarkResumed")
@@ -346,9 +307,9 @@ def test_a_dependent_wait_is_resumed_only_at_the_milestone():
     d, fake = milestone_flow(dependent="wait"), FakeEnv()
     instance = start(d, fake)
     with pytest.raises(MilestoneNotReachedError):
-        resume(instance, d, "d", fake)
-    resume(instance, d, "prep", fake)
-    resume(instance, d, "d", fake)
+        resume_at(instance, d, "d", fake)
+    resume_at(instance, d, "prep", fake)
+    resume_at(instance, d, "d", fake)
     assert open_at(instance) == ["m"]
     assert_replays(instance)
 
@@ -387,8 +348,8 @@ def test_an_interleaved_branch_interrupted_away_from_the_join_fails_as_stalled()
 def test_a_migration_renames_the_running_interleaving_and_replays():
     d, fake = interleaved_flow(), FakeEnv()
     instance = start(d, fake)
-    complete(instance, d, "a", fake)
-    complete(instance, d, "a2", fake)  # b runs now: routes 0 and 1 started
+    complete_at(instance, d, "a", fake)
+    complete_at(instance, d, "a2", fake)  # b runs now: routes 0 and 1 started
     assert instance.interleaved == {"meet": InterleaveState(split="fork", started=(0, 1))}
     instance.migrate(1, 2, {"fork": "split", "meet": "met"}, {"0": 5, "1": 6}, None, None, fake.now)
     assert instance.interleaved == {"met": InterleaveState(split="split", started=(5, 6))}
@@ -464,7 +425,7 @@ def test_a_cancelling_discriminator_around_an_interleaving_forgets_it():
     fake = FakeEnv()
     instance = start(d, fake)
     assert open_at(instance) == ["a", "quick"]
-    resume(instance, d, "quick", fake)
+    resume_at(instance, d, "quick", fake)
     assert instance.interleaved == {}
     assert instance.status == "completed"
     assert_replays(instance)

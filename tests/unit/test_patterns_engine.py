@@ -11,34 +11,24 @@ import pytest
 from domain import engine
 from domain.definition import Definition
 from domain.instance import WorkflowInstance
+from tests.patterns_support import wait
 from tests.unit.engine_support import (
     T0,
     FakeEnv,
+    assert_replays,
     definition,
     event_names,
-    replay,
-    replay_stored,
+    open_at,
     start,
-    state,
+)
+from tests.unit.engine_support import (
+    resume_at as resume_node,
 )
 
 
-def assert_replays(instance: WorkflowInstance) -> None:
-    assert state(replay(instance)) == state(instance)
-    assert state(replay_stored(instance)) == state(instance)
-
-
-def waits_at(instance: WorkflowInstance) -> list[str]:
-    return sorted(b.node_id for b in instance.open_bookmarks())
-
-
 def resume_at(instance: WorkflowInstance, d: Definition, node_id: str, fake: FakeEnv) -> None:
-    (bookmark,) = [b for b in instance.open_bookmarks() if b.node_id == node_id]
-    engine.resume(instance, d, bookmark.id, payload={"from": node_id}, source="t", env=fake.env())
-
-
-def wait(node_id: str) -> dict[str, Any]:
-    return {"id": node_id, "type": "wait", "event": f"{node_id}.done"}
+    """Resumes node `node_id` with a payload that names it."""
+    resume_node(instance, d, node_id, fake, payload={"from": node_id})
 
 
 def inclusive_flow() -> Definition:
@@ -66,7 +56,7 @@ def inclusive_flow() -> Definition:
 def test_inclusive_split_takes_every_route_whose_condition_holds_and_the_join_waits_for_them():
     d, fake = inclusive_flow(), FakeEnv()
     instance = start(d, fake, {"a": True, "b": True})
-    assert waits_at(instance) == ["a", "b"]  # not the default: conditions held
+    assert open_at(instance) == ["a", "b"]  # not the default: conditions held
     split = [e for e in instance.pending_events if isinstance(e, WorkflowInstance.InclusiveSplit)]
     assert [(e.join_id, e.routes) for e in split] == [("meet", [0, 1])]
 
@@ -81,7 +71,7 @@ def test_inclusive_split_takes_every_route_whose_condition_holds_and_the_join_wa
 def test_the_or_join_waits_only_for_the_branches_actually_started():
     d, fake = inclusive_flow(), FakeEnv()
     instance = start(d, fake, {"a": False, "b": True})
-    assert waits_at(instance) == ["b"]
+    assert open_at(instance) == ["b"]
 
     resume_at(instance, d, "b", fake)
 
@@ -92,7 +82,7 @@ def test_the_or_join_waits_only_for_the_branches_actually_started():
 def test_inclusive_split_takes_its_default_when_no_condition_holds():
     d = inclusive_flow()
     instance = start(d, FakeEnv(), {"a": False, "b": False})
-    assert waits_at(instance) == ["c"]
+    assert open_at(instance) == ["c"]
 
 
 def test_inclusive_branches_without_waiting_join_in_the_same_command():
@@ -156,12 +146,12 @@ def test_discriminator_continues_after_the_first_arrival_and_ignores_the_rest():
     instance = start(d, fake)
     resume_at(instance, d, "b", fake)
     # The first arrival released the join: the task after it is open, a and c still wait.
-    assert waits_at(instance) == ["a", "after", "c"]
+    assert open_at(instance) == ["a", "after", "c"]
 
     resume_at(instance, d, "a", fake)
     resume_at(instance, d, "c", fake)
     assert event_names(instance).count("JoinArrivalIgnored") == 2
-    assert waits_at(instance) == ["after"]  # the join did not fire a second time
+    assert open_at(instance) == ["after"]  # the join did not fire a second time
     assert instance.join_late == {}
 
     complete_task(instance, d, fake)
@@ -175,7 +165,7 @@ def test_cancelling_discriminator_cancels_the_other_branches():
 
     resume_at(instance, d, "c", fake)
 
-    assert waits_at(instance) == ["after"]
+    assert open_at(instance) == ["after"]
     cancelled = [b.node_id for b in instance.bookmarks.values() if b.status == "cancelled"]
     assert sorted(cancelled) == ["a", "b"]
     (partial,) = [
@@ -189,11 +179,11 @@ def test_partial_join_fires_on_the_nth_arrival():
     d, fake = discriminator(cancel_remaining=True, wait_for=2), FakeEnv()
     instance = start(d, fake)
     resume_at(instance, d, "a", fake)
-    assert waits_at(instance) == ["b", "c"]  # 1 of 2: still waiting
+    assert open_at(instance) == ["b", "c"]  # 1 of 2: still waiting
 
     resume_at(instance, d, "c", fake)
 
-    assert waits_at(instance) == ["after"]
+    assert open_at(instance) == ["after"]
     assert_replays(instance)
 
 
@@ -220,7 +210,7 @@ def test_a_cancelling_join_stops_branches_still_queued_in_the_same_command():
     )
     instance = start(d, FakeEnv())
     assert "y2" not in instance.variables  # y's branch was stopped before its next step
-    assert waits_at(instance) == ["pause"]
+    assert open_at(instance) == ["pause"]
     assert event_names(instance).count("NodeEntered") == 5  # fork, x, y, first, pause
 
 

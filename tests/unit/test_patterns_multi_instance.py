@@ -15,20 +15,18 @@ from typing import Any
 from domain import engine
 from domain.definition import Definition
 from domain.instance import WorkflowInstance
-from tests.unit.engine_support import FakeEnv, definition, replay_stored, start, state
+from tests.unit.engine_support import (
+    FakeEnv,
+    complete_bookmark,
+    definition,
+    replay_stored,
+    start,
+    state,
+)
 
 
 def complete(instance: WorkflowInstance, d: Definition, bookmark_id: str, fake: FakeEnv) -> None:
-    engine.complete_task(
-        instance,
-        d,
-        bookmark_id,
-        outcome=None,
-        data={"ok": True},
-        comment=None,
-        completed_by="ann",
-        env=fake.env(),
-    )
+    complete_bookmark(instance, d, bookmark_id, fake, data={"ok": True})
 
 
 def test_wcp13_multiple_instances_with_a_priori_design_time_knowledge():

@@ -16,6 +16,7 @@ from domain.validation import validate_document
 from tests.unit.engine_support import (
     T0,
     FakeEnv,
+    complete_bookmark,
     definition,
     event_names,
     only_open,
@@ -64,16 +65,7 @@ def test_a_task_past_its_sla_is_escalated_once_to_the_escalation_role():
     # The event replays from its stored form to the same state.
     assert replay_stored(instance).bookmarks[task.id] == escalated
     # The task is still decided the usual way, by the director too.
-    engine.complete_task(
-        instance,
-        d,
-        task.id,
-        outcome="approved",
-        data=None,
-        comment=None,
-        completed_by="boss",
-        env=fake.env(),
-    )
+    complete_bookmark(instance, d, task.id, fake, outcome="approved", by="boss")
     assert instance.status == "completed"
 
 

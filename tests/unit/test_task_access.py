@@ -19,7 +19,7 @@ from domain.engine.task_access import (
 from domain.errors import TaskAlreadyClaimedError
 from domain.instance import WorkflowInstance
 from domain.validation import validate_document
-from tests.unit.engine_support import FakeEnv, definition, replay_stored
+from tests.unit.engine_support import FakeEnv, complete_bookmark, definition, replay_stored
 
 ANN = Actor("ann", "user", frozenset({"operator", "manager"}))
 MALLORY = Actor("mallory", "user", frozenset({"operator", "manager"}))
@@ -220,16 +220,7 @@ def test_a_trusted_path_without_actor_still_keeps_separation_of_duties() -> None
     instance = started(d, fake)
     complete(instance, d, ANN, fake)
     with pytest.raises(SeparationOfDutiesError):
-        engine.complete_task(
-            instance,
-            d,
-            open_task(instance),
-            outcome="approved",
-            data=None,
-            comment=None,
-            completed_by="ann",
-            env=fake.env(),
-        )
+        complete_bookmark(instance, d, open_task(instance), fake, outcome="approved", by="ann")
 
 
 def _problems(**second: Any) -> list[tuple[str, str]]:

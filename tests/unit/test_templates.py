@@ -26,26 +26,9 @@ from infrastructure.template_catalog import (
     TemplateFileError,
     _parse,
 )
-from tests.unit.engine_support import FakeEnv, only_open, start
+from tests.template_ids import TEMPLATE_IDS
+from tests.unit.engine_support import FakeEnv, complete_bookmark, only_open, start
 
-EXPECTED_IDS = {
-    "access-request",
-    "alert-routing",
-    "change-request",
-    "customer-onboarding",
-    "daily-report",
-    "document-review",
-    "document-signature",
-    "employee-onboarding",
-    "expense-report",
-    "incident-escalation",
-    "invoice-approval",
-    "leave-request",
-    "order-fulfilment",
-    "purchase-approval",
-    "refund",
-    "vendor-onboarding",
-}
 TEMPLATES = PackagedTemplateCatalog().list()
 
 
@@ -62,7 +45,7 @@ def definition_of(template_id: str) -> Definition:
 
 def test_catalog_lists_the_sixteen_templates_by_id() -> None:
     ids = [t.id for t in TEMPLATES]
-    assert set(ids) == EXPECTED_IDS
+    assert set(ids) == TEMPLATE_IDS
     assert len(ids) == len(set(ids)) == 16
     assert ids == sorted(ids)
 
@@ -195,16 +178,7 @@ def test_instantiate_refuses_unknown_templates_and_invalid_names() -> None:
 
 def decide(instance: WorkflowInstance, d: Definition, fake: FakeEnv, outcome: str, **kw: Any):
     task = only_open(instance, "task")
-    engine.complete_task(
-        instance,
-        d,
-        task.id,
-        outcome=outcome,
-        data=kw.get("data"),
-        comment=None,
-        completed_by="u1",
-        env=fake.env(),
-    )
+    complete_bookmark(instance, d, task.id, fake, outcome=outcome, data=kw.get("data"), by="u1")
     return task
 
 

@@ -1,12 +1,15 @@
 """The starts' admission, checked in their commit's transaction (application/admission.py).
 
 A start is admitted on the definition cache's word; its commit carries an `AdmittedStart`
-per started (tenant, name, version) and, before anything is written, ONE statement for the
-whole commit (a group commit's too) returns the claims that no longer hold: the version is
-gone or disabled, or (`latest`: the start asked for no version) a newer one exists. Any
-such claim raises `DefinitionChangedError`, so the transaction rolls back and nothing is
-stored. The statement reads the primary key index, one probe per distinct claim (two for a
-`latest` one); it takes no row lock, so a disable is never blocked by starts.
+per started (tenant, name, version). In the commit's transaction (a group commit's too),
+after the projection's rows and before the events table lock, ONE statement for all of them
+returns the claims that no longer hold: the version is gone or disabled, or (`latest`: the
+start asked for no version) a newer one exists. It is sent on a cursor of its own and not
+waited for: its answer arrives with the events insert's (the recorder's pipeline fetches
+both in one round trip), and `verify()` then raises `DefinitionChangedError` for any
+stale claim, before COMMIT, so the transaction rolls back and nothing is stored. The
+statement reads the primary key index, one probe per distinct claim (two for a `latest`
+one); it takes no row lock, so a disable is never blocked by starts.
 
 The check sees what was committed when it runs (READ COMMITTED): a disable that commits
 while the start's transaction is between this statement and its COMMIT is not seen, the
@@ -16,9 +19,10 @@ same window (shorter) as the read before the decision that this check replaces.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg import Connection, Cursor
+from psycopg.rows import dict_row
 
 from application.ports import DefinitionChangedError
 from application.read_models import AdmittedStart
@@ -36,11 +40,33 @@ _STALE_ADMISSIONS = """
 """
 
 
-def check_admitted(curs: Cursor[DictRow], admitted: Sequence[AdmittedStart]) -> None:
-    """Raise DefinitionChangedError naming the claims that no longer hold (nothing if none)."""
+class AdmissionCheck:
+    """The check's statement, sent; `verify()` reads its answer (after the commit's own
+    fetch: no round trip of its own) and raises DefinitionChangedError if any claim is stale."""
+
+    def __init__(self, curs: Cursor[dict[str, Any]] | None = None) -> None:
+        self.curs = curs
+
+    def verify(self) -> None:
+        if self.curs is None:
+            return
+        with self.curs as curs:
+            stale = [
+                AdmittedStart(row["tenant"], row["name"], row["version"], row["latest"])
+                for row in curs.fetchall()
+            ]
+        if stale:
+            raise DefinitionChangedError(stale)
+
+
+def send_admission_check(
+    conn: Connection[Any], admitted: Sequence[AdmittedStart]
+) -> AdmissionCheck:
+    """Send the check of `admitted` on `conn` (in its transaction); nothing when empty."""
     if not admitted:
-        return
+        return AdmissionCheck()
     claims = list(dict.fromkeys(admitted))
+    curs = conn.cursor(row_factory=dict_row)
     curs.execute(
         _STALE_ADMISSIONS,
         (
@@ -50,9 +76,4 @@ def check_admitted(curs: Cursor[DictRow], admitted: Sequence[AdmittedStart]) -> 
             [a.latest for a in claims],
         ),
     )
-    stale = [
-        AdmittedStart(row["tenant"], row["name"], row["version"], row["latest"])
-        for row in curs.fetchall()
-    ]
-    if stale:
-        raise DefinitionChangedError(stale)
+    return AdmissionCheck(curs)

@@ -24,7 +24,7 @@ from application.read_models import (
     Projection,
     TaskRow,
 )
-from infrastructure.postgres.admission_check import check_admitted
+from infrastructure.postgres.admission_check import send_admission_check
 from infrastructure.postgres.audit import insert_entry
 from infrastructure.postgres.listener import notify_new_work
 
@@ -114,8 +114,6 @@ def _by_id(rows: Sequence[Any]) -> list[Any]:
 
 def write_projection(curs: Cursor[DictRow], projection: Projection) -> None:
     """Upsert the projection's rows and insert its idempotency records."""
-    # First: a start whose definition changed since it was admitted stores nothing.
-    check_admitted(curs, projection.admitted)
     leases = projection.leases
     activities = [a for a in projection.activities if a.id not in leases]
     for statement, rows in (
@@ -270,6 +268,8 @@ class WaymarkRecorder(PostgresApplicationRecorder):
             if not stored_events:
                 return None
             projection = kwargs.get("projection")
+            # The starts' admission (admission_check.py): sent now, answered with the insert.
+            admission = send_admission_check(conn, projection.admitted if projection else ())
             tenants = {row.id: row.tenant for row in projection.instances} if projection else {}
             curs.execute(self.lock_events_sql)
             self._notify_channel(curs)
@@ -284,7 +284,9 @@ class WaymarkRecorder(PostgresApplicationRecorder):
                     tagged,
                 ),
             )
-            return [row["notification_id"] for row in curs.fetchall()]
+            ids = [row["notification_id"] for row in curs.fetchall()]
+            admission.verify()  # a stale claim raises: the transaction rolls back
+            return ids
 
     def _insert_events(
         self,

@@ -58,8 +58,11 @@ def checked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     """True: the production commit check; False: the check switched off."""
     if not request.param:
         import infrastructure.postgres.recorder as recorder
+        from infrastructure.postgres.admission_check import AdmissionCheck
 
-        monkeypatch.setattr(recorder, "check_admitted", lambda curs, admitted: None)
+        monkeypatch.setattr(
+            recorder, "send_admission_check", lambda conn, admitted: AdmissionCheck()
+        )
     return bool(request.param)
 
 

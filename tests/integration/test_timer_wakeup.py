@@ -75,7 +75,7 @@ def api(database_url: str) -> Iterator[Any]:
 
 
 def worker_for(api: Any, worker_class: type[TimerWorker]) -> TimerWorker:
-    from infrastructure.bootstrap import build_timer_worker
+    from infrastructure.worker_bootstrap import build_timer_worker
 
     return worker_class(build_timer_worker(api.settings, core=api.core))
 

@@ -105,6 +105,7 @@ def run_batch(
             for i in indices:
                 outcomes[i] = error
     runner.committed(stored)
+    runner.keep(stored)  # the outcomes above are the commands' own answers, not aggregates
     for i in sorted(alone):
         command, target = commands[i]
         try:

@@ -2,11 +2,16 @@
 
 One Python process serves HTTP on one core at most (the GIL); N uvicorn worker processes
 share the listening socket. Each builds its own container (its own pool of
-`WAYMARK_DB_POOL_SIZE` connections) and hosts no task or timer worker: when the workers run
-in-process (`WAYMARK_RUN_WORKERS_IN_PROCESS`), they run instead as one `waymark worker tasks`
-and one `waymark worker timers` process (and `waymark worker outbox` with a broker), started
-and stopped with the server. Commits in an API process wake them by LISTEN/NOTIFY, as they
-wake standalone workers in production.
+`WAYMARK_DB_POOL_SIZE` connections). When the workers run in-process
+(`WAYMARK_RUN_WORKERS_IN_PROCESS`), each API process hosts its own task and timer workers by
+default (`WAYMARK_API_PROCESS_WORKERS=true`): N replicas of `waymark serve` on one port,
+each dispatching the activities its commits schedule to its own task worker (eager
+dispatch), as replicas do in production. With `WAYMARK_API_PROCESS_WORKERS=false` the API
+processes host none and the workers run instead as one `waymark worker tasks` and one
+`waymark worker timers` process (and `waymark worker outbox` with a broker), started and
+stopped with the server and woken by LISTEN/NOTIFY. Measured on the 3-step benchmark with
+two API processes: 176–192 workflows/s and 2.2 commits per workflow in the first layout,
+117 and 7.2 in the second.
 
 Needs `DATABASE_URL`: the embedded development database belongs to one process. With
 the default `WAYMARK_RATE_LIMIT_STORAGE=memory` rate limits are counted in each process's

@@ -103,11 +103,13 @@ def run_batch(
             alone.extend(indices)
         elif isinstance(error, DefinitionChangedError):
             runner.definitions.forget(error.admitted)  # a child's definition: admit again
+            runner.forget(pending.instance_ids)  # the aggregates its decision changed
             alone.extend(indices)
         else:
             for i in indices:
                 outcomes[i] = error
     runner.committed(stored)
+    runner.keep(stored)  # the outcomes above are the commands' own answers, not aggregates
     for i in sorted(alone):
         command, target = commands[i]
         try:

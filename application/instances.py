@@ -158,7 +158,7 @@ class InstanceService:
         # Refused here, before any lock or command is taken, like every later attempt would.
         admitted = [admit(data)]
 
-        def command(session: CommandAttempt) -> tuple[WorkflowInstance, bool]:
+        def command(session: CommandAttempt) -> tuple[Any, bool]:
             if idempotency_key:
                 found = session.store.get(instance_id, tenant)
                 if found is not None:  # a concurrent start with the same key won the race
@@ -185,8 +185,12 @@ class InstanceService:
                 )
             return started, True
 
-        instance, created = self.runner.run(command, instance_id, caller_waits=caller_waits)
-        return instance_view(instance), created
+        # The view is taken once committed (children settled), before the instance cache
+        # may hand the instance to another command (application/instance_cache.py).
+        view, created = self.runner.run(
+            command, instance_id, caller_waits=caller_waits, finish=_viewed
+        )
+        return view, created
 
     # --- read ----------------------------------------------------------------------------
 
@@ -321,6 +325,11 @@ def _history_cursor(cursor: str | None) -> int:
     if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
         raise InvalidCursorError(cursor)
     return int(cursor)
+
+
+def _viewed(result: tuple[Any, bool]) -> tuple[Any, bool]:
+    instance, created = result
+    return instance_view(instance), created
 
 
 def _check_same_start(

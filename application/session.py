@@ -492,28 +492,41 @@ class CommandRunner:
         targets: UUID | Iterable[UUID] = (),
         *,
         caller_waits: bool = False,
+        finish: Callable[[T], T] | None = None,
     ) -> T:
         """Run `command` (re-decided on conflicts) holding the locks of its `targets`.
 
         `caller_waits`: a client waits for the answer (an HTTP request, a command message),
-        so what it sent may be refused as a whole (`CommandEnv.caller_waits`)."""
+        so what it sent may be refused as a whole (`CommandEnv.caller_waits`). `finish`
+        turns the committed result into the answer (a view of the aggregates it holds)
+        before the instance cache may hand those aggregates to another command."""
         ids = [targets] if isinstance(targets, UUID) else list(targets)
         if self.locks is None or not ids:
-            return self._attempts(command, caller_waits)
+            return self._attempts(command, caller_waits, finish)
         with self.locks.holding(ids):
-            return self._attempts(command, caller_waits)
+            return self._attempts(command, caller_waits, finish)
 
-    def _attempts(self, command: Callable[[CommandAttempt], T], caller_waits: bool) -> T:
+    def _attempts(
+        self,
+        command: Callable[[CommandAttempt], T],
+        caller_waits: bool,
+        finish: Callable[[T], T] | None = None,
+    ) -> T:
         with self.command_scope():
-            return self._observed(command, caller_waits)
+            return self._observed(command, caller_waits, finish)
 
-    def _observed(self, command: Callable[[CommandAttempt], T], caller_waits: bool) -> T:
+    def _observed(
+        self,
+        command: Callable[[CommandAttempt], T],
+        caller_waits: bool,
+        finish: Callable[[T], T] | None,
+    ) -> T:
         if not self.on_finished:
-            return self._decide(command, caller_waits)
+            return self._decide(command, caller_waits, finish)
         started = time.monotonic()
         outcome = "error"
         try:
-            result = self._decide(command, caller_waits)
+            result = self._decide(command, caller_waits, finish)
             outcome = "committed"
             return result
         except CommandConflictError:
@@ -523,7 +536,12 @@ class CommandRunner:
             for finished in self.on_finished:
                 finished(outcome, time.monotonic() - started)
 
-    def _decide(self, command: Callable[[CommandAttempt], T], caller_waits: bool) -> T:
+    def _decide(
+        self,
+        command: Callable[[CommandAttempt], T],
+        caller_waits: bool,
+        finish: Callable[[T], T] | None = None,
+    ) -> T:
         conflict: ConcurrencyConflictError | None = None
         deadline = time.monotonic() + self.retry_budget_seconds
         for attempt in range(self.max_attempts):
@@ -534,7 +552,7 @@ class CommandRunner:
                 time.sleep(pause)
             session, result, pending = self.decided(command, caller_waits=caller_waits)
             try:
-                self.commit(pending)
+                self.commit(pending, keep=False)
             except ConcurrencyConflictError as e:
                 conflict = e
                 # The copies it decided on are behind the store: read them next time.
@@ -546,8 +564,12 @@ class CommandRunner:
                 # Disabled or superseded since the cache admitted it: decided again, admitted
                 # on the store's word (the cache forgets what it answered).
                 self.definitions.forget(e.admitted)
+                self.forget(session.cached)  # the aggregates this decision changed
                 continue
-            return result
+            try:
+                return finish(result) if finish is not None else result
+            finally:
+                self.keep([pending])
         raise CommandConflictError(conflict.instance_ids if conflict else [])
 
     def decided(
@@ -595,9 +617,10 @@ class CommandRunner:
             caller_waits=caller_waits,
         )
 
-    def commit(self, pending: PendingCommit) -> None:
+    def commit(self, pending: PendingCommit, *, keep: bool = True) -> None:
         """Store a prepared commit, then tell the `on_commit` listeners and the
-        `on_committed` observers (metrics) what it stored."""
+        `on_committed` observers (metrics) what it stored; `keep` puts its aggregates in
+        the instance cache (else the caller does, with `keep`, once done with them)."""
         self.offer([pending])
         try:
             self.committer.commit(pending)
@@ -605,6 +628,8 @@ class CommandRunner:
             self.withdraw(pending)
             raise
         self.committed([pending])
+        if keep:
+            self.keep([pending])
 
     def offer(self, pendings: Iterable[PendingCommit]) -> None:
         """Lease what the commits schedule to this process's task worker (eager dispatch)."""
@@ -621,19 +646,22 @@ class CommandRunner:
     def committed(self, pendings: list[PendingCommit]) -> None:
         """Tell the listeners about commits stored together (one call for a batch of
         application/batch.py) and the observers about each."""
-        if self.cache is not None:
-            self.cache.put(i for pending in pendings for i in pending.instances)
         if self.eager is not None:
             for pending in pendings:
                 self.eager.committed(pending)
         committed = [event for pending in pendings for event in pending.events]
-        if not committed:
-            return
-        for listener in self.on_commit:
-            listener(committed)
-        for pending in pendings:
-            for observer in self.on_committed:
-                observer(pending)
+        if committed:
+            for listener in self.on_commit:
+                listener(committed)
+            for pending in pendings:
+                for observer in self.on_committed:
+                    observer(pending)
+
+    def keep(self, pendings: list[PendingCommit]) -> None:
+        """Put committed aggregates in the instance cache: from here another command may
+        take (and change) them, so the committing thread reads them no more."""
+        if self.cache is not None:
+            self.cache.put(i for pending in pendings for i in pending.instances)
 
     @contextlib.contextmanager
     def holding(self, targets: Iterable[UUID]) -> Iterator[None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 _NUMBER = r"(\d+(?:[.,]\d+)?)"
 _PATTERN = re.compile(
@@ -43,6 +44,13 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(
             f"a duration must be an ISO-8601 string ({_EXAMPLES}), got {type(text).__name__}"
         )
+    return _parse(text)
+
+
+@lru_cache(maxsize=1024)
+def _parse(text: str) -> timedelta:
+    # Cached: every scheduled activity parses its node's timeout, a timer its delay, and a
+    # definition has few distinct literals (timedelta is immutable; errors are not cached).
     match = _PATTERN.fullmatch(text)
     if match is None or not any(match.groups()) or text.endswith("T"):
         raise ValueError(

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # With api_workers > 1 and the workers in process: true, each API process hosts its own
     # task and timer workers (N replicas of `waymark serve`, eager dispatch in each); false,
     # they run as one `waymark worker tasks` and one `timers` process beside the API ones.
-    api_process_workers: bool = False
+    api_process_workers: bool = True
     # Production: apply the migrations at startup instead of refusing an old schema.
     auto_migrate: bool = False
     # Signs pagination cursors; the same on every replica. Unset: derived (see bootstrap).

@@ -1,5 +1,6 @@
 """`waymark serve --workers N` / `WAYMARK_API_WORKERS`: several API processes, the in-process
-task and timer workers as processes of their own beside them (api/serve_processes.py)."""
+task and timer workers in each of them or as processes of their own beside them
+(`WAYMARK_API_PROCESS_WORKERS`, api/serve_processes.py)."""
 
 from __future__ import annotations
 
@@ -46,23 +47,34 @@ def _roles(serve: psutil.Process) -> list[str]:
     return sorted(roles)
 
 
-def test_two_api_processes_and_the_workers_beside_them(
-    module_database_url: str, target: Target, tmp_path: Path
+@pytest.mark.parametrize(
+    ("process_workers", "roles"),
+    [
+        # The default: each API process hosts its own task and timer workers (N replicas
+        # of `waymark serve`), so no worker process is started.
+        ("true", ["api", "api"]),
+        # One task worker and one timer worker process beside the API processes (no
+        # broker: no outbox publisher); the API processes themselves host no worker.
+        ("false", ["api", "api", "worker tasks", "worker timers"]),
+    ],
+)
+def test_two_api_processes_and_their_workers(
+    module_database_url: str, target: Target, tmp_path: Path, process_workers: str, roles: list[str]
 ) -> None:
-    env = server_env(module_database_url, tmp_path, WAYMARK_API_WORKERS="2")
+    env = server_env(
+        module_database_url,
+        tmp_path,
+        WAYMARK_API_WORKERS="2",
+        WAYMARK_API_PROCESS_WORKERS=process_workers,
+    )
     path = "/" + unique("procs")
     with serving(env, tmp_path) as server, server.client("k-acme") as acme:
         serve = _serve_process(server.base_url.rsplit(":", 1)[-1])
-        # Two API processes, one task worker and one timer worker process (no broker: no
-        # outbox publisher); the API processes themselves host no worker.
-        wait_for(
-            lambda: _roles(serve) == ["api", "api", "worker tasks", "worker timers"],
-            what="the processes of waymark serve",
-        )
+        wait_for(lambda: _roles(serve) == roles, what="the processes of waymark serve")
         children = serve.children(recursive=True)
 
-        # A service task started through an API process is run by the worker process
-        # (woken by NOTIFY) and the instance ends.
+        # Service tasks started through the API processes are run (by the process that
+        # started them, or by the worker process woken by NOTIFY) and the instances end.
         name = unique("call")
         publish(acme, calling(name, target.base_url + path))
         ids = [start(acme, name)["id"] for _ in range(6)]

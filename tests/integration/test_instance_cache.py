@@ -6,6 +6,7 @@ state); a command that fails after changing its copy leaves the cache as it was.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -121,23 +122,27 @@ def test_a_write_on_a_stale_copy_loses_the_version_check_and_is_re_decided(
 ) -> None:
     first, second = two
     instance_id, bookmark = start(first)
-    cached = first.core.runner.cache.take(instance_id)
+    cache = first.core.runner.cache
+    cached = cache.take(instance_id)  # a take removes the entry: put it back after looking
     assert cached is not None and cached.status == "suspended"
+    cache.put([cached])
     # Another process cancels it: `first`'s copy is now behind the store.
     second.instances.cancel(CancelInstance(TENANT, instance_id, reason="elsewhere"))
-    stale = first.core.runner.cache.take(instance_id)
+    stale = cache.take(instance_id)
     assert stale is not None and stale.version < second.core.store.get(instance_id).version
-    # On the stale copy the resume would go through (the negative control of this test).
+    cache.put([stale])
+    # On (a copy of) the stale copy the resume would go through (the negative control).
+    control = pickle.loads(pickle.dumps(stale))  # noqa: S301 - bytes made just above
     attempt = first.core.runner.new_attempt()
     engine.resume(
-        stale,
-        attempt.definition_of(stale),
+        control,
+        attempt.definition_of(control),
         bookmark,
         payload={"ok": 1},
         source="api",
         env=attempt.env,
     )
-    assert stale.pending_events
+    assert control.pending_events
     store = counted(first)
 
     with pytest.raises(Exception) as refused:
@@ -161,6 +166,7 @@ def test_a_decision_to_write_nothing_on_a_cached_copy_is_re_taken_on_fresh_state
     # cached copy alone would answer "suspended").
     stale = first.core.runner.cache.take(instance_id)
     assert stale is not None and stale.status == "suspended"
+    first.core.runner.cache.put([stale])  # a take removes the entry: put it back
     seen: list[str] = []
 
     def look(session: Any) -> str:

@@ -176,27 +176,55 @@ def test_run_batch_re_decides_stale_copies_alone(two: Two) -> None:
     assert two.cached.cache is not None and two.cached.cache.take(first) is None
 
 
-def test_the_cache_hands_out_copies_and_keeps_the_newest(two: Two) -> None:
+def test_a_take_hands_the_instance_out_once_and_the_cache_keeps_the_newest(two: Two) -> None:
     instance_id = start(two.cached)
     cache = two.cached.cache
     assert cache is not None
-    copy_a = cache.take(instance_id)
-    copy_b = cache.take(instance_id)
-    assert copy_a is not None and copy_b is not None and copy_a is not copy_b
-    engine.cancel(copy_a, "only the copy", two.cached.new_attempt().env)
-    assert cache.take(instance_id).status == "suspended"  # type: ignore[union-attr]
-    # A copy with pending (uncommitted) events is never cached; nor an ended instance.
-    cache.put([copy_a])
+    taken = cache.take(instance_id)
+    # Removed by the take: no other command can get (and change) the same object.
+    assert taken is not None and cache.take(instance_id) is None
+    engine.cancel(taken, "changed by its owner", two.cached.new_attempt().env)
+    # An instance with pending (uncommitted) events is never cached; nor an ended one.
+    cache.put([taken])
     assert cache.take(instance_id) is None
-    cache.put([copy_b])
-    copy_a.collect_events()
-    cache.put([copy_a])
+    taken.collect_events()
+    cache.put([taken])
     assert cache.take(instance_id) is None
     # An older version never replaces a newer one.
-    newer = _at_version(copy_b, copy_b.version + 1)
+    kept = two.cached.store.get(instance_id)
+    assert kept is not None
+    newer = _at_version(kept, kept.version + 1)
     cache.put([newer])
-    cache.put([copy_b])
-    assert cache.take(instance_id).version == copy_b.version + 1  # type: ignore[union-attr]
+    cache.put([kept])
+    assert cache.take(instance_id).version == kept.version + 1  # type: ignore[union-attr]
+
+
+def test_the_answer_is_taken_before_the_cache_can_hand_the_instance_out(two: Two) -> None:
+    # A command's caller reads the committed aggregate for its answer (`finish`, e.g. the
+    # start's view); only after that may the cache give the aggregate to another command.
+    cache = two.cached.cache
+    assert cache is not None
+    instance_id = uuid4()
+    seen: list[Any] = []
+
+    def command(session: CommandAttempt) -> Any:
+        definition = session.admission.admit(TENANT, "wait-once", None, {})
+        return session.start(
+            instance_id=instance_id,
+            tenant=TENANT,
+            definition=definition,
+            input={},
+            correlation_id=None,
+            idempotency_key=None,
+        )
+
+    def finish(instance: Any) -> Any:
+        seen.append(cache.take(instance_id))  # not in the cache while the answer is taken
+        return str(instance.status)
+
+    assert two.cached.run(command, instance_id, finish=finish) == "suspended"
+    assert seen == [None]
+    assert cache.take(instance_id) is not None  # kept once the answer was taken
 
 
 def test_the_cache_is_bounded() -> None:

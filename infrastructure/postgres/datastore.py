@@ -61,8 +61,15 @@ class WaymarkDatastore(PostgresDatastore):
                 if self.tenant_scoped:
                     # Session-level (not `true`, transaction-local): the connections are in
                     # autocommit mode and one checkout may run several transactions. It is
-                    # overwritten at every checkout, so no scope outlives its checkout.
-                    conn.execute(_SET_TENANT, (tenant_scope.current(),))
+                    # set at every checkout whose scope differs from the connection's, so no
+                    # scope outlives its checkout; a checkout in the scope the connection
+                    # already carries skips the round trip (set in autocommit, outside any
+                    # transaction, nothing can roll it back).
+                    scope = tenant_scope.current()
+                    if getattr(conn, "_waymark_scope", None) != scope:
+                        conn._waymark_scope = None  # type: ignore[attr-defined]
+                        conn.execute(_SET_TENANT, (scope,))
+                        conn._waymark_scope = scope  # type: ignore[attr-defined]
                 yield conn
                 # A connection handed back after a statement that worked: the pool's check
                 # skips the ping when it is drawn again soon (`ping_if_idle`).

@@ -79,3 +79,30 @@ def test_several_transactions_of_one_checkout_share_its_scope(datastore: Any) ->
         for _ in range(3):
             with conn.transaction():
                 assert conn.execute(_SEEN).fetchone()["tenant"] == "acme"
+
+
+def test_a_checkout_in_the_connections_scope_skips_the_write(
+    datastore: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One round trip less per transaction: the scope is written only when it changes.
+    import psycopg
+
+    from infrastructure.postgres import datastore as module
+
+    writes: list[Any] = []
+    execute = psycopg.Connection.execute
+
+    def counting(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        if query == module._SET_TENANT:
+            writes.append(params)
+        return execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counting)
+    with tenant_scope.acting_for("acme"):
+        for _ in range(3):
+            assert _seen(datastore)[0] == "acme"
+    assert writes == [("acme",)]
+    assert _seen(datastore)[0] == "*"
+    with tenant_scope.acting_for("acme"):
+        assert _seen(datastore)[0] == "acme"
+    assert writes == [("acme",), ("*",), ("acme",)]

@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from application.ports import ConcurrencyConflictError, DefinitionChangedError, PendingCommit
-from application.session import CommandAttempt, CommandRunner
+from application.runner import CommandRunner
+from application.session import CommandAttempt
 from domain.env import StepBudget
 
 T = TypeVar("T")

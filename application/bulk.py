@@ -27,7 +27,7 @@ from application.jobs import RUNNING, Job, JobStore, Step, item_key, run_in_batc
 from application.ports import ReadModelQueries
 from application.read_models import InstanceFilter
 from application.recovery import RecoveryService
-from application.session import CommandRunner
+from application.runner import CommandRunner
 from domain.errors import ForEachTooLargeError, InstanceNotActiveError, NotRecoverableError
 from domain.values import clean_value
 

@@ -16,7 +16,8 @@ from uuid import UUID
 
 from application.errors import IdempotencyKeyReusedError
 from application.ports import DuplicateIdempotencyKeyError
-from application.session import CommandAttempt, CommandRunner
+from application.runner import CommandRunner
+from application.session import CommandAttempt
 from domain.errors import BookmarkNotOpenError, InstanceNotActiveError
 
 

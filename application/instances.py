@@ -29,7 +29,8 @@ from application.ports import (
     ReadModelQueries,
 )
 from application.read_models import InstanceFilter, Page
-from application.session import CommandAttempt, CommandRunner
+from application.runner import CommandRunner
+from application.session import CommandAttempt
 from application.views import (
     has_due_bookmarks,
     instance_row_view,

@@ -32,7 +32,8 @@ from application.jobs import (
 )
 from application.ports import InstanceStore, ReadModelQueries
 from application.read_models import InstanceFilter
-from application.session import CommandAttempt, CommandRunner
+from application.runner import CommandRunner
+from application.session import CommandAttempt
 from application.views import instance_view, jsonable
 from domain.definition import Definition
 from domain.engine import migration, modify

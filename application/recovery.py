@@ -21,7 +21,8 @@ from application.errors import InstanceNotFoundError
 from application.idempotency import IdempotencyRecords, KeyedCommands, fingerprint, stored_result
 from application.ports import IncidentQueries, InstanceStore
 from application.read_models import IncidentFilter, IncidentRow, Page
-from application.session import CommandAttempt, CommandRunner
+from application.runner import CommandRunner
+from application.session import CommandAttempt
 from application.views import instance_view, jsonable
 from domain.engine import recovery
 from domain.errors import NotRecoverableError

@@ -13,7 +13,8 @@ from application.errors import InvalidDataError, TaskNotFoundError
 from application.idempotency import KeyedCommands, fingerprint, stored_result
 from application.ports import ActionResult, ReadModelQueries, SchemaValidator
 from application.read_models import ActivityRow, Page, TaskFilter
-from application.session import CommandAttempt, CommandRunner
+from application.runner import CommandRunner
+from application.session import CommandAttempt
 from application.views import instance_view, jsonable, task_view
 from domain import engine
 from domain.values import clean_text, contains_nul

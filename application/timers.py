@@ -23,7 +23,8 @@ from application.batch import run_batch
 from application.errors import CommandConflictError, InstanceNotFoundError
 from application.ports import Clock, DueTimers
 from application.read_models import BookmarkRow
-from application.session import CommandAttempt, CommandRunner
+from application.runner import CommandRunner
+from application.session import CommandAttempt
 from domain import engine
 from domain.errors import BookmarkNotOpenError, InstanceNotActiveError
 

@@ -37,7 +37,7 @@ from application.outbox import OutboxService
 from application.ports import Clock
 from application.recovery import RecoveryService
 from application.replay_check import ReplayChecker
-from application.session import CommandRunner
+from application.runner import CommandRunner
 from application.simulation import SimulationService
 from application.task_links import TaskLinkService, TaskLinkSigner
 from application.tasks import TaskService

@@ -27,8 +27,8 @@ from application.job_recovery import JobRecovery
 from application.modification import ModificationService
 from application.ports import ActionRunner, ActivityQueue, Clock, DefinitionStore, InstanceStore
 from application.recovery import RecoveryService
+from application.runner import CommandRunner
 from application.schedules import ScheduleService
-from application.session import CommandRunner
 from application.simulation import SimulationService
 from application.task_links import TaskLinkService
 from application.tasks import ActivityService, TaskService

@@ -22,7 +22,7 @@ from infrastructure.telemetry import register_secrets
 from infrastructure.tracing import action_span
 
 if TYPE_CHECKING:
-    from application.session import CommandRunner
+    from application.runner import CommandRunner
     from infrastructure.container import Core
 
 

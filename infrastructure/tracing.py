@@ -31,7 +31,7 @@ from infrastructure.telemetry import logging_about
 if TYPE_CHECKING:
     from application.ports import PendingCommit
     from application.read_models import ActivityRow, BookmarkRow
-    from application.session import CommandRunner
+    from application.runner import CommandRunner
 
 logger = logging.getLogger(__name__)
 

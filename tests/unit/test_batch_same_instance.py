@@ -17,7 +17,8 @@ from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService, KeyedIds
 from application.ports import ActionResult, PendingCommit
 from application.read_models import ActivityRow
-from application.session import CommandAttempt, CommandRunner
+from application.runner import CommandRunner
+from application.session import CommandAttempt
 from application.tasks import ActivityService
 from infrastructure.clock import SystemClock
 from infrastructure.memory import MemoryPorts

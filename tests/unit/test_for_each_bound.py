@@ -17,7 +17,7 @@ from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService, KeyedIds
 from application.ports import ActionResult
 from application.read_models import InstanceFilter, TaskFilter
-from application.session import CommandRunner
+from application.runner import CommandRunner
 from application.tasks import ActivityService, TaskService
 from domain.env import ForEachLimits
 from domain.errors import ForEachTooLargeError

@@ -11,7 +11,7 @@ from application.commands import CompleteTask, StartInstance
 from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService, KeyedIds
 from application.read_models import TaskFilter
-from application.session import CommandRunner
+from application.runner import CommandRunner
 from application.tasks import TaskService
 from infrastructure.clock import SystemClock
 from infrastructure.memory import MemoryPorts

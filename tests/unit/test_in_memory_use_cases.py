@@ -20,7 +20,7 @@ from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService, KeyedIds
 from application.ports import ConcurrencyConflictError, PendingCommit
 from application.read_models import InstanceFilter, Projection, TaskFilter
-from application.session import CommandRunner
+from application.runner import CommandRunner
 from application.tasks import TaskService
 from domain.instance import WorkflowInstance
 from infrastructure.clock import SystemClock

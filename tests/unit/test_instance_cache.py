@@ -14,7 +14,8 @@ from application.admission import StartAdmission
 from application.batch import run_batch
 from application.definitions import DefinitionCache, DefinitionService
 from application.instance_cache import InstanceCache
-from application.session import CommandAttempt, CommandRunner
+from application.runner import CommandRunner
+from application.session import CommandAttempt
 from domain import engine
 from domain.instance import WorkflowInstance
 from infrastructure.clock import SystemClock

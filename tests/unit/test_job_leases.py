@@ -18,7 +18,7 @@ from application.instances import InstanceService, KeyedIds
 from application.job_recovery import JobRecovery
 from application.jobs import RUNNING, Job, JobLeaseLostError
 from application.modification import MIGRATION_JOB, ModificationService
-from application.session import CommandRunner
+from application.runner import CommandRunner
 from domain.definition import Definition
 from infrastructure.clock import SystemClock
 from infrastructure.memory import MemoryPorts

@@ -15,7 +15,7 @@ from application.instances import InstanceService, KeyedIds
 from application.jobs import Job
 from application.modification import ModificationService
 from application.read_models import TaskFilter
-from application.session import CommandRunner
+from application.runner import CommandRunner
 from application.tasks import TaskService
 from infrastructure.clock import SystemClock
 from infrastructure.memory import MemoryPorts

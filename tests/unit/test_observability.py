@@ -19,7 +19,7 @@ from application.commands import StartInstance
 from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService, KeyedIds
 from application.ports import ConcurrencyConflictError, PendingCommit
-from application.session import CommandRunner
+from application.runner import CommandRunner
 from infrastructure import metrics
 from infrastructure.clock import SystemClock
 from infrastructure.health import Check, breaker_component, evaluate

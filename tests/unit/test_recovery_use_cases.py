@@ -14,7 +14,7 @@ from application.definitions import DefinitionCache, DefinitionService
 from application.instances import InstanceService, KeyedIds
 from application.read_models import IncidentFilter
 from application.recovery import RecoveryService
-from application.session import CommandRunner
+from application.runner import CommandRunner
 from domain.errors import NotRecoverableError
 from infrastructure.clock import SystemClock
 from infrastructure.memory import MemoryPorts

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from bench.compare_base import (
@@ -175,10 +175,17 @@ def run_waymark_in_process(
 
 
 def compare(
-    bench: Bench, quick: bool, pool_size: int, drivers: tuple[str, ...] = ("generator",)
+    bench: Bench,
+    quick: bool,
+    pool_size: int,
+    drivers: tuple[str, ...] = ("generator",),
+    workflows: int | None = None,
 ) -> list[Run]:
-    """Every run, DBOS first; the HTTP runs once per driver in `drivers` (DRIVERS)."""
+    """Every run, DBOS first; the HTTP runs once per driver in `drivers` (DRIVERS).
+    `workflows`: per run instead of the size's (each run's cap allows 20 workflows/s)."""
     sizes = QUICK_COMPARE if quick else FULL_COMPARE
+    if workflows:
+        sizes = replace(sizes, workflows=workflows, seconds=max(sizes.seconds, workflows / 20))
     bench.container.definitions.publish(TENANT, THREE_STEP)
     runs = [run_dbos(bench, sizes)]
     http = [
@@ -270,12 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.dbos_compare")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--http-driver", choices=(*DRIVERS, "both"), default="generator")
+    parser.add_argument("--compare-workflows", type=int)
     args = parser.parse_args(argv)
     from bench import run as bench_run
 
     return bench_run.main(
         ["--only", "dbos-compare", "--http-driver", args.http_driver]
         + (["--quick"] if args.quick else [])
+        + (["--compare-workflows", str(args.compare_workflows)] if args.compare_workflows else [])
     )
 
 

@@ -243,6 +243,23 @@ def serving(
     `extra_env`: more (or overriding) environment variables for it; `prefix`: a command
     the server runs under (`py-spy record ... --`, stopped with SIGINT so that it writes
     its profile)."""
+    with serving_process(
+        bench, pool_size, workers_in_process=workers_in_process, extra_env=extra_env, prefix=prefix
+    ) as (base_url, _process):
+        yield base_url
+
+
+@contextlib.contextmanager
+def serving_process(
+    bench: Bench,
+    pool_size: int,
+    *,
+    workers_in_process: bool = False,
+    extra_env: Mapping[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`serving()`, also yielding the server's process (the root of its process tree: the
+    API processes and worker processes of `--workers N` are its descendants)."""
     import httpx
 
     port = _free_port()
@@ -288,7 +305,7 @@ def serving(
             if time.monotonic() > deadline or STOP.is_set():
                 raise RuntimeError(f"waymark serve not ready in time:\n{_log_tail(log)}")
             time.sleep(0.1)
-        yield base_url
+        yield base_url, process
     finally:
         _terminate(process, signal.SIGINT if prefix else signal.SIGTERM)
         if process.returncode not in (0, -signal.SIGTERM, None):

@@ -136,7 +136,10 @@ def profile_start_noop(bench: Bench, sizes: Sizes, top: int) -> str:
 def _dbos_compare(
     bench: Bench, args: argparse.Namespace, into: list[dbos_compare.Run]
 ) -> list[Result]:
-    into.extend(dbos_compare.compare(bench, args.quick, args.pool_size))
+    drivers = dbos_compare.DRIVERS if args.http_driver == "both" else (args.http_driver,)
+    into.extend(
+        dbos_compare.compare(bench, args.quick, args.pool_size, drivers, args.compare_workflows)
+    )
     return dbos_compare.as_results(into)
 
 
@@ -199,6 +202,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="profile start-noop from one thread with cProfile instead of running the table",
     )
     parser.add_argument("--top", type=int, default=25, help="entries printed by --profile")
+    parser.add_argument(
+        "--http-driver",
+        choices=(*dbos_compare.DRIVERS, "both"),
+        default="generator",
+        help="dbos-compare's HTTP load: the generator process (default), the former httpx "
+        "client threads of the bench process, or both one after the other",
+    )
+    parser.add_argument(
+        "--compare-workflows",
+        type=int,
+        metavar="N",
+        help="dbos-compare's workflows per run (default 2,000; quick 200; issue 11 states "
+        "its target at 10,000)",
+    )
     return parser.parse_args(argv)
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from application.commands import ResumeBookmark, StartInstance
 from bench.harness import API_KEYS, REPO_ROOT, STOP, TENANT, Bench, Result, _terminate, progress
 from bench.openloop import WAIT
+from infrastructure.bootstrap import outbox_tables
 from infrastructure.postgres.recorder import EVENTS_TABLE
 
 TOPIC = "waymark.bench.events"
@@ -86,6 +87,18 @@ def relay_position(bench: Bench) -> int:
     return _scalar(
         bench, "SELECT position AS n FROM outbox_positions WHERE name = %s", (PUBLISHER,)
     )
+
+
+def skip_to_head(bench: Bench) -> int:
+    """Move the relay's position to the newest stored event: the events of the scenarios run
+    before this one in the same database (dbos-compare stores ~600,000) are not this
+    scenario's, and publishing them first made its lag the time to drain them. How many."""
+    outbox = outbox_tables(bench.container.core)
+    assert outbox.name == PUBLISHER  # noqa: S101 - the relay's row
+    before = outbox.position()
+    head = last_position(bench)
+    outbox.advance(head, [])
+    return max(0, head - before)
 
 
 def count_between(bench: Bench, first: int, last: int) -> int:
@@ -246,6 +259,9 @@ def bench_outbox_lag(bench: Bench, quick: bool, **relay_extra: str) -> list[Resu
     processes = Processes(bench)
     try:
         progress("outbox-lag: starting the broker (tansu), the relay and the consumer")
+        skipped = skip_to_head(bench)
+        if skipped:
+            progress(f"outbox-lag: the relay starts at the head ({skipped} earlier events skipped)")
         bootstrap = processes.start_broker()
         processes.start_relay(relay_env(bench, bootstrap, **relay_extra))
         processes.start_consumer(bootstrap)

@@ -287,15 +287,31 @@ class KafkaSink:
         if not messages:
             return results
         try:
-            lanes = await self._guarded(
-                lambda: self._lanes(messages), calls=1, failed_calls=len(messages)
-            )
+            lanes = await self._partitioned(messages)
         except Exception as exc:  # no producer or no metadata: every message failed
             return [exc] * len(messages)
         await asyncio.gather(
             *(self._send_lane(partition, lane, results) for partition, lane in lanes.items())
         )
         return results
+
+    async def _partitioned(
+        self, messages: Sequence[KafkaMessage]
+    ) -> dict[int, list[tuple[int, KafkaMessage]]]:
+        """`_lanes`, where only a contact with the broker is a breaker call.
+
+        Starting the producer talks to the broker: a breaker call (refused while open, the
+        half-open trial after the reset timeout). Once it runs, partitioning reads cached
+        metadata and proves nothing about the broker: were it a breaker call, it would be the
+        half-open trial and close the breaker in the middle of an outage (the record batches
+        after it failing again). So it counts only when it fails: every message failed."""
+        if self._producer is None:
+            await self._guarded(self.start, calls=1, failed_calls=len(messages))
+        try:
+            return await asyncio.wait_for(self._lanes(messages), self._send_deadline())
+        except Exception as exc:
+            count_more_calls(self.breaker, len(messages), exc)
+            raise
 
     async def _lanes(
         self, messages: Sequence[KafkaMessage]

@@ -250,3 +250,60 @@ def test_negative_control_sending_on_after_a_failed_record_batch_reorders_an_ins
     # The retry resends the failed batch after its successors: an instance whose events
     # spanned the failed batch and the next arrives out of order (first occurrences kept)
     assert violations != []
+
+
+def _half_open_trial_during_an_outage(
+    api: Any, database_url: str, kafka_broker: Any, topic: str, lookup_guarded: bool
+) -> list[str]:
+    """A relay that has published once (producer started, metadata cached), its breaker
+    opened, the broker paused past the reset timeout; one publish attempt: the breaker's
+    states from the opening on. `lookup_guarded` makes the cached partition lookup a breaker
+    call, as it was before (the negative control)."""
+    from infrastructure.outbox import PublishFailedError, RetryPolicy
+
+    start_workflows(api, 5, threads=1)
+    container = relay(database_url, kafka_broker.bootstrap, topic, outbox_breaker_reset_timeout=0.2)
+    sink = container.publisher.sink
+    states: list[str] = []
+    sink.breaker.listeners[0].on_state = states.append
+    if lookup_guarded:
+        inner = sink._partitioned
+
+        async def guarded(messages: Any) -> Any:
+            return await sink._guarded(lambda: inner(messages), calls=1, failed_calls=len(messages))
+
+        sink._partitioned = guarded
+    try:
+        drain(container)  # the producer runs and knows the topic's partitions
+        start_workflows(api, 5, threads=1)
+        kafka_broker.pause()
+        sink.breaker.open()
+        wait_for(lambda: sink.breaker.current_state == "open", 5, "an open breaker")
+        threading.Event().wait(0.3)  # past the reset timeout: the next call is the trial
+        container.publisher.retry = RetryPolicy(attempts=1, initial=0.1, max_delay=0.1)
+        with pytest.raises(PublishFailedError):
+            container.publisher.publish_batch()
+        return states
+    finally:
+        kafka_broker.resume()
+        container.close()
+
+
+def test_the_half_open_trial_is_a_broker_send_so_an_outage_keeps_the_breaker_open(
+    api: Any, database_url: str, kafka_broker: Any, topic: str
+) -> None:
+    states = _half_open_trial_during_an_outage(
+        api, database_url, kafka_broker, topic, lookup_guarded=False
+    )
+    # Each partition's record batch may be a trial of its own; none of them got through
+    assert states[:2] == ["open", "half-open"] and "closed" not in states, states
+    assert states[-1] == "open"
+
+
+def test_negative_control_a_cached_lookup_as_the_trial_closes_the_breaker_mid_outage(
+    api: Any, database_url: str, kafka_broker: Any, topic: str
+) -> None:
+    states = _half_open_trial_during_an_outage(
+        api, database_url, kafka_broker, topic, lookup_guarded=True
+    )
+    assert states[:3] == ["open", "half-open", "closed"], states

@@ -89,7 +89,6 @@ def stub_url() -> Iterator[str]:
 
 
 def test_closed_loop_generator_reports_what_it_sent(stub_url: str) -> None:
-    pytest.importorskip("aiohttp")
     plan = {
         "base_url": stub_url,
         "api_key": "k",

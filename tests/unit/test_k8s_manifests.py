@@ -196,9 +196,7 @@ def test_ports_match_what_each_process_listens_on(rendered: list[dict[str, Any]]
 
 
 def test_worker_port_is_the_setting_the_workers_read() -> None:
-    field = Settings.model_fields.get("worker_probe_port")
-    if field is None:
-        pytest.skip("WAYMARK_WORKER_PROBE_PORT arrives with the workers' probe server")
+    field = Settings.model_fields["worker_probe_port"]
     # The manifests set it explicitly, and to the workers' own default.
     assert int(config(render(FOLDERS["base"]))["WAYMARK_WORKER_PROBE_PORT"]) == field.default
 

@@ -40,6 +40,7 @@ from api.routes import (
 )
 from infrastructure import tracing
 from infrastructure.container import Container
+from infrastructure.gc_tuning import settle
 from infrastructure.telemetry import configure_logging
 
 
@@ -55,12 +56,16 @@ class HostedWorkers(Protocol):
 def create_app(
     container_factory: Callable[[], Container],
     start_workers: Callable[[Container], HostedWorkers] | None = None,
+    *,
+    settle_heap: bool = False,
 ) -> FastAPI:
     """The API; `container_factory` runs once, at startup (e.g. `lambda: build_api(settings)`).
 
     `start_workers`, when given, starts workers beside the API once the container is built
     (on its core) and is stopped before the container closes; this module never imports
-    `workers` itself.
+    `workers` itself. `settle_heap` (a `waymark serve` process, which serves this one app
+    until it stops): once started, its start-up heap is frozen out of the garbage
+    collector's scans (infrastructure/gc_tuning.py).
     """
 
     @asynccontextmanager
@@ -85,6 +90,8 @@ def create_app(
             if start_workers is not None:
                 hosted = await run_in_threadpool(start_workers, container)
                 app.state.worker_runners = hosted.runners
+            if settle_heap:
+                settle(int(getattr(settings, "gc_gen0_threshold", 0)))
             yield
         finally:
             if sweeper is not None:

@@ -136,6 +136,7 @@ def serve(
     app = create_app(
         lambda: build_api(settings),
         start_workers=in_process_workers if settings.workers_in_process else None,
+        settle_heap=True,
     )
     # JSON logs: uvicorn's records go through the root's JSON handler, not its own.
     log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
@@ -222,7 +223,7 @@ def _run_worker(name: str, settings: Settings) -> int:
     if name == "cleanup":
         return cleanup(once=False, dry_run=False)
     if name == "tasks":
-        task_worker.main(or_refuse("worker tasks", lambda: build_task_worker(settings)))
+        task_worker.main(long_running("worker tasks", build_task_worker, settings))
     elif name == "outbox":
         from infrastructure.worker_bootstrap import build_outbox_worker
         from workers import outbox_worker
@@ -230,11 +231,11 @@ def _run_worker(name: str, settings: Settings) -> int:
         if not settings.kafka_bootstrap_servers:
             print("waymark worker outbox: KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
             return 2
-        outbox_worker.main(or_refuse("worker outbox", lambda: build_outbox_worker(settings)))
+        outbox_worker.main(long_running("worker outbox", build_outbox_worker, settings))
     elif name == "commands":
         return _command_worker(settings)
     else:
-        timer_worker.main(or_refuse("worker timers", lambda: build_timer_worker(settings)))
+        timer_worker.main(long_running("worker timers", build_timer_worker, settings))
     return 0
 
 
@@ -249,6 +250,9 @@ def cleanup(*, once: bool, dry_run: bool) -> int:
     configure_logging(settings.log_level, fmt=settings.log_format, levels=settings.log_levels)
     container = or_refuse("cleanup", lambda: build_cleanup_worker(settings))
     if not once:
+        from infrastructure.gc_tuning import settle
+
+        settle(settings.gc_gen0_threshold)
         cleanup_worker.main(container)
         return 0
     try:
@@ -337,7 +341,7 @@ def _command_worker(settings: Settings) -> int:
     from workers import command_worker
 
     try:
-        container = or_refuse("worker commands", lambda: build_command_worker(settings))
+        container = long_running("worker commands", build_command_worker, settings)
     except KafkaNotConfiguredError as error:
         print(f"waymark worker commands: {error}", file=sys.stderr)
         return 2
@@ -403,6 +407,17 @@ def or_refuse(command: str, build: Callable[[], T]) -> T:
     except SchemaNotCurrentError as error:
         print(f"waymark {command}: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def long_running(command: str, build: Callable[[Settings], T], settings: Settings) -> T:
+    """`or_refuse(command, lambda: build(settings))` for a process that then runs until
+    stopped: its start-up heap is frozen out of the garbage collector's scans
+    (infrastructure/gc_tuning.py)."""
+    from infrastructure.gc_tuning import settle
+
+    built = or_refuse(command, lambda: build(settings))
+    settle(settings.gc_gen0_threshold)
+    return built
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def api_app() -> FastAPI:
         from api.cli import in_process_workers
 
         start_workers = in_process_workers
-    return create_app(lambda: build_api(settings), start_workers=start_workers)
+    return create_app(lambda: build_api(settings), start_workers=start_workers, settle_heap=True)
 
 
 def _stop(helpers: list[subprocess.Popen[bytes]], timeout: float) -> None:

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # task and timer workers (N replicas of `waymark serve`, eager dispatch in each); false,
     # they run as one `waymark worker tasks` and one `timers` process beside the API ones.
     api_process_workers: bool = True
+    # Young-generation threshold of the garbage collector, set (with gc.freeze() of the
+    # start-up heap) once a serve or worker process is built; 0 keeps CPython's 700.
+    gc_gen0_threshold: int = Field(default=10_000, ge=0)
     # Production: apply the migrations at startup instead of refusing an old schema.
     auto_migrate: bool = False
     # Signs pagination cursors; the same on every replica. Unset: derived (see bootstrap).

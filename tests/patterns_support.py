@@ -1,5 +1,5 @@
-"""Node documents the workflow-pattern tests share, unit (through the engine) and e2e
-(published over HTTP) alike."""
+"""Node and route documents the workflow-pattern tests share, unit (through the engine) and
+e2e (published over HTTP) alike."""
 
 from __future__ import annotations
 
@@ -14,3 +14,26 @@ def task(node_id: str, **extra: Any) -> dict[str, Any]:
 def wait(node_id: str) -> dict[str, Any]:
     """A wait node resumed by event `<node_id>.done`."""
     return {"id": node_id, "type": "wait", "event": f"{node_id}.done"}
+
+
+def routes(*parts: str | dict[str, Any]) -> list[dict[str, Any]]:
+    """Route documents in the order given: a string holds routes `from>to` (or
+    `from>to:outcome`, a route taken on that outcome) separated by white space; a dict is
+    one route as it stands (a condition, a default, ...).
+
+    `routes("fork>a fork>b", {"from": "a", "to": "b", "default": True}, "ask>done:approved")`
+    """
+    built: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, dict):
+            built.append(part)
+            continue
+        for arrow in part.split():
+            source, _, target = arrow.partition(">")
+            target, colon, outcome = target.partition(":")
+            assert source and target, f"not a route: {arrow!r}"
+            route: dict[str, Any] = {"from": source, "to": target}
+            if colon:
+                route["outcome"] = outcome
+            built.append(route)
+    return built

@@ -17,11 +17,12 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.patterns_support import routes
 from tests.spec_examples import PURCHASE_APPROVAL_JSON
 
 WAIT = {
     "nodes": [{"id": "wait", "type": "wait"}, {"id": "done", "type": "end"}],
-    "routes": [{"from": "wait", "to": "done"}],
+    "routes": routes("wait>done"),
 }
 
 
@@ -62,7 +63,7 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
         {
             "name": caller,
             "nodes": [call, {"id": "done", "type": "end"}],
-            "routes": [{"from": "call", "to": "done"}],
+            "routes": routes("call>done"),
         },
     )
     ids.append(start(client, caller)["id"])
@@ -74,7 +75,7 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
         {
             "name": slow_caller,
             "nodes": [slow, {"id": "done", "type": "end"}],
-            "routes": [{"from": "call", "to": "done"}],
+            "routes": routes("call>done"),
         },
     )
     cancelled = start(client, slow_caller)["id"]
@@ -91,7 +92,7 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
                 {"id": "double", "type": "set", "variables": {"doubled": "input.n * 2"}},
                 {"id": "done", "type": "end", "output": {"doubled": "vars.doubled"}},
             ],
-            "routes": [{"from": "double", "to": "done"}],
+            "routes": routes("double>done"),
         },
     )
     mixed = unique("mixed")
@@ -108,16 +109,10 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
                 {"id": "wait", "type": "wait", "event": unique("never"), "timeout": "PT0.2S"},
                 {"id": "done", "type": "end", "output": {"a": "vars.a"}},
             ],
-            "routes": [
-                {"from": "fork", "to": "left"},
-                {"from": "fork", "to": "right"},
-                {"from": "left", "to": "meet"},
-                {"from": "right", "to": "meet"},
-                {"from": "meet", "to": "pause"},
-                {"from": "pause", "to": "wait"},
-                {"from": "wait", "to": "done"},
-                {"from": "wait", "to": "done", "outcome": "timeout"},
-            ],
+            "routes": routes(
+                "fork>left fork>right left>meet right>meet meet>pause pause>wait",
+                "wait>done wait>done:timeout",
+            ),
         },
     )
     ids.append(start(client, mixed)["id"])
@@ -135,14 +130,8 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
                  "boundary": [{"timer": "PT0.2S", "to": "done"}]},
                 {"id": "done", "type": "end"},
             ],
-            "routes": [
-                {"from": "first", "to": "reply"},
-                {"from": "first", "to": "soon"},
-                {"from": "reply", "to": "done"},
-                {"from": "soon", "to": "ask"},
-                {"from": "ask", "to": "done", "outcome": "approved"},
-                {"from": "ask", "to": "done", "outcome": "rejected"},
-            ],
+            "routes": routes("first>reply first>soon reply>done soon>ask",
+                             "ask>done:approved ask>done:rejected"),
         },
     )  # fmt: skip
     ids.append(start(client, racing)["id"])
@@ -160,13 +149,11 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
                 {"id": "first", "type": "join", "wait_for": 1},
                 {"id": "fin", "type": "end", "terminate": False},
             ],
-            "routes": [
+            "routes": routes(
                 {"from": "choose", "to": "x", "condition": "true"},
                 {"from": "choose", "to": "y", "condition": "1 == 1"},
-                {"from": "x", "to": "first"},
-                {"from": "y", "to": "first"},
-                {"from": "first", "to": "fin"},
-            ],
+                "x>first y>first first>fin",
+            ),
         },
     )
     ended = start(client, patterns)
@@ -185,13 +172,7 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
                 {"id": "meet", "type": "join"},
                 {"id": "fin", "type": "end"},
             ],
-            "routes": [
-                {"from": "fork", "to": "x"},
-                {"from": "fork", "to": "y"},
-                {"from": "x", "to": "meet"},
-                {"from": "y", "to": "meet"},
-                {"from": "meet", "to": "fin"},
-            ],
+            "routes": routes("fork>x fork>y x>meet y>meet meet>fin"),
         },
     )
     one_by_one = start(client, interleaved)
@@ -205,10 +186,7 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
         {
             "name": late,
             "nodes": [{**task, "escalate_to_role": "boss"}, {"id": "done", "type": "end"}],
-            "routes": [
-                {"from": "ok", "to": "done", "outcome": "approved"},
-                {"from": "ok", "to": "done", "outcome": "rejected"},
-            ],
+            "routes": routes("ok>done:approved ok>done:rejected"),
         },
     )
     escalated = start(client, late)["id"]
@@ -236,12 +214,7 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
                 {"id": "done", "type": "end"},
                 {"id": "undo", "type": "compensate"},
             ],
-            "routes": [
-                {"from": "each", "to": "boom"},
-                {"from": "boom", "to": "done"},
-                {"from": "boom", "to": "undo", "outcome": "error"},
-                {"from": "undo", "to": "done"},
-            ],
+            "routes": routes("each>boom boom>done boom>undo:error undo>done"),
         },
     )
     ids.append(start(client, saga)["id"])
@@ -257,7 +230,7 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
             "name": held,
             "on_failure": "incident",
             "nodes": [{**call, "retry": {"max_attempts": 1}}, {"id": "done", "type": "end"}],
-            "routes": [{"from": "call", "to": "done"}],
+            "routes": routes("call>done"),
         },
     )
     for action in ("retry", "skip"):
@@ -277,7 +250,7 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
         {
             "name": moved,
             "nodes": [{"id": "hold", "type": "wait"}, {"id": "done", "type": "end"}],
-            "routes": [{"from": "hold", "to": "done"}],
+            "routes": routes("hold>done"),
         },
     )
     body = {"from_version": 1, "to_version": 2, "mapping": {"wait": "hold"}, "dry_run": False}

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import instance, is_problem, open_tasks, publish, start, unique
+from tests.patterns_support import routes
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +25,7 @@ def test_parallel_branches_join_and_set_variables(acme: httpx.Client) -> None:
                 {"id": "meet", "type": "join"},
                 {"id": "done", "type": "end", "output": {"sum": "vars.a + vars.b"}},
             ],
-            "routes": [
-                {"from": "fork", "to": "left"},
-                {"from": "fork", "to": "right"},
-                {"from": "left", "to": "meet"},
-                {"from": "right", "to": "meet"},
-                {"from": "meet", "to": "done"},
-            ],
+            "routes": routes("fork>left fork>right left>meet right>meet meet>done"),
         },
     )
 
@@ -48,7 +43,7 @@ def child_definition(name: str, *, fail: bool = False) -> dict:
     return {
         "name": name,
         "nodes": [{"id": "double", "type": "set", "variables": {"doubled": "input.n * 2"}}, end],
-        "routes": [{"from": "double", "to": "done"}],
+        "routes": routes("double>done"),
     }
 
 
@@ -63,15 +58,12 @@ def parent_definition(name: str, child: str, *, error_route: bool = False) -> di
         },
         {"id": "done", "type": "end", "output": {"got": "vars.child.doubled"}},
     ]
-    routes = [{"from": "call", "to": "done"}]
+    links = routes("call>done")
     if error_route:
         nodes.append({"id": "recover", "type": "set", "variables": {"recovered": "true"}})
         nodes.append({"id": "fallback", "type": "end", "output": {"recovered": "vars.recovered"}})
-        routes += [
-            {"from": "call", "to": "recover", "outcome": "error"},
-            {"from": "recover", "to": "fallback"},
-        ]
-    return {"name": name, "nodes": nodes, "routes": routes}
+        links += routes("call>recover:error recover>fallback")
+    return {"name": name, "nodes": nodes, "routes": links}
 
 
 def test_sub_workflow_hands_its_output_to_the_parent(acme: httpx.Client) -> None:
@@ -129,7 +121,7 @@ def test_user_task_form_data_is_validated(acme: httpx.Client) -> None:
                 },
                 {"id": "done", "type": "end", "output": {"who": "vars.profile.data.full_name"}},
             ],
-            "routes": [{"from": "profile", "to": "done"}],
+            "routes": routes("profile>done"),
         },
     )
     view = start(acme, name)
@@ -164,7 +156,7 @@ def test_an_end_node_can_fail_the_instance(acme: httpx.Client) -> None:
                 {"id": "note", "type": "set", "variables": {"reason": "'quota exceeded'"}},
                 {"id": "stop", "type": "end", "status": "failed", "error": "quota exceeded"},
             ],
-            "routes": [{"from": "note", "to": "stop"}],
+            "routes": routes("note>stop"),
         },
     )
 

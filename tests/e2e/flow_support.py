@@ -11,10 +11,15 @@ from tests.e2e.conftest import publish, unique
 
 
 def define(
-    client: httpx.Client, nodes: list[dict[str, Any]], routes: list[dict[str, Any]], **top: Any
+    client: httpx.Client,
+    nodes: list[dict[str, Any]],
+    routes: list[dict[str, Any]],
+    *,
+    prefix: str = "wcp",
+    **top: Any,
 ) -> str:
-    """Publishes a definition under a fresh `wcp-` name; the name."""
-    name = unique("wcp")
+    """Publishes a definition under a fresh name `<prefix>-...`; the name."""
+    name = unique(prefix)
     publish(client, {"name": name, "nodes": nodes, "routes": routes, **top})
     return name
 

@@ -7,26 +7,24 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import instance, is_problem, open_tasks, publish, start, unique
+from tests.e2e.flow_support import define
 from tests.patterns_support import routes
 
 pytestmark = pytest.mark.e2e
 
 
 def test_parallel_branches_join_and_set_variables(acme: httpx.Client) -> None:
-    name = unique("fork-join")
-    publish(
+    name = define(
         acme,
-        {
-            "name": name,
-            "nodes": [
-                {"id": "fork", "type": "parallel"},
-                {"id": "left", "type": "set", "variables": {"a": "input.x + 1"}},
-                {"id": "right", "type": "set", "variables": {"b": "input.x * 10"}},
-                {"id": "meet", "type": "join"},
-                {"id": "done", "type": "end", "output": {"sum": "vars.a + vars.b"}},
-            ],
-            "routes": routes("fork>left fork>right left>meet right>meet meet>done"),
-        },
+        [
+            {"id": "fork", "type": "parallel"},
+            {"id": "left", "type": "set", "variables": {"a": "input.x + 1"}},
+            {"id": "right", "type": "set", "variables": {"b": "input.x * 10"}},
+            {"id": "meet", "type": "join"},
+            {"id": "done", "type": "end", "output": {"sum": "vars.a + vars.b"}},
+        ],
+        routes("fork>left fork>right left>meet right>meet meet>done"),
+        prefix="fork-join",
     )
 
     view = start(acme, name, input={"x": 2})
@@ -102,27 +100,24 @@ def test_a_failed_child_follows_the_parents_error_route(acme: httpx.Client) -> N
 
 
 def test_user_task_form_data_is_validated(acme: httpx.Client) -> None:
-    name = unique("onboarding")
-    publish(
+    name = define(
         acme,
-        {
-            "name": name,
-            "nodes": [
-                {
-                    "id": "profile",
-                    "type": "user_task",
-                    "role": "hr",
-                    "result_var": "profile",
-                    "form": {
-                        "type": "object",
-                        "required": ["full_name"],
-                        "properties": {"full_name": {"type": "string"}, "age": {"type": "integer"}},
-                    },
+        [
+            {
+                "id": "profile",
+                "type": "user_task",
+                "role": "hr",
+                "result_var": "profile",
+                "form": {
+                    "type": "object",
+                    "required": ["full_name"],
+                    "properties": {"full_name": {"type": "string"}, "age": {"type": "integer"}},
                 },
-                {"id": "done", "type": "end", "output": {"who": "vars.profile.data.full_name"}},
-            ],
-            "routes": routes("profile>done"),
-        },
+            },
+            {"id": "done", "type": "end", "output": {"who": "vars.profile.data.full_name"}},
+        ],
+        routes("profile>done"),
+        prefix="onboarding",
     )
     view = start(acme, name)
     [task] = open_tasks(acme, view["id"])
@@ -147,17 +142,14 @@ def test_user_task_form_data_is_validated(acme: httpx.Client) -> None:
 
 
 def test_an_end_node_can_fail_the_instance(acme: httpx.Client) -> None:
-    name = unique("doomed")
-    publish(
+    name = define(
         acme,
-        {
-            "name": name,
-            "nodes": [
-                {"id": "note", "type": "set", "variables": {"reason": "'quota exceeded'"}},
-                {"id": "stop", "type": "end", "status": "failed", "error": "quota exceeded"},
-            ],
-            "routes": routes("note>stop"),
-        },
+        [
+            {"id": "note", "type": "set", "variables": {"reason": "'quota exceeded'"}},
+            {"id": "stop", "type": "end", "status": "failed", "error": "quota exceeded"},
+        ],
+        routes("note>stop"),
+        prefix="doomed",
     )
 
     view = start(acme, name)

@@ -37,3 +37,16 @@ def routes(*parts: str | dict[str, Any]) -> list[dict[str, Any]]:
                 route["outcome"] = outcome
             built.append(route)
     return built
+
+
+def skipping_gateway() -> list[dict[str, Any]]:
+    """Nodes of a branch that may skip its join: gateway `check` and branch end `skip`."""
+    return [{"id": "check", "type": "gateway"}, {"id": "skip", "type": "end", "terminate": False}]
+
+
+def skipping_routes(join: str) -> list[dict[str, Any]]:
+    """`check` goes on to `join` when input.go, else to `skip` (the join never hears of it)."""
+    return [
+        {"from": "check", "to": join, "condition": "input.go"},
+        {"from": "check", "to": "skip", "default": True},
+    ]

@@ -14,7 +14,6 @@ import pytest
 
 from tests.e2e.conftest import (
     instance,
-    is_problem,
     open_bookmark,
     open_tasks,
     publish,
@@ -23,8 +22,8 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
-from tests.e2e.flow_support import define, history_types
-from tests.patterns_support import routes, wait
+from tests.e2e.flow_support import define, history_types, refusals
+from tests.patterns_support import routes, skipping_gateway, skipping_routes, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -254,15 +253,13 @@ def test_a_join_that_can_no_longer_fire_fails_the_instance_with_a_clear_error(
         [
             {"id": "fork", "type": "parallel"},
             wait("a"),
-            {"id": "check", "type": "gateway"},
-            {"id": "skip", "type": "end", "terminate": False},
+            *skipping_gateway(),
             {"id": "meet", "type": "join", "wait_for": 2},
             {"id": "done", "type": "end"},
         ],
         routes(
             "fork>a fork>check",
-            {"from": "check", "to": "meet", "condition": "input.go"},
-            {"from": "check", "to": "skip", "default": True},
+            *skipping_routes("meet"),
             "a>meet meet>done",
         ),
     )
@@ -330,15 +327,9 @@ def test_wcp43_explicit_termination_ends_every_branch(acme: httpx.Client) -> Non
 
 
 def test_publish_refuses_broken_splits_with_json_paths(acme: httpx.Client) -> None:
-    def problems(
-        nodes: list[dict[str, Any]], routes: list[dict[str, Any]]
-    ) -> list[tuple[str, str]]:
-        document = {"name": unique("bad"), "nodes": nodes, "routes": routes}
-        body = is_problem(acme.post("/v1/definitions", json=document), 422, "invalid-definition")
-        return [(e["code"], e["path"]) for e in body["errors"]]
-
     # An inclusive split closed by something other than a join
-    assert problems(
+    assert refusals(
+        acme,
         [
             {"id": "choose", "type": "inclusive"},
             {"id": "a", "type": "set", "variables": {"a": "1"}},
@@ -351,19 +342,18 @@ def test_publish_refuses_broken_splits_with_json_paths(acme: httpx.Client) -> No
         ),
     ) == [("join_mismatch", "$.nodes[0]")]
     # A branch routed around its join to a branch end, and a duplicated parallel route
-    assert problems(
+    assert refusals(
+        acme,
         [
             {"id": "fork", "type": "parallel"},
             {"id": "a", "type": "set", "variables": {"a": "1"}},
-            {"id": "check", "type": "gateway"},
-            {"id": "skip", "type": "end", "terminate": False},
+            *skipping_gateway(),
             {"id": "meet", "type": "join"},
             {"id": "done", "type": "end"},
         ],
         routes(
             "fork>a fork>check fork>a a>meet",
-            {"from": "check", "to": "meet", "condition": "input.go"},
-            {"from": "check", "to": "skip", "default": True},
+            *skipping_routes("meet"),
             "meet>done",
         ),
     ) == [("join_bypassed", "$.routes[1]"), ("duplicate_route", "$.routes[2]")]

@@ -19,7 +19,7 @@ from tests.e2e.conftest import (
     start,
     unique,
 )
-from tests.e2e.flow_support import define, history
+from tests.e2e.flow_support import define, history, refusals
 from tests.patterns_support import routes, task
 
 pytestmark = pytest.mark.e2e
@@ -169,16 +169,10 @@ def test_wcp18_passing_the_milestone_withdraws_the_task(acme: httpx.Client) -> N
 def test_publish_refuses_broken_interleaving_and_milestones_with_json_paths(
     acme: httpx.Client,
 ) -> None:
-    def problems(
-        nodes: list[dict[str, Any]], routes: list[dict[str, Any]]
-    ) -> list[tuple[str, str]]:
-        document = {"name": unique("bad"), "nodes": nodes, "routes": routes}
-        body = is_problem(acme.post("/v1/definitions", json=document), 422, "invalid-definition")
-        return [(e["code"], e["path"]) for e in body["errors"]]
-
     # An interleaved split whose join would go on after one branch, and an order on a
     # split that is not interleaved
-    assert problems(
+    assert refusals(
+        acme,
         [
             {"id": "fork", "type": "parallel", "interleaved": True},
             task("a"),
@@ -195,7 +189,8 @@ def test_publish_refuses_broken_interleaving_and_milestones_with_json_paths(
         ),
     ) == [("invalid_value", "$.nodes[3].wait_for"), ("invalid_value", "$.nodes[4].order")]
     # A milestone naming no node, and one on a node that never waits
-    assert problems(
+    assert refusals(
+        acme,
         [
             {"id": "fork", "type": "parallel"},
             task("a", milestone="nowhere"),

@@ -11,7 +11,7 @@ import pytest
 from domain import engine
 from domain.definition import Definition
 from domain.instance import WorkflowInstance
-from tests.patterns_support import routes, wait
+from tests.patterns_support import routes, skipping_gateway, skipping_routes, wait
 from tests.unit.engine_support import (
     T0,
     FakeEnv,
@@ -240,16 +240,14 @@ def test_a_join_that_can_no_longer_fire_fails_the_instance_instead_of_hanging():
         [
             {"id": "fork", "type": "parallel"},
             wait("a"),
-            {"id": "check", "type": "gateway"},
-            {"id": "skip", "type": "end", "terminate": False},
+            *skipping_gateway(),
             wait("c"),
             {"id": "meet", "type": "join", "wait_for": 3},
             {"id": "done", "type": "end"},
         ],
         routes(
             "fork>a fork>check fork>c",
-            {"from": "check", "to": "meet", "condition": "input.go"},
-            {"from": "check", "to": "skip", "default": True},
+            *skipping_routes("meet"),
             "a>meet c>meet meet>done",
         ),
     )

@@ -280,6 +280,13 @@ def test_a_dependent_wait_is_resumed_only_at_the_milestone():
     assert_replays(instance)
 
 
+def fire_the_boundary_timer(instance: WorkflowInstance, d: Definition, fake: FakeEnv) -> None:
+    """Two hours on, the one boundary timer (PT1H) of the instance fires."""
+    (timer,) = [b for b in instance.open_bookmarks() if b.boundary_of is not None]
+    fake.advance(hours=2)
+    engine.fire_timer(instance, d, timer.id, fake.env())
+
+
 def test_an_interleaved_branch_interrupted_away_from_the_join_fails_as_stalled():
     # The first branch's task is interrupted by a boundary timer that leads past the join:
     # the next branch can never start, so the instance fails instead of completing.
@@ -296,9 +303,7 @@ def test_an_interleaved_branch_interrupted_away_from_the_join_fails_as_stalled()
     )
     fake = FakeEnv()
     instance = start(d, fake)
-    (timer,) = [b for b in instance.open_bookmarks() if b.boundary_of is not None]
-    fake.advance(hours=2)
-    engine.fire_timer(instance, d, timer.id, fake.env())
+    fire_the_boundary_timer(instance, d, fake)
     assert instance.status == "failed"
     assert instance.error is not None and instance.error["type"] == "stalled"
     assert "join meet waits (0 of 2 branches arrived)" in instance.error["message"]
@@ -339,9 +344,7 @@ def test_an_interrupting_boundary_escalation_path_counts_as_its_branch_reaching_
     )
     fake = FakeEnv()
     instance = start(d, fake)
-    (timer,) = [b for b in instance.open_bookmarks() if b.boundary_of is not None]
-    fake.advance(hours=2)
-    engine.fire_timer(instance, d, timer.id, fake.env())
+    fire_the_boundary_timer(instance, d, fake)
     assert open_at(instance) == ["escalate"]  # b waits: branch a is not done yet
     assert run_to_end(instance, d, fake) == ["escalate", "b"]
     assert instance.status == "completed"

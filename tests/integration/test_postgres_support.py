@@ -60,8 +60,8 @@ def _row(
     row: Callable[..., R],
     prefix: str,
     instance_id: UUID,
+    defaults: dict[str, Any],
     overrides: dict[str, Any],
-    **defaults: Any,
 ) -> R:
     """A read-model row of tenant acme for `instance_id` with a fresh id `<prefix>-...`: the
     `defaults`, then the `overrides` over them."""
@@ -76,57 +76,48 @@ def _row(
 
 
 def bookmark_row(instance_id: UUID, **overrides: Any) -> BookmarkRow:
-    return _row(
-        BookmarkRow,
-        "bm",
-        instance_id,
-        overrides,
-        node_id="wait_payment",
-        kind="wait",
-        status="open",
-        token=uuid4().hex,
-        event_type="payment.received",
-        correlation="order-1",
-        due_at=None,
-        created_at=T0,
-        resolved_at=None,
-    )
+    defaults = {
+        "node_id": "wait_payment",
+        "kind": "wait",
+        "status": "open",
+        "event_type": "payment.received",
+        "correlation": "order-1",
+        "due_at": None,
+        "created_at": T0,
+        "resolved_at": None,
+        "token": uuid4().hex,  # a fresh one each row
+    }
+    return _row(BookmarkRow, "bm", instance_id, defaults, overrides)
 
 
 def task_row(instance_id: UUID, **overrides: Any) -> TaskRow:
-    return _row(
-        TaskRow,
-        "task",
-        instance_id,
-        overrides,
-        definition="flow",
-        node_id="approve",
-        name="Approve",
-        kind="approval",
-        status="open",
-        assignee=None,
-        role="manager",
-        claimed_by=None,
-        due_at=T0 + timedelta(hours=24),
-        urgency="normal",
-        form={"type": "object"},
-        outcome=None,
-        created_at=T0,
-        completed_at=None,
-    )
+    defaults = {
+        "definition": "flow",
+        "node_id": "approve",
+        "name": "Approve",
+        "kind": "approval",
+        "status": "open",
+        "assignee": None,
+        "role": "manager",
+        "claimed_by": None,
+        "urgency": "normal",
+        "form": {"type": "object"},
+        "outcome": None,
+        "created_at": T0,
+        "completed_at": None,
+        "due_at": T0 + timedelta(hours=24),
+    }
+    return _row(TaskRow, "task", instance_id, defaults, overrides)
 
 
 def activity_row(instance_id: UUID, **overrides: Any) -> ActivityRow:
-    return _row(
-        ActivityRow,
-        "act",
-        instance_id,
-        overrides,
-        node_id="notify",
-        attempt=1,
-        status="scheduled",
-        run_after=T0,
-        action={"type": "noop", "input": {"n": 1}},
-        timeout_seconds=30.0,
-        idempotency_key=f"{instance_id}:notify:1",
-    )
+    defaults = {
+        "node_id": "notify",
+        "attempt": 1,
+        "status": "scheduled",
+        "run_after": T0,
+        "action": {"type": "noop", "input": {"n": 1}},
+        "timeout_seconds": 30.0,
+        "idempotency_key": f"{instance_id}:notify:1",
+    }
+    return _row(ActivityRow, "act", instance_id, defaults, overrides)

@@ -14,6 +14,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from application.commands import CompleteTask, StartInstance
+from bench.definitions import approval_flow, service_flow
 from bench.harness import (
     API_KEY,
     STOP,
@@ -37,26 +38,8 @@ NOOP = {
     ],
     "routes": [{"from": "init", "to": "done"}],
 }
-APPROVE = {
-    "name": "bench-approve",
-    "nodes": [
-        {"id": "approve", "type": "approval", "approver_role": "boss"},
-        {"id": "no", "type": "end", "status": "failed"},
-        {"id": "done", "type": "end"},
-    ],
-    "routes": [
-        {"from": "approve", "to": "done", "outcome": "approved"},
-        {"from": "approve", "to": "no", "outcome": "rejected"},
-    ],
-}
-SERVICE = {
-    "name": "bench-service",
-    "nodes": [
-        {"id": "call", "type": "service_task", "action": {"type": "noop"}},
-        {"id": "done", "type": "end"},
-    ],
-    "routes": [{"from": "call", "to": "done"}],
-}
+APPROVE = approval_flow("bench-approve")
+SERVICE = service_flow("bench-service")
 EXPRESSION = "input.amount > 10000 and vars.x in [1,2,3]"
 DEFINITIONS = (NOOP, APPROVE, SERVICE)  # published by harness.environment()
 

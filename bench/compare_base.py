@@ -12,22 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.cpu import Window, postmaster_pid
+from bench.definitions import three_noops
 from bench.harness import STOP, TENANT, Bench, progress
 
-THREE_STEP = {
-    "name": "bench-three-step",
-    "nodes": [
-        {"id": "s1", "type": "service_task", "action": {"type": "noop"}},
-        {"id": "s2", "type": "service_task", "action": {"type": "noop"}},
-        {"id": "s3", "type": "service_task", "action": {"type": "noop"}},
-        {"id": "done", "type": "end"},
-    ],
-    "routes": [
-        {"from": "s1", "to": "s2"},
-        {"from": "s2", "to": "s3"},
-        {"from": "s3", "to": "done"},
-    ],
-}
+THREE_STEP = three_noops("bench-three-step")
 COUNTERS = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_fetched")
 WAL = ("wal_records", "wal_bytes")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -34,7 +33,14 @@ from bench.compare_base import (
     wait_completed,
 )
 from bench.cpu import Window
-from bench.harness import API_KEY, REPO_ROOT, Bench, _terminate, progress, serving_process
+from bench.harness import (
+    API_KEY,
+    Bench,
+    _terminate,
+    progress,
+    serving_process,
+    spawn_generator,
+)
 
 DRIVERS = ("generator", "threads")
 WARM = 16  # untimed starts before a run (at least one per connection)
@@ -95,14 +101,7 @@ def _drive_generator(
     }
     log = bench.workdir / "closedloop.log"
     with log.open("ab") as err:
-        process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "bench.closedloop_gen"],
-            cwd=REPO_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
+        process = spawn_generator("bench.closedloop_gen", stderr=err)
     try:
         assert process.stdin is not None and process.stdout is not None  # noqa: S101
         process.stdin.write(json.dumps(plan) + "\n")

@@ -217,6 +217,19 @@ def _log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def spawn_generator(module: str, stderr: Any = None) -> subprocess.Popen[str]:
+    """`python -m <module>` (a load generator: bench/closedloop_gen.py, bench/openloop_gen.py)
+    run from the repository root, its stdin and stdout piped as text, stderr to `stderr`."""
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", module],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+
+
 def _terminate(process: subprocess.Popen[bytes], how: int = signal.SIGTERM) -> None:
     if process.poll() is not None:
         return

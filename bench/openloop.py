@@ -16,12 +16,19 @@ callback secret. Everything started here is stopped at the end, also on Ctrl-C.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any
 
-from bench.harness import API_KEY, REPO_ROOT, STOP, TENANT, Bench, Result, _terminate, progress
+from bench.harness import (
+    API_KEY,
+    STOP,
+    TENANT,
+    Bench,
+    Result,
+    _terminate,
+    progress,
+    spawn_generator,
+)
 from bench.harness import serving as serving_
 
 WAIT = {
@@ -88,14 +95,7 @@ def run_generator(plan: dict[str, Any], log_path: Any) -> list[dict[str, Any]]:
     """The generator process until it ends; its JSON lines (stopped on Ctrl-C too)."""
     lines: list[dict[str, Any]] = []
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "bench.openloop_gen"],
-            cwd=REPO_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
+        process = spawn_generator("bench.openloop_gen", stderr=log)
     try:
         assert process.stdin is not None and process.stdout is not None  # noqa: S101
         process.stdin.write(json.dumps(plan))

@@ -17,11 +17,13 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.e2e.flow_support import define
+from tests.patterns_support import routes
 from tests.spec_examples import PURCHASE_APPROVAL_JSON
 
 WAIT = {
     "nodes": [{"id": "wait", "type": "wait"}, {"id": "done", "type": "end"}],
-    "routes": [{"from": "wait", "to": "done"}],
+    "routes": routes("wait>done"),
 }
 
 
@@ -53,163 +55,113 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
     # A call that keeps failing: retried, then the instance fails
     flaky = "/" + unique("flaky")
     target.fail(flaky, 500)
-    caller = unique("caller")
     retry = {"max_attempts": 2, "initial_interval": "PT0.1S", "backoff": 1.0}
     call = {"id": "call", "type": "service_task", "retry": retry, "timeout": "PT5S"}
     call["action"] = {"type": "http", "method": "POST", "url": target.base_url + flaky}
-    publish(
-        client,
-        {
-            "name": caller,
-            "nodes": [call, {"id": "done", "type": "end"}],
-            "routes": [{"from": "call", "to": "done"}],
-        },
+    caller = define(
+        client, [call, {"id": "done", "type": "end"}], routes("call>done"), prefix="caller"
     )
     ids.append(start(client, caller)["id"])
     # A slow retry cancelled meanwhile: the scheduled activity is withdrawn
     slow = {**call, "retry": {"max_attempts": 5, "initial_interval": "PT1H"}}
-    slow_caller = unique("slow-caller")
-    publish(
-        client,
-        {
-            "name": slow_caller,
-            "nodes": [slow, {"id": "done", "type": "end"}],
-            "routes": [{"from": "call", "to": "done"}],
-        },
+    slow_caller = define(
+        client, [slow, {"id": "done", "type": "end"}], routes("call>done"), prefix="slow-caller"
     )
     cancelled = start(client, slow_caller)["id"]
     wait_for(lambda: len(target.received(flaky)) >= 3, what="the slow caller's first attempt")
     assert client.post(f"/v1/instances/{cancelled}/cancel", json={}).status_code == 200
     ids.append(cancelled)
     # Parallel branches meeting at a join, a sub-workflow, a timer and a wait that times out
-    child = unique("child")
-    publish(
+    child = define(
         client,
-        {
-            "name": child,
-            "nodes": [
-                {"id": "double", "type": "set", "variables": {"doubled": "input.n * 2"}},
-                {"id": "done", "type": "end", "output": {"doubled": "vars.doubled"}},
-            ],
-            "routes": [{"from": "double", "to": "done"}],
-        },
+        [
+            {"id": "double", "type": "set", "variables": {"doubled": "input.n * 2"}},
+            {"id": "done", "type": "end", "output": {"doubled": "vars.doubled"}},
+        ],
+        routes("double>done"),
+        prefix="child",
     )
-    mixed = unique("mixed")
-    publish(
+    mixed = define(
         client,
-        {
-            "name": mixed,
-            "nodes": [
-                {"id": "fork", "type": "parallel"},
-                {"id": "left", "type": "set", "variables": {"a": "1"}},
-                {"id": "right", "type": "sub_workflow", "definition": child, "input": {"n": "2"}},
-                {"id": "meet", "type": "join"},
-                {"id": "pause", "type": "timer", "duration": "PT0.2S"},
-                {"id": "wait", "type": "wait", "event": unique("never"), "timeout": "PT0.2S"},
-                {"id": "done", "type": "end", "output": {"a": "vars.a"}},
-            ],
-            "routes": [
-                {"from": "fork", "to": "left"},
-                {"from": "fork", "to": "right"},
-                {"from": "left", "to": "meet"},
-                {"from": "right", "to": "meet"},
-                {"from": "meet", "to": "pause"},
-                {"from": "pause", "to": "wait"},
-                {"from": "wait", "to": "done"},
-                {"from": "wait", "to": "done", "outcome": "timeout"},
-            ],
-        },
+        [
+            {"id": "fork", "type": "parallel"},
+            {"id": "left", "type": "set", "variables": {"a": "1"}},
+            {"id": "right", "type": "sub_workflow", "definition": child, "input": {"n": "2"}},
+            {"id": "meet", "type": "join"},
+            {"id": "pause", "type": "timer", "duration": "PT0.2S"},
+            {"id": "wait", "type": "wait", "event": unique("never"), "timeout": "PT0.2S"},
+            {"id": "done", "type": "end", "output": {"a": "vars.a"}},
+        ],
+        routes(
+            "fork>left fork>right left>meet right>meet meet>pause pause>wait",
+            "wait>done wait>done:timeout",
+        ),
+        prefix="mixed",
     )
     ids.append(start(client, mixed)["id"])
     # An event gateway decided by its timer, then an approval interrupted by a boundary timer
-    racing = unique("racing")
-    publish(
+    racing = define(
         client,
-        {
-            "name": racing,
-            "nodes": [
-                {"id": "first", "type": "event_gateway"},
-                {"id": "reply", "type": "wait", "event": unique("never")},
-                {"id": "soon", "type": "timer", "duration": "PT0.2S"},
-                {"id": "ask", "type": "approval", "approver_role": "clerk",
-                 "boundary": [{"timer": "PT0.2S", "to": "done"}]},
-                {"id": "done", "type": "end"},
-            ],
-            "routes": [
-                {"from": "first", "to": "reply"},
-                {"from": "first", "to": "soon"},
-                {"from": "reply", "to": "done"},
-                {"from": "soon", "to": "ask"},
-                {"from": "ask", "to": "done", "outcome": "approved"},
-                {"from": "ask", "to": "done", "outcome": "rejected"},
-            ],
-        },
-    )  # fmt: skip
+        [
+            {"id": "first", "type": "event_gateway"},
+            {"id": "reply", "type": "wait", "event": unique("never")},
+            {"id": "soon", "type": "timer", "duration": "PT0.2S"},
+            {
+                "id": "ask",
+                "type": "approval",
+                "approver_role": "clerk",
+                "boundary": [{"timer": "PT0.2S", "to": "done"}],
+            },
+            {"id": "done", "type": "end"},
+        ],
+        routes("first>reply first>soon reply>done soon>ask", "ask>done:approved ask>done:rejected"),
+        prefix="racing",
+    )
     ids.append(start(client, racing)["id"])
     # An inclusive split taking both routes into a discriminator whose late arrival is
     # ignored, continuing to a branch end: the instance ends when no branch is left
-    patterns = unique("patterns")
-    publish(
+    patterns = define(
         client,
-        {
-            "name": patterns,
-            "nodes": [
-                {"id": "choose", "type": "inclusive"},
-                {"id": "x", "type": "set", "variables": {"x": "1"}},
-                {"id": "y", "type": "set", "variables": {"y": "1"}},
-                {"id": "first", "type": "join", "wait_for": 1},
-                {"id": "fin", "type": "end", "terminate": False},
-            ],
-            "routes": [
-                {"from": "choose", "to": "x", "condition": "true"},
-                {"from": "choose", "to": "y", "condition": "1 == 1"},
-                {"from": "x", "to": "first"},
-                {"from": "y", "to": "first"},
-                {"from": "first", "to": "fin"},
-            ],
-        },
+        [
+            {"id": "choose", "type": "inclusive"},
+            {"id": "x", "type": "set", "variables": {"x": "1"}},
+            {"id": "y", "type": "set", "variables": {"y": "1"}},
+            {"id": "first", "type": "join", "wait_for": 1},
+            {"id": "fin", "type": "end", "terminate": False},
+        ],
+        routes(
+            {"from": "choose", "to": "x", "condition": "true"},
+            {"from": "choose", "to": "y", "condition": "1 == 1"},
+            "x>first y>first first>fin",
+        ),
+        prefix="patterns",
     )
     ended = start(client, patterns)
     assert ended["status"] == "completed", ended
     ids.append(ended["id"])
     # An interleaved parallel (WCP-17): its two branches run one after the other
-    interleaved = unique("interleaved")
-    publish(
+    interleaved = define(
         client,
-        {
-            "name": interleaved,
-            "nodes": [
-                {"id": "fork", "type": "parallel", "interleaved": True, "order": "['y', 'x']"},
-                {"id": "x", "type": "set", "variables": {"x": "1"}},
-                {"id": "y", "type": "set", "variables": {"y": "1"}},
-                {"id": "meet", "type": "join"},
-                {"id": "fin", "type": "end"},
-            ],
-            "routes": [
-                {"from": "fork", "to": "x"},
-                {"from": "fork", "to": "y"},
-                {"from": "x", "to": "meet"},
-                {"from": "y", "to": "meet"},
-                {"from": "meet", "to": "fin"},
-            ],
-        },
+        [
+            {"id": "fork", "type": "parallel", "interleaved": True, "order": "['y', 'x']"},
+            {"id": "x", "type": "set", "variables": {"x": "1"}},
+            {"id": "y", "type": "set", "variables": {"y": "1"}},
+            {"id": "meet", "type": "join"},
+            {"id": "fin", "type": "end"},
+        ],
+        routes("fork>x fork>y x>meet y>meet meet>fin"),
+        prefix="interleaved",
     )
     one_by_one = start(client, interleaved)
     assert one_by_one["status"] == "completed", one_by_one
     ids.append(one_by_one["id"])
     # A task past its SLA (about 1 s) escalates, then its instance is cancelled
-    late = unique("late")
     task = {"id": "ok", "type": "approval", "approver_role": "clerk", "sla_hours": 0.0003}
-    publish(
+    late = define(
         client,
-        {
-            "name": late,
-            "nodes": [{**task, "escalate_to_role": "boss"}, {"id": "done", "type": "end"}],
-            "routes": [
-                {"from": "ok", "to": "done", "outcome": "approved"},
-                {"from": "ok", "to": "done", "outcome": "rejected"},
-            ],
-        },
+        [{**task, "escalate_to_role": "boss"}, {"id": "done", "type": "end"}],
+        routes("ok>done:approved ok>done:rejected"),
+        prefix="late",
     )
     escalated = start(client, late)["id"]
 
@@ -221,28 +173,20 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
     assert client.post(f"/v1/instances/{escalated}/cancel", json={}).status_code == 200
     ids.append(escalated)
     # A for_each whose second step fails: the first step's undo runs (a saga)
-    saga = unique("saga")
     undo = {"type": "noop"}
     each = {"id": "each", "type": "service_task", "action": {"type": "noop"}}
     each.update(for_each={"items": "[1, 2]"}, compensation=undo)
     boom = {**call, "id": "boom", "retry": {"max_attempts": 1}}
-    publish(
+    saga = define(
         client,
-        {
-            "name": saga,
-            "nodes": [
-                each,
-                boom,
-                {"id": "done", "type": "end"},
-                {"id": "undo", "type": "compensate"},
-            ],
-            "routes": [
-                {"from": "each", "to": "boom"},
-                {"from": "boom", "to": "done"},
-                {"from": "boom", "to": "undo", "outcome": "error"},
-                {"from": "undo", "to": "done"},
-            ],
-        },
+        [
+            each,
+            boom,
+            {"id": "done", "type": "end"},
+            {"id": "undo", "type": "compensate"},
+        ],
+        routes("each>boom boom>done boom>undo:error undo>done"),
+        prefix="saga",
     )
     ids.append(start(client, saga)["id"])
     # A wait closed by cancelling its instance
@@ -250,15 +194,12 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
     assert client.post(f"/v1/instances/{abandoned}/cancel", json={}).status_code == 200
     ids.append(abandoned)
     # Incidents: a failing call held, retried (held again), then cancelled; another skipped
-    held = unique("held")
-    publish(
+    held = define(
         client,
-        {
-            "name": held,
-            "on_failure": "incident",
-            "nodes": [{**call, "retry": {"max_attempts": 1}}, {"id": "done", "type": "end"}],
-            "routes": [{"from": "call", "to": "done"}],
-        },
+        [{**call, "retry": {"max_attempts": 1}}, {"id": "done", "type": "end"}],
+        routes("call>done"),
+        prefix="held",
+        on_failure="incident",
     )
     for action in ("retry", "skip"):
         incident = start(client, held)["id"]
@@ -277,7 +218,7 @@ def run_a_bit_of_everything(client: httpx.Client, target: Target) -> list[str]:
         {
             "name": moved,
             "nodes": [{"id": "hold", "type": "wait"}, {"id": "done", "type": "end"}],
-            "routes": [{"from": "hold", "to": "done"}],
+            "routes": routes("hold>done"),
         },
     )
     body = {"from_version": 1, "to_version": 2, "mapping": {"wait": "hold"}, "dry_run": False}

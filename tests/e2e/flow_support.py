@@ -7,16 +7,31 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import publish, unique
+from tests.e2e.conftest import is_problem, publish, unique
 
 
 def define(
-    client: httpx.Client, nodes: list[dict[str, Any]], routes: list[dict[str, Any]], **top: Any
+    client: httpx.Client,
+    nodes: list[dict[str, Any]],
+    routes: list[dict[str, Any]],
+    *,
+    prefix: str = "wcp",
+    **top: Any,
 ) -> str:
-    """Publishes a definition under a fresh `wcp-` name; the name."""
-    name = unique("wcp")
+    """Publishes a definition under a fresh name `<prefix>-...`; the name."""
+    name = unique(prefix)
     publish(client, {"name": name, "nodes": nodes, "routes": routes, **top})
     return name
+
+
+def refusals(
+    client: httpx.Client, nodes: list[dict[str, Any]], routes: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """Publishes a definition that must be refused (422 invalid-definition); the (code, JSON
+    path) of each error."""
+    document = {"name": unique("bad"), "nodes": nodes, "routes": routes}
+    body = is_problem(client.post("/v1/definitions", json=document), 422, "invalid-definition")
+    return [(e["code"], e["path"]) for e in body["errors"]]
 
 
 def history(client: httpx.Client, instance_id: str) -> list[dict[str, Any]]:

@@ -7,31 +7,24 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import instance, is_problem, open_tasks, publish, start, unique
+from tests.e2e.flow_support import define
+from tests.patterns_support import routes
 
 pytestmark = pytest.mark.e2e
 
 
 def test_parallel_branches_join_and_set_variables(acme: httpx.Client) -> None:
-    name = unique("fork-join")
-    publish(
+    name = define(
         acme,
-        {
-            "name": name,
-            "nodes": [
-                {"id": "fork", "type": "parallel"},
-                {"id": "left", "type": "set", "variables": {"a": "input.x + 1"}},
-                {"id": "right", "type": "set", "variables": {"b": "input.x * 10"}},
-                {"id": "meet", "type": "join"},
-                {"id": "done", "type": "end", "output": {"sum": "vars.a + vars.b"}},
-            ],
-            "routes": [
-                {"from": "fork", "to": "left"},
-                {"from": "fork", "to": "right"},
-                {"from": "left", "to": "meet"},
-                {"from": "right", "to": "meet"},
-                {"from": "meet", "to": "done"},
-            ],
-        },
+        [
+            {"id": "fork", "type": "parallel"},
+            {"id": "left", "type": "set", "variables": {"a": "input.x + 1"}},
+            {"id": "right", "type": "set", "variables": {"b": "input.x * 10"}},
+            {"id": "meet", "type": "join"},
+            {"id": "done", "type": "end", "output": {"sum": "vars.a + vars.b"}},
+        ],
+        routes("fork>left fork>right left>meet right>meet meet>done"),
+        prefix="fork-join",
     )
 
     view = start(acme, name, input={"x": 2})
@@ -48,7 +41,7 @@ def child_definition(name: str, *, fail: bool = False) -> dict:
     return {
         "name": name,
         "nodes": [{"id": "double", "type": "set", "variables": {"doubled": "input.n * 2"}}, end],
-        "routes": [{"from": "double", "to": "done"}],
+        "routes": routes("double>done"),
     }
 
 
@@ -63,15 +56,12 @@ def parent_definition(name: str, child: str, *, error_route: bool = False) -> di
         },
         {"id": "done", "type": "end", "output": {"got": "vars.child.doubled"}},
     ]
-    routes = [{"from": "call", "to": "done"}]
+    links = routes("call>done")
     if error_route:
         nodes.append({"id": "recover", "type": "set", "variables": {"recovered": "true"}})
         nodes.append({"id": "fallback", "type": "end", "output": {"recovered": "vars.recovered"}})
-        routes += [
-            {"from": "call", "to": "recover", "outcome": "error"},
-            {"from": "recover", "to": "fallback"},
-        ]
-    return {"name": name, "nodes": nodes, "routes": routes}
+        links += routes("call>recover:error recover>fallback")
+    return {"name": name, "nodes": nodes, "routes": links}
 
 
 def test_sub_workflow_hands_its_output_to_the_parent(acme: httpx.Client) -> None:
@@ -110,27 +100,24 @@ def test_a_failed_child_follows_the_parents_error_route(acme: httpx.Client) -> N
 
 
 def test_user_task_form_data_is_validated(acme: httpx.Client) -> None:
-    name = unique("onboarding")
-    publish(
+    name = define(
         acme,
-        {
-            "name": name,
-            "nodes": [
-                {
-                    "id": "profile",
-                    "type": "user_task",
-                    "role": "hr",
-                    "result_var": "profile",
-                    "form": {
-                        "type": "object",
-                        "required": ["full_name"],
-                        "properties": {"full_name": {"type": "string"}, "age": {"type": "integer"}},
-                    },
+        [
+            {
+                "id": "profile",
+                "type": "user_task",
+                "role": "hr",
+                "result_var": "profile",
+                "form": {
+                    "type": "object",
+                    "required": ["full_name"],
+                    "properties": {"full_name": {"type": "string"}, "age": {"type": "integer"}},
                 },
-                {"id": "done", "type": "end", "output": {"who": "vars.profile.data.full_name"}},
-            ],
-            "routes": [{"from": "profile", "to": "done"}],
-        },
+            },
+            {"id": "done", "type": "end", "output": {"who": "vars.profile.data.full_name"}},
+        ],
+        routes("profile>done"),
+        prefix="onboarding",
     )
     view = start(acme, name)
     [task] = open_tasks(acme, view["id"])
@@ -155,17 +142,14 @@ def test_user_task_form_data_is_validated(acme: httpx.Client) -> None:
 
 
 def test_an_end_node_can_fail_the_instance(acme: httpx.Client) -> None:
-    name = unique("doomed")
-    publish(
+    name = define(
         acme,
-        {
-            "name": name,
-            "nodes": [
-                {"id": "note", "type": "set", "variables": {"reason": "'quota exceeded'"}},
-                {"id": "stop", "type": "end", "status": "failed", "error": "quota exceeded"},
-            ],
-            "routes": [{"from": "note", "to": "stop"}],
-        },
+        [
+            {"id": "note", "type": "set", "variables": {"reason": "'quota exceeded'"}},
+            {"id": "stop", "type": "end", "status": "failed", "error": "quota exceeded"},
+        ],
+        routes("note>stop"),
+        prefix="doomed",
     )
 
     view = start(acme, name)

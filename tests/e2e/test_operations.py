@@ -31,7 +31,8 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
-from tests.e2e.worker_processes import WorkerProcess, call_definition, start_worker
+from tests.e2e.flow_support import calling
+from tests.e2e.worker_processes import WorkerProcess, start_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -141,7 +142,7 @@ def test_a_taken_probe_port_does_not_stop_the_worker(
 def test_the_api_serves_request_metrics_by_route_template(server: Server) -> None:
     with server.client("k-acme") as acme:
         name = unique("metered")
-        publish(acme, call_definition(name, "http://127.0.0.1:9/never"))
+        publish(acme, calling(name, "http://127.0.0.1:9/never"))
         missing = acme.get(f"/v1/instances/{UUID(int=7)}")
         assert missing.status_code == 404
         token = "tok-" + unique("cb")
@@ -191,7 +192,7 @@ def test_sigterm_drains_a_request_in_flight_and_exits_0(
     env = server_env(module_database_url, tmp_path, WAYMARK_API_SHUTDOWN_GRACE="10")
     with serving(env, tmp_path) as running:
         host, port = running.base_url.removeprefix("http://").split(":")
-        body = json.dumps(call_definition(unique("drained"), "http://127.0.0.1:9/x")).encode()
+        body = json.dumps(calling(unique("drained"), "http://127.0.0.1:9/x")).encode()
         sock = socket.create_connection((host, int(port)), timeout=10)
         try:
             head = (
@@ -238,7 +239,7 @@ def test_one_trace_crosses_from_the_api_to_a_task_worker_and_the_target(
         try:
             path = "/" + unique("traced")
             name = unique("traced")
-            publish(acme, call_definition(name, target.base_url + path))
+            publish(acme, calling(name, target.base_url + path))
             view = start(acme, name)
             wait_for_status(acme, view["id"], "completed")
         finally:

@@ -14,7 +14,6 @@ import pytest
 
 from tests.e2e.conftest import (
     instance,
-    is_problem,
     open_bookmark,
     open_tasks,
     publish,
@@ -23,8 +22,8 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
-from tests.e2e.flow_support import define, history_types
-from tests.patterns_support import wait
+from tests.e2e.flow_support import define, history_types, refusals
+from tests.patterns_support import routes, skipping_gateway, skipping_routes, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +60,7 @@ def test_wcp1_sequence(acme: httpx.Client) -> None:
             {"id": "second", "type": "set", "variables": {"b": "vars.a + 1"}},
             {"id": "done", "type": "end", "output": {"b": "vars.b"}},
         ],
-        [{"from": "first", "to": "second"}, {"from": "second", "to": "done"}],
+        routes("first>second second>done"),
     )
     view = start(acme, name)
     assert (view["status"], view["output"]) == ("completed", {"b": 2})
@@ -77,13 +76,7 @@ def test_wcp2_wcp3_parallel_split_and_synchronisation(acme: httpx.Client) -> Non
             {"id": "both", "type": "join"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "legal"},
-            {"from": "fork", "to": "finance"},
-            {"from": "legal", "to": "both"},
-            {"from": "finance", "to": "both"},
-            {"from": "both", "to": "done"},
-        ],
+        routes("fork>legal fork>finance legal>both finance>both both>done"),
     )
     view = start(acme, name)
     assert waiting_at(view) == ["finance", "legal"]  # both branches started
@@ -101,13 +94,11 @@ def test_wcp4_wcp5_exclusive_choice_and_simple_merge(acme: httpx.Client) -> None
             {"id": "merge", "type": "set", "variables": {"merged": "true"}},
             {"id": "done", "type": "end", "output": {"path": "vars.path"}},
         ],
-        [
+        routes(
             {"from": "route", "to": "big", "condition": "input.amount > 100"},
             {"from": "route", "to": "small", "default": True},
-            {"from": "big", "to": "merge"},
-            {"from": "small", "to": "merge"},
-            {"from": "merge", "to": "done"},
-        ],
+            "big>merge small>merge merge>done",
+        ),
     )
     assert start(acme, name, input={"amount": 500})["output"] == {"path": "big"}
     small = start(acme, name, input={"amount": 5})
@@ -126,15 +117,12 @@ def inclusive_checks(client: httpx.Client) -> str:
             {"id": "checked", "type": "join"},
             {"id": "done", "type": "end"},
         ],
-        [
+        routes(
             {"from": "checks", "to": "credit", "condition": "input.amount > 1000"},
             {"from": "checks", "to": "fraud", "condition": "input.country != 'DE'"},
             {"from": "checks", "to": "manual", "default": True},
-            {"from": "credit", "to": "checked"},
-            {"from": "fraud", "to": "checked"},
-            {"from": "manual", "to": "checked"},
-            {"from": "checked", "to": "done"},
-        ],
+            "credit>checked fraud>checked manual>checked checked>done",
+        ),
     )
 
 
@@ -169,13 +157,7 @@ def test_wcp8_multi_merge_runs_the_merged_step_once_per_branch(acme: httpx.Clien
             {"id": "log", "type": "service_task", "action": {"type": "noop"}},
             {"id": "logged", "type": "end", "terminate": False},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "a", "to": "log"},
-            {"from": "b", "to": "log"},
-            {"from": "log", "to": "logged"},
-        ],
+        routes("fork>a fork>b a>log b>log log>logged"),
     )
     view = start(acme, name)
     wait_for(lambda: entered(acme, view["id"], "logged") == 1 or None, what="the first branch")
@@ -197,16 +179,10 @@ def discriminator(client: httpx.Client, cancel_remaining: bool) -> str:
             {"id": "decide", "type": "user_task", "role": "buyer"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "ask", "to": "quote_a"},
-            {"from": "ask", "to": "quote_b"},
-            {"from": "ask", "to": "quote_c"},
-            {"from": "quote_a", "to": "first"},
-            {"from": "quote_b", "to": "first"},
-            {"from": "quote_c", "to": "first"},
-            {"from": "first", "to": "decide"},
-            {"from": "decide", "to": "done"},
-        ],
+        routes(
+            "ask>quote_a ask>quote_b ask>quote_c quote_a>first quote_b>first",
+            "quote_c>first first>decide decide>done",
+        ),
     )
 
 
@@ -240,12 +216,11 @@ def test_wcp10_arbitrary_cycle(acme: httpx.Client) -> None:
             {"id": "again", "type": "gateway"},
             {"id": "done", "type": "end", "output": {"n": "vars.n"}},
         ],
-        [
-            {"from": "init", "to": "step"},
-            {"from": "step", "to": "again"},
+        routes(
+            "init>step step>again",
             {"from": "again", "to": "step", "condition": "vars.n < 3"},
             {"from": "again", "to": "done", "default": True},
-        ],
+        ),
     )
     assert start(acme, name)["output"] == {"n": 3}
 
@@ -260,12 +235,7 @@ def test_wcp11_implicit_termination_when_the_last_branch_ends(acme: httpx.Client
             {"id": "quick_end", "type": "end", "terminate": False},
             {"id": "slow_end", "type": "end", "terminate": False},
         ],
-        [
-            {"from": "fork", "to": "quick"},
-            {"from": "fork", "to": "slow"},
-            {"from": "quick", "to": "quick_end"},
-            {"from": "slow", "to": "slow_end"},
-        ],
+        routes("fork>quick fork>slow quick>quick_end slow>slow_end"),
         output={"quick": "vars.quick"},
     )
     view = start(acme, name)
@@ -283,19 +253,15 @@ def test_a_join_that_can_no_longer_fire_fails_the_instance_with_a_clear_error(
         [
             {"id": "fork", "type": "parallel"},
             wait("a"),
-            {"id": "check", "type": "gateway"},
-            {"id": "skip", "type": "end", "terminate": False},
+            *skipping_gateway(),
             {"id": "meet", "type": "join", "wait_for": 2},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "check"},
-            {"from": "check", "to": "meet", "condition": "input.go"},
-            {"from": "check", "to": "skip", "default": True},
-            {"from": "a", "to": "meet"},
-            {"from": "meet", "to": "done"},
-        ],
+        routes(
+            "fork>a fork>check",
+            *skipping_routes("meet"),
+            "a>meet meet>done",
+        ),
     )
     view = start(acme, name, input={"go": False})
     failed = resume(acme, view["id"], "a")
@@ -309,12 +275,7 @@ def test_wcp20_cancel_case(acme: httpx.Client) -> None:
     name = define(
         acme,
         [{"id": "fork", "type": "parallel"}, wait("a"), wait("b"), {"id": "done", "type": "end"}],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "a", "to": "done"},
-            {"from": "b", "to": "done"},
-        ],
+        routes("fork>a fork>b a>done b>done"),
     )
     view = start(acme, name)
     cancelled = acme.post(f"/v1/instances/{view['id']}/cancel", json={"reason": "customer left"})
@@ -339,11 +300,7 @@ def test_wcp21_structured_loop_around_a_task(acme: httpx.Client) -> None:
             },
             {"id": "done", "type": "end", "output": {"rounds": "vars.rounds"}},
         ],
-        [
-            {"from": "review", "to": "rework", "outcome": "revise"},
-            {"from": "rework", "to": "review"},
-            {"from": "review", "to": "done", "outcome": "accept"},
-        ],
+        routes("review>rework:revise rework>review review>done:accept"),
     )
     view = start(acme, name)
     for outcome in ("revise", "revise", "accept"):
@@ -362,11 +319,7 @@ def test_wcp43_explicit_termination_ends_every_branch(acme: httpx.Client) -> Non
             {"id": "stop", "type": "end"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "slow"},
-            {"from": "fork", "to": "stop"},
-            {"from": "slow", "to": "done"},
-        ],
+        routes("fork>slow fork>stop slow>done"),
     )
     view = start(acme, name)
     assert (view["status"], view["bookmarks"]) == ("completed", [])
@@ -374,45 +327,35 @@ def test_wcp43_explicit_termination_ends_every_branch(acme: httpx.Client) -> Non
 
 
 def test_publish_refuses_broken_splits_with_json_paths(acme: httpx.Client) -> None:
-    def problems(
-        nodes: list[dict[str, Any]], routes: list[dict[str, Any]]
-    ) -> list[tuple[str, str]]:
-        document = {"name": unique("bad"), "nodes": nodes, "routes": routes}
-        body = is_problem(acme.post("/v1/definitions", json=document), 422, "invalid-definition")
-        return [(e["code"], e["path"]) for e in body["errors"]]
-
     # An inclusive split closed by something other than a join
-    assert problems(
+    assert refusals(
+        acme,
         [
             {"id": "choose", "type": "inclusive"},
             {"id": "a", "type": "set", "variables": {"a": "1"}},
             {"id": "done", "type": "end"},
         ],
-        [
+        routes(
             {"from": "choose", "to": "a", "condition": "input.a"},
             {"from": "choose", "to": "done", "default": True},
-            {"from": "a", "to": "done"},
-        ],
+            "a>done",
+        ),
     ) == [("join_mismatch", "$.nodes[0]")]
     # A branch routed around its join to a branch end, and a duplicated parallel route
-    assert problems(
+    assert refusals(
+        acme,
         [
             {"id": "fork", "type": "parallel"},
             {"id": "a", "type": "set", "variables": {"a": "1"}},
-            {"id": "check", "type": "gateway"},
-            {"id": "skip", "type": "end", "terminate": False},
+            *skipping_gateway(),
             {"id": "meet", "type": "join"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "check"},
-            {"from": "fork", "to": "a"},
-            {"from": "a", "to": "meet"},
-            {"from": "check", "to": "meet", "condition": "input.go"},
-            {"from": "check", "to": "skip", "default": True},
-            {"from": "meet", "to": "done"},
-        ],
+        routes(
+            "fork>a fork>check fork>a a>meet",
+            *skipping_routes("meet"),
+            "meet>done",
+        ),
     ) == [("join_bypassed", "$.routes[1]"), ("duplicate_route", "$.routes[2]")]
 
 
@@ -439,7 +382,7 @@ def test_a_sub_workflow_tree_25_levels_deep_cancels_in_one_request(acme: httpx.C
                     },
                     {"id": "done", "type": "end"},
                 ],
-                "routes": [{"from": "tick", "to": "call"}, {"from": "call", "to": "done"}],
+                "routes": routes("tick>call call>done"),
             },
         )
     correlation = unique("deep")

@@ -19,8 +19,8 @@ from tests.e2e.conftest import (
     start,
     unique,
 )
-from tests.e2e.flow_support import define, history
-from tests.patterns_support import task
+from tests.e2e.flow_support import define, history, refusals
+from tests.patterns_support import routes, task
 
 pytestmark = pytest.mark.e2e
 
@@ -42,16 +42,11 @@ def interleaved_reviews(client: httpx.Client) -> str:
             {"id": "reviewed", "type": "join"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "legal"},
-            {"from": "fork", "to": "finance"},
-            {"from": "fork", "to": "security"},
-            {"from": "legal", "to": "legal_sign"},
-            {"from": "legal_sign", "to": "reviewed"},
-            {"from": "finance", "to": "reviewed"},
-            {"from": "security", "to": "reviewed"},
-            {"from": "reviewed", "to": "done"},
-        ],
+        routes(
+            "fork>legal fork>finance fork>security legal>legal_sign",
+            "legal_sign>reviewed finance>reviewed security>reviewed",
+            "reviewed>done",
+        ),
     )
 
 
@@ -105,17 +100,12 @@ def milestone_flow(client: httpx.Client) -> str:
             {"id": "both", "type": "join"},
             {"id": "done", "type": "end", "output": {"change": "nodes.change.result"}},
         ],
-        [
-            {"from": "fork", "to": "pack"},
-            {"from": "fork", "to": "change"},
-            {"from": "pack", "to": "dispatch"},
-            {"from": "dispatch", "to": "both"},
-            {"from": "change", "to": "changed"},
-            {"from": "change", "to": "too_late", "outcome": "cancelled"},
-            {"from": "too_late", "to": "changed"},
+        routes(
+            "fork>pack fork>change pack>dispatch dispatch>both change>changed",
+            "change>too_late:cancelled too_late>changed",
             {"from": "changed", "to": "both", "default": True},
-            {"from": "both", "to": "done"},
-        ],
+            "both>done",
+        ),
     )
 
 
@@ -179,16 +169,10 @@ def test_wcp18_passing_the_milestone_withdraws_the_task(acme: httpx.Client) -> N
 def test_publish_refuses_broken_interleaving_and_milestones_with_json_paths(
     acme: httpx.Client,
 ) -> None:
-    def problems(
-        nodes: list[dict[str, Any]], routes: list[dict[str, Any]]
-    ) -> list[tuple[str, str]]:
-        document = {"name": unique("bad"), "nodes": nodes, "routes": routes}
-        body = is_problem(acme.post("/v1/definitions", json=document), 422, "invalid-definition")
-        return [(e["code"], e["path"]) for e in body["errors"]]
-
     # An interleaved split whose join would go on after one branch, and an order on a
     # split that is not interleaved
-    assert problems(
+    assert refusals(
+        acme,
         [
             {"id": "fork", "type": "parallel", "interleaved": True},
             task("a"),
@@ -200,21 +184,13 @@ def test_publish_refuses_broken_interleaving_and_milestones_with_json_paths(
             {"id": "meet2", "type": "join"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "a", "to": "meet"},
-            {"from": "b", "to": "meet"},
-            {"from": "meet", "to": "other"},
-            {"from": "other", "to": "c"},
-            {"from": "other", "to": "d"},
-            {"from": "c", "to": "meet2"},
-            {"from": "d", "to": "meet2"},
-            {"from": "meet2", "to": "done"},
-        ],
+        routes(
+            "fork>a fork>b a>meet b>meet meet>other other>c other>d c>meet2", "d>meet2 meet2>done"
+        ),
     ) == [("invalid_value", "$.nodes[3].wait_for"), ("invalid_value", "$.nodes[4].order")]
     # A milestone naming no node, and one on a node that never waits
-    assert problems(
+    assert refusals(
+        acme,
         [
             {"id": "fork", "type": "parallel"},
             task("a", milestone="nowhere"),
@@ -222,13 +198,7 @@ def test_publish_refuses_broken_interleaving_and_milestones_with_json_paths(
             {"id": "meet", "type": "join"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "a", "to": "meet"},
-            {"from": "b", "to": "meet"},
-            {"from": "meet", "to": "done"},
-        ],
+        routes("fork>a fork>b a>meet b>meet meet>done"),
     ) == [("unknown_node", "$.nodes[1].milestone"), ("invalid_reference", "$.nodes[2].milestone")]
 
 
@@ -246,14 +216,9 @@ def test_wcp18_an_event_resumes_a_wait_only_while_the_instance_is_at_its_milesto
             {"id": "both", "type": "join"},
             {"id": "done", "type": "end", "output": {"refund": "nodes.refund.result"}},
         ],
-        [
-            {"from": "fork", "to": "deliver"},
-            {"from": "fork", "to": "refund"},
-            {"from": "deliver", "to": "returnable"},
-            {"from": "returnable", "to": "both"},
-            {"from": "refund", "to": "both"},
-            {"from": "both", "to": "done"},
-        ],
+        routes(
+            "fork>deliver fork>refund deliver>returnable returnable>both", "refund>both both>done"
+        ),
     )
     view = start(acme, name)
     # Before delivery the return window is not open: the event resumes nothing, and a

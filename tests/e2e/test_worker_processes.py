@@ -24,10 +24,10 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.e2e.flow_support import calling
 from tests.e2e.worker_processes import (
     SlowTarget,
     activity_rows,
-    call_definition,
     parse_time,
     serve_slow_target,
     start_worker,
@@ -136,7 +136,7 @@ def test_a_standalone_task_worker_runs_an_activity_scheduled_by_the_api_process_
         path = "/" + unique("prompt")
         slow.open_gate()
         name = unique("call")
-        publish(acme, call_definition(name, slow.base_url + path))
+        publish(acme, calling(name, slow.base_url + path))
         started = time.monotonic()
         view = start(acme, name)
 
@@ -159,7 +159,7 @@ def test_sigterm_lets_the_running_action_finish_and_record_then_exits_0(
     try:
         path = "/" + unique("finish")
         name = unique("call")
-        publish(acme, call_definition(name, target.base_url + path))
+        publish(acme, calling(name, target.base_url + path))
         view = start(acme, name)
         wait_for(lambda: target.received(path), what="the call in flight")
 
@@ -195,7 +195,7 @@ def test_sigterm_hands_back_unstarted_work_and_releases_what_outlives_the_grace(
     try:
         path = "/" + unique("held")
         name = unique("call")
-        publish(acme, call_definition(name, target.base_url + path))
+        publish(acme, calling(name, target.base_url + path))
         ids = [start(acme, name)["id"] for _ in range(2)]
         worker = start_worker("tasks", env, tmp_path / "w.log")
 

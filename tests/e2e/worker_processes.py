@@ -118,17 +118,6 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def call_definition(name: str, url: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "nodes": [
-            {"id": "call", "type": "service_task", "action": {"type": "http", "url": url}},
-            {"id": "done", "type": "end"},
-        ],
-        "routes": [{"from": "call", "to": "done"}],
-    }
-
-
 def timer_definition(name: str, duration: str) -> dict[str, Any]:
     return {
         "name": name,

@@ -22,6 +22,7 @@ from application.commands import (
 )
 from application.errors import CommandConflictError
 from application.read_models import InstanceFilter
+from bench.definitions import approval_flow
 from domain.errors import BookmarkNotOpenError
 
 pytestmark = pytest.mark.integration
@@ -29,18 +30,7 @@ pytestmark = pytest.mark.integration
 TENANT = "acme"
 SECRET = "s3cret"
 
-APPROVAL = {
-    "name": "one-approval",
-    "nodes": [
-        {"id": "approve", "type": "approval", "approver_role": "boss"},
-        {"id": "no", "type": "end", "status": "failed"},
-        {"id": "done", "type": "end"},
-    ],
-    "routes": [
-        {"from": "approve", "to": "done", "outcome": "approved"},
-        {"from": "approve", "to": "no", "outcome": "rejected"},
-    ],
-}
+APPROVAL = approval_flow("one-approval")
 
 WAIT = {
     "name": "one-wait",

@@ -14,6 +14,7 @@ import pytest
 
 from application.commands import StartInstance
 from application.eager import EagerActivities
+from bench.definitions import three_noops
 from infrastructure.bootstrap import build_api
 from infrastructure.postgres.activity_queue import PostgresActivityQueue
 from infrastructure.settings import Settings
@@ -21,20 +22,7 @@ from infrastructure.settings import Settings
 pytestmark = pytest.mark.integration
 
 TENANT = "acme"
-THREE_STEP = {
-    "name": "three-noops",
-    "nodes": [
-        {"id": "s1", "type": "service_task", "action": {"type": "noop"}},
-        {"id": "s2", "type": "service_task", "action": {"type": "noop"}},
-        {"id": "s3", "type": "service_task", "action": {"type": "noop"}},
-        {"id": "done", "type": "end"},
-    ],
-    "routes": [
-        {"from": "s1", "to": "s2"},
-        {"from": "s2", "to": "s3"},
-        {"from": "s3", "to": "done"},
-    ],
-}
+THREE_STEP = three_noops("three-noops")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

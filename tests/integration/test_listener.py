@@ -15,6 +15,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from application.commands import StartInstance
+from bench.definitions import approval_flow, service_flow
 from infrastructure.postgres.listener import (
     ACTIVITIES_CHANNEL,
     TIMERS_CHANNEL,
@@ -35,26 +36,8 @@ TIMER = {
     ],
     "routes": [{"from": "pause", "to": "done"}],
 }
-CALL = {
-    "name": "one-call",
-    "nodes": [
-        {"id": "call", "type": "service_task", "action": {"type": "noop"}},
-        {"id": "done", "type": "end"},
-    ],
-    "routes": [{"from": "call", "to": "done"}],
-}
-APPROVAL = {
-    "name": "one-approval",
-    "nodes": [
-        {"id": "approve", "type": "approval", "approver_role": "boss"},
-        {"id": "no", "type": "end", "status": "failed"},
-        {"id": "done", "type": "end"},
-    ],
-    "routes": [
-        {"from": "approve", "to": "done", "outcome": "approved"},
-        {"from": "approve", "to": "no", "outcome": "rejected"},
-    ],
-}
+CALL = service_flow("one-call")
+APPROVAL = approval_flow("one-approval")
 
 
 @pytest.fixture

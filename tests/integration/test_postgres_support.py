@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
 from application.read_models import ActivityRow, BookmarkRow, InstanceRow, TaskRow
+
+R = TypeVar("R")
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -53,30 +56,42 @@ def instance_row(
     return InstanceRow(**values)
 
 
-def bookmark_row(instance_id: UUID, **overrides: Any) -> BookmarkRow:
+def _row(
+    row: Callable[..., R],
+    prefix: str,
+    instance_id: UUID,
+    defaults: dict[str, Any],
+    overrides: dict[str, Any],
+) -> R:
+    """A read-model row of tenant acme for `instance_id` with a fresh id `<prefix>-...`: the
+    `defaults`, then the `overrides` over them."""
     values: dict[str, Any] = {
-        "id": f"bm-{uuid4().hex[:12]}",
+        "id": f"{prefix}-{uuid4().hex[:12]}",
         "tenant": "acme",
         "instance_id": instance_id,
+        **defaults,
+    }
+    values.update(overrides)
+    return row(**values)
+
+
+def bookmark_row(instance_id: UUID, **overrides: Any) -> BookmarkRow:
+    defaults = {
         "node_id": "wait_payment",
         "kind": "wait",
         "status": "open",
-        "token": uuid4().hex,
         "event_type": "payment.received",
         "correlation": "order-1",
         "due_at": None,
         "created_at": T0,
         "resolved_at": None,
+        "token": uuid4().hex,  # a fresh one each row
     }
-    values.update(overrides)
-    return BookmarkRow(**values)
+    return _row(BookmarkRow, "bm", instance_id, defaults, overrides)
 
 
 def task_row(instance_id: UUID, **overrides: Any) -> TaskRow:
-    values: dict[str, Any] = {
-        "id": f"task-{uuid4().hex[:12]}",
-        "tenant": "acme",
-        "instance_id": instance_id,
+    defaults = {
         "definition": "flow",
         "node_id": "approve",
         "name": "Approve",
@@ -85,22 +100,18 @@ def task_row(instance_id: UUID, **overrides: Any) -> TaskRow:
         "assignee": None,
         "role": "manager",
         "claimed_by": None,
-        "due_at": T0 + timedelta(hours=24),
         "urgency": "normal",
         "form": {"type": "object"},
         "outcome": None,
         "created_at": T0,
         "completed_at": None,
+        "due_at": T0 + timedelta(hours=24),
     }
-    values.update(overrides)
-    return TaskRow(**values)
+    return _row(TaskRow, "task", instance_id, defaults, overrides)
 
 
 def activity_row(instance_id: UUID, **overrides: Any) -> ActivityRow:
-    values: dict[str, Any] = {
-        "id": f"act-{uuid4().hex[:12]}",
-        "tenant": "acme",
-        "instance_id": instance_id,
+    defaults = {
         "node_id": "notify",
         "attempt": 1,
         "status": "scheduled",
@@ -109,5 +120,4 @@ def activity_row(instance_id: UUID, **overrides: Any) -> ActivityRow:
         "timeout_seconds": 30.0,
         "idempotency_key": f"{instance_id}:notify:1",
     }
-    values.update(overrides)
-    return ActivityRow(**values)
+    return _row(ActivityRow, "act", instance_id, defaults, overrides)

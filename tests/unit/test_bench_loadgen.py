@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from bench import cpu
+from bench.harness import spawn_generator
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
 
 pytestmark = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
@@ -100,13 +100,7 @@ def test_closed_loop_generator_reports_what_it_sent(stub_url: str) -> None:
         "warm_correlation_id": "warm",
         "seconds": 30,
     }
-    gen = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "bench.closedloop_gen"],
-        cwd=REPO_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    gen = spawn_generator("bench.closedloop_gen")
     assert gen.stdin is not None and gen.stdout is not None
     gen.stdin.write(json.dumps(plan) + "\n")
     gen.stdin.flush()

@@ -18,7 +18,7 @@ from domain.engine import migration
 from domain.errors import MilestoneNotReachedError
 from domain.instance import WorkflowInstance
 from domain.state import InterleaveState
-from tests.patterns_support import task
+from tests.patterns_support import routes, task
 from tests.unit.engine_support import (
     FakeEnv,
     assert_replays,
@@ -50,16 +50,7 @@ def interleaved_flow(order: str | None = None, interleaved: bool = True) -> Defi
             {"id": "meet", "type": "join"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "fork", "to": "c"},
-            {"from": "a", "to": "a2"},
-            {"from": "a2", "to": "meet"},
-            {"from": "b", "to": "meet"},
-            {"from": "c", "to": "meet"},
-            {"from": "meet", "to": "done"},
-        ],
+        routes("fork>a fork>b fork>c a>a2 a2>meet b>meet c>meet meet>done"),
     )
 
 
@@ -130,17 +121,7 @@ def test_the_order_is_evaluated_again_when_each_branch_finishes():
             {"id": "meet", "type": "join"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "init", "to": "fork"},
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "fork", "to": "c"},
-            {"from": "a", "to": "flag"},
-            {"from": "flag", "to": "meet"},
-            {"from": "b", "to": "meet"},
-            {"from": "c", "to": "meet"},
-            {"from": "meet", "to": "done"},
-        ],
+        routes("init>fork fork>a fork>b fork>c a>flag flag>meet b>meet c>meet", "meet>done"),
     )
     fake = FakeEnv()
     instance = start(d, fake)
@@ -172,16 +153,11 @@ def test_an_interleaved_split_inside_a_loop_runs_all_branches_again_each_round()
             {"id": "count", "type": "set", "variables": {"n": "vars.n + 1 if 'n' in vars else 1"}},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "a", "to": "meet"},
-            {"from": "b", "to": "meet"},
-            {"from": "meet", "to": "count"},
-            {"from": "count", "to": "again"},
+        routes(
+            "fork>a fork>b a>meet b>meet meet>count count>again",
             {"from": "again", "to": "fork", "condition": "vars.n < 2"},
             {"from": "again", "to": "done", "default": True},
-        ],
+        ),
     )
     fake = FakeEnv()
     instance = start(d, fake)
@@ -207,27 +183,17 @@ def milestone_flow(withdrawn_route: bool = True, dependent: str = "user_task") -
         {"id": "meet", "type": "join"},
         {"id": "done", "type": "end", "output": {"d": "nodes.d.result"}},
     ]
-    routes = [
-        {"from": "fork", "to": "prep"},
-        {"from": "fork", "to": "d"},
-        {"from": "prep", "to": "m"},
-        {"from": "m", "to": "meet"},
-        {"from": "d", "to": "meet"},
-        {"from": "meet", "to": "done"},
-    ]
+    links = routes("fork>prep fork>d prep>m m>meet d>meet meet>done")
     if withdrawn_route:  # d's two ways out merge (a gateway) before the join
         nodes += [
             {"id": "note", "type": "set", "variables": {"late": "True"}},
             {"id": "merge", "type": "gateway"},
         ]
-        routes[4] = {"from": "d", "to": "merge"}
+        links[4] = {"from": "d", "to": "merge"}
         # after the plain route: the withdrawal takes the `cancelled` route all the same
-        routes.append({"from": "d", "to": "note", "outcome": "cancelled"})
-        routes += [
-            {"from": "note", "to": "merge"},
-            {"from": "merge", "to": "meet", "default": True},
-        ]
-    return definition(nodes, routes)
+        links.append({"from": "d", "to": "note", "outcome": "cancelled"})
+        links += routes("note>merge", {"from": "merge", "to": "meet", "default": True})
+    return definition(nodes, links)
 
 
 def test_a_dependent_task_is_refused_until_the_milestone_is_reached():
@@ -292,7 +258,7 @@ def test_a_dependent_entered_after_the_milestone_was_passed_is_withdrawn_at_once
             task("d", milestone="m"),
             {"id": "done", "type": "end"},
         ],
-        [{"from": "m", "to": "d"}, {"from": "d", "to": "done"}],
+        routes("m>d d>done"),
     )
     fake = FakeEnv()
     instance = start(d, fake)
@@ -314,6 +280,13 @@ def test_a_dependent_wait_is_resumed_only_at_the_milestone():
     assert_replays(instance)
 
 
+def fire_the_boundary_timer(instance: WorkflowInstance, d: Definition, fake: FakeEnv) -> None:
+    """Two hours on, the one boundary timer (PT1H) of the instance fires."""
+    (timer,) = [b for b in instance.open_bookmarks() if b.boundary_of is not None]
+    fake.advance(hours=2)
+    engine.fire_timer(instance, d, timer.id, fake.env())
+
+
 def test_an_interleaved_branch_interrupted_away_from_the_join_fails_as_stalled():
     # The first branch's task is interrupted by a boundary timer that leads past the join:
     # the next branch can never start, so the instance fails instead of completing.
@@ -326,19 +299,11 @@ def test_an_interleaved_branch_interrupted_away_from_the_join_fails_as_stalled()
             {"id": "elsewhere", "type": "end", "terminate": False},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "a", "to": "meet"},
-            {"from": "b", "to": "meet"},
-            {"from": "meet", "to": "done"},
-        ],
+        routes("fork>a fork>b a>meet b>meet meet>done"),
     )
     fake = FakeEnv()
     instance = start(d, fake)
-    (timer,) = [b for b in instance.open_bookmarks() if b.boundary_of is not None]
-    fake.advance(hours=2)
-    engine.fire_timer(instance, d, timer.id, fake.env())
+    fire_the_boundary_timer(instance, d, fake)
     assert instance.status == "failed"
     assert instance.error is not None and instance.error["type"] == "stalled"
     assert "join meet waits (0 of 2 branches arrived)" in instance.error["message"]
@@ -375,20 +340,11 @@ def test_an_interrupting_boundary_escalation_path_counts_as_its_branch_reaching_
             {"id": "meet", "type": "join"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "a", "to": "meet"},
-            {"from": "escalate", "to": "meet"},
-            {"from": "b", "to": "meet"},
-            {"from": "meet", "to": "done"},
-        ],
+        routes("fork>a fork>b a>meet escalate>meet b>meet meet>done"),
     )
     fake = FakeEnv()
     instance = start(d, fake)
-    (timer,) = [b for b in instance.open_bookmarks() if b.boundary_of is not None]
-    fake.advance(hours=2)
-    engine.fire_timer(instance, d, timer.id, fake.env())
+    fire_the_boundary_timer(instance, d, fake)
     assert open_at(instance) == ["escalate"]  # b waits: branch a is not done yet
     assert run_to_end(instance, d, fake) == ["escalate", "b"]
     assert instance.status == "completed"
@@ -410,17 +366,9 @@ def test_a_cancelling_discriminator_around_an_interleaving_forgets_it():
             {"id": "first", "type": "join", "wait_for": 1, "cancel_remaining": True},
             {"id": "fin", "type": "end", "terminate": False},
         ],
-        [
-            {"from": "race", "to": "fork"},
-            {"from": "race", "to": "quick"},
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "a", "to": "meet"},
-            {"from": "b", "to": "meet"},
-            {"from": "meet", "to": "first"},
-            {"from": "quick", "to": "first"},
-            {"from": "first", "to": "fin"},
-        ],
+        routes(
+            "race>fork race>quick fork>a fork>b a>meet b>meet meet>first", "quick>first first>fin"
+        ),
     )
     fake = FakeEnv()
     instance = start(d, fake)

@@ -11,7 +11,7 @@ import pytest
 from domain import engine
 from domain.definition import Definition
 from domain.instance import WorkflowInstance
-from tests.patterns_support import wait
+from tests.patterns_support import routes, skipping_gateway, skipping_routes, wait
 from tests.unit.engine_support import (
     T0,
     FakeEnv,
@@ -41,15 +41,12 @@ def inclusive_flow() -> Definition:
             {"id": "meet", "type": "join"},
             {"id": "done", "type": "end", "output": {"n": "1"}},
         ],
-        [
+        routes(
             {"from": "choose", "to": "a", "condition": "input.a"},
             {"from": "choose", "to": "b", "condition": "input.b"},
             {"from": "choose", "to": "c", "default": True},
-            {"from": "a", "to": "meet"},
-            {"from": "b", "to": "meet"},
-            {"from": "c", "to": "meet"},
-            {"from": "meet", "to": "done"},
-        ],
+            "a>meet b>meet c>meet meet>done",
+        ),
     )
 
 
@@ -94,13 +91,11 @@ def test_inclusive_branches_without_waiting_join_in_the_same_command():
             {"id": "meet", "type": "join"},
             {"id": "done", "type": "end", "output": {"sum": "vars.x + vars.y"}},
         ],
-        [
+        routes(
             {"from": "choose", "to": "x", "condition": "true"},
             {"from": "choose", "to": "y", "condition": "input.y"},
-            {"from": "x", "to": "meet"},
-            {"from": "y", "to": "meet"},
-            {"from": "meet", "to": "done"},
-        ],
+            "x>meet y>meet meet>done",
+        ),
     )
     instance = start(d, FakeEnv(), {"y": True})
     assert (instance.status, instance.output) == ("completed", {"sum": 3})
@@ -121,16 +116,7 @@ def discriminator(cancel_remaining: bool | None, wait_for: int = 1) -> Definitio
             {"id": "after", "type": "user_task", "role": "clerk"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "b"},
-            {"from": "fork", "to": "c"},
-            {"from": "a", "to": "first"},
-            {"from": "b", "to": "first"},
-            {"from": "c", "to": "first"},
-            {"from": "first", "to": "after"},
-            {"from": "after", "to": "done"},
-        ],
+        routes("fork>a fork>b fork>c a>first b>first c>first first>after", "after>done"),
     )
 
 
@@ -198,15 +184,7 @@ def test_a_cancelling_join_stops_branches_still_queued_in_the_same_command():
             {"id": "pause", "type": "timer", "duration": "PT1M"},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "x"},
-            {"from": "fork", "to": "y"},
-            {"from": "x", "to": "first"},
-            {"from": "y", "to": "y2"},
-            {"from": "y2", "to": "first"},
-            {"from": "first", "to": "pause"},
-            {"from": "pause", "to": "done"},
-        ],
+        routes("fork>x fork>y x>first y>y2 y2>first first>pause pause>done"),
     )
     instance = start(d, FakeEnv())
     assert "y2" not in instance.variables  # y's branch was stopped before its next step
@@ -223,12 +201,7 @@ def branch_ends() -> Definition:
             {"id": "quick_end", "type": "end", "terminate": False},
             {"id": "slow_end", "type": "end", "terminate": False},
         ],
-        [
-            {"from": "fork", "to": "quick"},
-            {"from": "fork", "to": "slow"},
-            {"from": "quick", "to": "quick_end"},
-            {"from": "slow", "to": "slow_end"},
-        ],
+        routes("fork>quick fork>slow quick>quick_end slow>slow_end"),
         output={"quick": "vars.quick"},
     )
 
@@ -267,22 +240,16 @@ def test_a_join_that_can_no_longer_fire_fails_the_instance_instead_of_hanging():
         [
             {"id": "fork", "type": "parallel"},
             wait("a"),
-            {"id": "check", "type": "gateway"},
-            {"id": "skip", "type": "end", "terminate": False},
+            *skipping_gateway(),
             wait("c"),
             {"id": "meet", "type": "join", "wait_for": 3},
             {"id": "done", "type": "end"},
         ],
-        [
-            {"from": "fork", "to": "a"},
-            {"from": "fork", "to": "check"},
-            {"from": "fork", "to": "c"},
-            {"from": "check", "to": "meet", "condition": "input.go"},
-            {"from": "check", "to": "skip", "default": True},
-            {"from": "a", "to": "meet"},
-            {"from": "c", "to": "meet"},
-            {"from": "meet", "to": "done"},
-        ],
+        routes(
+            "fork>a fork>check fork>c",
+            *skipping_routes("meet"),
+            "a>meet c>meet meet>done",
+        ),
     )
     fake = FakeEnv()
     instance = start(d, fake, {"go": False})
@@ -311,7 +278,7 @@ def timer_flow(duration: str) -> Definition:
             {"id": "t", "type": "timer", "duration": duration},
             {"id": "done", "type": "end"},
         ],
-        [{"from": "t", "to": "done"}],
+        routes("t>done"),
     )
 
 
@@ -348,17 +315,10 @@ def test_a_cancelling_join_drops_the_arrivals_of_joins_inside_the_cancelled_bran
             {"id": "first", "type": "join", "wait_for": 1, "cancel_remaining": True},
             {"id": "fin", "type": "end", "terminate": False},
         ],
-        [
-            {"from": "outer", "to": "a"},
-            {"from": "outer", "to": "inner"},
-            {"from": "inner", "to": "b1"},
-            {"from": "inner", "to": "b2"},
-            {"from": "b1", "to": "inner_join"},
-            {"from": "b2", "to": "inner_join"},
-            {"from": "a", "to": "first"},
-            {"from": "inner_join", "to": "first"},
-            {"from": "first", "to": "fin"},
-        ],
+        routes(
+            "outer>a outer>inner inner>b1 inner>b2 b1>inner_join b2>inner_join",
+            "a>first inner_join>first first>fin",
+        ),
     )
     fake = FakeEnv()
     instance = start(d, fake)

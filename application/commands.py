@@ -9,7 +9,7 @@ twice (the key is bound to the command's target: reusing it for another is refus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 from uuid import UUID
 
@@ -100,43 +100,43 @@ class TriggerWebhook:
 
 
 @dataclass(frozen=True)
-class ClaimTask:
-    """Claim a task for `user`."""
+class TaskCommand:
+    """What every command on one task names first: the tenant and the task."""
 
     tenant: str
     task_id: str
+
+
+@dataclass(frozen=True)
+class ClaimTask(TaskCommand):
+    """Claim a task for `user`."""
+
     user: str
     # Who asks (checked: domain.engine.task_access); None only on trusted internal paths.
     actor: Actor | None = None
 
 
 @dataclass(frozen=True)
-class CancelTask:
+class CancelTask(TaskCommand):
     """Withdraw an open task (operator): its node's `cancelled` route, else it fails."""
 
-    tenant: str
-    task_id: str
     reason: str | None = None
     by: str | None = None
 
 
 @dataclass(frozen=True)
-class DelegateTask:
+class DelegateTask(TaskCommand):
     """Hand a task to another assignee; `by` is who handed it over."""
 
-    tenant: str
-    task_id: str
     assignee: str
     by: str | None = None
     actor: Actor | None = None
 
 
 @dataclass(frozen=True)
-class CompleteTask:
+class CompleteTask(TaskCommand):
     """Decide an approval (`outcome`) or submit a user task's form `data`."""
 
-    tenant: str
-    task_id: str
     outcome: str | None = None
     data: dict[str, Any] | None = None
     comment: str | None = None
@@ -146,14 +146,14 @@ class CompleteTask:
 
 
 @dataclass(frozen=True)
-class RetryNode:
-    """Retry the failed node of an instance held as an incident, or of a FAILED instance
-    (`domain.engine.recovery`); `variables` are merged first; `actor` and `reason` are
-    recorded in the history."""
+class RecoverNode:
+    """What retry and skip share: the instance and, keyword-only, the incident they resolve
+    (None: the oldest open one, or the failed node of a FAILED instance), who asks and why
+    (`actor` and `reason`, recorded in the history) and the idempotency key."""
 
     tenant: str
     instance_id: UUID
-    variables: dict[str, Any] | None = None
+    _: KW_ONLY
     incident_id: str | None = None
     actor: str | None = None
     reason: str | None = None
@@ -161,14 +161,16 @@ class RetryNode:
 
 
 @dataclass(frozen=True)
-class SkipNode:
+class RetryNode(RecoverNode):
+    """Retry the failed node of an instance held as an incident, or of a FAILED instance
+    (`domain.engine.recovery`); `variables` are merged first."""
+
+    variables: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SkipNode(RecoverNode):
     """Complete the failed node with `result` (and `outcome`) instead of running it."""
 
-    tenant: str
-    instance_id: UUID
     result: Any = None
     outcome: str | None = None
-    incident_id: str | None = None
-    actor: str | None = None
-    reason: str | None = None
-    idempotency_key: str | None = None

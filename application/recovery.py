@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from application import audit
-from application.commands import RetryNode, SkipNode
+from application.commands import RecoverNode, RetryNode, SkipNode
 from application.errors import InstanceNotFoundError
 from application.idempotency import IdempotencyRecords, KeyedCommands, fingerprint, stored_result
 from application.ports import IncidentQueries, InstanceStore
@@ -96,7 +96,7 @@ class RecoveryService:
 
     def _recover(
         self,
-        cmd: RetryNode | SkipNode,
+        cmd: RecoverNode,
         action: str,
         audit_action: str,
         act: Callable[[WorkflowInstance, CommandAttempt], str],

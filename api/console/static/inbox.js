@@ -1,8 +1,9 @@
 // People who approve: the tenant's task queue and one task, with its form and decisions.
-import { api, pageSize } from "./api.js";
-import { append, badge, facts, h, shortId, table, when } from "./dom.js";
+import { api } from "./api.js";
+import { append, badge, facts, h, shortId, when } from "./dom.js";
 import { taskForm } from "./form.js";
-import { explain, problemBox } from "./problem.js";
+import { pagedList } from "./list.js";
+import { problemBox } from "./problem.js";
 
 const filters = { status: "open", assignee: "", role: "", urgency: "" };
 const STATUSES = ["open", "claimed", "completed", "cancelled"];
@@ -11,45 +12,21 @@ const URGENCIES = ["low", "normal", "high", "critical", "urgent", "overdue"];
 const HEADERS = ["Task", "Kind", "Status", "Who", "Due", "Instance", "Created"];
 
 export async function inboxView(root, ctx) {
-  const listArea = h("div", { class: "list" });
-  const more = h("button", { type: "button", hidden: true }, "More");
-  let rows = null;
-  let cursor = null;
-
-  async function load(append) {
-    const page = await api("GET", "/v1/tasks", {
-      query: {
-        status: filters.status === "any" ? "" : filters.status,
-        assignee: filters.assignee,
-        role: filters.role,
-        urgency: filters.urgency,
-        limit: pageSize(),
-        cursor: append ? cursor : "",
-      },
-    });
-    cursor = page.next_cursor;
-    const found = page.items.map(taskRow);
-    if (append && rows) {
-      rows.append(...found);
-    } else {
-      const shown = table(HEADERS, found, "No tasks match these filters.");
-      rows = shown.querySelector("tbody");
-      listArea.replaceChildren(shown);
-    }
-    more.hidden = !cursor;
-  }
-
-  const guarded = async (action) => {
-    try {
-      await action();
-    } catch (error) {
-      if (!ctx.refused(error)) listArea.replaceChildren(explain(error));
-    }
-  };
-  more.addEventListener("click", () => guarded(() => load(true)));
-  const form = filterForm(() => guarded(() => load(false)));
-  append(root, h("h1", null, "Task inbox"), form, listArea, more);
-  await load(false);
+  const list = pagedList(ctx, {
+    path: "/v1/tasks",
+    query: () => ({
+      status: filters.status === "any" ? "" : filters.status,
+      assignee: filters.assignee,
+      role: filters.role,
+      urgency: filters.urgency,
+    }),
+    row: taskRow,
+    headers: HEADERS,
+    empty: "No tasks match these filters.",
+  });
+  const form = filterForm(list.reload);
+  append(root, h("h1", null, "Task inbox"), form, list.element, list.more);
+  await list.first();
 }
 
 function filterForm(apply) {

@@ -1,8 +1,9 @@
 // People who operate: instances (filters, paging), one instance (variables, bookmarks,
 // incidents with retry/skip, history, cancel).
-import { api, pageSize } from "./api.js";
+import { api } from "./api.js";
 import { append, badge, facts, h, json, shortId, table, when } from "./dom.js";
-import { explain, localProblem, problemBox } from "./problem.js";
+import { pagedList } from "./list.js";
+import { localProblem, problemBox } from "./problem.js";
 
 const filters = { status: "", definition: "" };
 const STATUSES = ["running", "suspended", "incident", "completed", "failed", "cancelled"];
@@ -10,33 +11,13 @@ const HEADERS = ["Instance", "Definition", "Status", "Correlation id", "Created"
 const OPEN = new Set(["running", "suspended", "incident"]);
 
 export async function instancesView(root, ctx) {
-  const listArea = h("div", { class: "list" });
-  const more = h("button", { type: "button", hidden: true }, "More");
-  let rows = null;
-  let cursor = null;
-
-  async function load(append) {
-    const page = await api("GET", "/v1/instances", {
-      query: { ...filters, limit: pageSize(), cursor: append ? cursor : "" },
-    });
-    cursor = page.next_cursor;
-    const found = page.items.map(instanceRow);
-    if (append && rows) {
-      rows.append(...found);
-    } else {
-      const shown = table(HEADERS, found, "No instances match these filters.");
-      rows = shown.querySelector("tbody");
-      listArea.replaceChildren(shown);
-    }
-    more.hidden = !cursor;
-  }
-  const guarded = async (action) => {
-    try {
-      await action();
-    } catch (error) {
-      if (!ctx.refused(error)) listArea.replaceChildren(explain(error));
-    }
-  };
+  const list = pagedList(ctx, {
+    path: "/v1/instances",
+    query: () => ({ ...filters }),
+    row: instanceRow,
+    headers: HEADERS,
+    empty: "No instances match these filters.",
+  });
 
   const status = h(
     "select",
@@ -54,16 +35,15 @@ export async function instancesView(root, ctx) {
         event.preventDefault();
         filters.status = status.value;
         filters.definition = definition.value.trim();
-        guarded(() => load(false));
+        list.reload();
       },
     },
     h("label", { for: "filter-instance-status" }, "Status"), status,
     h("label", { for: "filter-definition" }, "Definition"), definition,
     h("button", { type: "submit" }, "Apply"),
   );
-  more.addEventListener("click", () => guarded(() => load(true)));
-  append(root, h("h1", null, "Instances"), form, listArea, more);
-  await load(false);
+  append(root, h("h1", null, "Instances"), form, list.element, list.more);
+  await list.first();
 }
 
 function instanceRow(item) {

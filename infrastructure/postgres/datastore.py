@@ -82,6 +82,20 @@ class WaymarkDatastore(PostgresDatastore):
             raise
 
 
+@contextmanager
+def one_statement(datastore: PostgresDatastore) -> Iterator[Any]:
+    """A cursor for ONE read statement, run in autocommit (the pool's connections are).
+
+    `datastore.transaction(commit=False)` wraps a read in BEGIN ... ROLLBACK: three round
+    trips where the statement alone is one. A single statement has its own snapshot either
+    way, so for one read the answer is the same; reads that must agree with each other (two
+    statements, one snapshot) keep using `transaction()`. Errors are translated as by
+    `get_connection`.
+    """
+    with datastore.get_connection() as conn, conn.cursor() as curs:
+        yield curs
+
+
 # A connection used successfully less than this long ago is handed out without a ping.
 PING_AFTER_IDLE_SECONDS = 2.0
 

@@ -8,8 +8,14 @@ from uuid import UUID
 
 import psycopg.errors
 from eventsourcing.domain import Aggregate, DomainEvent
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.utils import retry
 
 from application.ports import (
     ConcurrencyConflictError,
@@ -18,6 +24,7 @@ from application.ports import (
 )
 from application.read_models import IdempotencyRecord, InstanceRow, Projection
 from infrastructure.history import history_entry
+from infrastructure.postgres.datastore import one_statement
 from infrastructure.postgres.event_store import WaymarkApplication, WaymarkFactory
 from infrastructure.postgres.recorder import (
     EVENTS_TABLE,
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
     from domain.instance import WorkflowInstance
 
 EVENTS_PRIMARY_KEY = f"{EVENTS_TABLE}_pkey"
+_NO_LIMIT = 2**62  # no version bound (originator_version is a bigint)
 _SELECT_HISTORY = (
     "SELECT originator_id, originator_version, topic, state, notification_id "
     "FROM waymark_events WHERE originator_id = %s AND originator_version > %s "
@@ -38,7 +46,14 @@ _SELECT_MANY = (
     "SELECT originator_id, originator_version, topic, state FROM waymark_events "
     "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
 )
-_SELECT_OWNED = "SELECT 1 FROM instances WHERE id = %s AND tenant = %s"
+# An instance's events when it is the tenant's: the ownership check and the read in one
+# statement (one round trip; an instance in a callback or a task decision is read so).
+_SELECT_OWNED_EVENTS = (
+    "SELECT originator_id, originator_version, topic, state FROM waymark_events "
+    "WHERE originator_id = %s AND originator_version <= %s "
+    "AND EXISTS (SELECT 1 FROM instances WHERE id = %s AND tenant = %s) "
+    "ORDER BY originator_version"
+)
 _SELECT_RECORD = "SELECT 1 FROM idempotency_records WHERE tenant = %s AND scope = %s AND key = %s"
 _SELECT_START_KEY = (
     "SELECT 1 FROM instances WHERE tenant = %s AND idempotency_key = %s AND id <> %s"
@@ -65,15 +80,35 @@ class PostgresInstanceStore:
     def get(
         self, instance_id: UUID, tenant: str | None = None, version: int | None = None
     ) -> WorkflowInstance | None:
-        # The read-model row is written in the transaction of the instance's first events,
-        # so "no row for this tenant" means "not this tenant's" (or not there at all).
-        if tenant is not None and not self._belongs_to(instance_id, tenant):
-            return None
-        recorder = self.app.recorder
-        stored = recorder.select_events(instance_id, lte=version)
+        if tenant is None:
+            stored = self.app.recorder.select_events(instance_id, lte=version)
+        else:
+            stored = self._owned_events(instance_id, tenant, version)
         if not stored:
             return None
         return _replay(map(self.app.mapper.to_domain_event, stored))
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _owned_events(
+        self, instance_id: UUID, tenant: str, version: int | None
+    ) -> list[StoredEvent]:
+        """The events when the instance is the tenant's, else none. The read-model row is
+        written in the transaction of the instance's first events, so "no row for this
+        tenant" means "not this tenant's" (or not there at all). Retried on a dropped
+        connection as the library's `select_events` is."""
+        upto = version if version is not None else _NO_LIMIT
+        with one_statement(self.datastore) as curs:
+            params = (instance_id, upto, instance_id, tenant)
+            curs.execute(_SELECT_OWNED_EVENTS, params, prepare=True)
+            return [
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
 
     def get_many(self, instance_ids: Sequence[UUID]) -> dict[UUID, WorkflowInstance]:
         """Every instance among `instance_ids`, from one query (the timer worker's batch)."""
@@ -94,11 +129,6 @@ class PostgresInstanceStore:
             owner = UUID(str(row["originator_id"]))
             events.setdefault(owner, []).append(self.app.mapper.to_domain_event(stored))
         return {owner: _replay(replay) for owner, replay in events.items()}
-
-    def _belongs_to(self, instance_id: UUID, tenant: str) -> bool:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(_SELECT_OWNED, (instance_id, tenant))
-            return curs.fetchone() is not None
 
     def save(self, changes: Sequence[Aggregate | DomainEvent], projection: Projection) -> None:
         # Collect the pending events ourselves (the aggregates' queues are emptied either

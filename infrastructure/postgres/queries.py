@@ -28,6 +28,7 @@ from infrastructure.postgres.cursors import (
     parse_datetime,
     parse_uuid,
 )
+from infrastructure.postgres.datastore import one_statement
 
 Row = TypeVar("Row")
 
@@ -52,7 +53,7 @@ class PostgresReadModelQueries:
         self.cursor_secret = cursor_secret or new_cursor_secret()
 
     def _fetch(self, query: sql.SQL | sql.Composed | str, params: Any = ()) -> list[dict[str, Any]]:
-        with self.datastore.transaction(commit=False) as curs:
+        with one_statement(self.datastore) as curs:
             curs.execute(query, params)
             return curs.fetchall()
 

@@ -63,6 +63,21 @@ def test_round_trip_and_history(store: PostgresInstanceStore) -> None:
     json.dumps([h.data for h in history])  # JSON-safe for the API
 
 
+def test_a_tenants_read_answers_only_for_its_own_instances(store: PostgresInstanceStore) -> None:
+    # The ownership check rides in the events query (one round trip): it must still refuse.
+    probe = Probe(tenant="acme", label="first")
+    probe.relabel("second", at=T0, ref=uuid4())
+    store.save([probe], Projection(instances=[instance_row(probe)]))
+
+    own = store.get(probe.id, "acme")
+    assert own is not None and (own.label, own.version) == ("second", 2)
+    earlier = store.get(probe.id, "acme", version=1)
+    assert earlier is not None and (earlier.label, earlier.version) == ("first", 1)
+    assert store.get(probe.id, "globex") is None
+    assert store.get(probe.id, "globex", version=1) is None
+    assert store.get(uuid4(), "acme") is None
+
+
 def test_workflow_instance_round_trip(store: PostgresInstanceStore) -> None:
     from domain.instance import WorkflowInstance
 

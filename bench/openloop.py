@@ -7,6 +7,9 @@ keep-alive connections, each request sent at its scheduled time and timed from i
 does not slow down when the server does. A step is a start phase and then a callback phase at
 the same rate: first an ascending search for the highest rate at which both phases keep
 p99 < 50 ms without errors, then the fixed step, 500 req/s. One table row per phase and step.
+Then the fixed step once more against `waymark serve --workers 2` (two API processes on the
+one database, the replica topology; rows `.../2api`): one process is bound by its GIL at
+about 450 callbacks/s on this 2-core machine.
 
 The server runs without its in-process workers (nothing here needs them) and without the
 rate limits (1,200/minute per key would refuse most of the load); the tenant `bench` gets a
@@ -69,7 +72,8 @@ def server_env() -> dict[str, str]:
     }
 
 
-def generator_plan(base_url: str, plan: Plan) -> dict[str, Any]:
+def generator_plan(base_url: str, plan: Plan, *, search: bool = True) -> dict[str, Any]:
+    """The generator's plan: the search (unless `search` is False), then the fixed step."""
     return {
         "base_url": base_url,
         "api_key": API_KEY,
@@ -87,7 +91,9 @@ def generator_plan(base_url: str, plan: Plan) -> dict[str, Any]:
             "p99_ms": P99_TARGET_MS,
             "max_error_ratio": 0.0,
             "max_steps": plan.search_steps,
-        },
+        }
+        if search
+        else None,
     }
 
 
@@ -128,7 +134,8 @@ def describe(line: dict[str, Any]) -> str:
     )
 
 
-def as_results(lines: list[dict[str, Any]]) -> list[Result]:
+def as_results(lines: list[dict[str, Any]], suffix: str = "") -> list[Result]:
+    """Table rows of the generator's lines; `suffix` ends every row's name (`/2api`)."""
     results: list[Result] = []
     for line in lines:
         if "max_sustained" in line:
@@ -150,7 +157,8 @@ def as_results(lines: list[dict[str, Any]]) -> list[Result]:
         results.append(
             Result(
                 f"http-open-loop/{line['kind']}@{line['rate']:.0f}"
-                + ("" if line["label"] == "fixed" else "/search"),
+                + ("" if line["label"] == "fixed" else "/search")
+                + suffix,
                 line["ok"],
                 line["seconds"],
                 latencies=line["latencies"],
@@ -171,4 +179,13 @@ def bench_http_open_loop(bench: Bench, quick: bool, pool_size: int) -> list[Resu
     progress("starting waymark serve (no in-process workers, no rate limits)")
     with serving_(bench, pool_size, extra_env=server_env()) as base_url:
         lines = run_generator(generator_plan(base_url, plan), bench.workdir / "openloop.log")
-    return as_results(lines)
+    results = as_results(lines)
+    if STOP.is_set():
+        return results
+    progress("starting waymark serve --workers 2 (two API processes) for the fixed step")
+    two = {**server_env(), "WAYMARK_API_WORKERS": "2"}
+    with serving_(bench, pool_size, extra_env=two) as base_url:
+        lines = run_generator(
+            generator_plan(base_url, plan, search=False), bench.workdir / "openloop.log"
+        )
+    return results + as_results(lines, "/2api")

@@ -5,8 +5,9 @@ Admission answers from the DefinitionCache, so a start reads nothing on the usua
 answer is checked where it matters, in the start's commit. `CommandAttempt.start` records
 an `AdmittedStart` (tenant, name, version, and `latest` when no version was asked), and the
 transaction that stores the start checks, in one statement for all of the commit's starts
-(sent with the commit's other statements, no round trip of its own), that each version is
-still enabled and, for `latest`, still the newest, before its COMMIT
+(sent after the commit's projection statements and read with their answers, before the
+events lock is taken), that each version is still enabled and, for `latest`, still the
+newest, before its COMMIT
 (infrastructure/postgres/admission_check.py). If not, nothing is stored, the commit raises
 `DefinitionChangedError` (only the members that made the claim fail a group commit), the
 cache forgets the claim and the runner decides the command again: admitted this time on the

@@ -4,10 +4,11 @@ A start is admitted on the definition cache's word; its commit carries an `Admit
 per started (tenant, name, version). In the commit's transaction (a group commit's too),
 after the projection's rows and before the events table lock, ONE statement for all of them
 returns the claims that no longer hold: the version is gone or disabled, or (`latest`: the
-start asked for no version) a newer one exists. It is sent on a cursor of its own and not
-waited for: its answer arrives with the events insert's (the recorder's pipeline fetches
-both in one round trip), and `verify()` then raises `DefinitionChangedError` for any
-stale claim, before COMMIT, so the transaction rolls back and nothing is stored. The
+start asked for no version) a newer one exists. It is sent on a cursor of its own, in the
+recorder's pipeline after the projection's statements, and `verify()` reads its answer
+(with theirs, one round trip) BEFORE the lock, insert and COMMIT are sent: it raises
+`DefinitionChangedError` for any stale claim, so the transaction rolls back and nothing
+is stored, and the table lock is never held across this round trip. The
 statement reads the primary key index, one probe per distinct claim (two for a `latest`
 one); it takes no row lock, so a disable is never blocked by starts.
 
@@ -41,8 +42,8 @@ _STALE_ADMISSIONS = """
 
 
 class AdmissionCheck:
-    """The check's statement, sent; `verify()` reads its answer (after the commit's own
-    fetch: no round trip of its own) and raises DefinitionChangedError if any claim is stale."""
+    """The check's statement, sent; `verify()` reads its answer (a flushing fetch in the
+    pipeline) and raises DefinitionChangedError if any claim is stale."""
 
     def __init__(self, curs: Cursor[dict[str, Any]] | None = None) -> None:
         self.curs = curs

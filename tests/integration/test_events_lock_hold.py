@@ -1,0 +1,134 @@
+"""The events table lock is never held across a round trip to this process (issue 11).
+
+Every event writer of a database queues behind `LOCK TABLE waymark_events IN EXCLUSIVE
+MODE` (infrastructure/postgres/recorder.py, docs/scaling.md). The recorder sends the lock,
+the insert and COMMIT together, so the server holds the lock for its own work only: a
+process whose threads wait milliseconds for the GIL never holds it while it reads a reply.
+
+Observed from outside: each time a committing connection has read a reply from the server
+(a round trip) with its transaction still open, a second connection asks `pg_locks`
+whether that backend holds the lock. The negative
+control reads the insert's ids before COMMIT, as the recorder once did, and is caught.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from application.commands import ResumeBookmark, StartInstance
+from infrastructure.postgres.recorder import WaymarkRecorder
+
+pytestmark = pytest.mark.integration
+
+TENANT = "acme"
+PARKED = {
+    "name": "parked",
+    "nodes": [
+        {"id": "init", "type": "set", "variables": {"x": "1"}},
+        {"id": "parked", "type": "wait", "result_var": "got"},
+        {"id": "done", "type": "end"},
+    ],
+    "routes": [{"from": "init", "to": "parked"}, {"from": "parked", "to": "done"}],
+}
+# A backend inside a transaction holds the lock on its own virtual transaction id (libpq
+# cannot tell mid-pipeline: its transaction status dates from the last Sync).
+_LOCKS_OF = """
+    SELECT coalesce(bool_or(l.locktype = 'virtualxid'), false),
+           coalesce(bool_or(c.relname = 'waymark_events' AND l.mode = 'ExclusiveLock'), false)
+    FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation
+    WHERE l.pid = %s AND l.granted
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    in_transaction: bool
+    holds_events_lock: bool
+
+
+@pytest.fixture
+def container(database_url: str) -> Iterator[Any]:
+    from infrastructure.bootstrap import build_api
+    from infrastructure.settings import Settings
+
+    built = build_api(Settings(database_url=database_url, api_keys="k=acme:admin", db_pool_size=4))
+    built.definitions.publish(TENANT, PARKED)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def lock_samples(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Sample]]:
+    """The backend's locks, once per reply read.
+
+    In pipeline mode a statement is only sent (a non-blocking flush); the client waits for
+    the server where it reads a result (a cursor's fetch) or leaves a pipeline (a Sync).
+    Those are sampled, right after they return."""
+    samples: list[Sample] = []
+    observer = psycopg.connect(database_url, autocommit=True)
+
+    def sample(conn: psycopg.Connection[Any]) -> None:
+        if conn is not observer:
+            row = observer.execute(_LOCKS_OF, (conn.info.backend_pid,)).fetchone()
+            assert row is not None
+            samples.append(Sample(*row))
+
+    def after(method: Any, conn_of: Any) -> Any:
+        def sampled(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = method(self, *args, **kwargs)
+            sample(conn_of(self))
+            return result
+
+        return sampled
+
+    for name in ("fetchone", "fetchmany", "fetchall"):
+        real = getattr(psycopg.Cursor, name)
+        monkeypatch.setattr(psycopg.Cursor, name, after(real, lambda c: c.connection))
+    for name in ("sync", "__exit__"):
+        real = getattr(psycopg.Pipeline, name)
+        monkeypatch.setattr(psycopg.Pipeline, name, after(real, lambda p: p._conn))
+    yield samples
+    monkeypatch.undo()
+    observer.close()
+
+
+def start_and_resume(container: Any, times: int = 3) -> None:
+    """Starts (events, projection and the admission check) and resumes (no check)."""
+    for _ in range(times):
+        view, _ = container.instances.start(StartInstance(TENANT, PARKED["name"]))
+        bookmark = view["bookmarks"][0]
+        result, _ = container.instances.resume(
+            ResumeBookmark(TENANT, UUID(view["id"]), bookmark["id"], {"ok": True})
+        )
+        assert result["status"] == "completed"
+
+
+def test_no_round_trip_to_the_client_holds_the_events_lock(
+    container: Any, lock_samples: list[Sample]
+) -> None:
+    start_and_resume(container)
+
+    # The starts' admission check is read mid-transaction (before the lock): observed.
+    assert any(s.in_transaction for s in lock_samples), "no reply read inside a transaction"
+    assert not any(s.holds_events_lock for s in lock_samples)
+
+
+def test_negative_control_reading_the_ids_before_commit_holds_the_lock_over_a_round_trip(
+    container: Any, lock_samples: list[Sample], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = WaymarkRecorder._lock_and_insert
+
+    def fetching_before_commit(self: WaymarkRecorder, curs: Any, *args: Any) -> None:
+        real(self, curs, *args)
+        curs.fetchall()  # the former flow: the insert's ids read inside the transaction
+
+    monkeypatch.setattr(WaymarkRecorder, "_lock_and_insert", fetching_before_commit)
+    start_and_resume(container)
+
+    assert any(s.holds_events_lock for s in lock_samples)

@@ -25,6 +25,7 @@ from bench.compare_base import (
     THREE_STEP,
     CompareSizes,
     Run,
+    backends,
     drive_threads,
     finish,
     per_workflow,
@@ -53,6 +54,7 @@ def run_waymark_http(
     api_workers: int = 1,
     driver: str = "generator",
 ) -> Run:
+    connected = backends(bench.database_url, "bench")
     before = snapshot(bench.database_url, "bench")
     extra = {"WAYMARK_API_WORKERS": str(api_workers)}
     warm = max(WARM, sizes.waymark_clients)
@@ -70,7 +72,8 @@ def run_waymark_http(
             run = _drive_httpx_threads(name, bench, sizes, base_url, tag, warm, window)
         else:
             run = _drive_generator(name, bench, sizes, base_url, tag, warm, window)
-    after = snapshot(bench.database_url, "bench")  # the server has exited: counters flushed
+    # The server has exited; its backends flush their counters as they leave.
+    after = snapshot(bench.database_url, "bench", backends_at_most=connected)
     run.per_workflow = per_workflow(before, after, run.workflows + warm)
     by = (
         f"{sizes.waymark_clients} httpx threads of the bench process"

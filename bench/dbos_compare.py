@@ -45,6 +45,7 @@ from bench.compare_base import (
     CompareSizes,
     Run,
     admin_url_of,
+    backends,
     create_database,
     drive_threads,
     per_workflow,
@@ -91,10 +92,11 @@ def run_dbos(bench: Bench, sizes: CompareSizes) -> Run:
 
     progress("dbos: migrating its system database")
     worker("--migrate-only")
+    connected = backends(bench.database_url, DBOS_DATABASE)
     before = snapshot(bench.database_url, DBOS_DATABASE)
     progress(f"dbos: {sizes.workflows} workflows at each of {sizes.dbos_threads} threads")
     report = worker()
-    after = snapshot(bench.database_url, DBOS_DATABASE)
+    after = snapshot(bench.database_url, DBOS_DATABASE, backends_at_most=connected)
     runs = report["runs"]
     total = sum(r["workflows"] for r in runs) + int(report["warmup"])
     best = max(runs, key=lambda r: r["workflows"] / r["seconds"])
@@ -145,6 +147,7 @@ def run_waymark_in_process(
 ) -> Run:
     from application.commands import StartInstance
 
+    connected = backends(bench.database_url, "bench")
     before = snapshot(bench.database_url, "bench")
     warm = 16
     with _waymark_in_process(bench, pool_size, group_commit) as container:
@@ -166,7 +169,7 @@ def run_waymark_in_process(
         name = f"waymark/in-process/{sizes.waymark_clients}c{suffix}"
         window = Window({"postgres": pg_pid(bench)}, own="app")
         run = drive_threads(name, bench, sizes, start, tag, window)
-    after = snapshot(bench.database_url, "bench")
+    after = snapshot(bench.database_url, "bench", backends_at_most=connected)
     run.per_workflow = per_workflow(before, after, run.workflows + warm)
     run.note = "Container + InProcessWorkers; client threads start, do not wait" + (
         "" if group_commit else "; WAYMARK_GROUP_COMMIT=false (one transaction per command)"

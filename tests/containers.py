@@ -3,6 +3,8 @@ builds them when the workers run in-process."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,3 +44,18 @@ def build_engine(settings: Settings) -> Engine:
         build_task_worker(settings, core=api.core),
         build_timer_worker(settings, core=api.core),
     )
+
+
+@contextmanager
+def api_publishing(
+    database_url: str, *definitions: dict[str, Any], tenant: str = "acme", **settings: Any
+) -> Iterator[Container]:
+    """The API container on `database_url` (an admin key of `tenant`) with `definitions`
+    published for `tenant`; closed after."""
+    built = build_api(Settings(database_url=database_url, api_keys=f"k={tenant}:admin", **settings))
+    try:
+        for definition in definitions:
+            built.definitions.publish(tenant, definition)
+        yield built
+    finally:
+        built.close()

@@ -23,10 +23,13 @@ import pytest
 
 from application.commands import ResumeBookmark, StartInstance
 from infrastructure.postgres.recorder import WaymarkRecorder
+from tests.containers import api_publishing
+from tests.patterns_support import routes
 
 pytestmark = pytest.mark.integration
 
 TENANT = "acme"
+# A set (so the start runs a step), a wait the test resumes, the end.
 PARKED = {
     "name": "parked",
     "nodes": [
@@ -34,7 +37,7 @@ PARKED = {
         {"id": "parked", "type": "wait", "result_var": "got"},
         {"id": "done", "type": "end"},
     ],
-    "routes": [{"from": "init", "to": "parked"}, {"from": "parked", "to": "done"}],
+    "routes": routes("init>parked parked>done"),
 }
 # A backend inside a transaction holds the lock on its own virtual transaction id (libpq
 # cannot tell mid-pipeline: its transaction status dates from the last Sync).
@@ -54,13 +57,8 @@ class Sample:
 
 @pytest.fixture
 def container(database_url: str) -> Iterator[Any]:
-    from infrastructure.bootstrap import build_api
-    from infrastructure.settings import Settings
-
-    built = build_api(Settings(database_url=database_url, api_keys="k=acme:admin", db_pool_size=4))
-    built.definitions.publish(TENANT, PARKED)
-    yield built
-    built.close()
+    with api_publishing(database_url, PARKED, tenant=TENANT, db_pool_size=4) as built:
+        yield built
 
 
 @pytest.fixture

@@ -61,12 +61,22 @@ class KafkaBroker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tansu exited at start: {self.log_path.read_text()[-2000:]}")
+            if not self._listening():  # before it listens, aiokafka would log an ERROR
+                time.sleep(0.05)
+                continue
             try:
                 asyncio.run(self._metadata())
                 return self
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(0.2)
         raise RuntimeError(f"tansu did not answer within {STARTUP_SECONDS} s")
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+        except OSError:
+            return False
+        return True
 
     async def _metadata(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient

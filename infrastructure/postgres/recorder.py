@@ -300,21 +300,21 @@ class WaymarkRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         projection: Projection | None,
     ) -> None:
-        """Queue LOCK, NOTIFY and the insert (RETURNING the notification ids) on `curs`."""
+        """Queue LOCK, NOTIFY and the insert (RETURNING the notification ids) on `curs`.
+        The insert's parameters are built first: once LOCK is sent, the lock is held."""
         tenants = {row.id: row.tenant for row in projection.instances} if projection else {}
+        tagged = [tenants.get(cast(UUID, e.originator_id)) for e in stored_events]
+        insert = self.insert_events_sql if None not in tagged else self.insert_untagged_events_sql
+        params = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+            tagged,
+        )
         curs.execute(self.lock_events_sql)
         self._notify_channel(curs)
-        tagged = [tenants.get(cast(UUID, e.originator_id)) for e in stored_events]
-        curs.execute(
-            self.insert_events_sql if None not in tagged else self.insert_untagged_events_sql,
-            (
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-                tagged,
-            ),
-        )
+        curs.execute(insert, params)
 
     def _insert_events(
         self,

@@ -100,15 +100,7 @@ class PostgresInstanceStore:
         with one_statement(self.datastore) as curs:
             params = (instance_id, upto, instance_id, tenant)
             curs.execute(_SELECT_OWNED_EVENTS, params, prepare=True)
-            return [
-                StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+            return [_stored(row) for row in curs.fetchall()]
 
     def get_many(self, instance_ids: Sequence[UUID]) -> dict[UUID, WorkflowInstance]:
         """Every instance among `instance_ids`, from one query (the timer worker's batch)."""
@@ -120,12 +112,7 @@ class PostgresInstanceStore:
             rows = curs.fetchall()
         events: dict[UUID, list[Any]] = {}
         for row in rows:
-            stored = StoredEvent(
-                originator_id=row["originator_id"],
-                originator_version=row["originator_version"],
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            )
+            stored = _stored(row)
             owner = UUID(str(row["originator_id"]))
             events.setdefault(owner, []).append(self.app.mapper.to_domain_event(stored))
         return {owner: _replay(replay) for owner, replay in events.items()}
@@ -260,12 +247,7 @@ class PostgresInstanceStore:
         return [
             history_entry(
                 self.app.mapper,
-                StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                ),
+                _stored(row),
                 position=row["notification_id"],
             )
             for row in rows
@@ -304,3 +286,13 @@ def _constraint_name(error: BaseException) -> str | None:
 def _diagnostic_detail(error: BaseException) -> str | None:
     cause = _psycopg_error(error)
     return cause.diag.message_detail if cause is not None else None
+
+
+def _stored(row: dict[str, Any]) -> StoredEvent:
+    """A stored event from a row of `waymark_events` (its state as bytes)."""
+    return StoredEvent(
+        originator_id=row["originator_id"],
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=bytes(row["state"]),
+    )

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Server
+from tests.patterns_support import routes
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -115,10 +116,7 @@ def approval_definition(name: str, task_name: str) -> dict[str, Any]:
             {"id": "done", "type": "end"},
             {"id": "refused", "type": "end", "status": "failed"},
         ],
-        "routes": [
-            {"from": "review", "to": "done", "outcome": "approved"},
-            {"from": "review", "to": "refused", "outcome": "rejected"},
-        ],
+        "routes": routes("review>done:approved review>refused:rejected"),
     }
 
 
@@ -145,7 +143,7 @@ def user_task_definition(name: str, task_name: str) -> dict[str, Any]:
             },
             {"id": "done", "type": "end"},
         ],
-        "routes": [{"from": "note", "to": "profile"}, {"from": "profile", "to": "done"}],
+        "routes": routes("note>profile profile>done"),
     }
 
 

@@ -9,6 +9,7 @@ nothing fails it. `python -m api.roles` prints the docs table.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 VIEWER, OPERATOR, DESIGNER, ADMIN = "viewer", "operator", "designer", "admin"
@@ -48,15 +49,21 @@ def route_role(route: Any) -> str | None:
         role = getattr(depends.dependency, "waymark_role", None)
         if role is not None:
             return str(role)
+    for current in dependants(route):
+        role = getattr(current.call, "waymark_role", None)
+        if role is not None:
+            return str(role)
+    return None
+
+
+def dependants(route: Any) -> Iterator[Any]:
+    """The route's FastAPI `Dependant` and every dependency below it, depth first."""
     dependant = getattr(route, "dependant", None)
     stack = [dependant] if dependant is not None else []
     while stack:
         current = stack.pop()
-        role = getattr(current.call, "waymark_role", None)
-        if role is not None:
-            return str(role)
+        yield current
         stack.extend(current.dependencies)
-    return None
 
 
 def markdown_table(routes: list[tuple[str, str, str]]) -> str:

@@ -103,15 +103,11 @@ def _threadpool_dependencies(app: object) -> list[tuple[str, str]]:
 
     found = []
     for route in iter_route_contexts(app.routes):  # type: ignore[attr-defined]
-        dependant = getattr(route, "dependant", None)
-        stack = list(dependant.dependencies) if dependant is not None else []
-        while stack:
-            current = stack.pop()
+        for current in list(roles.dependants(route))[1:]:  # [0] is the endpoint itself
             call = current.call
             target = call if inspect.isroutine(call) else getattr(call, "__call__", call)  # noqa: B004
             if not inspect.iscoroutinefunction(target):
                 found.append((str(route.path), getattr(call, "__name__", type(call).__name__)))
-            stack.extend(current.dependencies)
     return sorted(set(found))
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from application.commands import DeliverCallback, ResumeBookmark
 from application.errors import SignatureError
 from application.instances import InstanceService
-from application.ports import Clock, ReadModelQueries
+from application.ports import Clock, InstanceStore
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 
@@ -75,12 +75,12 @@ class CallbackService:
     def __init__(
         self,
         instances: InstanceService,
-        queries: ReadModelQueries,
+        store: InstanceStore,
         secret_for: Callable[[str], str | None],
         clock: Clock,
     ):
         self.instances = instances
-        self.queries = queries
+        self.store = store
         self.secret_for = secret_for
         self.clock = clock
         # Never configured anywhere, never revealed: no signature made outside this process
@@ -90,14 +90,17 @@ class CallbackService:
     def callback(self, cmd: DeliverCallback) -> tuple[dict[str, Any], bool]:
         """Resume the bookmark the token names; (result, replayed)."""
         token, body, signature = cmd.token, cmd.body, cmd.signature
-        bookmark = self.queries.bookmark_by_token(token)
+        # The bookmark and its instance's events in one round trip; the instance is rebuilt
+        # only once the signature holds.
+        found = self.store.by_bookmark_token(token)
+        bookmark, instance = found if found is not None else (None, None)
         secret = self.secret_for(bookmark.tenant) if bookmark is not None else None
         # Missing token, or a tenant without a secret: the same checks, against the decoy,
         # so the answer (and its cost) is that of a live token with a wrong signature.
         verify(
             secret or self._decoy_secret, body, signature, self.clock.now().timestamp(), cmd.path
         )
-        if bookmark is None or not secret:
+        if bookmark is None or instance is None or not secret:
             raise SignatureError("the signature does not match")
         payload = callback_payload(body)
         return self.instances.resume(
@@ -108,5 +111,6 @@ class CallbackService:
                 payload,
                 idempotency_key=cmd.idempotency_key,
                 source="callback",
-            )
+            ),
+            loaded=instance(),
         )

@@ -254,16 +254,25 @@ class InstanceService:
 
         return self.keyed.run(command, [instance_id], tenant, scope, key, request)
 
-    def resume(self, cmd: ResumeBookmark) -> tuple[dict[str, Any], bool]:
-        """Resume one bookmark; (result, replayed). A repeated key replays the first result."""
+    def resume(
+        self, cmd: ResumeBookmark, loaded: WorkflowInstance | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Resume one bookmark; (result, replayed). A repeated key replays the first result.
+
+        `loaded`: the instance as the caller just read it (a callback, with its bookmark):
+        the first attempt decides on it instead of reading it again (`CommandAttempt.adopt`).
+        """
         tenant, instance_id, bookmark_id = cmd.tenant, cmd.instance_id, cmd.bookmark_id
         scope, key = "resume", cmd.idempotency_key
         request = fingerprint(str(instance_id), bookmark_id)
         prior = self.keyed.first_result(tenant, scope, key, request)
         if prior is not None:
             return prior, True
+        adopt = [loaded] if loaded is not None and loaded.id == instance_id else []
 
         def command(session: CommandAttempt) -> dict[str, Any]:
+            if adopt:  # the first attempt only: a later one reads the store
+                session.adopt(adopt.pop())
             instance = session.load(instance_id, tenant)
             definition = session.definition_of(instance)
             engine.resume(

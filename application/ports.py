@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -194,6 +194,15 @@ class InstanceStore(Protocol):
     def get_many(self, instance_ids: Sequence[UUID]) -> dict[UUID, WorkflowInstance]:
         """The instances among `instance_ids` that exist, read together (one query on
         PostgreSQL; no tenant check: for workers acting on ids they read themselves)."""
+
+    def by_bookmark_token(
+        self, token: str
+    ) -> tuple[BookmarkRow, Callable[[], WorkflowInstance | None]] | None:
+        """The bookmark whose token this is and its instance, read together (one statement
+        on PostgreSQL: a callback's two reads in one round trip); None when no bookmark has
+        the token. No tenant filter: the token is the capability; the row names its tenant.
+        The instance is rebuilt from the events read when the callable is called, so a
+        caller that refuses the request first (a wrong signature) does not pay for it."""
 
     def save(
         self,

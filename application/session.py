@@ -147,6 +147,15 @@ class CommandAttempt:
             raise InstanceNotFoundError(instance_id)
         return instance
 
+    def adopt(self, instance: WorkflowInstance) -> None:
+        """Take `instance`, read by the caller just before this attempt (a callback reads it
+        with its bookmark, in one statement), as the copy `load` returns. It is trusted as
+        one from the cache is: a decision that writes nothing for it is taken again on a
+        fresh read, one that writes is version-checked (application/instance_cache.py)."""
+        if instance.id not in self.instances:
+            self.instances[instance.id] = instance
+            self.cached.add(instance.id)
+
     def definition_of(self, instance: WorkflowInstance) -> Definition:
         return self.definitions.get(
             instance.tenant, instance.definition, instance.definition_version

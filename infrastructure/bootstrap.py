@@ -228,7 +228,7 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         definitions=definitions,
         instances=instances,
         tasks=TaskService(core.runner, queries, schemas),
-        callbacks=CallbackService(instances, queries, secrets.get, clock),
+        callbacks=CallbackService(instances, core.store, secrets.get, clock),
         webhooks=WebhookService(instances, core.cache, core.admission, secrets.get, clock, queries),
         templates=TemplateService(PackagedTemplateCatalog(), definitions),
         analytics=AnalyticsService(PostgresAnalyticsQueries(datastore), clock),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 from uuid import UUID
 
@@ -11,7 +11,7 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError
 
 from application.ports import ConcurrencyConflictError, HistoryEntry
-from application.read_models import Projection
+from application.read_models import BookmarkRow, Projection
 from domain.instance import WorkflowInstance
 from infrastructure.history import history_entry
 from infrastructure.memory.event_store import MemoryApplication
@@ -40,6 +40,15 @@ class MemoryInstanceStore:
     def get_many(self, instance_ids: Sequence[UUID]) -> dict[UUID, WorkflowInstance]:
         found = {i: self.get(i) for i in dict.fromkeys(instance_ids)}
         return {i: instance for i, instance in found.items() if instance is not None}
+
+    def by_bookmark_token(
+        self, token: str
+    ) -> tuple[BookmarkRow, Callable[[], WorkflowInstance | None]] | None:
+        with self.tables.lock:
+            bookmark = next((b for b in self.tables.bookmarks.values() if b.token == token), None)
+        if bookmark is None:
+            return None
+        return bookmark, lambda: self.get(bookmark.instance_id)
 
     def save(self, changes: Sequence[Aggregate | DomainEvent], projection: Projection) -> None:
         pending = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
@@ -22,10 +22,11 @@ from application.ports import (
     DuplicateIdempotencyKeyError,
     HistoryEntry,
 )
-from application.read_models import IdempotencyRecord, InstanceRow, Projection
+from application.read_models import BookmarkRow, IdempotencyRecord, InstanceRow, Projection
 from infrastructure.history import history_entry
 from infrastructure.postgres.datastore import one_statement
 from infrastructure.postgres.event_store import WaymarkApplication, WaymarkFactory
+from infrastructure.postgres.queries import to_row
 from infrastructure.postgres.recorder import (
     EVENTS_TABLE,
     IDEMPOTENCY_CONSTRAINTS,
@@ -53,6 +54,14 @@ _SELECT_OWNED_EVENTS = (
     "WHERE originator_id = %s AND originator_version <= %s "
     "AND EXISTS (SELECT 1 FROM instances WHERE id = %s AND tenant = %s) "
     "ORDER BY originator_version"
+)
+# The bookmark a token names with its instance's events (a callback's two reads, one
+# round trip and one snapshot); the bookmark's columns repeat on every event's row.
+_SELECT_BY_BOOKMARK = (
+    "SELECT b.*, e.originator_version AS event_version, e.topic AS event_topic, "
+    "e.state AS event_state FROM bookmarks b "
+    "JOIN waymark_events e ON e.originator_id = b.instance_id "
+    "WHERE b.token = %s ORDER BY e.originator_version"
 )
 _SELECT_RECORD = "SELECT 1 FROM idempotency_records WHERE tenant = %s AND scope = %s AND key = %s"
 _SELECT_START_KEY = (
@@ -101,6 +110,33 @@ class PostgresInstanceStore:
             params = (instance_id, upto, instance_id, tenant)
             curs.execute(_SELECT_OWNED_EVENTS, params, prepare=True)
             return [_stored(row) for row in curs.fetchall()]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def by_bookmark_token(
+        self, token: str
+    ) -> tuple[BookmarkRow, Callable[[], WorkflowInstance | None]] | None:
+        with one_statement(self.datastore) as curs:
+            curs.execute(_SELECT_BY_BOOKMARK, (token,), prepare=True)
+            rows = curs.fetchall()
+        if not rows:
+            return None
+        bookmark = to_row(BookmarkRow, rows[0])
+        to_domain_event = self.app.mapper.to_domain_event
+
+        def instance() -> WorkflowInstance | None:
+            return _replay(
+                to_domain_event(
+                    StoredEvent(
+                        originator_id=bookmark.instance_id,
+                        originator_version=row["event_version"],
+                        topic=row["event_topic"],
+                        state=bytes(row["event_state"]),
+                    )
+                )
+                for row in rows
+            )
+
+        return bookmark, instance
 
     def get_many(self, instance_ids: Sequence[UUID]) -> dict[UUID, WorkflowInstance]:
         """Every instance among `instance_ids`, from one query (the timer worker's batch)."""

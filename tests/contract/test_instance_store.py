@@ -14,7 +14,13 @@ from application.ports import (
 from application.read_models import IdempotencyRecord, Projection, TaskFilter
 from domain.instance import WorkflowInstance
 from tests.contract.conftest import Ports
-from tests.integration.test_postgres_support import T0, Probe, instance_row, task_row
+from tests.integration.test_postgres_support import (
+    T0,
+    Probe,
+    bookmark_row,
+    instance_row,
+    task_row,
+)
 
 
 def _instance(tenant: str = "acme") -> WorkflowInstance:
@@ -72,6 +78,30 @@ def test_get_many_reads_the_instances_that_exist_as_get_would(ports: Ports) -> N
             alone.version,
         )
     assert ports.instances.get_many([]) == {}
+
+
+def test_by_bookmark_token_reads_the_bookmark_and_its_instance(ports: Ports) -> None:
+    probe = Probe(tenant="acme", label="l0")
+    probe.relabel("l1", at=T0, ref=uuid4())
+    bookmark = bookmark_row(probe.id, tenant="acme")
+    other = Probe(tenant="globex", label="other")
+    ports.instances.save(
+        [probe, other],
+        Projection(
+            instances=[instance_row(probe), instance_row(other, tenant="globex")],
+            bookmarks=[bookmark, bookmark_row(other.id, id="bm-other", tenant="globex")],
+        ),
+    )
+
+    found = ports.instances.by_bookmark_token(bookmark.token or "")
+
+    assert found is not None
+    row, instance = found
+    assert row == bookmark
+    rebuilt = instance()
+    assert rebuilt is not None
+    assert (rebuilt.id, rebuilt.label, rebuilt.version) == (probe.id, "l1", 2)
+    assert ports.instances.by_bookmark_token("no-such-token") is None
 
 
 def test_history_pages_by_version(ports: Ports) -> None:

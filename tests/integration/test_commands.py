@@ -139,6 +139,48 @@ def test_bookmark_is_found_by_token_right_after_the_start_returns(container: Any
         }
 
 
+def signed_callback(token: str, body: bytes = b'{"amount": 3}') -> DeliverCallback:
+    path = f"/v1/callbacks/{token}"
+    return DeliverCallback(token, body, sign(SECRET, body, int(time.time()), path), None)
+
+
+def test_concurrent_callbacks_for_one_token_resume_once(container: Any) -> None:
+    """Each callback reads the bookmark and the instance before it holds the instance's
+    lock (one statement, `by_bookmark_token`): the copies of the losers are stale, and
+    their writes are refused by the version check, then re-decided on a fresh read."""
+    view, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 1}))
+    token = view["bookmarks"][0]["token"]
+
+    results = race(6, lambda i: container.callbacks.callback(signed_callback(token)))
+
+    winners = [r for r in results if isinstance(r, tuple)]
+    assert len(winners) == 1, results
+    assert all(
+        isinstance(r, BookmarkNotOpenError | CommandConflictError)
+        for r in results
+        if not isinstance(r, tuple)
+    )
+    assert event_types(container, view["id"]).count("BookmarkResumed") == 1
+
+
+def test_a_stale_loaded_copy_is_not_decided_on(container: Any) -> None:
+    """`resume(loaded=...)` with a copy read before another command committed: the
+    resume is refused as for a fresh read, never applied twice."""
+    view, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 2}))
+    instance_id, bookmark_id = UUID(view["id"]), view["bookmarks"][0]["id"]
+    found = container.core.store.by_bookmark_token(view["bookmarks"][0]["token"])
+    assert found is not None
+    stale = found[1]()
+    container.instances.resume(ResumeBookmark(TENANT, instance_id, bookmark_id, {"n": 1}))
+
+    with pytest.raises(BookmarkNotOpenError):
+        container.instances.resume(
+            ResumeBookmark(TENANT, instance_id, bookmark_id, {"n": 2}), loaded=stale
+        )
+    assert event_types(container, view["id"]).count("BookmarkResumed") == 1
+    assert container.instances.get(TENANT, instance_id)["output"] == {"paid": {"n": 1}}
+
+
 def test_task_queue_reflects_each_command_immediately(container: Any) -> None:
     view, _ = container.instances.start(StartInstance(TENANT, "one-approval"))
     task_id = view["bookmarks"][0]["id"]

@@ -2,10 +2,10 @@
 own process, driven by a load generator.
 
 The driver (`--http-driver`): `generator` (the default) is bench/closedloop_gen.py, a process
-of its own: `connections` aiohttp keep-alive connections on one event loop, each posting the
-next start as soon as the previous was answered. `threads` is the former driver, kept for
-comparison: client threads of the bench process, each with its own keep-alive
-`httpx.Client` (~3-5x the generator's client CPU per request, taken from the same two
+of its own: `connections` keep-alive connections (bench/http_client.py) on one event loop,
+each posting the next start as soon as the previous was answered. `threads` is the former
+driver, kept for comparison: client threads of the bench process, each with its own
+keep-alive `httpx.Client` (~3-5x the generator's client CPU per request, taken from the same two
 cores). Completion is read from the `instances` table either way.
 
 CPU per workflow (bench/cpu.py): the `waymark serve` process tree (its API processes and
@@ -78,7 +78,7 @@ def run_waymark_http(
     by = (
         f"{sizes.waymark_clients} httpx threads of the bench process"
         if driver == "threads"
-        else f"closed-loop generator process, {sizes.waymark_clients} aiohttp connections"
+        else f"closed-loop generator process, {sizes.waymark_clients} keep-alive connections"
     )
     run.note = (
         f"waymark serve (workers in process) <- {by}"

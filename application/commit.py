@@ -67,15 +67,15 @@ class GroupCommitter:
 
     The first caller to find the committer idle leads: it takes every queued commit (up to
     `max_group`, never two that touch the same instance: those would collide with each
-    other) and saves them in ONE `InstanceStore.save` — one transaction, one table lock,
-    one COMMIT. Callers arriving meanwhile queue up; when the leader is done it marks each
+    other) and saves them in ONE `InstanceStore.save` — one transaction, one insert-order
+    lock, one COMMIT. Callers arriving meanwhile queue up; when the leader is done it marks each
     member of its group finished with that member's outcome and hands the lead to the
     commit at the head of the queue, whose caller saves everything that queued during the
     previous COMMIT. A lone caller waits for nothing: there is no timer, the batching comes
     from the time a COMMIT takes. `commit_all` queues several commits of one caller (a task
     worker's results) at once.
 
-    The events keep the members' order within one INSERT under the events table lock, so
+    The events keep the members' order within one INSERT under the insert-order lock, so
     notification ids increase in commit order, as with one commit per transaction. When a
     group's save fails, the members the error names (`PendingCommit.involves`) are saved
     alone and get their own error; the others are saved again together; an error no member

@@ -10,7 +10,7 @@ a service task completed by the task worker, and an approval still waiting for i
 ids of its bookmarks, tasks and activities, also inside event state and idempotency keys),
 the tenant and every timestamp varied: each copy is shifted to its own creation time, spread
 evenly over the last `span` days, oldest first. So reads, cleanup (retention by `ended_at`)
-and the outbox (new notification ids, inserted under the recorder's `EXCLUSIVE` table lock so
+and the outbox (new notification ids, inserted under the insert-order lock, migration 0024, so
 ids commit in order) treat them as instances the engine stored. Event state must be stored
 as plain JSON (no `WAYMARK_*` cipher or compression); `capture()` refuses otherwise.
 
@@ -245,8 +245,8 @@ def load(
             event_lines, lines = current
             with conn.transaction(), conn.cursor() as curs:
                 curs.execute("SET LOCAL TimeZone = 'UTC'")
-                # What the recorder takes for every insert: notification ids commit in order.
-                curs.execute(f"LOCK TABLE {EVENTS} IN EXCLUSIVE MODE")
+                # The COPY fires the table's insert-order trigger (migration 0024), as every
+                # insert does: notification ids commit in order.
                 _copy(curs, EVENTS, EVENT_COLUMNS, event_lines)
                 for table, _key in TABLES:
                     _copy(curs, table, None, lines[table])

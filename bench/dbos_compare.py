@@ -54,7 +54,7 @@ from bench.compare_base import (
 )
 from bench.compare_http import DRIVERS, run_waymark_http
 from bench.cpu import Window
-from bench.harness import REPO_ROOT, STOP, TENANT, Bench, Result, progress
+from bench.harness import REPO_ROOT, STOP, TENANT, Bench, Result, checkpoint, progress
 
 __all__ = ["DRIVERS", "Run", "as_json", "as_results", "compare", "format_runs"]
 DBOS_DATABASE = "dbos_bench"
@@ -190,6 +190,7 @@ def compare(
     if workflows:
         sizes = replace(sizes, workflows=workflows, seconds=max(sizes.seconds, workflows / 20))
     bench.container.definitions.publish(TENANT, THREE_STEP)
+    checkpoint(bench)  # each run starts with no other run's dirty pages to write
     runs = [run_dbos(bench, sizes)]
     http = [
         # Two API processes; the task and timer workers in processes of their own.
@@ -207,6 +208,7 @@ def compare(
     for measure in measures:
         if STOP.is_set():
             break
+        checkpoint(bench)
         runs.append(measure())
     return runs
 

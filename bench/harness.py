@@ -192,6 +192,22 @@ def environment(
             raise
 
 
+def checkpoint(bench: Bench) -> None:
+    """A CHECKPOINT before a measured run, so that it does not pay for what the runs before
+    it wrote: a checkpoint that the server starts on its own (every 5 minutes, or after
+    1 GB of WAL) writes their dirty pages out during the next run, and on this machine's
+    disk those writes slow every COMMIT's WAL flush (measured, docs/performance.md). A run
+    still pays for the checkpoints its own writes bring on."""
+    if not bench.database_url:
+        return
+    import psycopg
+
+    t0 = time.perf_counter()
+    with psycopg.connect(bench.database_url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    progress(f"checkpoint: {time.perf_counter() - t0:.1f} s")
+
+
 def _server_info(database_url: str) -> str:
     import psycopg
 

@@ -29,6 +29,7 @@ from bench.harness import (
     Bench,
     Result,
     _terminate,
+    checkpoint,
     progress,
     spawn_generator,
 )
@@ -182,6 +183,7 @@ def bench_http_open_loop(bench: Bench, quick: bool, pool_size: int) -> list[Resu
     results = as_results(lines)
     if STOP.is_set():
         return results
+    checkpoint(bench)
     progress("starting waymark serve --workers 2 (two API processes) for the fixed step")
     two = {**server_env(), "WAYMARK_API_WORKERS": "2"}
     with serving_(bench, pool_size, extra_env=two) as base_url:

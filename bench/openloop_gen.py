@@ -62,6 +62,7 @@ class Phase:
     lags: list[float] = field(default_factory=list)  # seconds, scheduled -> sent
     errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0  # first scheduled time -> last answer
+    slowest_at: float = 0.0  # wall clock (unix seconds) the slowest answered request was due
 
     @property
     def ok(self) -> int:
@@ -102,6 +103,7 @@ class Phase:
             "p50_ms": round(self.percentile(0.50) * 1000, 2) if self.ok else None,
             "p99_ms": round(self.percentile(0.99) * 1000, 2) if self.ok else None,
             "max_ms": round(max(self.latencies) * 1000, 2) if self.ok else None,
+            "slowest_at": round(self.slowest_at, 3),
             "lag_p99_ms": round(self.percentile(0.99, self.lags) * 1000, 2) if self.lags else None,
             "latencies": [round(x, 5) for x in self.latencies],
         }
@@ -152,11 +154,13 @@ class Generator:
         result = Phase(label, kind, rate, count)
         loop = asyncio.get_running_loop()
         t0 = loop.time() + 0.05
+        wall_t0 = time.time() + (t0 - loop.time())  # to tell when (not only how long) it stalled
+        slowest = 0.0
         pending: set[asyncio.Task[None]] = set()
         last_answer = t0
 
         async def one(k: int, due: float) -> None:
-            nonlocal last_answer
+            nonlocal last_answer, slowest
             result.lags.append(loop.time() - due)
             try:
                 if kind == "start":
@@ -171,6 +175,8 @@ class Generator:
                 now = loop.time()
                 result.latencies.append(now - due)
                 last_answer = max(last_answer, now)
+                if now - due > slowest:
+                    slowest, result.slowest_at = now - due, wall_t0 + (due - t0)
 
         for k in range(count):
             due = t0 + k / rate

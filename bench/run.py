@@ -34,7 +34,16 @@ from types import FrameType
 
 from bench import cases, dbos_compare, openloop, outbox_lag, scale, timers
 from bench.cases import FULL, QUICK, Sizes
-from bench.harness import STOP, THREADS, Bench, Result, environment, progress, warm_up
+from bench.harness import (
+    STOP,
+    THREADS,
+    Bench,
+    Result,
+    checkpoint,
+    environment,
+    progress,
+    warm_up,
+)
 
 BENCHMARKS = (
     "start-noop",
@@ -260,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 progress(f"--- {name}")
                 try:
+                    checkpoint(bench)
                     results.extend(runners[name]())
                 except Exception:  # report it, run the others, exit non-zero
                     progress(f"{name} FAILED:\n{traceback.format_exc()}")

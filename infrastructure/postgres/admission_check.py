@@ -2,13 +2,13 @@
 
 A start is admitted on the definition cache's word; its commit carries an `AdmittedStart`
 per started (tenant, name, version). In the commit's transaction (a group commit's too),
-after the projection's rows and before the events table lock, ONE statement for all of them
-returns the claims that no longer hold: the version is gone or disabled, or (`latest`: the
-start asked for no version) a newer one exists. It is sent on a cursor of its own, in the
-recorder's pipeline after the projection's statements, and `verify()` reads its answer
-(with theirs, one round trip) BEFORE the lock, insert and COMMIT are sent: it raises
-`DefinitionChangedError` for any stale claim, so the transaction rolls back and nothing
-is stored, and the table lock is never held across this round trip. The
+after the projection's rows and before the events' insert-order lock, ONE statement for all
+of them returns the claims that no longer hold: the version is gone or disabled, or
+(`latest`: the start asked for no version) a newer one exists. It is sent on a cursor of its
+own, in the recorder's pipeline after the projection's statements, and `verify()` reads its
+answer (with theirs, one round trip) BEFORE the insert (which takes the lock) and COMMIT are
+sent: it raises `DefinitionChangedError` for any stale claim, so the transaction rolls back
+and nothing is stored, and the insert-order lock is never held across this round trip. The
 statement reads the primary key index, one probe per distinct claim (two for a `latest`
 one); it takes no row lock, so a disable is never blocked by starts.
 

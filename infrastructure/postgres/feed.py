@@ -1,12 +1,12 @@
 """EventFeedReader on PostgreSQL: a tenant's stored events after a global position.
 
-Why reading "notification_id > after" never skips an event: the recorder takes
-`LOCK TABLE waymark_events IN EXCLUSIVE MODE` before every insert and holds it to the
-commit, so notification ids become visible in id order. Once the highest visible id is H,
-every event with an id at or below H is committed and visible; ids of transactions still
-in flight are above H. So a read bounded by H that was taken first sees a complete prefix,
-and the next read may start after H even when this tenant had no event up to it (which
-spares a tenant with few events from rescanning everybody else's).
+Why reading "notification_id > after" never skips an event: every insert takes the events'
+insert-order lock (an advisory lock the table's statement trigger takes, migration 0024) and
+holds it to the commit, so notification ids become visible in id order. Once the highest
+visible id is H, every event with an id at or below H is committed and visible; ids of
+transactions still in flight are above H. So a read bounded by H that was taken first sees a
+complete prefix, and the next read may start after H even when this tenant had no event up
+to it (which spares a tenant with few events from rescanning everybody else's).
 
 The read is a range scan of the notification-id index, joined to the instances read model
 (primary key) for the tenant, and bounded by a window of positions: a page of a tenant with

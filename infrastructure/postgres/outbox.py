@@ -2,8 +2,8 @@
 the events it gave up on (`outbox_dead_letters`); and the reads of the event store it does.
 
 Why tailing `notification_id > position` skips nothing: every insert into `waymark_events`
-takes `LOCK TABLE ... IN EXCLUSIVE MODE` (infrastructure/postgres/recorder.py) before its
-ids are drawn and holds it until commit, so ids become visible in id order. A reader that
+takes the insert-order lock (an advisory lock its statement trigger takes, migration 0024)
+before its ids are drawn and holds it until commit, so ids become visible in id order. A reader that
 sees id N has every committed id below N (a rolled-back id is a gap forever, never filled).
 tests/integration/test_outbox.py shows a reader without that lock missing events.
 """

@@ -187,13 +187,16 @@ class WriteLimits:
 class WaymarkRecorder(PostgresApplicationRecorder):
     """Records stored events and, in the same transaction, the command's projection.
 
-    `insert_events` replaces the library's: same transaction, same `EXCLUSIVE` table lock
-    (so notification ids are issued in commit order and a reader tailing them never passes
-    a gap that fills later), same NOTIFY, and a psycopg pipeline used differently.
+    `insert_events` replaces the library's: same transaction, same NOTIFY, and a psycopg
+    pipeline used differently. Notification ids are issued in commit order (a reader
+    tailing them never passes a gap that fills later) by the insert-order lock every INSERT
+    into the table takes: a transaction-scoped advisory lock, taken by the table's statement
+    trigger (migration 0024), not the library's `LOCK TABLE ... IN EXCLUSIVE MODE`, which
+    also stopped every writer while a VACUUM or ANALYZE of the table ran.
     psycopg 3.3.9's `Pipeline.sync()` can leave the tail of a large message (about 1 MB and
     up) in libpq's output buffer and then wait to read a reply the server cannot send,
     because the server is still waiting for the rest of the message: the transaction hangs
-    forever holding the table lock (docs/upstream/psycopg-pipeline-large-composite.md).
+    forever holding the insert-order lock (docs/upstream/psycopg-pipeline-large-composite.md).
     Fetching a result inside the pipeline and leaving it by exiting its block both flush
     completely before they wait (`_fetch_gen(flush=True)`), so this recorder never calls
     `sync()`: tests/integration/test_postgres_large_writes.py commits multi-megabyte
@@ -239,15 +242,12 @@ class WaymarkRecorder(PostgresApplicationRecorder):
             )
             .as_bytes(None)
         )
-        self.lock_events_sql = (
-            sql.SQL("LOCK TABLE {table} IN EXCLUSIVE MODE").format(table=table).as_bytes(None)
-        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         # Refused before any connection is taken: an oversized command never reaches the
-        # database, let alone the table lock.
+        # database, let alone the insert-order lock.
         self.limits.check(stored_events)
         return self._insert_events_in_transaction(stored_events, **kwargs)
 
@@ -257,15 +257,13 @@ class WaymarkRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         # One pipeline for the whole transaction. BEGIN and the projection's statements go
         # out first; then (starts only) the admission check is fetched, before the lock;
-        # then LOCK, NOTIFY, the insert and COMMIT go out TOGETHER and the pipeline is left
-        # by exiting its block (one Sync, a flushing fetch: never `Pipeline.sync()`, which
-        # can hang on a large message, see the class docstring). So the table lock is never
-        # held across a round trip to this process, whose threads may wait milliseconds for
-        # the GIL there: every event writer of the database queues behind that lock
-        # (docs/scaling.md). Between sending LOCK and sending COMMIT this process only dumps
-        # the insert's parameters (measured in the bench: 0.09 ms at the median, 5 ms at the
-        # p99 when another thread takes the GIL in between);
-        # tests/integration/test_events_lock_hold.py.
+        # then NOTIFY, the insert (whose trigger takes the insert-order lock) and COMMIT go
+        # out TOGETHER and the pipeline is left by exiting its block (one Sync, a flushing
+        # fetch: never `Pipeline.sync()`, which can hang on a large message, see the class
+        # docstring). So the lock is never held across a round trip to this process, whose
+        # threads may wait milliseconds for the GIL there: every event writer of the
+        # database queues behind that lock (docs/scaling.md). The insert's parameters are
+        # dumped before it is sent; tests/integration/test_events_lock_hold.py.
         # BEGIN and COMMIT are plain statements, not `conn.transaction()`: in a pipeline
         # that block syncs on leaving (one more round trip, the lock still held) before it
         # sends COMMIT.
@@ -280,7 +278,7 @@ class WaymarkRecorder(PostgresApplicationRecorder):
                         # now, so that a stale claim rolls back before the lock is taken.
                         admitted = projection.admitted if projection else ()
                         send_admission_check(conn, admitted).verify()
-                        self._lock_and_insert(curs, stored_events, projection)
+                        self._notify_and_insert(curs, stored_events, projection)
                     conn.execute(_COMMIT)
             except BaseException:
                 # A failed statement aborted the transaction and the pipeline skipped the
@@ -294,14 +292,15 @@ class WaymarkRecorder(PostgresApplicationRecorder):
                 return None
             return [row["notification_id"] for row in curs.fetchall()]
 
-    def _lock_and_insert(
+    def _notify_and_insert(
         self,
         curs: Cursor[DictRow],
         stored_events: Sequence[StoredEvent],
         projection: Projection | None,
     ) -> None:
-        """Queue LOCK, NOTIFY and the insert (RETURNING the notification ids) on `curs`.
-        The insert's parameters are built first: once LOCK is sent, the lock is held."""
+        """Queue NOTIFY and the insert (RETURNING the notification ids) on `curs`. The
+        insert's parameters are built first: the insert's trigger takes the insert-order
+        lock, held from then to the commit."""
         tenants = {row.id: row.tenant for row in projection.instances} if projection else {}
         tagged = [tenants.get(cast(UUID, e.originator_id)) for e in stored_events]
         insert = self.insert_events_sql if None not in tagged else self.insert_untagged_events_sql
@@ -312,7 +311,6 @@ class WaymarkRecorder(PostgresApplicationRecorder):
             [e.state for e in stored_events],
             tagged,
         )
-        curs.execute(self.lock_events_sql)
         self._notify_channel(curs)
         curs.execute(insert, params)
 

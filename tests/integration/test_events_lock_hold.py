@@ -1,18 +1,19 @@
-"""The events table lock is never held across a round trip to this process (issue 11).
+"""The events' insert-order lock is never held across a round trip to this process (issue 11).
 
-Every event writer of a database queues behind `LOCK TABLE waymark_events IN EXCLUSIVE
-MODE` (infrastructure/postgres/recorder.py, docs/scaling.md). The recorder sends the lock,
-the insert and COMMIT together, so the server holds the lock for its own work only: a
-process whose threads wait milliseconds for the GIL never holds it while it reads a reply.
-
-Observed from outside: each time a committing connection has read a reply from the server
-(a round trip) with its transaction still open, a second connection asks `pg_locks`
-whether that backend holds the lock. The negative
+Every event writer of a database queues behind the insert-order lock, an advisory lock the
+events table's statement trigger takes (migration 0024, infrastructure/postgres/
+recorder.py, docs/scaling.md). The recorder sends the insert and COMMIT together, so the
+server holds the lock for its own work only: a process whose threads wait milliseconds for
+the GIL never holds it while it reads a reply.
+ Observed from outside: each time a committing connection has read a reply from the server
+(a round trip) with its transaction still open, a second connection asks `pg_locks` whether
+that backend holds the lock. The negative
 control reads the insert's ids before COMMIT, as the recorder once did, and is caught.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +44,10 @@ PARKED = {
 # cannot tell mid-pipeline: its transaction status dates from the last Sync).
 _LOCKS_OF = """
     SELECT coalesce(bool_or(l.locktype = 'virtualxid'), false),
-           coalesce(bool_or(c.relname = 'waymark_events' AND l.mode = 'ExclusiveLock'), false)
-    FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation
+           coalesce(bool_or(l.locktype = 'advisory' AND l.objsubid = 1
+               AND (l.classid::bigint << 32 | l.objid::bigint) = waymark_events_insert_order_key()
+           ), false)
+    FROM pg_locks l
     WHERE l.pid = %s AND l.granted
 """
 
@@ -120,13 +123,55 @@ def test_no_round_trip_to_the_client_holds_the_events_lock(
 def test_negative_control_reading_the_ids_before_commit_holds_the_lock_over_a_round_trip(
     container: Any, lock_samples: list[Sample], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = WaymarkRecorder._lock_and_insert
+    real = WaymarkRecorder._notify_and_insert
 
     def fetching_before_commit(self: WaymarkRecorder, curs: Any, *args: Any) -> None:
         real(self, curs, *args)
         curs.fetchall()  # the former flow: the insert's ids read inside the transaction
 
-    monkeypatch.setattr(WaymarkRecorder, "_lock_and_insert", fetching_before_commit)
+    monkeypatch.setattr(WaymarkRecorder, "_notify_and_insert", fetching_before_commit)
     start_and_resume(container)
 
     assert any(s.holds_events_lock for s in lock_samples)
+
+
+# --- a VACUUM or ANALYZE of the table does not stop the writers (migration 0024) ----------
+
+# What VACUUM, ANALYZE and autovacuum hold on the table for their whole run.
+_VACUUMS_LOCK = "LOCK TABLE waymark_events IN SHARE UPDATE EXCLUSIVE MODE"
+
+
+def _commands_finish_while_vacuumed(container: Any, database_url: str) -> bool:
+    """Whether a start and its resume commit within 3 s while the table is vacuumed."""
+    holder = psycopg.connect(database_url)
+    try:
+        holder.execute(_VACUUMS_LOCK)
+        worker = threading.Thread(target=start_and_resume, args=(container, 1), daemon=True)
+        worker.start()
+        worker.join(3.0)
+        finished = not worker.is_alive()
+    finally:
+        holder.rollback()  # the "vacuum" ends: a blocked command goes on
+        holder.close()
+    worker.join(15.0)
+    assert not worker.is_alive()
+    return finished
+
+
+def test_a_vacuum_of_the_events_table_does_not_stop_the_writers(
+    container: Any, database_url: str
+) -> None:
+    assert _commands_finish_while_vacuumed(container, database_url)
+
+
+def test_negative_control_the_former_table_lock_waits_for_the_vacuum(
+    container: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = WaymarkRecorder._notify_and_insert
+
+    def table_locked(self: WaymarkRecorder, curs: Any, *args: Any) -> None:
+        curs.execute("LOCK TABLE waymark_events IN EXCLUSIVE MODE")  # the recorder until 0024
+        real(self, curs, *args)
+
+    monkeypatch.setattr(WaymarkRecorder, "_notify_and_insert", table_locked)
+    assert not _commands_finish_while_vacuumed(container, database_url)

@@ -1,8 +1,8 @@
 """Large commands against a real PostgreSQL: no write hangs, limits refuse, timeouts bound.
 
 Issue 5, item 1: the library's `insert_events` hangs for ever in psycopg's `Pipeline.sync()`
-on one ~900 KB event, holding the events table's EXCLUSIVE lock, so every later write of
-every tenant waits behind it (docs/upstream/psycopg-pipeline-large-composite.md).
+on one ~900 KB event, holding the events table's lock (now the insert-order lock), so every
+later write of every tenant waits behind it (docs/upstream/psycopg-pipeline-large-composite.md).
 """
 
 from __future__ import annotations
@@ -267,7 +267,8 @@ def test_a_write_behind_a_held_events_lock_fails_fast_instead_of_waiting(
     store = PostgresInstanceStore(WaymarkApplication(datastore))
     try:
         with psycopg.connect(database_url) as holder:
-            holder.execute("LOCK TABLE waymark_events IN EXCLUSIVE MODE")
+            # The insert-order lock every insert's trigger takes (migration 0024).
+            holder.execute("SELECT pg_advisory_xact_lock(waymark_events_insert_order_key())")
             t0 = time.monotonic()
             # Not retried ten times by the library: one lock timeout, then the error.
             with pytest.raises(DatabaseTimeoutError):

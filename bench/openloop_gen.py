@@ -5,12 +5,13 @@ stdout.
 Open loop: request k of a phase is *scheduled* at `t0 + k / rate` and sent then, whether or
 not earlier requests have been answered (up to `connections` keep-alive connections; past
 that, requests queue in the client). Latency is measured from the scheduled time, so a
-server that falls behind shows as latency and is never hidden by a generator that slows
-down with it (no coordinated omission). `lag` is how late the generator itself sent
-(its own event loop falling behind on a busy machine), reported so a generator-bound step
-can be told from a server-bound one. The requests go out through `bench/http_client.py`
-(keep-alive connections, the httptools parser): about half the shared machine's CPU per
-request that aiohttp took.
+server that falls behind shows as latency and is never hidden by a generator that slows down
+with it (no coordinated omission). `lag` is how late the generator itself sent (its own
+event loop falling behind on a busy machine), reported so a generator-bound step can be told
+from a server-bound one. `slowest_at` (unix seconds) is when the phase's slowest answered
+request was due, to match a stall with the server's or the database's logs. The requests go
+out through `bench/http_client.py` (keep-alive connections, the httptools parser): about
+half the shared machine's CPU per request that aiohttp took.
 
 A phase: `start` posts `/v1/instances` of a definition that suspends at a `wait` (the
 response names the wait's bookmark token); `callback` posts `/v1/callbacks/{token}`, signed

@@ -196,6 +196,16 @@ for _name, _help, _labels in (
         "Share of human tasks completed in the last 24 h that met their due time",
         (),
     ),
+    (
+        "workflow_event_writers_waiting",
+        "Event writers (of every process) waiting for the events' insert-order lock",
+        (),
+    ),
+    (
+        "workflow_event_lock_wait_seconds",
+        "How long the first event writer in the queue has waited for the insert-order lock",
+        (),
+    ),
     ("workflow_system_gauges_up", "1 when the database-derived gauges could be read", ()),
 ):
     _info(_name, "gauge", _help, _labels, "database")

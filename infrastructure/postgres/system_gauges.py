@@ -2,7 +2,8 @@
 
 One read-only transaction of index-backed aggregate queries per scrape (cached by the
 collector): active instances by definition and status, due timers, the outbox position,
-stuck and long-running instances, overdue tasks and the last day's SLA compliance.
+stuck and long-running instances, overdue tasks, the last day's SLA compliance and the
+events' insert-order lock (its waiters, the longest wait).
 """
 
 from __future__ import annotations
@@ -31,6 +32,18 @@ _TIMERS_DUE = (
 )
 _OVERDUE = (
     "SELECT count(*) AS n FROM tasks WHERE status IN ('open', 'claimed') AND due_at < %(now)s"
+)
+# The events' insert-order lock (migration 0024): the writers queued for it, and how long
+# the first of them has waited. Commands hold it for milliseconds; a wait of seconds means a
+# holder that does not let go (a manual transaction that inserted an event and did not
+# commit), and every writer waits behind it. From `pg_locks` alone (its `waitstart`), which
+# every role may read: `pg_stat_activity` hides another user's session times.
+_EVENT_LOCK = (
+    "SELECT count(*) FILTER (WHERE NOT l.granted) AS waiting, "
+    "greatest(coalesce(extract(epoch FROM now() - min(l.waitstart)), 0), 0) AS wait_seconds "
+    "FROM pg_locks l "
+    "WHERE l.locktype = 'advisory' AND l.objsubid = 1 "
+    "AND (l.classid::bigint << 32 | l.objid::bigint) = waymark_events_insert_order_key()"
 )
 _SLA = (
     "SELECT count(*) FILTER (WHERE completed_at <= due_at) AS met, count(*) AS judged "
@@ -63,6 +76,11 @@ def system_gauges_reader(core: Core) -> Callable[[], Values]:
                 values[f"workflow_instances_{condition}"] = [({}, float(curs.fetchone()["n"]))]  # type: ignore[index]
             curs.execute(_OVERDUE, {"now": now})
             values["workflow_tasks_overdue"] = [({}, float(curs.fetchone()["n"]))]  # type: ignore[index]
+            curs.execute(_EVENT_LOCK)
+            row = curs.fetchone()
+            assert row is not None
+            values["workflow_event_writers_waiting"] = [({}, float(row["waiting"]))]
+            values["workflow_event_lock_wait_seconds"] = [({}, float(row["wait_seconds"]))]
             curs.execute(_SLA, {"since": now.replace(microsecond=0) - _DAY})
             row = curs.fetchone()
             assert row is not None

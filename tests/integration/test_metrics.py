@@ -186,3 +186,42 @@ def test_actions_breakers_and_the_pool_of_this_process(database_url: str) -> Non
     assert ("workflow_circuit_breaker_state", (("target", "host:payments.example:443"),)) not in (
         samples()
     )
+
+
+def test_the_event_lock_gauges_show_a_holder_and_the_writers_behind_it(
+    database_url: str,
+) -> None:
+    import threading
+
+    import psycopg
+
+    from infrastructure.bootstrap import build_api
+
+    api = build_api(settings_for(database_url))
+    try:
+        api.definitions.publish(TENANT, WAIT)
+        assert value("workflow_event_writers_waiting") == 0
+        assert value("workflow_event_lock_wait_seconds") == 0  # none waits
+        with psycopg.connect(database_url) as holder:
+            # A session that took the lock and sat on it (what a manual INSERT does).
+            holder.execute("SELECT pg_advisory_xact_lock(waymark_events_insert_order_key())")
+            writer = threading.Thread(
+                target=api.instances.start, args=(StartInstance(TENANT, "metered-wait"),)
+            )
+            writer.start()
+            deadline = time.monotonic() + 10
+            while value("workflow_event_writers_waiting") < 1:
+                assert time.monotonic() < deadline, "the writer was never seen waiting"
+                time.sleep(0.1)
+            time.sleep(1.1)
+            assert value("workflow_event_lock_wait_seconds") >= 1
+            holder.rollback()
+        writer.join(10)
+        assert not writer.is_alive()
+        assert value("workflow_event_writers_waiting") == 0
+        assert value("workflow_event_lock_wait_seconds") == 0
+        assert (
+            value("workflow_instances_active", definition="metered-wait", status="suspended") == 1
+        )
+    finally:
+        api.close()

@@ -175,3 +175,36 @@ def test_negative_control_the_former_table_lock_waits_for_the_vacuum(
 
     monkeypatch.setattr(WaymarkRecorder, "_notify_and_insert", table_locked)
     assert not _commands_finish_while_vacuumed(container, database_url)
+
+
+@pytest.mark.parametrize("how", ["insert", "copy"])
+def test_every_insert_path_takes_the_insert_order_lock(database_url: str, how: str) -> None:
+    """The trigger orders any writer's rows, a plain INSERT's or a COPY's (the bulk loader's),
+    not only the recorder's: behind a held lock, each waits until its lock_timeout."""
+    with psycopg.connect(database_url) as holder, psycopg.connect(database_url) as writer:
+        holder.execute("SELECT pg_advisory_xact_lock(waymark_events_insert_order_key())")
+        writer.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            if how == "insert":
+                writer.execute(
+                    "INSERT INTO waymark_events (originator_id, originator_version, topic, state) "
+                    "VALUES (gen_random_uuid(), 1, 'test:Raw', '\\x00')"
+                )
+            else:
+                columns = "originator_id, originator_version, topic, state"
+                with writer.cursor().copy(f"COPY waymark_events ({columns}) FROM STDIN") as copy:
+                    copy.write_row((UUID(int=1), 1, "test:Raw", b"\x00"))
+        writer.rollback()
+        holder.rollback()
+
+
+def test_negative_control_with_the_trigger_off_a_copy_does_not_wait(database_url: str) -> None:
+    with psycopg.connect(database_url) as holder, psycopg.connect(database_url) as writer:
+        holder.execute("SELECT pg_advisory_xact_lock(waymark_events_insert_order_key())")
+        writer.execute("SET lock_timeout = '300ms'")
+        writer.execute("SET session_replication_role = replica")  # no ordinary trigger fires
+        columns = "originator_id, originator_version, topic, state"
+        with writer.cursor().copy(f"COPY waymark_events ({columns}) FROM STDIN") as copy:
+            copy.write_row((UUID(int=2), 1, "test:Raw", b"\x00"))
+        writer.rollback()  # nothing kept
+        holder.rollback()

@@ -41,9 +41,7 @@ _OVERDUE = (
 _EVENT_LOCK = (
     "SELECT count(*) FILTER (WHERE NOT l.granted) AS waiting, "
     "greatest(coalesce(extract(epoch FROM now() - min(l.waitstart)), 0), 0) AS wait_seconds "
-    "FROM pg_locks l "
-    "WHERE l.locktype = 'advisory' AND l.objsubid = 1 "
-    "AND (l.classid::bigint << 32 | l.objid::bigint) = waymark_events_insert_order_key()"
+    "FROM waymark_events_insert_order_locks() l"
 )
 _SLA = (
     "SELECT count(*) FILTER (WHERE completed_at <= due_at) AS met, count(*) AS judged "

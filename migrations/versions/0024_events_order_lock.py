@@ -36,6 +36,14 @@ def upgrade() -> None:
         "LANGUAGE sql IMMUTABLE PARALLEL SAFE "
         "AS $$ SELECT hashtextextended('waymark:events-insert-order', 0) $$"
     )
+    # The lock's rows in `pg_locks` (its holder, granted, and its waiters): for the metrics,
+    # the runbook and the tests, so the key's split into two halves is written once.
+    op.execute(
+        "CREATE FUNCTION waymark_events_insert_order_locks() RETURNS SETOF pg_locks "
+        "LANGUAGE sql STABLE "
+        "AS $$ SELECT * FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 "
+        "AND (classid::bigint << 32 | objid::bigint) = waymark_events_insert_order_key() $$"
+    )
     op.execute(
         """
         CREATE FUNCTION waymark_events_insert_order() RETURNS trigger
@@ -56,4 +64,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TRIGGER waymark_events_insert_order ON waymark_events")
     op.execute("DROP FUNCTION waymark_events_insert_order()")
+    op.execute("DROP FUNCTION waymark_events_insert_order_locks()")
     op.execute("DROP FUNCTION waymark_events_insert_order_key()")

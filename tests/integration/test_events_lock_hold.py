@@ -5,10 +5,11 @@ events table's statement trigger takes (migration 0024, infrastructure/postgres/
 recorder.py, docs/scaling.md). The recorder sends the insert and COMMIT together, so the
 server holds the lock for its own work only: a process whose threads wait milliseconds for
 the GIL never holds it while it reads a reply.
- Observed from outside: each time a committing connection has read a reply from the server
+
+Observed from outside: each time a committing connection has read a reply from the server
 (a round trip) with its transaction still open, a second connection asks `pg_locks` whether
-that backend holds the lock. The negative
-control reads the insert's ids before COMMIT, as the recorder once did, and is caught.
+that backend holds the lock. The negative control reads the insert's ids before COMMIT, as
+the recorder once did, and is caught.
 """
 
 from __future__ import annotations
@@ -44,11 +45,10 @@ PARKED = {
 # cannot tell mid-pipeline: its transaction status dates from the last Sync).
 _LOCKS_OF = """
     SELECT coalesce(bool_or(l.locktype = 'virtualxid'), false),
-           coalesce(bool_or(l.locktype = 'advisory' AND l.objsubid = 1
-               AND (l.classid::bigint << 32 | l.objid::bigint) = waymark_events_insert_order_key()
-           ), false)
+           EXISTS (SELECT FROM waymark_events_insert_order_locks() o
+                   WHERE o.pid = %(pid)s AND o.granted)
     FROM pg_locks l
-    WHERE l.pid = %s AND l.granted
+    WHERE l.pid = %(pid)s AND l.granted
 """
 
 
@@ -76,7 +76,7 @@ def lock_samples(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
     def sample(conn: psycopg.Connection[Any]) -> None:
         if conn is not observer:
-            row = observer.execute(_LOCKS_OF, (conn.info.backend_pid,)).fetchone()
+            row = observer.execute(_LOCKS_OF, {"pid": conn.info.backend_pid}).fetchone()
             assert row is not None
             samples.append(Sample(*row))
 

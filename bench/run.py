@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import cases, dbos_compare, openloop, outbox_lag, scale, timers
+from bench import cases, dbos_compare, http_cpu, openloop, outbox_lag, scale, timers
 from bench.cases import FULL, QUICK, Sizes
 from bench.harness import (
     STOP,
@@ -51,6 +51,7 @@ BENCHMARKS = (
     "service-task",
     "raw-commit",
     "http-start",
+    "http-cpu",
     "expressions",
     "dbos-compare",
     "timers",
@@ -255,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
                 "service-task": lambda: cases.bench_service_task(bench, sizes),
                 "raw-commit": lambda: cases.bench_raw_commit(bench, sizes),
                 "http-start": lambda: cases.bench_http_start(bench, sizes, args.pool_size),
+                "http-cpu": lambda: http_cpu.bench_http_cpu(
+                    bench, sizes.http, sizes.seconds, args.pool_size
+                ),
                 "expressions": lambda: cases.bench_expressions(bench, sizes),
                 "dbos-compare": lambda: _dbos_compare(bench, args, compared),
                 "timers": lambda: timers.bench_timers(bench, sizes.timers),

@@ -2,9 +2,10 @@
 
 FastAPI resolves a route's parameters on every request: it walks the dependency tree,
 validates each path and header parameter through pydantic, opens exit stacks. For the two
-busiest routes, the signed callback and the start of an instance, that was 0.3-0.4 ms of
-the ~2 ms of CPU each costs the API process (measured, docs/performance.md "The API's own
-CPU per request"), a fifth of what one GIL-bound process can serve.
+busiest routes, the signed callback and the start of an instance, that was about 0.3 ms
+of the 1.5-2 ms of CPU each costs the API process (measured in process; 0.1-0.25 ms over
+HTTP on a noisy VM: docs/performance.md "The API's own CPU per request"), CPU that bounds
+how many requests one GIL-bound process can serve.
 
 A `DirectRoute` keeps everything FastAPI knows about the route — its OpenAPI operation, its
 declared role (api/roles.py reads the dependencies), its place in the router — and replaces

@@ -173,49 +173,55 @@ class RequestTimeout:
             await self.app(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
-        # Resolved by whichever comes first: the response starts, the app returns (or
-        # raises), or the timeout. A bare future and a timer handle, not `asyncio.wait` on
-        # an Event's waiter task: this runs on every request.
-        decided: asyncio.Future[None] = loop.create_future()
+        request = asyncio.current_task()
         started = False
-        timed_out = False
+        # Set at the timeout: the task that answers 503. The request runs in this task (no
+        # task of its own per request: that was ~0.1 ms of CPU on every request), so the
+        # answer goes out from another one, at once: a sync endpoint's thread cannot be
+        # cancelled, and the 503 must not wait for it.
+        answering: asyncio.Task[None] | None = None
 
-        def decide(_: object = None) -> None:
-            if not decided.done():
-                decided.set_result(None)
+        def expire() -> None:
+            nonlocal answering
+            if started:
+                return  # a response (a stream) is under way: let it run
+            answering = loop.create_task(_timed_out(scope, receive, send, timeout))
+            if request is not None:
+                request.cancel()  # an async endpoint stops here; a thread runs to its end
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            if timed_out:
-                return  # the client already has its 503
+            if answering is not None:
+                return  # the client has (or is being sent) its 503
             if message["type"] == "http.response.start":
                 started = True
-                decide()
             await send(message)
 
-        # Its own task: a sync endpoint's thread cannot be cancelled, and the 503 must not
-        # wait for it.
-        task = asyncio.ensure_future(self.app(scope, receive, tracking_send))
-        task.add_done_callback(decide)
-        timer = loop.call_later(timeout, decide)
+        timer = loop.call_later(timeout, expire)
         try:
-            await decided
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            if answering is None:
+                raise  # cancelled from outside (the client went away, shutdown)
         finally:
             timer.cancel()
-        if task.done() or started:
-            await task  # finished, or a response (a stream) is under way: let it run
-            return
-        timed_out = True
-        task.cancel()
-        response = problem_response(
-            scope.get("path", ""),
-            503,
-            "request-timeout",
-            f"no response within {timeout:g} s; the outcome of a write is unknown: retry it "
-            "with the same Idempotency-Key",
-            headers={"Retry-After": "1", "Connection": "close"},
-        )
-        await response(scope, receive, send)
+        if answering is not None:
+            # Ours, whether the app let the CancelledError through or swallowed it.
+            if request is not None and request.cancelling():
+                request.uncancel()
+            await answering
+
+
+async def _timed_out(scope: Scope, receive: Receive, send: Send, timeout: float) -> None:
+    response = problem_response(
+        scope.get("path", ""),
+        503,
+        "request-timeout",
+        f"no response within {timeout:g} s; the outcome of a write is unknown: retry it "
+        "with the same Idempotency-Key",
+        headers={"Retry-After": "1", "Connection": "close"},
+    )
+    await response(scope, receive, send)
 
 
 class Cors:

@@ -161,7 +161,7 @@ class DirectRoute(APIRoute):
                     kwargs[name] = headers.get(header, default)
             if plan.request is not None:
                 kwargs[plan.request] = request
-            container = request.app.state.container
+            container = await get_container(request)
             for name in plan.container:
                 kwargs[name] = container
             for name, role in plan.roles:

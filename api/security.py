@@ -177,8 +177,10 @@ class RequestTimeout:
         started = False
         # Set at the timeout: the task that answers 503. The request runs in this task (no
         # task of its own per request: that was ~0.1 ms of CPU on every request), so the
-        # answer goes out from another one, at once: a sync endpoint's thread cannot be
-        # cancelled, and the 503 must not wait for it.
+        # answer goes out from another one, at once, whether or not the app lets the
+        # cancellation through: a sync endpoint's thread cannot be cancelled (anyio stops
+        # waiting for it and it runs on), and code under a shielded await would hold the
+        # cancellation until it is done. The 503 waits for neither.
         answering: asyncio.Task[None] | None = None
 
         def expire() -> None:

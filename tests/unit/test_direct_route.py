@@ -5,6 +5,8 @@ a kind it does not read."""
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from typing import Annotated, Any
 
 import pytest
@@ -142,6 +144,36 @@ def test_a_well_formed_request_skips_fastapis_dependency_resolution(
     # Negative control: the same request through FastAPI's handler resolves once.
     standard.request("POST", "/t/orders", headers=headers, content=body)
     assert len(calls) == resolved + 1
+
+
+REQUEST_VALUE: contextvars.ContextVar[str] = contextvars.ContextVar("request_value")
+
+
+def where_it_runs(principal: Operator) -> JSONResponse:
+    return JSONResponse(
+        {"value": REQUEST_VALUE.get("unset"), "thread": threading.current_thread().name}
+    )
+
+
+def test_a_plain_def_endpoint_runs_on_an_endpoint_thread_in_the_requests_context() -> None:
+    router = APIRouter()
+    router.add_api_route("/where", where_it_runs, route_class_override=DirectRoute)
+    app = stub_app()
+    app.include_router(router)
+
+    async def setting_a_context_variable(scope: Any, receive: Any, send: Any) -> None:
+        token = REQUEST_VALUE.set("set by the request")  # as TenantScope, tracing do
+        try:
+            await app(scope, receive, send)
+        finally:
+            REQUEST_VALUE.reset(token)
+
+    answer = AsgiClient(setting_a_context_variable).request(  # type: ignore[arg-type]
+        "GET", "/where", headers=OPERATOR
+    )
+    assert answer.status_code == 200
+    assert answer.json()["value"] == "set by the request"
+    assert answer.json()["thread"].startswith("waymark-endpoint")
 
 
 def _query(limit: int = Query(5)) -> JSONResponse:

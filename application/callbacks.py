@@ -91,7 +91,8 @@ class CallbackService:
         """Resume the bookmark the token names; (result, replayed)."""
         token, body, signature = cmd.token, cmd.body, cmd.signature
         # The bookmark and its instance's events in one round trip; the instance is rebuilt
-        # only once the signature holds.
+        # only once the signature holds, and not at all when this process holds it at the
+        # version read (application/instance_cache.py).
         found = self.store.by_bookmark_token(token)
         bookmark, instance = found if found is not None else (None, None)
         secret = self.secret_for(bookmark.tenant) if bookmark is not None else None
@@ -112,5 +113,5 @@ class CallbackService:
                 idempotency_key=cmd.idempotency_key,
                 source="callback",
             ),
-            loaded=instance(),
+            loaded=instance,
         )

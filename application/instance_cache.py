@@ -1,7 +1,9 @@
 """The per-process cache of instances this process committed (WAYMARK_INSTANCE_CACHE_SIZE).
 
 A command that loads an instance this process committed last takes it from here instead of
-reading (and replaying) its events: no round trip at all. The cached copy may be stale —
+reading (and replaying) its events: no round trip at all. A callback, which reads its
+bookmark and the events together, takes the copy held at the version it read and skips
+only the replay (`CommandAttempt.adopt`). The cached copy may be stale —
 another process may have committed the instance since — and that is safe because of what
 a stale copy can and cannot do:
 
@@ -50,11 +52,12 @@ class InstanceCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def take(self, instance_id: UUID) -> WorkflowInstance | None:
-        """The cached instance, removed from the cache (the caller owns it), or None."""
+    def take(self, instance_id: UUID, version: int | None = None) -> WorkflowInstance | None:
+        """The cached instance, removed from the cache (the caller owns it), or None;
+        `version`: only a copy at that version (another is dropped: the caller read newer)."""
         with self._lock:
             cached = self._items.pop(instance_id, None)
-            if cached is None:
+            if cached is None or (version is not None and cached.version != version):
                 self.misses += 1
                 return None
             self.hits += 1

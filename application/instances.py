@@ -25,6 +25,7 @@ from application.ports import (
     DefinitionStore,
     DueTimers,
     HistoryEntry,
+    InstanceRead,
     InstanceStore,
     ReadModelQueries,
 )
@@ -255,12 +256,13 @@ class InstanceService:
         return self.keyed.run(command, [instance_id], tenant, scope, key, request)
 
     def resume(
-        self, cmd: ResumeBookmark, loaded: WorkflowInstance | None = None
+        self, cmd: ResumeBookmark, loaded: InstanceRead | None = None
     ) -> tuple[dict[str, Any], bool]:
         """Resume one bookmark; (result, replayed). A repeated key replays the first result.
 
         `loaded`: the instance as the caller just read it (a callback, with its bookmark):
-        the first attempt decides on it instead of reading it again (`CommandAttempt.adopt`).
+        the first attempt decides on it, or on the cached copy at its version, instead of
+        reading it again (`CommandAttempt.adopt`).
         """
         tenant, instance_id, bookmark_id = cmd.tenant, cmd.instance_id, cmd.bookmark_id
         scope, key = "resume", cmd.idempotency_key

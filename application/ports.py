@@ -149,6 +149,22 @@ class HistoryEntry:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class InstanceRead:
+    """An instance as a store read it, not yet rebuilt: calling it replays the events read.
+
+    `version` is the version of the last event read (None when the store does not say), so
+    a caller holding a copy at that version (application/instance_cache.py) can use it
+    instead: the same version is the same events."""
+
+    id: UUID
+    version: int | None
+    rebuild: Callable[[], WorkflowInstance | None]
+
+    def __call__(self) -> WorkflowInstance | None:
+        return self.rebuild()
+
+
 class DefinitionStore(Protocol):
     def publish(
         self,
@@ -195,14 +211,13 @@ class InstanceStore(Protocol):
         """The instances among `instance_ids` that exist, read together (one query on
         PostgreSQL; no tenant check: for workers acting on ids they read themselves)."""
 
-    def by_bookmark_token(
-        self, token: str
-    ) -> tuple[BookmarkRow, Callable[[], WorkflowInstance | None]] | None:
+    def by_bookmark_token(self, token: str) -> tuple[BookmarkRow, InstanceRead] | None:
         """The bookmark whose token this is and its instance, read together (one statement
         on PostgreSQL: a callback's two reads in one round trip); None when no bookmark has
         the token. No tenant filter: the token is the capability; the row names its tenant.
-        The instance is rebuilt from the events read when the callable is called, so a
-        caller that refuses the request first (a wrong signature) does not pay for it."""
+        The instance is rebuilt from the events read only when the read is called, so a
+        caller that refuses the request first (a wrong signature), or holds the instance at
+        the read's version, does not pay for it."""
 
     def save(
         self,

@@ -36,6 +36,7 @@ from application.errors import (
 from application.instance_cache import InstanceCache
 from application.ports import (
     Clock,
+    InstanceRead,
     InstanceStore,
     PendingCommit,
 )
@@ -147,14 +148,23 @@ class CommandAttempt:
             raise InstanceNotFoundError(instance_id)
         return instance
 
-    def adopt(self, instance: WorkflowInstance) -> None:
-        """Take `instance`, read by the caller just before this attempt (a callback reads it
-        with its bookmark, in one statement), as the copy `load` returns. It is trusted as
-        one from the cache is: a decision that writes nothing for it is taken again on a
-        fresh read, one that writes is version-checked (application/instance_cache.py)."""
-        if instance.id not in self.instances:
-            self.instances[instance.id] = instance
-            self.cached.add(instance.id)
+    def adopt(self, read: InstanceRead) -> None:
+        """Take the instance the caller read just before this attempt (a callback reads it
+        with its bookmark, in one statement) as the copy `load` returns: the cached copy
+        when the cache holds it at the read's version, else the read rebuilt. It is
+        trusted as one from the cache is: a decision that writes nothing for it is taken
+        again on a fresh read, one that writes is version-checked
+        (application/instance_cache.py)."""
+        if read.id in self.instances:
+            return
+        instance = None
+        if self.cache is not None and read.version is not None:
+            instance = self.cache.take(read.id, read.version)
+        if instance is None:
+            instance = read()
+        if instance is not None and instance.id == read.id:
+            self.instances[read.id] = instance
+            self.cached.add(read.id)
 
     def definition_of(self, instance: WorkflowInstance) -> Definition:
         return self.definitions.get(

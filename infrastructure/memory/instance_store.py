@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 from uuid import UUID
 
@@ -10,7 +10,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError
 
-from application.ports import ConcurrencyConflictError, HistoryEntry
+from application.ports import ConcurrencyConflictError, HistoryEntry, InstanceRead
 from application.read_models import BookmarkRow, Projection
 from domain.instance import WorkflowInstance
 from infrastructure.history import history_entry
@@ -41,14 +41,15 @@ class MemoryInstanceStore:
         found = {i: self.get(i) for i in dict.fromkeys(instance_ids)}
         return {i: instance for i, instance in found.items() if instance is not None}
 
-    def by_bookmark_token(
-        self, token: str
-    ) -> tuple[BookmarkRow, Callable[[], WorkflowInstance | None]] | None:
+    def by_bookmark_token(self, token: str) -> tuple[BookmarkRow, InstanceRead] | None:
         with self.tables.lock:
             bookmark = next((b for b in self.tables.bookmarks.values() if b.token == token), None)
         if bookmark is None:
             return None
-        return bookmark, lambda: self.get(bookmark.instance_id)
+        # The version unsaid: a caller then always rebuilds (no cached copy is taken for it).
+        return bookmark, InstanceRead(
+            bookmark.instance_id, None, lambda: self.get(bookmark.instance_id)
+        )
 
     def save(self, changes: Sequence[Aggregate | DomainEvent], projection: Projection) -> None:
         pending = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
@@ -21,6 +21,7 @@ from application.ports import (
     ConcurrencyConflictError,
     DuplicateIdempotencyKeyError,
     HistoryEntry,
+    InstanceRead,
 )
 from application.read_models import BookmarkRow, IdempotencyRecord, InstanceRow, Projection
 from infrastructure.history import history_entry
@@ -112,9 +113,7 @@ class PostgresInstanceStore:
             return [_stored(row) for row in curs.fetchall()]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def by_bookmark_token(
-        self, token: str
-    ) -> tuple[BookmarkRow, Callable[[], WorkflowInstance | None]] | None:
+    def by_bookmark_token(self, token: str) -> tuple[BookmarkRow, InstanceRead] | None:
         with one_statement(self.datastore) as curs:
             curs.execute(_SELECT_BY_BOOKMARK, (token,), prepare=True)
             rows = curs.fetchall()
@@ -136,7 +135,7 @@ class PostgresInstanceStore:
                 for row in rows
             )
 
-        return bookmark, instance
+        return bookmark, InstanceRead(bookmark.instance_id, rows[-1]["event_version"], instance)
 
     def get_many(self, instance_ids: Sequence[UUID]) -> dict[UUID, WorkflowInstance]:
         """Every instance among `instance_ids`, from one query (the timer worker's batch)."""

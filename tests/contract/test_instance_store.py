@@ -101,6 +101,8 @@ def test_by_bookmark_token_reads_the_bookmark_and_its_instance(ports: Ports) -> 
     rebuilt = instance()
     assert rebuilt is not None
     assert (rebuilt.id, rebuilt.label, rebuilt.version) == (probe.id, "l1", 2)
+    # The version read, when the store says it, is the rebuilt copy's (the cache's key).
+    assert instance.id == probe.id and instance.version in (None, 2)
     assert ports.instances.by_bookmark_token("no-such-token") is None
 
 

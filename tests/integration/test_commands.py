@@ -21,6 +21,7 @@ from application.commands import (
     StartInstance,
 )
 from application.errors import CommandConflictError
+from application.ports import InstanceRead
 from application.read_models import InstanceFilter
 from bench.definitions import approval_flow
 from domain.errors import BookmarkNotOpenError
@@ -170,7 +171,7 @@ def test_a_stale_loaded_copy_is_not_decided_on(container: Any) -> None:
     instance_id, bookmark_id = UUID(view["id"]), view["bookmarks"][0]["id"]
     found = container.core.store.by_bookmark_token(view["bookmarks"][0]["token"])
     assert found is not None
-    stale = found[1]()
+    stale = found[1]
     container.instances.resume(ResumeBookmark(TENANT, instance_id, bookmark_id, {"n": 1}))
 
     with pytest.raises(BookmarkNotOpenError):
@@ -179,6 +180,69 @@ def test_a_stale_loaded_copy_is_not_decided_on(container: Any) -> None:
         )
     assert event_types(container, view["id"]).count("BookmarkResumed") == 1
     assert container.instances.get(TENANT, instance_id)["output"] == {"paid": {"n": 1}}
+
+
+class CountingReads:
+    """The store, with each `by_bookmark_token` read counting the rebuilds asked of it."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.rebuilds = 0
+
+    def by_bookmark_token(self, token: str) -> Any:
+        found = self.store.by_bookmark_token(token)
+        if found is None:
+            return None
+        bookmark, read = found
+
+        def rebuild() -> Any:
+            self.rebuilds += 1
+            return read()
+
+        return bookmark, InstanceRead(read.id, read.version, rebuild)
+
+
+def test_a_callback_decides_on_the_cached_copy_at_the_version_it_read(
+    container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start committed here left the instance in this process's cache at the version
+    the callback then reads with its bookmark: the callback resumes that copy and does not
+    rebuild the events it read."""
+    reads = CountingReads(container.core.store)
+    monkeypatch.setattr(container.callbacks, "store", reads)
+    cache = container.core.runner.cache
+    view, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 3}))
+    hits = cache.hits
+
+    result, _ = container.callbacks.callback(signed_callback(view["bookmarks"][0]["token"]))
+
+    assert result["status"] == "completed"
+    assert (cache.hits, reads.rebuilds) == (hits + 1, 0)
+    assert event_types(container, view["id"]).count("BookmarkResumed") == 1
+
+
+def test_a_cached_copy_at_another_version_than_read_is_not_decided_on(
+    container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Negative control of the one above: the cache holds an OLDER copy than the store
+    (as when another process committed since); the callback rebuilds what it read and
+    resumes that, once."""
+    reads = CountingReads(container.core.store)
+    monkeypatch.setattr(container.callbacks, "store", reads)
+    cache = container.core.runner.cache
+    view, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 4}))
+    instance_id = UUID(view["id"])
+    current = cache.take(instance_id)
+    assert current is not None
+    cache.put([container.core.store.get(instance_id, TENANT, version=current.version - 1)])
+    hits, misses = cache.hits, cache.misses
+
+    result, _ = container.callbacks.callback(signed_callback(view["bookmarks"][0]["token"]))
+
+    assert result["status"] == "completed"
+    assert (cache.hits, cache.misses, reads.rebuilds) == (hits, misses + 1, 1)
+    assert event_types(container, view["id"]).count("BookmarkResumed") == 1
+    assert container.instances.get(TENANT, instance_id)["output"] == {"paid": {"amount": 3}}
 
 
 def test_task_queue_reflects_each_command_immediately(container: Any) -> None:

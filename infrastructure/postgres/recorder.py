@@ -232,6 +232,11 @@ class WaymarkRecorder(PostgresApplicationRecorder):
         self.insert_events_sql = (
             sql.SQL(insert).format(table=table, tenant=sql.SQL("u.tenant")).as_bytes(None)
         )
+        # The library's NOTIFY of the events' channel (the feed's streams LISTEN on it),
+        # composed once too.
+        self.notify_sql = (
+            sql.SQL("NOTIFY {0}").format(sql.Identifier(self.channel_name)).as_bytes(None)
+        )
         self.insert_untagged_events_sql = (
             sql.SQL(insert)
             .format(
@@ -311,7 +316,7 @@ class WaymarkRecorder(PostgresApplicationRecorder):
             [e.state for e in stored_events],
             tagged,
         )
-        self._notify_channel(curs)
+        curs.execute(self.notify_sql)
         curs.execute(insert, params)
 
     def _insert_events(

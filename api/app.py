@@ -123,7 +123,11 @@ def create_app(
     # Tenant scope, timeout, rate limit, CORS, security headers (api/security.py).
     security.install(app)
     app.add_middleware(RequestMetrics)  # outermost: every answer counts, 429s and 500s too
-    for module in (health, definitions, instances, tasks, callbacks, webhooks, analytics):
+    # The busiest routes first: a request is matched against the routes in this order, at
+    # a cost per route passed (a callback behind four routers' 30-odd routes spent ~90 µs
+    # of CPU matching, ~11 µs first). No route of one router matches a path of another's
+    # (tests/unit/test_route_order.py), so the order changes only the cost.
+    for module in (callbacks, instances, health, definitions, tasks, webhooks, analytics):
         app.include_router(module.router)
     app.include_router(outbox.router)
     app.include_router(templates.router)

@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import PUBLIC, ContainerDep, Operator
-from api.direct_route import DirectRoute
+from api.direct_route import DirectRoute, run_on_thread
 from api.responses import REPLAYED, WITH_BODY, EventResult, ResumeResult, ok
 from api.routes.instances import IdempotencyKeyHeader, replayable
 from api.schemas import EventRequest
@@ -39,7 +38,7 @@ async def deliver_callback(
     """Resume the bookmark whose token this is. The signature over the raw body is the
     credential, so the body is read as bytes, exactly as signed."""
     body = await request.body()
-    result, replayed = await run_in_threadpool(
+    result, replayed = await run_on_thread(
         container.callbacks.callback,
         DeliverCallback(token, body, signature, idempotency_key, path=request.url.path),
     )

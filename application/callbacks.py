@@ -10,6 +10,12 @@ message), after the same work: its signature is checked against a random per-pro
 secret. So a caller without the tenant's secret cannot tell a live token from a made-up one
 — by status, body or timing. (The secret is per tenant, and only the token names the
 tenant, so the signature cannot be checked before the lookup.)
+
+A token of an open bookmark of an instance this process committed is known to its instance
+cache (application/instance_cache.py): the signature is checked at once with the tenant's
+secret, and when it holds the cached copy is resumed with no read. When it does not, the
+read is made anyway before the refusal, so a live token still costs a wrong signature what
+a made-up one does.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ import re
 import secrets
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from application.commands import DeliverCallback, ResumeBookmark
 from application.errors import SignatureError
+from application.instance_cache import InstanceCache
 from application.instances import InstanceService
-from application.ports import Clock, InstanceStore
+from application.ports import Clock, InstanceRead, InstanceStore
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 
@@ -78,11 +86,14 @@ class CallbackService:
         store: InstanceStore,
         secret_for: Callable[[str], str | None],
         clock: Clock,
+        cache: InstanceCache | None = None,
     ):
         self.instances = instances
         self.store = store
         self.secret_for = secret_for
         self.clock = clock
+        # This process's instance cache: a token of a bookmark it holds needs no read.
+        self.cache = cache
         # Never configured anywhere, never revealed: no signature made outside this process
         # can match it, so an unknown token always fails as "the signature does not match".
         self._decoy_secret = secrets.token_hex(32)
@@ -90,6 +101,19 @@ class CallbackService:
     def callback(self, cmd: DeliverCallback) -> tuple[dict[str, Any], bool]:
         """Resume the bookmark the token names; (result, replayed)."""
         token, body, signature = cmd.token, cmd.body, cmd.signature
+        local = self.cache.bookmark(token) if self.cache is not None else None
+        secret = self.secret_for(local.tenant) if local is not None else None
+        if local is not None and secret:
+            # An open bookmark of an instance this process committed: no read. A wrong
+            # signature is refused after the read the path below makes, so that a live
+            # token costs what a made-up one does (the signature is checked once either way).
+            now = self.clock.now().timestamp()
+            try:
+                verify(secret, body, signature, now, cmd.path)
+            except SignatureError:
+                self.store.by_bookmark_token(token)
+                raise
+            return self._resume(local.tenant, local.instance_id, local.bookmark_id, cmd)
         # The bookmark and its instance's events in one round trip; the instance is rebuilt
         # only once the signature holds, and not at all when this process holds it at the
         # version read (application/instance_cache.py).
@@ -103,15 +127,25 @@ class CallbackService:
         )
         if bookmark is None or instance is None or not secret:
             raise SignatureError("the signature does not match")
-        payload = callback_payload(body)
+        return self._resume(bookmark.tenant, bookmark.instance_id, bookmark.id, cmd, instance)
+
+    def _resume(
+        self,
+        tenant: str,
+        instance_id: UUID,
+        bookmark_id: str,
+        cmd: DeliverCallback,
+        loaded: InstanceRead | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        payload = callback_payload(cmd.body)
         return self.instances.resume(
             ResumeBookmark(
-                bookmark.tenant,
-                bookmark.instance_id,
-                bookmark.id,
+                tenant,
+                instance_id,
+                bookmark_id,
                 payload,
                 idempotency_key=cmd.idempotency_key,
                 source="callback",
             ),
-            loaded=instance,
+            loaded=loaded,
         )

@@ -3,7 +3,13 @@
 A command that loads an instance this process committed last takes it from here instead of
 reading (and replaying) its events: no round trip at all. A callback, which reads its
 bookmark and the events together, takes the copy held at the version it read and skips
-only the replay (`CommandAttempt.adopt`). The cached copy may be stale —
+only the replay (`CommandAttempt.adopt`).
+
+The cache also knows the callback tokens of the open bookmarks of the instances it holds
+(`bookmark(token)`), from the bookmark rows of the commits that put them: a callback for
+such a token resumes the cached copy with no read at all (application/callbacks.py). A
+token known here may be stale in the same ways as a copy (the bookmark resumed by another
+process since), and the same version check catches a resume on it. The cached copy may be stale —
 another process may have committed the instance since — and that is safe because of what
 a stale copy can and cannot do:
 
@@ -34,9 +40,19 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import NamedTuple
 from uuid import UUID
 
+from application.read_models import BookmarkRow
 from domain.instance import WorkflowInstance
+
+
+class CachedBookmark(NamedTuple):
+    """An open bookmark with a callback token, of an instance the cache holds."""
+
+    tenant: str
+    instance_id: UUID
+    bookmark_id: str
 
 
 class InstanceCache:
@@ -46,6 +62,9 @@ class InstanceCache:
         self.size = size
         self._items: OrderedDict[UUID, WorkflowInstance] = OrderedDict()
         self._lock = threading.Lock()
+        # Callback token -> its open bookmark, and each instance's tokens (to forget them).
+        self._tokens: dict[str, CachedBookmark] = {}
+        self._tokens_of: dict[UUID, set[str]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -63,30 +82,66 @@ class InstanceCache:
             self.hits += 1
         return cached
 
-    def put(self, instances: Iterable[WorkflowInstance]) -> None:
-        """Keep committed instances (their pending events stored); ended ones are dropped."""
+    def bookmark(self, token: str) -> CachedBookmark | None:
+        """The open bookmark this callback token names, when an instance held here (or
+        taken from here by a command in flight) has it; None when unknown here."""
+        with self._lock:
+            return self._tokens.get(token)
+
+    def put(
+        self, instances: Iterable[WorkflowInstance], bookmarks: Iterable[BookmarkRow] = ()
+    ) -> None:
+        """Keep committed instances (their pending events stored); ended ones are dropped.
+        `bookmarks`: the bookmark rows their commits wrote (the tokens of the open ones are
+        then known, those of the others forgotten)."""
+        rows: dict[UUID, list[BookmarkRow]] = {}
+        for row in bookmarks:
+            rows.setdefault(row.instance_id, []).append(row)
         with self._lock:
             for instance in instances:
-                if instance.pending_events:  # not committed as it is: never cache it
+                if instance.pending_events or instance.is_ended:
+                    # Not committed as it is, or done: never cached.
                     self._items.pop(instance.id, None)
-                    continue
-                if instance.is_ended:
-                    self._items.pop(instance.id, None)
+                    self._forget_tokens(instance.id)
                     continue
                 held = self._items.get(instance.id)
                 if held is not None and held.version > instance.version:
                     continue  # a newer commit of another thread got here first
                 self._items[instance.id] = instance
                 self._items.move_to_end(instance.id)
+                for row in rows.get(instance.id, ()):
+                    self._note_token(row)
             while len(self._items) > self.size:
-                self._items.popitem(last=False)
+                evicted, _ = self._items.popitem(last=False)
+                self._forget_tokens(evicted)
+            if len(self._tokens_of) > 2 * self.size:
+                # Instances taken by commands that failed never come back: their tokens go.
+                for instance_id in [i for i in self._tokens_of if i not in self._items]:
+                    self._forget_tokens(instance_id)
 
     def drop(self, instance_ids: Iterable[UUID]) -> None:
         """Forget instances (a lost race: the cached copy is behind the store)."""
         with self._lock:
             for instance_id in instance_ids:
                 self._items.pop(instance_id, None)
+                self._forget_tokens(instance_id)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._tokens.clear()
+            self._tokens_of.clear()
+
+    def _note_token(self, row: BookmarkRow) -> None:
+        if not row.token:
+            return
+        if row.status == "open":
+            self._tokens[row.token] = CachedBookmark(row.tenant, row.instance_id, row.id)
+            self._tokens_of.setdefault(row.instance_id, set()).add(row.token)
+        else:
+            self._tokens.pop(row.token, None)
+            self._tokens_of.get(row.instance_id, set()).discard(row.token)
+
+    def _forget_tokens(self, instance_id: UUID) -> None:
+        for token in self._tokens_of.pop(instance_id, ()):
+            self._tokens.pop(token, None)

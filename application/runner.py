@@ -282,7 +282,10 @@ class CommandRunner:
         """Put committed aggregates in the instance cache: from here another command may
         take (and change) them, so the committing thread reads them no more."""
         if self.cache is not None:
-            self.cache.put(i for pending in pendings for i in pending.instances)
+            self.cache.put(
+                (i for pending in pendings for i in pending.instances),
+                (b for pending in pendings for b in pending.projection.bookmarks),
+            )
 
     @contextlib.contextmanager
     def holding(self, targets: Iterable[UUID]) -> Iterator[None]:

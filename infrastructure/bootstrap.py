@@ -228,7 +228,9 @@ def _api_on(core: Core, owns_core: bool) -> Container:
         definitions=definitions,
         instances=instances,
         tasks=TaskService(core.runner, queries, schemas),
-        callbacks=CallbackService(instances, core.store, secrets.get, clock),
+        callbacks=CallbackService(
+            instances, core.store, secrets.get, clock, cache=core.runner.cache
+        ),
         webhooks=WebhookService(instances, core.cache, core.admission, secrets.get, clock, queries),
         templates=TemplateService(PackagedTemplateCatalog(), definitions),
         analytics=AnalyticsService(PostgresAnalyticsQueries(datastore), clock),

@@ -20,7 +20,7 @@ from application.commands import (
     ResumeBookmark,
     StartInstance,
 )
-from application.errors import CommandConflictError
+from application.errors import CommandConflictError, SignatureError
 from application.ports import InstanceRead
 from application.read_models import InstanceFilter
 from bench.definitions import approval_flow
@@ -183,13 +183,15 @@ def test_a_stale_loaded_copy_is_not_decided_on(container: Any) -> None:
 
 
 class CountingReads:
-    """The store, with each `by_bookmark_token` read counting the rebuilds asked of it."""
+    """The store, counting `by_bookmark_token` reads and the rebuilds asked of them."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self.reads = 0
         self.rebuilds = 0
 
     def by_bookmark_token(self, token: str) -> Any:
+        self.reads += 1
         found = self.store.by_bookmark_token(token)
         if found is None:
             return None
@@ -207,9 +209,10 @@ def test_a_callback_decides_on_the_cached_copy_at_the_version_it_read(
 ) -> None:
     """The start committed here left the instance in this process's cache at the version
     the callback then reads with its bookmark: the callback resumes that copy and does not
-    rebuild the events it read."""
+    rebuild the events it read. (The token index is off here, so that the callback reads.)"""
     reads = CountingReads(container.core.store)
     monkeypatch.setattr(container.callbacks, "store", reads)
+    monkeypatch.setattr(container.callbacks, "cache", None)
     cache = container.core.runner.cache
     view, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 3}))
     hits = cache.hits
@@ -229,6 +232,7 @@ def test_a_cached_copy_at_another_version_than_read_is_not_decided_on(
     resumes that, once."""
     reads = CountingReads(container.core.store)
     monkeypatch.setattr(container.callbacks, "store", reads)
+    monkeypatch.setattr(container.callbacks, "cache", None)
     cache = container.core.runner.cache
     view, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 4}))
     instance_id = UUID(view["id"])
@@ -243,6 +247,82 @@ def test_a_cached_copy_at_another_version_than_read_is_not_decided_on(
     assert (cache.hits, cache.misses, reads.rebuilds) == (hits, misses + 1, 1)
     assert event_types(container, view["id"]).count("BookmarkResumed") == 1
     assert container.instances.get(TENANT, instance_id)["output"] == {"paid": {"amount": 3}}
+
+
+def test_a_callback_for_a_token_this_process_committed_reads_nothing(
+    container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start's commit told the cache the wait's token: the callback verifies the
+    signature with the tenant's secret and resumes the cached copy, with no read."""
+    reads = CountingReads(container.core.store)
+    monkeypatch.setattr(container.callbacks, "store", reads)
+    view, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 5}))
+    token = view["bookmarks"][0]["token"]
+    assert container.core.runner.cache.bookmark(token) is not None
+
+    result, _ = container.callbacks.callback(signed_callback(token))
+
+    assert result["status"] == "completed"
+    assert reads.reads == 0
+    assert event_types(container, view["id"]).count("BookmarkResumed") == 1
+    # The instance ended: its token is known no more (a second callback reads, and is
+    # refused as before).
+    assert container.core.runner.cache.bookmark(token) is None
+    with pytest.raises(BookmarkNotOpenError):
+        container.callbacks.callback(signed_callback(token))
+    assert reads.reads == 1
+
+
+def test_a_wrong_signature_for_a_known_token_costs_the_read_a_made_up_token_costs(
+    container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller without the secret cannot tell a token known to this process by a faster
+    refusal: the refusal comes after the same read, with the same message, as one for a
+    token that does not exist; nothing is resumed."""
+    reads = CountingReads(container.core.store)
+    monkeypatch.setattr(container.callbacks, "store", reads)
+    view, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 6}))
+    token = view["bookmarks"][0]["token"]
+    forged = DeliverCallback(token, b"{}", f"t={int(time.time())},v1={'0' * 64}", None)
+    made_up = DeliverCallback("no-such-token", b"{}", forged.signature, None)
+
+    messages = []
+    for cmd in (forged, made_up):
+        with pytest.raises(SignatureError) as refused:
+            container.callbacks.callback(cmd)
+        messages.append(str(refused.value))
+
+    assert messages[0] == messages[1] == "the signature does not match"
+    assert reads.reads == 2
+    assert event_types(container, view["id"]).count("BookmarkResumed") == 0
+
+
+def test_a_token_known_here_but_resumed_by_another_process_resumes_once(
+    container: Any, database_url: str
+) -> None:
+    """Another process (its own container and cache) resumed the bookmark since this one
+    committed it: this process's callback decides on its stale copy, the version check
+    refuses the write, and the decision taken again on the store refuses the resume."""
+    from infrastructure.settings import Settings
+    from tests.containers import build_engine
+
+    view, _ = container.instances.start(StartInstance(TENANT, "one-wait", input={"order": 7}))
+    token = view["bookmarks"][0]["token"]
+    other = build_engine(
+        Settings(database_url=database_url, api_keys="k=acme:admin", db_pool_size=2)
+    )
+    try:
+        other.instances.resume(
+            ResumeBookmark(TENANT, UUID(view["id"]), view["bookmarks"][0]["id"], {"n": 1})
+        )
+    finally:
+        other.close()
+    assert container.core.runner.cache.bookmark(token) is not None  # stale, as said
+
+    with pytest.raises(BookmarkNotOpenError):
+        container.callbacks.callback(signed_callback(token))
+    assert event_types(container, view["id"]).count("BookmarkResumed") == 1
+    assert container.instances.get(TENANT, UUID(view["id"]))["output"] == {"paid": {"n": 1}}
 
 
 def test_task_queue_reflects_each_command_immediately(container: Any) -> None:

@@ -5,6 +5,7 @@ stands, through `CommandRunner.run` and through `run_batch` (the task worker's p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,6 +15,7 @@ from application.admission import StartAdmission
 from application.batch import run_batch
 from application.definitions import DefinitionCache, DefinitionService
 from application.instance_cache import InstanceCache
+from application.read_models import BookmarkRow
 from application.runner import CommandRunner
 from application.session import CommandAttempt
 from domain import engine
@@ -248,3 +250,68 @@ class _fake:  # noqa: N801 - the few attributes the cache reads
         self.version = 1
         self.pending_events: list[Any] = []
         self.is_ended = False
+
+
+def _bookmark(instance: Any, token: str, status: str = "open") -> BookmarkRow:
+    return BookmarkRow(
+        id=f"bm-{token}",
+        tenant="acme",
+        instance_id=instance.id,
+        node_id="wait",
+        kind="wait",
+        status=status,
+        token=token,
+        event_type=None,
+        correlation=None,
+        due_at=None,
+        created_at=datetime.now(UTC),
+        resolved_at=None,
+    )
+
+
+def test_the_tokens_of_open_bookmarks_put_with_an_instance_are_known() -> None:
+    cache = InstanceCache()
+    instance = _fake()
+    cache.put([instance], [_bookmark(instance, "t1"), _bookmark(instance, "t0", "consumed")])
+    assert cache.bookmark("t1") == ("acme", instance.id, "bm-t1")
+    assert cache.bookmark("t0") is None
+    # A later commit that consumed it forgets it.
+    later = _at_version(instance, 2)
+    cache.put([later], [_bookmark(instance, "t1", "consumed")])
+    assert cache.bookmark("t1") is None
+
+
+def test_a_token_is_forgotten_with_its_instance() -> None:
+    cache = InstanceCache(size=1)
+    first, second, third = _fake(), _fake(), _fake()
+    cache.put([first], [_bookmark(first, "a")])
+    cache.put([second], [_bookmark(second, "b")])  # evicts the first
+    assert cache.bookmark("a") is None and cache.bookmark("b") is not None
+    cache.drop([second.id])
+    assert cache.bookmark("b") is None
+    cache.put([third], [_bookmark(third, "c")])
+    third.is_ended = True
+    cache.put([third])
+    assert cache.bookmark("c") is None
+
+
+def test_an_older_commit_put_late_does_not_bring_a_token_back() -> None:
+    cache = InstanceCache()
+    instance = _fake()
+    newer = _at_version(instance, 3)
+    cache.put([newer], [_bookmark(instance, "t", "consumed")])
+    cache.put([_at_version(instance, 2)], [_bookmark(instance, "t")])  # refused: older
+    assert cache.bookmark("t") is None
+    # A taken instance's tokens stay known (its command is in flight) ...
+    cache.put([_at_version(instance, 4)], [_bookmark(instance, "u")])
+    assert cache.take(instance.id) is not None
+    assert cache.bookmark("u") is not None
+
+
+def test_the_tokens_of_instances_that_never_come_back_are_bounded() -> None:
+    cache = InstanceCache(size=2)
+    for n in range(10):
+        instance = _fake()
+        cache.put([instance], [_bookmark(instance, f"t{n}")])
+        cache.take(instance.id)  # a command took it, then failed: never put back
+    assert len(cache._tokens) <= 2 * cache.size + 1

@@ -129,13 +129,13 @@ def observe_action(row: ActivityRow) -> Iterator[_Observed]:
         metrics.ACTIVITIES_RUNNING.dec()
         result = observed.result
         if result is not None and result.deferred_until is not None:
-            metrics.ACTIVITIES_EXECUTED.labels(action_type, "deferred").inc()
+            _child(metrics.ACTIVITIES_EXECUTED, action_type, "deferred").inc()
         else:
             ok = result is not None and result.ok
-            metrics.ACTIVITIES_EXECUTED.labels(action_type, "success" if ok else "failure").inc()
-            metrics.ACTIVITY_DURATION.labels(action_type).observe(time.perf_counter() - started)
+            _child(metrics.ACTIVITIES_EXECUTED, action_type, "success" if ok else "failure").inc()
+            _child(metrics.ACTIVITY_DURATION, action_type).observe(time.perf_counter() - started)
             if not ok:
-                metrics.ACTIVITIES_FAILED.labels(action_type).inc()
+                _child(metrics.ACTIVITIES_FAILED, action_type).inc()
 
 
 _MAX_TYPE_LENGTH = 40

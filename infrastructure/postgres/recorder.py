@@ -95,6 +95,7 @@ INSERT_IDEMPOTENCY = (
 
 
 _FIELDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+_JSON = (dict, list)
 
 
 def _params(row: Any) -> tuple[Any, ...]:
@@ -103,7 +104,11 @@ def _params(row: Any) -> tuple[Any, ...]:
     if getter is None:  # one getter per row type: `fields()` per row cost more than the rest
         names = [f.name for f in fields(row)]
         getter = _FIELDS[type(row)] = attrgetter(*names) if len(names) > 1 else _one(names[0])
-    return tuple(Jsonb(v) if isinstance(v, dict | list) else v for v in getter(row))
+    values = getter(row)
+    for value in values:  # most rows have none: then the getter's tuple is the parameters
+        if isinstance(value, _JSON):
+            return tuple([Jsonb(v) if isinstance(v, _JSON) else v for v in values])
+    return values
 
 
 def _one(name: str) -> Callable[[Any], tuple[Any, ...]]:

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.fast_commands import fast_commands
 from domain.renames import rename_nodes
 from domain.state import (
     BATCH_PURPOSE,
@@ -36,6 +37,7 @@ from domain.state import (
 _NOT_COUNTED = frozenset({BATCH_PURPOSE, COMPENSATE_PURPOSE})
 
 
+@fast_commands  # the @event methods without the library's per-call work (fast_commands.py)
 class WorkflowInstance(Aggregate):
     """One run of one definition version."""
 

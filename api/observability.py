@@ -56,8 +56,10 @@ class RequestMetrics:
             metrics.HTTP_IN_FLIGHT.dec()
             route = _route_of(scope)
             method = scope.get("method", "GET")
-            metrics.HTTP_REQUESTS.labels(method, route, str(status["code"])).inc()
-            metrics.HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+            metrics.child(metrics.HTTP_REQUESTS, method, route, str(status["code"])).inc()
+            metrics.child(metrics.HTTP_DURATION, method, route).observe(
+                time.perf_counter() - started
+            )
 
 
 def _route_of(scope: Scope) -> str:

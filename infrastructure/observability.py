@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from application.ports import ActionResult, PendingCommit
@@ -33,13 +32,6 @@ _ENDINGS = {
 }
 
 
-@lru_cache(maxsize=4096)
-def _child(metric: Any, *values: str) -> Any:
-    """`metric.labels(*values)`, looked up once: `labels` validates and locks on every call,
-    and a commit counts several events."""
-    return metric.labels(*values)
-
-
 class CommitMetrics:
     """Counts what each commit stored: starts, steps (by node type) and endings."""
 
@@ -55,24 +47,24 @@ class CommitMetrics:
             definition = instance.definition
             tenant = metrics.tenant_label(instance.tenant, self.tenant_label)
             if isinstance(event, WorkflowInstance.Started):
-                _child(metrics.INSTANCES_STARTED, definition, tenant).inc()
+                metrics.child(metrics.INSTANCES_STARTED, definition, tenant).inc()
             elif isinstance(event, WorkflowInstance.NodeEntered):
-                _child(metrics.STEPS, definition, event.node_type).inc()
+                metrics.child(metrics.STEPS, definition, event.node_type).inc()
             else:
                 ending = _ENDINGS.get(type(event))
                 if ending is None:
                     continue
                 counter, outcome = ending
-                _child(counter, definition, tenant).inc()
+                metrics.child(counter, definition, tenant).inc()
                 at = getattr(event, "at", None)
                 if at is not None and instance.created_on is not None:
                     seconds = max((at - instance.created_on).total_seconds(), 0.0)
-                    _child(metrics.EXECUTION_DURATION, definition, outcome).observe(seconds)
+                    metrics.child(metrics.EXECUTION_DURATION, definition, outcome).observe(seconds)
 
 
 def _finished(outcome: str, seconds: float) -> None:
-    _child(metrics.COMMANDS, outcome).inc()
-    _child(metrics.COMMAND_DURATION, outcome).observe(seconds)
+    metrics.child(metrics.COMMANDS, outcome).inc()
+    metrics.child(metrics.COMMAND_DURATION, outcome).observe(seconds)
 
 
 def _conflict() -> None:
@@ -129,13 +121,17 @@ def observe_action(row: ActivityRow) -> Iterator[_Observed]:
         metrics.ACTIVITIES_RUNNING.dec()
         result = observed.result
         if result is not None and result.deferred_until is not None:
-            _child(metrics.ACTIVITIES_EXECUTED, action_type, "deferred").inc()
+            metrics.child(metrics.ACTIVITIES_EXECUTED, action_type, "deferred").inc()
         else:
             ok = result is not None and result.ok
-            _child(metrics.ACTIVITIES_EXECUTED, action_type, "success" if ok else "failure").inc()
-            _child(metrics.ACTIVITY_DURATION, action_type).observe(time.perf_counter() - started)
+            metrics.child(
+                metrics.ACTIVITIES_EXECUTED, action_type, "success" if ok else "failure"
+            ).inc()
+            metrics.child(metrics.ACTIVITY_DURATION, action_type).observe(
+                time.perf_counter() - started
+            )
             if not ok:
-                _child(metrics.ACTIVITIES_FAILED, action_type).inc()
+                metrics.child(metrics.ACTIVITIES_FAILED, action_type).inc()
 
 
 _MAX_TYPE_LENGTH = 40

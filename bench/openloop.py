@@ -8,8 +8,8 @@ does not slow down when the server does. A step is a start phase and then a call
 the same rate: first an ascending search for the highest rate at which both phases keep
 p99 < 50 ms without errors, then the fixed step, 500 req/s. One table row per phase and step.
 Then the fixed step once more against `waymark serve --workers 2` (two API processes on the
-one database, the replica topology; rows `.../2api`): one process is bound by its GIL at
-about 450 callbacks/s on this 2-core machine.
+one database, the replica topology; rows `.../2api`): one process is bound by its GIL near
+500 callbacks/s on this 2-core machine (docs/performance.md).
 
 The server runs without its in-process workers (nothing here needs them) and without the
 rate limits (1,200/minute per key would refuse most of the load); the tenant `bench` gets a

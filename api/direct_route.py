@@ -58,12 +58,13 @@ _executor_lock = threading.Lock()
 
 
 def _threads() -> ThreadPoolExecutor:
-    """The process's endpoint threads, started on first use."""
+    """The process's endpoint threads, started on first use (the lock only then)."""
     global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(THREADS, thread_name_prefix="waymark-endpoint")
-        return _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(THREADS, thread_name_prefix="waymark-endpoint")
+    return _executor
 
 
 async def run_on_thread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

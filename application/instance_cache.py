@@ -9,9 +9,10 @@ The cache also knows the callback tokens of the open bookmarks of the instances 
 (`bookmark(token)`), from the bookmark rows of the commits that put them: a callback for
 such a token resumes the cached copy with no read at all (application/callbacks.py). A
 token known here may be stale in the same ways as a copy (the bookmark resumed by another
-process since), and the same version check catches a resume on it. The cached copy may be stale —
-another process may have committed the instance since — and that is safe because of what
-a stale copy can and cannot do:
+process since), and the same version check catches a resume on it.
+
+The cached copy may be stale — another process may have committed the instance since —
+and that is safe because of what a stale copy can and cannot do:
 
 - A command that WRITES on a stale copy writes its events at a version the store already
   has: the event store's version check (the primary key on (originator_id, version))

@@ -162,7 +162,7 @@ class CommandAttempt:
             instance = self.cache.take(read.id, read.version)
         if instance is None:
             instance = read()
-        if instance is not None and instance.id == read.id:
+        if instance is not None:
             self.instances[read.id] = instance
             self.cached.add(read.id)
 

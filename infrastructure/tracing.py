@@ -188,10 +188,6 @@ def trace_runner(runner: CommandRunner) -> None:
 @contextmanager
 def action_span(row: ActivityRow, action_type: str) -> Iterator[None]:
     """The task worker's run of one action, a child of the command that scheduled it."""
-    if not enabled():  # logs only: no span attributes to build
-        with logging_about(instance_id=str(row.instance_id), tenant=row.tenant):
-            yield
-        return
     attributes: dict[str, Any] = {
         "workflow.instance_id": str(row.instance_id),
         "workflow.node_id": row.node_id,

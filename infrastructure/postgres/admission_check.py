@@ -27,10 +27,11 @@ from psycopg.rows import dict_row
 
 from application.ports import DefinitionChangedError
 from application.read_models import AdmittedStart
+from infrastructure.postgres.arrays import BoolArray, Int4Array, TextArray
 
 _STALE_ADMISSIONS = """
     SELECT c.tenant, c.name, c.version, c.latest
-    FROM unnest(%s::text[], %s::text[], %s::int[], %s::bool[]) AS c(tenant, name, version, latest)
+    FROM unnest(%b::text[], %b::text[], %b::int[], %b::bool[]) AS c(tenant, name, version, latest)
     WHERE NOT EXISTS (
         SELECT 1 FROM definitions d
         WHERE d.tenant = c.tenant AND d.name = c.name AND d.version = c.version AND d.enabled
@@ -71,10 +72,10 @@ def send_admission_check(
     curs.execute(
         _STALE_ADMISSIONS,
         (
-            [a.tenant for a in claims],
-            [a.name for a in claims],
-            [a.version for a in claims],
-            [a.latest for a in claims],
+            TextArray([a.tenant for a in claims]),
+            TextArray([a.name for a in claims]),
+            Int4Array([a.version for a in claims]),
+            BoolArray([a.latest for a in claims]),
         ),
     )
     return AdmissionCheck(curs)

@@ -25,6 +25,7 @@ from application.ports import (
 )
 from application.read_models import BookmarkRow, IdempotencyRecord, InstanceRow, Projection
 from infrastructure.history import history_entry
+from infrastructure.postgres.arrays import Int8Array, UuidArray
 from infrastructure.postgres.datastore import one_statement
 from infrastructure.postgres.event_store import WaymarkApplication, WaymarkFactory
 from infrastructure.postgres.queries import to_row
@@ -46,7 +47,7 @@ _SELECT_HISTORY = (
 )
 _SELECT_MANY = (
     "SELECT originator_id, originator_version, topic, state FROM waymark_events "
-    "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+    "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
 )
 # An instance's events when it is the tenant's: the ownership check and the read in one
 # statement (one round trip; an instance in a callback or a task decision is read so).
@@ -71,7 +72,7 @@ _SELECT_START_KEY = (
 _SELECT_AT_VERSIONS = (
     "SELECT e.originator_id, e.originator_version, e.topic, e.state "
     "FROM waymark_events e "
-    "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(originator_id, originator_version) "
+    "JOIN unnest(%b::uuid[], %b::bigint[]) AS k(originator_id, originator_version) "
     "USING (originator_id, originator_version)"
 )
 
@@ -143,7 +144,7 @@ class PostgresInstanceStore:
         if not ids:
             return {}
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(_SELECT_MANY, (ids,))
+            curs.execute(_SELECT_MANY, (UuidArray(ids),))
             rows = curs.fetchall()
         events: dict[UUID, list[Any]] = {}
         for row in rows:
@@ -264,7 +265,7 @@ class PostgresInstanceStore:
         ids = [e.originator_id for e in ours]
         versions = [e.originator_version for e in ours]
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(_SELECT_AT_VERSIONS, (ids, versions))
+            curs.execute(_SELECT_AT_VERSIONS, (UuidArray(ids), Int8Array(versions)))
             return {
                 (row["originator_id"], row["originator_version"]): (
                     row["topic"],

@@ -24,6 +24,7 @@ from application import audit
 from application.envelopes import EventEnvelope, audit_envelope, envelope
 from application.outbox import DeadLetter, OutboxStatus
 from infrastructure.history import history_entry
+from infrastructure.postgres.arrays import Int8Array
 from infrastructure.postgres.audit import entry_of, insert_entry
 from infrastructure.postgres.recorder import EVENTS_TABLE
 
@@ -88,8 +89,8 @@ class PostgresOutbox:
     def read_positions(self, positions: list[int]) -> list[OutboxRecord]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
-                _SELECT_EVENTS + " WHERE e.notification_id = ANY(%s) ORDER BY e.notification_id",
-                (positions,),
+                _SELECT_EVENTS + " WHERE e.notification_id = ANY(%b) ORDER BY e.notification_id",
+                (Int8Array(positions),),
             )
             return [self._record(row) for row in curs.fetchall()]
 

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 
 from eventsourcing.postgres import PostgresDatastore
 
+from infrastructure.postgres.arrays import Int8Array, TextArray
+
 _HIT = (
     "INSERT INTO rate_limit_counters AS c (key, window_start, expires_at, hits) "
     "SELECT u.key, w.start, w.start + u.period, 1 "
-    "FROM unnest(%s::text[], %s::bigint[]) AS u(key, period), "
+    "FROM unnest(%b::text[], %b::bigint[]) AS u(key, period), "
     "LATERAL (SELECT (floor(extract(epoch FROM statement_timestamp()) / u.period) "
     "* u.period)::bigint AS start) AS w "
     "ON CONFLICT (key) DO UPDATE SET "
@@ -66,7 +68,11 @@ class PostgresRateLimiter:
         self._calls += 1
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
-                _HIT, ([c.key for c in by_key.values()], [c.period for c in by_key.values()])
+                _HIT,
+                (
+                    TextArray([c.key for c in by_key.values()]),
+                    Int8Array([c.period for c in by_key.values()]),
+                ),
             )
             rows = curs.fetchall()
             if self._calls % _FORGET_EVERY == 0:

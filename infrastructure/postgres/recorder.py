@@ -27,6 +27,7 @@ from application.read_models import (
     TaskRow,
 )
 from infrastructure.postgres.admission_check import send_admission_check
+from infrastructure.postgres.arrays import ByteaArray, Int8Array, TextArray, UuidArray
 from infrastructure.postgres.audit import insert_entry
 from infrastructure.postgres.listener import notify_new_work
 
@@ -314,12 +315,12 @@ class WaymarkRecorder(PostgresApplicationRecorder):
         tenants = {row.id: row.tenant for row in projection.instances} if projection else {}
         tagged = [tenants.get(cast(UUID, e.originator_id)) for e in stored_events]
         insert = self.insert_events_sql if None not in tagged else self.insert_untagged_events_sql
-        params = (
-            [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events],
-            [e.state for e in stored_events],
-            tagged,
+        params = (  # typed: dumped without psycopg's per-list type discovery (arrays.py)
+            UuidArray([e.originator_id for e in stored_events]),
+            Int8Array([e.originator_version for e in stored_events]),
+            TextArray([e.topic for e in stored_events]),
+            ByteaArray([e.state for e in stored_events]),
+            TextArray(tagged),
         )
         curs.execute(self.notify_sql)
         curs.execute(insert, params)

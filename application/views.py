@@ -25,6 +25,33 @@ TRUNCATED = f"<truncated: nested deeper than {MAX_RENDER_DEPTH} levels>"
 def jsonable(value: Any, _depth: int = 0) -> Any:
     """`value` as plain JSON data: datetimes and UUIDs as strings, non-finite floats (which
     JSON cannot carry) as null, and nothing deeper than MAX_RENDER_DEPTH."""
+    # Dispatch on the exact type first (every view of every answer passes through here);
+    # subclasses (enums, OrderedDict, ...) take the isinstance chain, with the same result.
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is dict:
+        if _depth >= MAX_RENDER_DEPTH:
+            return TRUNCATED
+        depth = _depth + 1
+        return {
+            k if type(k) is str else str(k): v if type(v) in _AS_IS else jsonable(v, depth)
+            for k, v in value.items()
+        }
+    if kind is list:
+        if _depth >= MAX_RENDER_DEPTH:
+            return TRUNCATED
+        depth = _depth + 1
+        return [v if type(v) in _AS_IS else jsonable(v, depth) for v in value]
+    if kind is datetime:
+        return value.isoformat()
+    return _jsonable_by_isinstance(value, _depth)
+
+
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
+def _jsonable_by_isinstance(value: Any, _depth: int) -> Any:
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):

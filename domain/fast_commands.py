@@ -15,6 +15,13 @@ triggers exactly what the library's decorator triggers, positionally and by keyw
 
 Methods this cannot express (positional-only or variadic parameters, properties,
 `__init__`) keep the library's decorator.
+
+The other half, `fast_apply`, is the event's side: the library's `DecoratedFuncCaller.apply`
+looks the method up by event class, filters the event's whole `__dict__` by the method's
+signature, binds the method and calls it, then calls the (no-op) base `apply` — on every
+event applied, replays included. The generated `apply` passes the method's parameters from
+the event's `__dict__` by name, the same ones the filter would pass (a parameter the event
+lacks, as an event stored before a field was added may, is left to its default, as there).
 """
 
 from __future__ import annotations
@@ -23,7 +30,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from eventsourcing.domain import CommandMethodDecorator, decorated_func_callers
+from eventsourcing.domain import (
+    CanMutateAggregate,
+    CommandMethodDecorator,
+    DecoratedFuncCaller,
+    decorated_func_callers,
+    decorated_funcs,
+)
 
 T = TypeVar("T", bound=type)
 
@@ -37,6 +50,10 @@ def fast_commands(cls: T) -> T:
             fast = fast_command(attribute)
             if fast is not None:
                 setattr(cls, name, fast)
+            event_cls = decorated_func_callers[attribute]
+            applier = fast_apply(event_cls, decorated_funcs[event_cls])
+            if applier is not None:
+                setattr(event_cls, "apply", applier)  # noqa: B010 (a class attribute of its own)
     return cls
 
 
@@ -72,3 +89,36 @@ def fast_command(decorator: CommandMethodDecorator) -> Callable[..., None] | Non
     fast.__qualname__ = func.__qualname__
     fast.__wrapped__ = func  # type: ignore[attr-defined]
     return fast
+
+
+def fast_apply(event_cls: type, func: Callable[..., Any]) -> Callable[..., None] | None:
+    """The `apply` for `event_cls` calling `func` (its `@event` method), or None when the
+    library's must stay: an `apply` of the event's own or of another base in between, or a
+    signature the generated call cannot spell."""
+    owners = [
+        k
+        for k in event_cls.__mro__
+        if "apply" in vars(k) and not getattr(vars(k)["apply"], "generated", False)
+    ]
+    if owners != [DecoratedFuncCaller, CanMutateAggregate]:
+        return None
+    parameters = list(inspect.signature(func).parameters.values())[1:]  # after `self`
+    if any(p.kind not in _PLAIN for p in parameters):
+        return None
+    names = tuple(p.name for p in parameters)
+    passed = ", ".join(f"{n}=d[{n!r}]" for n in names)
+    source = (
+        "def apply(self, aggregate):\n"
+        "    d = self.__dict__\n"
+        "    if _names <= d.keys():\n"
+        f"        _func(aggregate, {passed})\n"
+        "    else:\n"
+        "        _func(aggregate, **{k: d[k] for k in _names if k in d})\n"
+    )
+    namespace: dict[str, Any] = {"_func": func, "_names": frozenset(names)}
+    exec(source, namespace)  # noqa: S102 - generated from the method's own signature
+    applier: Callable[..., None] = namespace["apply"]
+    applier.__qualname__ = f"{event_cls.__qualname__}.apply"
+    applier.__module__ = event_cls.__module__
+    applier.generated = True  # type: ignore[attr-defined]
+    return applier

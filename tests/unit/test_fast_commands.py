@@ -128,3 +128,57 @@ def test_defaults_and_keyword_only_parameters_are_kept() -> None:
         fast.count(*args, **kwargs)  # type: ignore[attr-defined]
         assert fast.last == plain.last
         assert [type(e).__name__ for e in fast.collect_events()][-1] == "Counted"
+
+
+def _event_classes() -> dict[str, type]:
+    return {name: decorated_func_callers[d] for name, d in DECORATORS.items()}
+
+
+def test_the_stored_topics_name_the_classes_whose_apply_was_replaced() -> None:
+    """A replayed event is made from its topic's class: that class has the fast apply."""
+    from eventsourcing.utils import get_topic, resolve_topic
+
+    replaced = 0
+    for cls in _event_classes().values():
+        assert resolve_topic(get_topic(cls)) is cls
+        replaced += getattr(vars(cls).get("apply"), "generated", False)
+    assert replaced == len(DECORATORS)
+
+
+@pytest.mark.parametrize("name", sorted(DECORATORS))
+@pytest.mark.parametrize("complete", [True, False], ids=["all-fields", "a-field-missing"])
+def test_a_fast_apply_calls_the_method_with_what_the_library_passes(
+    name: str, complete: bool
+) -> None:
+    from eventsourcing.domain import DecoratedFuncCaller, decorated_funcs
+
+    from domain.fast_commands import fast_apply
+
+    cls = _event_classes()[name]
+    func = decorated_funcs[cls]
+    calls: list[tuple[Any, dict[str, Any]]] = []
+
+    def recorder(aggregate: Any, **kwargs: Any) -> None:
+        calls.append((aggregate, kwargs))
+
+    recorder.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
+    fields = [p for p in inspect.signature(cls).parameters if p != "self"]
+    event = object.__new__(cls)
+    state = {f: f"<{f}>" for f in fields}
+    if not complete:  # as an event stored before a field was added
+        params = [p for p in list(inspect.signature(func).parameters)[1:] if p in state]
+        if not params:
+            pytest.skip("the method takes no field of the event")
+        del state[params[-1]]
+    event.__dict__.update(state)
+    aggregate = object()
+    applier = fast_apply(cls, recorder)
+    assert applier is not None
+    applier(event, aggregate)
+    fast = calls.pop()
+    decorated_funcs[cls] = recorder
+    try:
+        DecoratedFuncCaller.apply(event, aggregate)  # the library's, on the same event
+    finally:
+        decorated_funcs[cls] = func
+    assert fast == calls.pop()

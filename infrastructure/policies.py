@@ -78,10 +78,10 @@ def committer_of(settings: Settings, store: InstanceStore) -> Committer:
 
 
 def instance_cache_of(settings: Settings) -> InstanceCache | None:
-    """The command path's cache of committed instances (WAYMARK_INSTANCE_CACHE_SIZE; 0:
-    none): a command on an instance this process committed last reads nothing from the
-    store; the event store's version check rejects a decision on a stale copy
-    (application/instance_cache.py)."""
+    """The command path's cache of committed instances (WAYMARK_INSTANCE_CACHE_SIZE, 0:
+    none; WAYMARK_INSTANCE_CACHE_EVENTS bounds their events): a command on an instance this
+    process committed last reads nothing from the store; the event store's version check
+    rejects a decision on a stale copy (application/instance_cache.py)."""
     if settings.instance_cache_size <= 0:
         return None
-    return InstanceCache(settings.instance_cache_size)
+    return InstanceCache(settings.instance_cache_size, settings.instance_cache_events)

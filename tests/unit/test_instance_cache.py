@@ -237,6 +237,30 @@ def test_the_cache_is_bounded() -> None:
     assert len(cache) == 2 and cache.take(kept[0].id) is None
 
 
+def test_the_cache_is_bounded_by_its_instances_events_too() -> None:
+    """Large instances (many events) are held fewer: the least recently used go first until
+    the events held fit; the count stays exact through replace, take, drop and eviction."""
+    cache = InstanceCache(size=100, max_events=10)
+    small, large, other = _fake(), _fake(), _fake()
+    large.version = 8
+    cache.put([small, large])
+    assert cache.events == 9 and len(cache) == 2
+    other.version = 3
+    cache.put([other])  # 12 > 10: the least recently used (small) goes, then 11: large too
+    assert cache.take(small.id) is None and cache.take(large.id) is None
+    assert cache.events == 3 and len(cache) == 1
+    cache.put([_at_version(other, 5)])  # the same instance, newer: replaced, not added
+    assert cache.events == 5
+    assert cache.take(other.id) is not None and cache.events == 0
+    too_large = _fake()
+    too_large.version = 11
+    cache.put([too_large])  # alone over the bound: not kept
+    assert len(cache) == 0 and cache.events == 0
+    cache.put([small])
+    cache.drop([small.id])
+    assert cache.events == 0
+
+
 def _at_version(instance: WorkflowInstance, version: int) -> Any:
     fake = _fake()
     fake.id = instance.id

@@ -251,11 +251,12 @@ def bench_raw_commit(bench: Bench, sizes: Sizes) -> list[Result]:
         """For comparison only: skips the insert-order lock (NOT safe for notification-log
         readers: commit order may then differ from notification order). The table's
         trigger takes it (migration 0024); a session in `replica` replication role fires
-        no ordinary trigger (the bench connects as a superuser)."""
+        no ordinary trigger (the bench connects as a superuser), so it sends no NOTIFY
+        either (the trigger's since migration 0025)."""
 
-        def _notify_and_insert(self, curs: Any, *args: Any) -> None:
+        def _send_insert(self, curs: Any, *args: Any) -> None:
             curs.execute("SET LOCAL session_replication_role = replica")
-            super()._notify_and_insert(curs, *args)
+            super()._send_insert(curs, *args)
 
     note = "Application.save(), 1 event, no projection"
     results = []

@@ -193,11 +193,12 @@ class WriteLimits:
 class WaymarkRecorder(PostgresApplicationRecorder):
     """Records stored events and, in the same transaction, the command's projection.
 
-    `insert_events` replaces the library's: same transaction, same NOTIFY, and a psycopg
-    pipeline used differently. Notification ids are issued in commit order (a reader
-    tailing them never passes a gap that fills later) by the insert-order lock every INSERT
-    into the table takes: a transaction-scoped advisory lock, taken by the table's statement
-    trigger (migration 0024), not the library's `LOCK TABLE ... IN EXCLUSIVE MODE`, which
+    `insert_events` replaces the library's: same transaction, and a psycopg pipeline used
+    differently; the library's NOTIFY of the events' channel is queued by the table's statement
+    trigger instead (migration 0025: one statement less per commit). Notification ids are issued in
+    commit order (a reader tailing them never passes a gap that fills later) by the insert-order
+    lock every INSERT into the table takes: a transaction-scoped advisory lock, taken by the table's
+    statement trigger (migration 0024), not the library's `LOCK TABLE ... IN EXCLUSIVE MODE`, which
     also stopped every writer while a VACUUM or ANALYZE of the table ran.
     psycopg 3.3.9's `Pipeline.sync()` can leave the tail of a large message (about 1 MB and
     up) in libpq's output buffer and then wait to read a reply the server cannot send,
@@ -238,11 +239,6 @@ class WaymarkRecorder(PostgresApplicationRecorder):
         self.insert_events_sql = (
             sql.SQL(insert).format(table=table, tenant=sql.SQL("u.tenant")).as_bytes(None)
         )
-        # The library's NOTIFY of the events' channel (the feed's streams LISTEN on it),
-        # composed once too.
-        self.notify_sql = (
-            sql.SQL("NOTIFY {0}").format(sql.Identifier(self.channel_name)).as_bytes(None)
-        )
         self.insert_untagged_events_sql = (
             sql.SQL(insert)
             .format(
@@ -266,15 +262,15 @@ class WaymarkRecorder(PostgresApplicationRecorder):
     def _insert_events_in_transaction(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        # One pipeline for the whole transaction. BEGIN and the projection's statements go
-        # out first; then (starts only) the admission check is fetched, before the lock;
-        # then NOTIFY, the insert (whose trigger takes the insert-order lock) and COMMIT go
-        # out TOGETHER and the pipeline is left by exiting its block (one Sync, a flushing
-        # fetch: never `Pipeline.sync()`, which can hang on a large message, see the class
-        # docstring). So the lock is never held across a round trip to this process, whose
-        # threads may wait milliseconds for the GIL there: every event writer of the
-        # database queues behind that lock (docs/scaling.md). The insert's parameters are
-        # dumped before it is sent; tests/integration/test_events_lock_hold.py.
+        # One pipeline for the whole transaction. BEGIN and the projection's statements go out
+        # first; then (starts only) the admission check is fetched, before the lock; then the insert
+        # (whose trigger takes the insert-order lock and queues the NOTIFY) and COMMIT go out
+        # TOGETHER and the pipeline is left by exiting its block (one Sync, a flushing fetch: never
+        # `Pipeline.sync()`, which can hang on a large message, see the class docstring). So the
+        # lock is never held across a round trip to this process, whose threads may wait
+        # milliseconds for the GIL there: every event writer of the database queues behind that lock
+        # (docs/scaling.md). The insert's parameters are dumped before it is sent;
+        # tests/integration/test_events_lock_hold.py.
         # BEGIN and COMMIT are plain statements, not `conn.transaction()`: in a pipeline
         # that block syncs on leaving (one more round trip, the lock still held) before it
         # sends COMMIT.
@@ -289,7 +285,7 @@ class WaymarkRecorder(PostgresApplicationRecorder):
                         # now, so that a stale claim rolls back before the lock is taken.
                         admitted = projection.admitted if projection else ()
                         send_admission_check(conn, admitted).verify()
-                        self._notify_and_insert(curs, stored_events, projection)
+                        self._send_insert(curs, stored_events, projection)
                     conn.execute(_COMMIT)
             except BaseException:
                 # A failed statement aborted the transaction and the pipeline skipped the
@@ -303,15 +299,15 @@ class WaymarkRecorder(PostgresApplicationRecorder):
                 return None
             return [row["notification_id"] for row in curs.fetchall()]
 
-    def _notify_and_insert(
+    def _send_insert(
         self,
         curs: Cursor[DictRow],
         stored_events: Sequence[StoredEvent],
         projection: Projection | None,
     ) -> None:
-        """Queue NOTIFY and the insert (RETURNING the notification ids) on `curs`. The
-        insert's parameters are built first: the insert's trigger takes the insert-order
-        lock, held from then to the commit."""
+        """Queue the insert (RETURNING the notification ids) on `curs`. Its parameters are
+        built first: the insert's trigger takes the insert-order lock, held from then to the
+        commit (and queues the channel's NOTIFY, migration 0025)."""
         tenants = {row.id: row.tenant for row in projection.instances} if projection else {}
         tagged = [tenants.get(cast(UUID, e.originator_id)) for e in stored_events]
         insert = self.insert_events_sql if None not in tagged else self.insert_untagged_events_sql
@@ -322,7 +318,6 @@ class WaymarkRecorder(PostgresApplicationRecorder):
             ByteaArray([e.state for e in stored_events]),
             TextArray(tagged),
         )
-        curs.execute(self.notify_sql)
         curs.execute(insert, params)
 
     def _insert_events(

@@ -123,13 +123,13 @@ def test_no_round_trip_to_the_client_holds_the_events_lock(
 def test_negative_control_reading_the_ids_before_commit_holds_the_lock_over_a_round_trip(
     container: Any, lock_samples: list[Sample], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = WaymarkRecorder._notify_and_insert
+    real = WaymarkRecorder._send_insert
 
     def fetching_before_commit(self: WaymarkRecorder, curs: Any, *args: Any) -> None:
         real(self, curs, *args)
         curs.fetchall()  # the former flow: the insert's ids read inside the transaction
 
-    monkeypatch.setattr(WaymarkRecorder, "_notify_and_insert", fetching_before_commit)
+    monkeypatch.setattr(WaymarkRecorder, "_send_insert", fetching_before_commit)
     start_and_resume(container)
 
     assert any(s.holds_events_lock for s in lock_samples)
@@ -167,13 +167,13 @@ def test_a_vacuum_of_the_events_table_does_not_stop_the_writers(
 def test_negative_control_the_former_table_lock_waits_for_the_vacuum(
     container: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = WaymarkRecorder._notify_and_insert
+    real = WaymarkRecorder._send_insert
 
     def table_locked(self: WaymarkRecorder, curs: Any, *args: Any) -> None:
         curs.execute("LOCK TABLE waymark_events IN EXCLUSIVE MODE")  # the recorder until 0024
         real(self, curs, *args)
 
-    monkeypatch.setattr(WaymarkRecorder, "_notify_and_insert", table_locked)
+    monkeypatch.setattr(WaymarkRecorder, "_send_insert", table_locked)
     assert not _commands_finish_while_vacuumed(container, database_url)
 
 

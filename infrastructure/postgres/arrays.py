@@ -20,7 +20,6 @@ the statement's cast is the check.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -53,9 +52,6 @@ class _Array(list[Any]):
     """A list whose element type is known (the subclass says which)."""
 
     __slots__ = ()
-
-    def __init__(self, items: Iterable[Any] = ()) -> None:
-        super().__init__(items)
 
 
 class UuidArray(_Array):

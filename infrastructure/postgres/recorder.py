@@ -194,12 +194,13 @@ class WaymarkRecorder(PostgresApplicationRecorder):
     """Records stored events and, in the same transaction, the command's projection.
 
     `insert_events` replaces the library's: same transaction, and a psycopg pipeline used
-    differently; the library's NOTIFY of the events' channel is queued by the table's statement
-    trigger instead (migration 0025: one statement less per commit). Notification ids are issued in
-    commit order (a reader tailing them never passes a gap that fills later) by the insert-order
-    lock every INSERT into the table takes: a transaction-scoped advisory lock, taken by the table's
-    statement trigger (migration 0024), not the library's `LOCK TABLE ... IN EXCLUSIVE MODE`, which
-    also stopped every writer while a VACUUM or ANALYZE of the table ran.
+    differently; the library's NOTIFY of the events' channel is queued by the table's
+    statement trigger instead (migration 0025: one statement less per commit). Notification
+    ids are issued in commit order (a reader tailing them never passes a gap that fills
+    later) by the insert-order lock every INSERT into the table takes: a transaction-scoped
+    advisory lock, taken by the table's statement trigger (migration 0024), not the
+    library's `LOCK TABLE ... IN EXCLUSIVE MODE`, which also stopped every writer while a
+    VACUUM or ANALYZE of the table ran.
     psycopg 3.3.9's `Pipeline.sync()` can leave the tail of a large message (about 1 MB and
     up) in libpq's output buffer and then wait to read a reply the server cannot send,
     because the server is still waiting for the rest of the message: the transaction hangs
@@ -262,14 +263,15 @@ class WaymarkRecorder(PostgresApplicationRecorder):
     def _insert_events_in_transaction(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        # One pipeline for the whole transaction. BEGIN and the projection's statements go out
-        # first; then (starts only) the admission check is fetched, before the lock; then the insert
-        # (whose trigger takes the insert-order lock and queues the NOTIFY) and COMMIT go out
-        # TOGETHER and the pipeline is left by exiting its block (one Sync, a flushing fetch: never
-        # `Pipeline.sync()`, which can hang on a large message, see the class docstring). So the
-        # lock is never held across a round trip to this process, whose threads may wait
-        # milliseconds for the GIL there: every event writer of the database queues behind that lock
-        # (docs/scaling.md). The insert's parameters are dumped before it is sent;
+        # One pipeline for the whole transaction. BEGIN and the projection's statements go
+        # out first; then (starts only) the admission check is fetched, before the lock;
+        # then the insert (whose trigger takes the insert-order lock and queues the NOTIFY)
+        # and COMMIT go out TOGETHER and the pipeline is left by exiting its block (one
+        # Sync, a flushing fetch: never `Pipeline.sync()`, which can hang on a large
+        # message, see the class docstring). So the lock is never held across a round trip
+        # to this process, whose threads may wait milliseconds for the GIL there: every
+        # event writer of the database queues behind that lock (docs/scaling.md). The
+        # insert's parameters are dumped before it is sent;
         # tests/integration/test_events_lock_hold.py.
         # BEGIN and COMMIT are plain statements, not `conn.transaction()`: in a pipeline
         # that block syncs on leaving (one more round trip, the lock still held) before it
